@@ -1,0 +1,1 @@
+//! The agent (filled by later issues).

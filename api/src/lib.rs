@@ -1,0 +1,23 @@
+//! orch's shared language: the object types every other crate speaks.
+//!
+//! Modules:
+//! - [`stack`]: a stack (services, networks, volumes, secrets, configs).
+//! - [`service`]: a service in the compose model's canonical long form.
+//! - [`deploy`]: placement, resources, restart and update policies.
+//! - [`units`]: durations, byte sizes and file modes as stack files write them.
+//! - [`value`]: a free-form value for `x-*` extensions.
+
+pub mod deploy;
+pub mod service;
+pub mod stack;
+pub mod units;
+pub mod value;
+
+pub use service::ServiceSpec;
+pub use stack::StackSpec;
+pub use value::Value;
+
+/// `true` when a value equals its type's default (used to omit defaults when serializing).
+pub fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}

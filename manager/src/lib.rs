@@ -1,0 +1,1 @@
+//! The manager (filled by later issues).

@@ -1,0 +1,168 @@
+//! End-to-end tests of the `orch` binary. Today: `orch config` on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn orch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROFILES")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .output()
+        .expect("run orch")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(tag: &str, files: &[(&str, &str)]) -> Tmp {
+        let d = std::env::temp_dir().join(format!("orch-e2e-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for (n, t) in files {
+            std::fs::write(d.join(n), t).unwrap();
+        }
+        Tmp(d)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+#[test]
+fn config_prints_the_example_in_canonical_form() {
+    let out = orch(&repo(), &["config", "-f", "examples/hello/compose.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "name: hello",
+        "  web:\n",
+        "target: 8080",
+        "published: \"8080\"",
+        "condition: service_healthy",
+        "memory: 67108864",
+        "- CMD-SHELL",
+        "name: hello_dbdata",
+        "mode: 256",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    // the output is itself a valid stack file that prints the same
+    let tmp = Tmp::new("again", &[("compose.yaml", &text)]);
+    let again = orch(&tmp.0, &["config"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
+}
+
+#[test]
+fn config_services_and_json() {
+    let out = orch(
+        &repo(),
+        &["config", "-f", "examples/hello/compose.yaml", "--services"],
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "api\ndb\nweb\n");
+    let out = orch(
+        &repo(),
+        &[
+            "config",
+            "-f",
+            "examples/hello/compose.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.trim_start().starts_with('{') && text.contains("\"replicas\": 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_reports_every_error_and_exits_1() {
+    let tmp = Tmp::new(
+        "bad",
+        &[(
+            "compose.yaml",
+            "services:\n  web:\n    imgae: nginx\n    ports: [\"80:eighty\"]\n",
+        )],
+    );
+    let out = orch(&tmp.0, &["config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(
+            "compose.yaml:3:5: error: services.web.imgae: unknown key \"imgae\" in a service"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean \"image\"?"), "{err}");
+    assert!(
+        err.contains("compose.yaml:4:13: error: services.web.ports[0]: invalid port"),
+        "{err}"
+    );
+    assert!(err.contains("errors found"), "{err}");
+}
+
+#[test]
+fn config_env_file_profiles_and_quiet() {
+    let tmp = Tmp::new(
+        "flags",
+        &[
+            (
+                "compose.yaml",
+                "services:\n  a: {image: \"x:${TAG:?TAG is needed}\"}\n  b: {image: y, profiles: [extra]}\n",
+            ),
+            ("vars.env", "TAG=7\n"),
+        ],
+    );
+    let out = orch(&tmp.0, &["config", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TAG is needed"));
+    let out = orch(
+        &tmp.0,
+        &[
+            "config",
+            "--env-file",
+            "vars.env",
+            "--profile",
+            "extra",
+            "--services",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a\nb\n");
+    let out = orch(&tmp.0, &["config", "--env-file", "vars.env", "-q"]);
+    assert!(out.status.success() && out.stdout.is_empty());
+}
+
+#[test]
+fn help_for_every_command() {
+    for args in [&["--help"][..], &["config", "--help"]] {
+        let out = orch(&repo(), args);
+        assert!(out.status.success());
+        assert!(String::from_utf8(out.stdout).unwrap().contains("Usage:"));
+    }
+}
