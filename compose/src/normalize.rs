@@ -195,6 +195,33 @@ impl Normalizer<'_> {
         }
     }
 
+    /// A list of names becomes a map from each name to `value`.
+    fn names_to_map(
+        &mut self,
+        v: &mut Node,
+        p: &str,
+        what: &str,
+        value: impl Fn(&crate::diag::Pos) -> Node,
+    ) {
+        let Kind::Seq(items) = &v.kind else { return };
+        let mut entries = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(name) => entries.push(Entry {
+                    key: name.to_owned(),
+                    key_pos: item.pos.clone(),
+                    value: value(&item.pos),
+                }),
+                None => self.diags.push(Diagnostic::error(
+                    &item.pos,
+                    &format!("{p}[{i}]"),
+                    format!("expected {what}, found {}", item.type_name()),
+                )),
+            }
+        }
+        v.kind = Kind::Map(entries);
+    }
+
     /// A string command becomes its shell words.
     fn command(&mut self, node: &mut Node, path: &str) {
         if let Kind::Scalar { text, .. } = &node.kind {
@@ -393,32 +420,16 @@ impl Normalizer<'_> {
     }
 
     fn depends_on(&mut self, v: &mut Node, p: &str) {
-        if let Kind::Seq(items) = &v.kind {
-            let mut entries = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(name) => entries.push(Entry {
-                        key: name.to_owned(),
-                        key_pos: item.pos.clone(),
-                        value: map(
-                            &item.pos,
-                            vec![
-                                (
-                                    "condition",
-                                    Node::string("service_started", item.pos.clone()),
-                                ),
-                                ("required", Node::string("true", item.pos.clone())),
-                            ],
-                        ),
-                    }),
-                    None => self.diags.push(Diagnostic::error(
-                        &item.pos,
-                        &format!("{p}[{i}]"),
-                        format!("expected a service name, found {}", item.type_name()),
-                    )),
-                }
-            }
-            v.kind = Kind::Map(entries);
+        if matches!(v.kind, Kind::Seq(_)) {
+            self.names_to_map(v, p, "a service name", |pos| {
+                map(
+                    pos,
+                    vec![
+                        ("condition", Node::string("service_started", pos.clone())),
+                        ("required", Node::string("true", pos.clone())),
+                    ],
+                )
+            });
             return;
         }
         self.values(v, p, |n, d, p| {
@@ -616,23 +627,10 @@ impl Normalizer<'_> {
     }
 
     fn service_networks(&mut self, v: &mut Node, p: &str) {
-        if let Kind::Seq(items) = &v.kind {
-            let mut entries = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(name) => entries.push(Entry {
-                        key: name.to_owned(),
-                        key_pos: item.pos.clone(),
-                        value: Node::new(Kind::Null, item.pos.clone()),
-                    }),
-                    None => self.diags.push(Diagnostic::error(
-                        &item.pos,
-                        &format!("{p}[{i}]"),
-                        format!("expected a network name, found {}", item.type_name()),
-                    )),
-                }
-            }
-            v.kind = Kind::Map(entries);
+        if matches!(v.kind, Kind::Seq(_)) {
+            self.names_to_map(v, p, "a network name", |pos| {
+                Node::new(Kind::Null, pos.clone())
+            });
             return;
         }
         if let Kind::Map(entries) = &mut v.kind {

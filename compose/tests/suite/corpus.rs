@@ -113,7 +113,7 @@ fn awesome_compose_and_stacks_all_load() {
                 }
                 let mut set = vec![f.clone()];
                 let over = dir.join(name.replace(".yml", ".override.yml"));
-                if over.is_file() {
+                if name.ends_with(".yml") && over.is_file() {
                     set.push(over);
                 }
                 count += 1;
