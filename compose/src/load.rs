@@ -23,10 +23,13 @@ pub struct Loader {
     /// `extends` targets in other files, loaded once.
     cache: HashMap<PathBuf, Option<Node>>,
     home: Option<String>,
+    cwd: PathBuf,
 }
 
-fn display(path: &Path) -> Arc<str> {
-    Arc::from(path.display().to_string())
+/// How a file is named in diagnostics: relative to `cwd` when below it.
+fn display(path: &Path, cwd: &Path) -> Arc<str> {
+    let shown = path.strip_prefix(cwd).unwrap_or(path);
+    Arc::from(shown.display().to_string())
 }
 
 /// Make `p` absolute against `dir`.
@@ -35,19 +38,21 @@ pub fn absolute(dir: &Path, p: &Path) -> PathBuf {
 }
 
 impl Loader {
-    /// A loader; `home` expands `~` in host paths.
-    pub fn new(home: Option<String>) -> Loader {
+    /// A loader; `home` expands `~` in host paths; files below `cwd` are named
+    /// relative to it in diagnostics.
+    pub fn new(home: Option<String>, cwd: &Path) -> Loader {
         Loader {
             diags: Vec::new(),
             cache: HashMap::new(),
             home,
+            cwd: cwd.to_owned(),
         }
     }
 
     /// Read, parse, interpolate and normalize one file, without resolving includes or
     /// extends. Multiple YAML documents in the file are merged in order.
     fn read(&mut self, path: &Path, base_dir: &Path, env: &Env) -> Option<Node> {
-        let file = display(path);
+        let file = display(path, &self.cwd);
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {

@@ -156,7 +156,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
             env.read_dotenv(&absolute(cwd, f), &mut diags);
         }
     }
-    let mut loader = Loader::new(env.get("HOME"));
+    let mut loader = Loader::new(env.get("HOME"), cwd);
     let mut root: Option<Node> = None;
     for f in &files {
         if let Some(doc) = loader.file(f, &project_dir, &env, &mut Vec::new()) {
