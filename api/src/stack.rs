@@ -21,6 +21,9 @@ pub struct StackSpec {
     pub secrets: BTreeMap<String, FileObjectSpec>,
     #[serde(skip_serializing_if = "is_default")]
     pub configs: BTreeMap<String, FileObjectSpec>,
+    /// AI models for services (`models:`), kept as written.
+    #[serde(skip_serializing_if = "is_default")]
+    pub models: BTreeMap<String, Value>,
     /// Top-level `x-*` keys, kept as written.
     #[serde(flatten)]
     pub extensions: BTreeMap<String, Value>,

@@ -196,6 +196,12 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     if let Some(entries) = root.as_map() {
         for e in entries {
             let section = e.key.as_str();
+            if section == "models" {
+                if let Some(v) = from_node(&e.value, section, &sink) {
+                    spec.models = v;
+                }
+                continue;
+            }
             if section.starts_with("x-") {
                 if let Some(v) = from_node(&e.value, section, &sink) {
                     spec.extensions.insert(e.key.clone(), v);
