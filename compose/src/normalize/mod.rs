@@ -200,6 +200,28 @@ impl Normalizer<'_> {
         }
     }
 
+    /// A scalar that is not already an integer is converted with `convert` (a size or a
+    /// duration into its integer form).
+    pub(super) fn number_from(
+        &mut self,
+        v: &mut Node,
+        p: &str,
+        expected: &str,
+        convert: impl Fn(&str) -> Option<String>,
+    ) {
+        let Some(t) = v.as_str() else { return };
+        if t.trim().parse::<i64>().is_ok() {
+            return;
+        }
+        match convert(t) {
+            Some(n) => {
+                let pos = v.pos.clone();
+                *v = Node::string(n, pos);
+            }
+            None => self.error(v, p, format!("expected {expected}, found {t:?}")),
+        }
+    }
+
     /// A list of names becomes a map from each name to `value`.
     pub(super) fn names_to_map(
         &mut self,
@@ -376,6 +398,15 @@ impl Normalizer<'_> {
                 "ports" => self.ports(v, &p),
                 "post_start" | "pre_stop" => self.items(v, &p, |n, i, p| n.hook(i, p)),
                 "ulimits" => self.values(v, &p, |n, u, p| n.ulimit(u, p)),
+                "memswap_limit" => self.number_from(v, &p, "a size such as 1g, or -1", |t| {
+                    api::units::parse_bytes(t).map(|b| b.0.to_string()).ok()
+                }),
+                "cpu_period" | "cpu_quota" | "cpu_rt_period" | "cpu_rt_runtime" => self
+                    .number_from(v, &p, "microseconds or a duration such as 400ms", |t| {
+                        api::units::parse_duration(t)
+                            .map(|d| (d.0 / 1_000).to_string())
+                            .ok()
+                    }),
                 "volumes" => self.items(v, &p, |n, i, p| n.mount(i, p)),
                 _ => {}
             }

@@ -112,3 +112,60 @@ proptest! {
         }
     }
 }
+
+/// YAML-ish noise: keys of the spec, indicators, variables and numbers.
+fn noise() -> impl Strategy<Value = String> {
+    let atoms = pick(&[
+        "services:",
+        "\n",
+        "  ",
+        "    ",
+        "web:",
+        "image: x",
+        "ports:",
+        "- ",
+        "\"80:80\"",
+        "${A:-",
+        "}",
+        "$$",
+        "&a ",
+        "*a",
+        "<<: ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ", ",
+        "volumes:",
+        "./d:/d",
+        "extends: web",
+        "depends_on: [web]",
+        "!reset ",
+        "!override ",
+        "networks:",
+        "deploy:",
+        "replicas: ",
+        "-1",
+        "1.5gb",
+        "10s",
+        "include: [x.yaml]",
+        "\t",
+        "'",
+        "\"",
+        "#",
+        "~",
+        "null",
+    ]);
+    proptest::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Whatever the input, loading returns a stack or diagnostics; it never panics.
+    #[test]
+    fn garbage_never_panics(text in noise()) {
+        let d = Dir::new(&[("compose.yaml", &text)]);
+        let _ = d.load(&["compose.yaml"]);
+    }
+}

@@ -136,7 +136,7 @@ fn depends_on_networks_and_deploy() {
 fn misc_service_keys() {
     let d = Dir::new(&[(
         "compose.yaml",
-        "services:\n  w:\n    image: x\n    build:\n      context: ./app\n      dockerfile: Dockerfile.dev\n      args: [V=1]\n      target: dev\n      labels: {a: b}\n    user: \"1000:1000\"\n    working_dir: /srv\n    hostname: web\n    extra_hosts: [\"db:10.0.0.2\", \"db=10.0.0.3\"]\n    dns: 1.1.1.1\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    ulimits:\n      nproc: 65535\n      nofile: {soft: 20000, hard: 40000}\n    tmpfs: /run\n    read_only: true\n    init: true\n    stop_grace_period: 1m\n    stop_signal: SIGTERM\n    sysctls: [net.core.somaxconn=1024]\n    security_opt: [no-new-privileges:true]\n    privileged: false\n    logging: {driver: json-file, options: {max-size: 10m}}\n    profiles: [dev]\n    scale: 2\n    secrets: [s]\n    configs: [{source: c, target: /etc/c, mode: 0440}]\n    x-note: kept\nsecrets:\n  s: {file: ./s.txt}\nconfigs:\n  c: {content: hello}\nx-top: {a: 1}\nmodels:\n  llm: {model: ai/smollm2}\n",
+        "services:\n  w:\n    image: x\n    build:\n      context: ./app\n      dockerfile: Dockerfile.dev\n      args: [V=1]\n      target: dev\n      labels: {a: b}\n    user: \"1000:1000\"\n    working_dir: /srv\n    hostname: web\n    extra_hosts: [\"db:10.0.0.2\", \"db=10.0.0.3\"]\n    dns: 1.1.1.1\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    ulimits:\n      nproc: 65535\n      nofile: {soft: 20000, hard: 40000}\n    tmpfs: /run\n    read_only: true\n    init: true\n    stop_grace_period: 1m\n    stop_signal: SIGTERM\n    memswap_limit: 1g\n    cpu_rt_runtime: 400ms\n    cpu_quota: 50000\n    sysctls: [net.core.somaxconn=1024]\n    security_opt: [no-new-privileges:true]\n    privileged: false\n    logging: {driver: json-file, options: {max-size: 10m}}\n    profiles: [dev]\n    scale: 2\n    secrets: [s]\n    configs: [{source: c, target: /etc/c, mode: 0440}]\n    x-note: kept\nsecrets:\n  s: {file: ./s.txt}\nconfigs:\n  c: {content: hello}\nx-top: {a: 1}\nmodels:\n  llm: {model: ai/smollm2}\n",
     )]);
     let mut o = d.options(&["compose.yaml"]);
     o.profiles = vec!["dev".into()];
@@ -153,6 +153,11 @@ fn misc_service_keys() {
     );
     assert_eq!(w.tmpfs, ["/run"]);
     assert_eq!(w.stop_grace_period.unwrap().to_string(), "1m0s");
+    assert_eq!(w.memswap_limit, Some(1 << 30));
+    assert_eq!(
+        (w.cpu_rt_runtime, w.cpu_quota),
+        (Some(400_000), Some(50_000))
+    );
     assert_eq!(w.sysctls["net.core.somaxconn"], "1024");
     assert_eq!(w.configs[0].mode.unwrap().0, 0o440);
     assert_eq!(w.secrets[0].source, "s");
