@@ -1,0 +1,314 @@
+//! The blob store: blobs by digest under `<root>/blobs/sha256/<hex>`.
+//!
+//! A blob is written to `<root>/ingest/` first, hashed while it is written, fsync'd,
+//! and renamed into place only when its digest and size are the expected ones, so a
+//! reader never sees a partial or wrong blob. One writer per digest at a time: a second
+//! ingest of the same digest waits and then finds the blob already there.
+
+use super::digest::Digest;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What went wrong in the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("create content store directory {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("write blob {digest}: {source}")]
+    Write { digest: Digest, source: io::Error },
+    #[error("blob {expected} rejected: its content hashes to {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {digest} rejected: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("blob {digest} is not in the store")]
+    NotFound { digest: Digest },
+    #[error("read blob {digest}: {source}")]
+    Read { digest: Digest, source: io::Error },
+    #[error("remove blob {digest}: {source}")]
+    Remove { digest: Digest, source: io::Error },
+}
+
+/// Blobs by digest.
+pub struct ContentStore {
+    root: PathBuf,
+    writers: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    seq: AtomicU64,
+}
+
+impl ContentStore {
+    /// Open (creating) the store under `root`; leftovers of interrupted ingests are removed.
+    pub fn open(root: &Path) -> Result<ContentStore, StoreError> {
+        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+            fs::create_dir_all(&dir).map_err(|source| StoreError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        if let Ok(entries) = fs::read_dir(root.join("ingest")) {
+            for e in entries.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(ContentStore {
+            root: root.to_owned(),
+            writers: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Where the blob `digest` lives (whether or not it is there).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Whether the blob is in the store.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Store the bytes of `reader` as `digest`, verifying digest and (when known) size.
+    /// Returns the number of bytes written, 0 when the blob was already there.
+    pub fn ingest(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        reader: &mut dyn Read,
+    ) -> Result<u64, StoreError> {
+        let lock = {
+            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            writers.entry(digest.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.contains(digest) {
+            return Ok(0);
+        }
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp =
+            self.root
+                .join("ingest")
+                .join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
+        let result = self.write_verified(digest, size, reader, &tmp);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        self.writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+        result
+    }
+
+    fn write_verified(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        reader: &mut dyn Read,
+        tmp: &Path,
+    ) -> Result<u64, StoreError> {
+        let werr = |source| StoreError::Write {
+            digest: digest.clone(),
+            source,
+        };
+        let mut file = File::create(tmp).map_err(werr)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(werr(e)),
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(werr)?;
+            total += n as u64;
+            if size.is_some_and(|s| total > s) {
+                return Err(StoreError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: size.unwrap_or(0),
+                    actual: total,
+                });
+            }
+        }
+        if let Some(expected) = size
+            && expected != total
+        {
+            return Err(StoreError::SizeMismatch {
+                digest: digest.clone(),
+                expected,
+                actual: total,
+            });
+        }
+        let actual = Digest::from_hasher(hasher);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        file.sync_all().map_err(werr)?;
+        drop(file);
+        fs::rename(tmp, self.path(digest)).map_err(werr)?;
+        if let Ok(dir) = File::open(self.root.join("blobs/sha256")) {
+            let _ = dir.sync_all();
+        }
+        Ok(total)
+    }
+
+    /// Open a blob for reading after checking that its content still matches its digest.
+    pub fn open_verified(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.path(digest);
+        let rerr = |source| StoreError::Read {
+            digest: digest.clone(),
+            source,
+        };
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    digest: digest.clone(),
+                });
+            }
+            Err(e) => return Err(rerr(e)),
+        };
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(rerr)?;
+        let actual = Digest::from_hasher(hasher);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        File::open(&path).map_err(rerr)
+    }
+
+    /// Every blob in the store.
+    pub fn list(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = fs::read_dir(self.root.join("blobs/sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                format!("sha256:{}", e.file_name().to_string_lossy())
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Remove a blob (absent blobs are fine).
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Remove {
+                digest: digest.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("orch-store-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn ingest_verify_and_reject() {
+        let root = tmp("a");
+        let store = ContentStore::open(&root).unwrap();
+        let data = b"hello layer".to_vec();
+        let d = Digest::of(&data);
+        assert_eq!(
+            store
+                .ingest(&d, Some(data.len() as u64), &mut &data[..])
+                .unwrap(),
+            data.len() as u64
+        );
+        assert_eq!(
+            store.ingest(&d, None, &mut &data[..]).unwrap(),
+            0,
+            "second ingest is a no-op"
+        );
+        let mut back = Vec::new();
+        store
+            .open_verified(&d)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+
+        let wrong = Digest::of(b"something else");
+        let err = store.ingest(&wrong, None, &mut &data[..]).unwrap_err();
+        assert!(err.to_string().contains(&wrong.to_string()), "{err}");
+        assert!(!store.contains(&wrong));
+        let err = store
+            .ingest(&Digest::of(b"abc"), Some(2), &mut &b"abc"[..])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+        assert_eq!(
+            fs::read_dir(root.join("ingest")).unwrap().count(),
+            0,
+            "nothing half-written stays"
+        );
+        assert_eq!(store.list(), vec![d.clone()]);
+
+        // A blob corrupted on disk is refused on use.
+        fs::write(store.path(&d), b"tampered").unwrap();
+        assert!(matches!(
+            store.open_verified(&d),
+            Err(StoreError::DigestMismatch { .. })
+        ));
+        store.remove(&d).unwrap();
+        assert!(matches!(
+            store.open_verified(&d),
+            Err(StoreError::NotFound { .. })
+        ));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn concurrent_ingests_write_once() {
+        let root = tmp("b");
+        let store = Arc::new(ContentStore::open(&root).unwrap());
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        let d = Digest::of(&data);
+        let written: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (store, data, d) = (store.clone(), &data, d.clone());
+                    s.spawn(move || {
+                        store
+                            .ingest(&d, Some(data.len() as u64), &mut &data[..])
+                            .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(
+            written,
+            data.len() as u64,
+            "exactly one writer wrote the blob"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+}
