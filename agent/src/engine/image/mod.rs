@@ -3,12 +3,16 @@
 //! - [`digest`]: `sha256:<hex>` digests.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
 //! - [`reference`]: image references and Docker Hub's naming rules.
+//! - [`registry`]: the distribution API client (pull, push, token and basic auth).
 //! - [`store`]: the blob store (atomic ingest, verification, one writer per digest).
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
 //!   overlayfs whiteouts, nothing written outside the directory.
 pub mod digest;
 pub mod manifest;
 pub mod reference;
+pub mod registry;
+#[cfg(test)]
+mod registry_tests;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -88,18 +88,7 @@ impl ContentStore {
             writers.entry(digest.clone()).or_default().clone()
         };
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if self.contains(digest) {
-            return Ok(0);
-        }
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let tmp =
-            self.root
-                .join("ingest")
-                .join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
-        let result = self.write_verified(digest, size, reader, &tmp);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        let result = self.copy_in(digest, size, reader);
         self.writers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -107,62 +96,57 @@ impl ContentStore {
         result
     }
 
-    fn write_verified(
+    fn copy_in(
         &self,
         digest: &Digest,
         size: Option<u64>,
         reader: &mut dyn Read,
-        tmp: &Path,
     ) -> Result<u64, StoreError> {
-        let werr = |source| StoreError::Write {
-            digest: digest.clone(),
-            source,
+        let Some(mut ingest) = self.begin(digest, size)? else {
+            return Ok(0);
         };
-        let mut file = File::create(tmp).map_err(werr)?;
-        let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
         loop {
-            let n = match reader.read(&mut buf) {
+            match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(werr(e)),
-            };
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(werr)?;
-            total += n as u64;
-            if size.is_some_and(|s| total > s) {
-                return Err(StoreError::SizeMismatch {
-                    digest: digest.clone(),
-                    expected: size.unwrap_or(0),
-                    actual: total,
-                });
+                Ok(n) => ingest.write(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(StoreError::Write {
+                        digest: digest.clone(),
+                        source,
+                    });
+                }
             }
         }
-        if let Some(expected) = size
-            && expected != total
-        {
-            return Err(StoreError::SizeMismatch {
-                digest: digest.clone(),
-                expected,
-                actual: total,
-            });
+        ingest.commit()
+    }
+
+    /// Start writing blob `digest` piece by piece (for streamed downloads); `None` when
+    /// the blob is already in the store. Commit with [`Ingest::commit`]; dropping an
+    /// uncommitted ingest removes its temp file.
+    pub fn begin(&self, digest: &Digest, size: Option<u64>) -> Result<Option<Ingest>, StoreError> {
+        if self.contains(digest) {
+            return Ok(None);
         }
-        let actual = Digest::from_hasher(hasher);
-        if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        file.sync_all().map_err(werr)?;
-        drop(file);
-        fs::rename(tmp, self.path(digest)).map_err(werr)?;
-        if let Ok(dir) = File::open(self.root.join("blobs/sha256")) {
-            let _ = dir.sync_all();
-        }
-        Ok(total)
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp =
+            self.root
+                .join("ingest")
+                .join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
+        let file = File::create(&tmp).map_err(|source| StoreError::Write {
+            digest: digest.clone(),
+            source,
+        })?;
+        Ok(Some(Ingest {
+            digest: digest.clone(),
+            size,
+            tmp,
+            file: Some(file),
+            hasher: Sha256::new(),
+            written: 0,
+            dest: self.path(digest),
+        }))
     }
 
     /// Open a blob for reading after checking that its content still matches its digest.
@@ -218,6 +202,77 @@ impl ContentStore {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// A blob being written; verified and moved into place by [`Ingest::commit`].
+pub struct Ingest {
+    digest: Digest,
+    size: Option<u64>,
+    tmp: PathBuf,
+    file: Option<File>,
+    hasher: Sha256,
+    written: u64,
+    dest: PathBuf,
+}
+
+impl Ingest {
+    /// Append bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let digest = &self.digest;
+        self.written += bytes.len() as u64;
+        if let Some(expected) = self.size.filter(|s| self.written > *s) {
+            return Err(StoreError::SizeMismatch {
+                digest: digest.clone(),
+                expected,
+                actual: self.written,
+            });
+        }
+        self.hasher.update(bytes);
+        match &mut self.file {
+            Some(f) => f.write_all(bytes).map_err(|source| StoreError::Write {
+                digest: digest.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Verify size and digest, fsync and move the blob into the store.
+    pub fn commit(mut self) -> Result<u64, StoreError> {
+        let digest = self.digest.clone();
+        if let Some(expected) = self.size.filter(|s| *s != self.written) {
+            return Err(StoreError::SizeMismatch {
+                digest,
+                expected,
+                actual: self.written,
+            });
+        }
+        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest,
+                actual,
+            });
+        }
+        let werr = |source| StoreError::Write {
+            digest: digest.clone(),
+            source,
+        };
+        if let Some(f) = self.file.take() {
+            f.sync_all().map_err(werr)?;
+        }
+        fs::rename(&self.tmp, &self.dest).map_err(werr)?;
+        if let Some(dir) = self.dest.parent().and_then(|d| File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+        Ok(self.written)
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 

@@ -1,0 +1,552 @@
+//! A client of the OCI distribution API (Docker Registry HTTP API v2): manifests and
+//! blobs, pull and push, with the `WWW-Authenticate` flows (bearer token, basic).
+//!
+//! `http://` is used only for loopback registries and hosts marked insecure; every
+//! blob is verified against its digest before it enters the store.
+
+use super::digest::Digest;
+use super::manifest::{ACCEPT, Descriptor, Manifest, ManifestError, Platform};
+use super::reference::Reference;
+use super::store::{ContentStore, StoreError};
+use reqwest::header::{
+    ACCEPT as ACCEPT_HEADER, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// What went wrong talking to a registry; names the registry and the object.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("set up the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("{op} {url}: {source}")]
+    Http {
+        op: &'static str,
+        url: String,
+        source: reqwest::Error,
+    },
+    #[error("{op} {url}: the registry answered {status}: {body}")]
+    Status {
+        op: &'static str,
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("{url}: authentication failed: {why}")]
+    Auth { url: String, why: String },
+    #[error("manifest {reference}: {source}")]
+    Manifest {
+        reference: String,
+        source: ManifestError,
+    },
+    #[error("manifest {reference}: its content hashes to {actual}, not {expected}")]
+    ManifestDigest {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Username and password for one registry.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Client settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Registries (host[:port]) reached over plain http besides loopback ones.
+    pub insecure: Vec<String>,
+    /// Credentials by registry host.
+    pub credentials: HashMap<String, Credentials>,
+}
+
+/// What a pull fetched.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    /// Digest of the manifest the reference resolved to (the index's, for a list).
+    pub digest: Digest,
+    /// Digest of the platform's image manifest.
+    pub manifest_digest: Digest,
+    pub manifest: super::manifest::ImageManifest,
+}
+
+/// A registry client; reuse it for connection pooling and cached tokens.
+pub struct RegistryClient {
+    http: reqwest::Client,
+    opts: ClientOptions,
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The parameters of a `WWW-Authenticate` challenge.
+fn challenge(headers: &HeaderMap) -> Option<(String, HashMap<String, String>)> {
+    let v = headers.get(WWW_AUTHENTICATE)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+    let mut params = HashMap::new();
+    let mut s = rest.trim();
+    while let Some((k, after)) = s.split_once('=') {
+        let k = k.trim().trim_start_matches(',').trim().to_owned();
+        let (val, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (q[..end].to_owned(), q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.insert(k, val);
+        s = next.trim_start_matches(',').trim();
+    }
+    Some((scheme.to_ascii_lowercase(), params))
+}
+
+impl RegistryClient {
+    /// A client with `opts`.
+    pub fn new(opts: ClientOptions) -> Result<RegistryClient, RegistryError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(RegistryError::Client)?;
+        Ok(RegistryClient {
+            http,
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn base(&self, r: &Reference) -> String {
+        let host = r.api_host();
+        let plain = is_loopback(host) || self.opts.insecure.iter().any(|h| h == host);
+        format!(
+            "{}://{host}/v2/{}",
+            if plain { "http" } else { "https" },
+            r.repository
+        )
+    }
+
+    /// Send a request built by `make`, answering an auth challenge once.
+    async fn send(
+        &self,
+        r: &Reference,
+        op: &'static str,
+        url: &str,
+        push: bool,
+        make: &dyn Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let scope = format!(
+            "repository:{}:{}",
+            r.repository,
+            if push { "pull,push" } else { "pull" }
+        );
+        let key = (r.api_host().to_owned(), scope.clone());
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let http = |e| RegistryError::Http {
+            op,
+            url: url.to_owned(),
+            source: e,
+        };
+        let mut req = make(&self.http);
+        if let Some(t) = &cached {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(http)?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let Some((scheme, params)) = challenge(resp.headers()) else {
+            return Err(RegistryError::Auth {
+                url: url.to_owned(),
+                why: "401 without a WWW-Authenticate challenge".into(),
+            });
+        };
+        let creds = self
+            .opts
+            .credentials
+            .get(&r.registry)
+            .or_else(|| self.opts.credentials.get(r.api_host()));
+        let retry = match scheme.as_str() {
+            "basic" => {
+                let Some(c) = creds else {
+                    return Err(RegistryError::Auth {
+                        url: url.to_owned(),
+                        why: "the registry wants a username and password (orch login)".into(),
+                    });
+                };
+                make(&self.http).basic_auth(&c.username, Some(&c.password))
+            }
+            "bearer" => {
+                let token = self.token(&params, &scope, creds, url).await?;
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, token.clone());
+                make(&self.http).bearer_auth(token)
+            }
+            other => {
+                return Err(RegistryError::Auth {
+                    url: url.to_owned(),
+                    why: format!("unsupported auth scheme {other:?}"),
+                });
+            }
+        };
+        let resp = retry.send().await.map_err(http)?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Auth {
+                url: url.to_owned(),
+                why: "credentials refused".into(),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Fetch a bearer token from the challenge's realm.
+    async fn token(
+        &self,
+        params: &HashMap<String, String>,
+        scope: &str,
+        creds: Option<&Credentials>,
+        url: &str,
+    ) -> Result<String, RegistryError> {
+        let Some(realm) = params.get("realm") else {
+            return Err(RegistryError::Auth {
+                url: url.to_owned(),
+                why: "bearer challenge without a realm".into(),
+            });
+        };
+        let mut token_url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Auth {
+            url: url.to_owned(),
+            why: format!("bad token realm {realm:?}: {e}"),
+        })?;
+        {
+            let mut q = token_url.query_pairs_mut();
+            q.append_pair("scope", params.get("scope").map_or(scope, String::as_str));
+            if let Some(service) = params.get("service") {
+                q.append_pair("service", service);
+            }
+        }
+        let mut req = self.http.get(token_url);
+        if let Some(c) = creds {
+            req = req.basic_auth(&c.username, Some(&c.password));
+        }
+        let resp = req.send().await.map_err(|e| RegistryError::Http {
+            op: "get token",
+            url: realm.clone(),
+            source: e,
+        })?;
+        if !resp.status().is_success() {
+            return Err(RegistryError::Auth {
+                url: realm.clone(),
+                why: format!("token endpoint answered {}", resp.status()),
+            });
+        }
+        let bytes = resp.bytes().await.map_err(|e| RegistryError::Http {
+            op: "read token",
+            url: realm.clone(),
+            source: e,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Auth {
+                url: realm.clone(),
+                why: format!("token response is not JSON: {e}"),
+            })?;
+        json.get("token")
+            .or_else(|| json.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| RegistryError::Auth {
+                url: realm.clone(),
+                why: "token response without a token".into(),
+            })
+    }
+
+    async fn check(
+        op: &'static str,
+        url: &str,
+        resp: Response,
+        ok: &[StatusCode],
+    ) -> Result<Response, RegistryError> {
+        if ok.contains(&resp.status()) {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body: String = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(RegistryError::Status {
+            op,
+            url: url.to_owned(),
+            status,
+            body,
+        })
+    }
+
+    /// Fetch the manifest `reference` (a tag or a digest) as bytes and content type.
+    pub async fn manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<(Vec<u8>, Option<String>), RegistryError> {
+        let url = format!("{}/manifests/{reference}", self.base(r));
+        let accept = ACCEPT.join(", ");
+        let resp = self
+            .send(r, "get manifest", &url, false, &|c| {
+                c.get(&url).header(ACCEPT_HEADER, &accept)
+            })
+            .await?;
+        let resp = Self::check("get manifest", &url, resp, &[StatusCode::OK]).await?;
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(|e| RegistryError::Http {
+            op: "read manifest",
+            url: url.clone(),
+            source: e,
+        })?;
+        Ok((bytes.to_vec(), ct))
+    }
+
+    /// Download blob `desc` into `store` (verified); nothing when it is already there.
+    pub async fn fetch_blob(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        store: &ContentStore,
+    ) -> Result<u64, RegistryError> {
+        let Some(mut ingest) = store.begin(&desc.digest, Some(desc.size))? else {
+            return Ok(0);
+        };
+        let url = format!("{}/blobs/{}", self.base(r), desc.digest);
+        let resp = self
+            .send(r, "get blob", &url, false, &|c| c.get(&url))
+            .await?;
+        let mut resp = Self::check("get blob", &url, resp, &[StatusCode::OK]).await?;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| RegistryError::Http {
+            op: "read blob",
+            url: url.clone(),
+            source: e,
+        })? {
+            ingest.write(&chunk)?;
+        }
+        Ok(ingest.commit()?)
+    }
+
+    /// Pull `r` for `platform`: the manifest (through an index if there is one), the
+    /// config and every layer, into `store`.
+    pub async fn pull(
+        &self,
+        r: &Reference,
+        store: &ContentStore,
+        platform: &Platform,
+    ) -> Result<Pulled, RegistryError> {
+        let wanted = r
+            .digest
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| r.tag.clone())
+            .unwrap_or_else(|| "latest".into());
+        let (bytes, ct) = self.manifest(r, &wanted).await?;
+        let digest = self.keep_manifest(r, &bytes, r.digest.as_ref(), store)?;
+        let parse = |b: &[u8], ct: Option<&str>| {
+            Manifest::parse(b, ct).map_err(|source| RegistryError::Manifest {
+                reference: r.to_string(),
+                source,
+            })
+        };
+        let (manifest_digest, manifest) = match parse(&bytes, ct.as_deref())? {
+            Manifest::Image(m) => (digest.clone(), m),
+            Manifest::Index(idx) => {
+                let desc = idx
+                    .select(platform)
+                    .map_err(|source| RegistryError::Manifest {
+                        reference: r.to_string(),
+                        source,
+                    })?;
+                let (b, ct) = self.manifest(r, &desc.digest.to_string()).await?;
+                let d = self.keep_manifest(r, &b, Some(&desc.digest), store)?;
+                match parse(&b, ct.as_deref())? {
+                    Manifest::Image(m) => (d, m),
+                    Manifest::Index(_) => {
+                        return Err(RegistryError::Manifest {
+                            reference: r.to_string(),
+                            source: ManifestError::Unsupported {
+                                media_type: "an index inside an index".into(),
+                            },
+                        });
+                    }
+                }
+            }
+        };
+        self.fetch_blob(r, &manifest.config, store).await?;
+        for layer in &manifest.layers {
+            self.fetch_blob(r, layer, store).await?;
+        }
+        Ok(Pulled {
+            digest,
+            manifest_digest,
+            manifest,
+        })
+    }
+
+    /// Verify manifest bytes against the digest asked for, and store them.
+    fn keep_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        expected: Option<&Digest>,
+        store: &ContentStore,
+    ) -> Result<Digest, RegistryError> {
+        let actual = Digest::of(bytes);
+        if let Some(e) = expected.filter(|e| **e != actual) {
+            return Err(RegistryError::ManifestDigest {
+                reference: r.to_string(),
+                expected: e.clone(),
+                actual,
+            });
+        }
+        store.ingest(&actual, Some(bytes.len() as u64), &mut &bytes[..])?;
+        Ok(actual)
+    }
+
+    /// Upload blob `digest` from `store` unless the registry has it (monolithic upload).
+    pub async fn push_blob(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        store: &ContentStore,
+    ) -> Result<bool, RegistryError> {
+        let base = self.base(r);
+        let url = format!("{base}/blobs/{digest}");
+        let head = self
+            .send(r, "check blob", &url, true, &|c| c.head(&url))
+            .await?;
+        if head.status() == StatusCode::OK {
+            return Ok(false);
+        }
+        let start = format!("{base}/blobs/uploads/");
+        let resp = self
+            .send(r, "start upload", &start, true, &|c| c.post(&start))
+            .await?;
+        let resp = Self::check("start upload", &start, resp, &[StatusCode::ACCEPTED]).await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Status {
+                op: "start upload",
+                url: start.clone(),
+                status: resp.status(),
+                body: "no Location header".into(),
+            })?
+            .to_owned();
+        let mut put = reqwest::Url::parse(&location)
+            .or_else(|_| reqwest::Url::parse(&start).and_then(|b| b.join(&location)))
+            .map_err(|e| RegistryError::Auth {
+                url: location.clone(),
+                why: format!("bad upload location: {e}"),
+            })?;
+        put.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let body = std::fs::read(store.path(digest)).map_err(|source| StoreError::Read {
+            digest: digest.clone(),
+            source,
+        })?;
+        let put_url = put.to_string();
+        let resp = self
+            .send(r, "upload blob", &put_url, true, &|c| {
+                c.request(Method::PUT, put.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(body.clone())
+            })
+            .await?;
+        Self::check("upload blob", &put_url, resp, &[StatusCode::CREATED]).await?;
+        Ok(true)
+    }
+
+    /// Push a manifest stored in `store` and everything it refers to, under `r`'s tag.
+    /// Returns the manifest's digest.
+    pub async fn push(
+        &self,
+        r: &Reference,
+        manifest: &Digest,
+        store: &ContentStore,
+    ) -> Result<Digest, RegistryError> {
+        let bytes = std::fs::read(store.path(manifest)).map_err(|source| StoreError::Read {
+            digest: manifest.clone(),
+            source,
+        })?;
+        let parsed = Manifest::parse(&bytes, None).map_err(|source| RegistryError::Manifest {
+            reference: r.to_string(),
+            source,
+        })?;
+        let media_type = match &parsed {
+            Manifest::Image(m) => {
+                self.push_blob(r, &m.config.digest, store).await?;
+                for l in &m.layers {
+                    self.push_blob(r, &l.digest, store).await?;
+                }
+                m.media_type
+                    .clone()
+                    .unwrap_or_else(|| super::manifest::OCI_MANIFEST.into())
+            }
+            Manifest::Index(idx) => {
+                for d in &idx.manifests {
+                    Box::pin(self.push(
+                        &Reference {
+                            tag: None,
+                            digest: Some(d.digest.clone()),
+                            ..r.clone()
+                        },
+                        &d.digest,
+                        store,
+                    ))
+                    .await?;
+                }
+                idx.media_type
+                    .clone()
+                    .unwrap_or_else(|| super::manifest::OCI_INDEX.into())
+            }
+        };
+        let target = r.tag.clone().unwrap_or_else(|| manifest.to_string());
+        let url = format!("{}/manifests/{target}", self.base(r));
+        let resp = self
+            .send(r, "put manifest", &url, true, &|c| {
+                c.put(&url)
+                    .header(CONTENT_TYPE, &media_type)
+                    .body(bytes.clone())
+            })
+            .await?;
+        Self::check("put manifest", &url, resp, &[StatusCode::CREATED]).await?;
+        Ok(manifest.clone())
+    }
+}

@@ -1,0 +1,215 @@
+//! The registry client against a real registry: Debian's `docker-registry`
+//! (distribution v2) on a loopback port with a temp storage directory.
+
+use super::digest::Digest;
+use super::manifest::{DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Platform};
+use super::reference::Reference;
+use super::registry::{ClientOptions, RegistryClient};
+use super::store::ContentStore;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A registry process and its directory; both gone on drop.
+struct Registry {
+    child: Child,
+    dir: PathBuf,
+    addr: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_registry(tag: &str) -> Option<Registry> {
+    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(bin) = bin else {
+        eprintln!(
+            "SKIP registry tests: docker-registry is not installed (scripts/setup installs it)"
+        );
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("orch-registry-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        dir.display()
+    );
+    std::fs::write(dir.join("config.yml"), config).ok()?;
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let reg = Registry {
+        child,
+        dir,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(&reg.addr) {
+            let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+            let mut buf = [0u8; 12];
+            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.0 200") {
+                return Some(reg);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("docker-registry did not answer on {} within 15 s", reg.addr);
+}
+
+struct Store(ContentStore, PathBuf);
+
+impl Store {
+    fn new(tag: &str) -> Store {
+        let p = std::env::temp_dir().join(format!("orch-regstore-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Store(ContentStore::open(&p).unwrap(), p)
+    }
+    fn put(&self, bytes: &[u8]) -> Digest {
+        let d = Digest::of(bytes);
+        self.0
+            .ingest(&d, Some(bytes.len() as u64), &mut &bytes[..])
+            .unwrap();
+        d
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// A one-layer image for `arch`; returns (manifest digest, manifest size, layer digest).
+fn image(store: &Store, arch: &str) -> (Digest, usize, Digest) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let content = format!("hello from {arch}\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_path("hello.txt").unwrap();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append(&h, content.as_bytes()).unwrap();
+    let raw = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let layer = gz.finish().unwrap();
+    let layer_d = store.put(&layer);
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","config":{{"Cmd":["cat","/hello.txt"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        Digest::of(&raw)
+    );
+    let config_d = store.put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER_GZIP}","digest":"{layer_d}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    (store.put(manifest.as_bytes()), manifest.len(), layer_d)
+}
+
+#[tokio::test]
+async fn push_then_pull_on_a_fresh_store() {
+    let Some(reg) = start_registry("roundtrip") else {
+        return;
+    };
+    let a = Store::new("push");
+    let (manifest, _, layer) = image(&a, "amd64");
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
+    let r: Reference = format!("{}/orch-test/img:v1", reg.addr).parse().unwrap();
+    assert_eq!(client.push(&r, &manifest, &a.0).await.unwrap(), manifest);
+    // A second push finds every blob already there.
+    assert!(!client.push_blob(&r, &layer, &a.0).await.unwrap());
+
+    let b = Store::new("pull");
+    let pulled = client
+        .pull(&r, &b.0, &Platform::linux_amd64())
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.digest, manifest,
+        "registry digest differs from the pushed manifest"
+    );
+    assert_eq!(pulled.manifest_digest, manifest);
+    for d in [&manifest, &pulled.manifest.config.digest, &layer] {
+        b.0.open_verified(d).unwrap();
+    }
+    // By digest too.
+    let by_digest: Reference = format!("{}/orch-test/img@{manifest}", reg.addr)
+        .parse()
+        .unwrap();
+    let c = Store::new("pull-digest");
+    assert_eq!(
+        client
+            .pull(&by_digest, &c.0, &Platform::linux_amd64())
+            .await
+            .unwrap()
+            .digest,
+        manifest
+    );
+    // A tag that is not there is an error naming it.
+    let missing: Reference = format!("{}/orch-test/img:nope", reg.addr).parse().unwrap();
+    let e = client
+        .pull(&missing, &c.0, &Platform::linux_amd64())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("manifests/nope") && e.contains("404"), "{e}");
+}
+
+#[tokio::test]
+async fn manifest_list_selects_the_platform() {
+    let Some(reg) = start_registry("list") else {
+        return;
+    };
+    let a = Store::new("list-push");
+    let (amd, amd_size, amd_layer) = image(&a, "amd64");
+    let (arm, arm_size, arm_layer) = image(&a, "arm64");
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd}","size":{amd_size},"platform":{{"architecture":"amd64","os":"linux"}}}},
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm}","size":{arm_size},"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}]}}"#
+    );
+    let list_d = a.put(list.as_bytes());
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
+    let r: Reference = format!("{}/orch-test/multi:1", reg.addr).parse().unwrap();
+    client.push(&r, &list_d, &a.0).await.unwrap();
+
+    let b = Store::new("list-pull");
+    let arm64 = Platform {
+        architecture: "arm64".into(),
+        ..Platform::linux_amd64()
+    };
+    let pulled = client.pull(&r, &b.0, &arm64).await.unwrap();
+    assert_eq!(pulled.digest, list_d);
+    assert_eq!(pulled.manifest_digest, arm);
+    assert!(b.0.contains(&arm_layer));
+    assert!(
+        !b.0.contains(&amd_layer),
+        "pulled the other platform's layer"
+    );
+    let s390 = Platform {
+        architecture: "s390x".into(),
+        ..Platform::linux_amd64()
+    };
+    let e = client.pull(&r, &b.0, &s390).await.unwrap_err().to_string();
+    assert!(e.contains("no manifest for linux/s390x"), "{e}");
+}
