@@ -1,6 +1,7 @@
 //! Images: content-addressed blobs and layers unpacked into snapshot directories.
 //!
 //! - [`digest`]: `sha256:<hex>` digests.
+//! - [`images`]: images by name (tags), and import of a root file system tarball.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
 //! - [`reference`]: image references and Docker Hub's naming rules.
 //! - [`registry`]: the distribution API client (pull, push, token and basic auth).
@@ -8,6 +9,7 @@
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
 //!   overlayfs whiteouts, nothing written outside the directory.
 pub mod digest;
+pub mod images;
 pub mod manifest;
 pub mod reference;
 pub mod registry;

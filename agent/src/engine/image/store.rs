@@ -149,6 +149,28 @@ impl ContentStore {
         }))
     }
 
+    /// Start writing a blob whose digest is not known yet (content orch creates);
+    /// [`Adder::finish`] names it by its digest.
+    pub fn adder(&self) -> Result<Adder, StoreError> {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join("ingest")
+            .join(format!("new-{}-{n}", std::process::id()));
+        let placeholder = Digest::of(b"");
+        let file = File::create(&tmp).map_err(|source| StoreError::Write {
+            digest: placeholder,
+            source,
+        })?;
+        Ok(Adder {
+            tmp,
+            file: Some(file),
+            hasher: Sha256::new(),
+            written: 0,
+            dir: self.root.join("blobs/sha256"),
+        })
+    }
+
     /// Open a blob for reading after checking that its content still matches its digest.
     pub fn open_verified(&self, digest: &Digest) -> Result<File, StoreError> {
         let path = self.path(digest);
@@ -271,6 +293,52 @@ impl Ingest {
 }
 
 impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// A blob of not yet known digest being written.
+pub struct Adder {
+    tmp: PathBuf,
+    file: Option<File>,
+    hasher: Sha256,
+    written: u64,
+    dir: PathBuf,
+}
+
+impl Write for Adder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.file {
+            Some(f) => f.write(buf)?,
+            None => return Err(io::Error::other("blob already finished")),
+        };
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Adder {
+    /// Fsync and move the blob into the store under its digest; (digest, size).
+    pub fn finish(mut self) -> Result<(Digest, u64), StoreError> {
+        let digest = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        let werr = |source| StoreError::Write {
+            digest: digest.clone(),
+            source,
+        };
+        if let Some(f) = self.file.take() {
+            f.sync_all().map_err(werr)?;
+        }
+        fs::rename(&self.tmp, self.dir.join(digest.hex())).map_err(werr)?;
+        Ok((digest, self.written))
+    }
+}
+
+impl Drop for Adder {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.tmp);
     }
