@@ -244,62 +244,113 @@ impl Drop for Mount {
     }
 }
 
-#[test]
-fn whiteouts_hide_lower_files_in_the_mounted_rootfs() {
-    if !is_root() {
-        eprintln!("SKIP whiteouts in overlayfs: needs root");
-        return;
+mod snapshots {
+    use super::super::digest::Digest;
+    use super::super::snapshot::{SnapshotError, Snapshots, chain_ids, mount};
+    use super::super::store::ContentStore;
+    use super::{E, Mount, Tmp, is_root, layer};
+    use std::fs;
+
+    fn put(store: &ContentStore, bytes: &[u8]) -> Digest {
+        let d = Digest::of(bytes);
+        store.ingest(&d, None, &mut &bytes[..]).unwrap();
+        d
     }
-    let t = Tmp::new("whiteout");
-    let (l1, l2, mnt) = (t.dir("l1"), t.dir("l2"), t.dir("mnt"));
-    unpack(
-        &layer(&[
+
+    /// An image of `layers` (bottom first) whose config claims `diff_ids` (default: the real ones).
+    fn image(store: &ContentStore, layers: &[Vec<u8>], diff_ids: Option<Vec<Digest>>) -> Digest {
+        let descs: Vec<String> = layers
+            .iter()
+            .map(|l| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}"#, put(store, l), l.len()))
+            .collect();
+        let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| Digest::of(l)).collect());
+        let ids: Vec<String> = diff_ids.iter().map(|d| format!("\"{d}\"")).collect();
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            ids.join(",")
+        );
+        let cd = put(store, config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            descs.join(",")
+        );
+        put(store, manifest.as_bytes())
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_rule() {
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn prepare_and_mount_an_image() {
+        let t = Tmp::new("snap-image");
+        let store = ContentStore::open(&t.dir("content")).unwrap();
+        let snaps = Snapshots::open(&t.dir("snapshots")).unwrap();
+        let l1 = layer(&[
             E::File("a/file1", b"1", 0o644),
             E::File("a/keep", b"k", 0o644),
             E::File("d/x", b"x", 0o644),
-        ])[..],
-        &l1,
-    )
-    .unwrap();
-    let stats = unpack(
-        &layer(&[
+        ]);
+        let l2 = layer(&[
             E::File("a/.wh.file1", b"", 0o644),
             E::File("d/.wh..wh..opq", b"", 0o644),
             E::File("d/y", b"y", 0o644),
-        ])[..],
-        &l2,
-    )
-    .unwrap();
-    assert_eq!(stats.whiteouts, 2);
-    let opts =
-        std::ffi::CString::new(format!("lowerdir={}:{}", l2.display(), l1.display())).unwrap();
-    let target = std::ffi::CString::new(mnt.to_str().unwrap()).unwrap();
-    // SAFETY: valid NUL-terminated strings.
-    let rc = unsafe {
-        libc::mount(
-            c"overlay".as_ptr(),
-            target.as_ptr(),
-            c"overlay".as_ptr(),
-            libc::MS_RDONLY,
-            opts.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        eprintln!(
-            "SKIP whiteouts in overlayfs: mount failed: {}",
-            std::io::Error::last_os_error()
+        ]);
+        let m = image(&store, &[l1, l2], None);
+        let lowers = snaps.prepare(&store, &m).unwrap();
+        assert_eq!(lowers.len(), 2);
+        assert!(lowers[1].join("a/file1").is_file(), "bottom layer last");
+        assert_eq!(
+            snaps.prepare(&store, &m).unwrap(),
+            lowers,
+            "layers are unpacked once"
         );
-        return;
+        if !is_root() {
+            eprintln!("SKIP overlay mount of an image: needs root");
+            return;
+        }
+        let (upper, work, root) = (t.dir("upper"), t.dir("work"), t.dir("rootfs"));
+        if let Err(e) = mount(&Snapshots::overlay(&lowers, &upper, &work), &root) {
+            eprintln!("SKIP overlay mount of an image: {e}");
+            return;
+        }
+        let _m = Mount(root.clone());
+        assert!(
+            !root.join("a/file1").exists(),
+            "whited-out file visible in the rootfs"
+        );
+        assert!(root.join("a/keep").is_file());
+        assert!(
+            !root.join("d/x").exists(),
+            "opaque dir shows the lower layer"
+        );
+        fs::write(root.join("new"), b"w").unwrap();
+        assert!(upper.join("new").is_file(), "writes land in the upper dir");
+        assert!(
+            !lowers.iter().any(|l| l.join("new").exists()),
+            "a write reached a shared layer"
+        );
     }
-    let _m = Mount(mnt.clone());
-    assert!(
-        !mnt.join("a/file1").exists(),
-        "whited-out file still visible"
-    );
-    assert!(mnt.join("a/keep").exists());
-    assert!(
-        !mnt.join("d/x").exists(),
-        "opaque dir still shows the lower layer"
-    );
-    assert_eq!(fs::read(mnt.join("d/y")).unwrap(), b"y");
+
+    #[test]
+    fn a_layer_that_does_not_match_its_diff_id_is_refused() {
+        let t = Tmp::new("snap-diffid");
+        let store = ContentStore::open(&t.dir("content")).unwrap();
+        let snaps_dir = t.dir("snapshots");
+        let snaps = Snapshots::open(&snaps_dir).unwrap();
+        let l = layer(&[E::File("f", b"data", 0o644)]);
+        let m = image(&store, &[l], Some(vec![Digest::of(b"something else")]));
+        let e = snaps.prepare(&store, &m).unwrap_err();
+        assert!(matches!(e, SnapshotError::DiffId { .. }), "{e}");
+        assert_eq!(
+            fs::read_dir(&snaps_dir).unwrap().count(),
+            0,
+            "a refused layer left a directory"
+        );
+    }
 }

@@ -54,12 +54,27 @@ pub fn detect(head: &[u8]) -> Compression {
     }
 }
 
-/// Counts of one unpack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counts of one unpack, and the digest of the uncompressed tar (the layer's diff id).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnpackStats {
     pub entries: u64,
     pub bytes: u64,
     pub whiteouts: u64,
+    pub diff_id: Option<super::digest::Digest>,
+}
+
+/// Hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Unpack the layer in `reader` into `dest` (which must exist).
@@ -212,7 +227,23 @@ fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
 }
 
 fn unpack_tar(reader: impl Read, dest: &Path) -> Result<UnpackStats, UnpackError> {
-    let mut archive = tar::Archive::new(reader);
+    let hashing = Hashing {
+        inner: reader,
+        hasher: sha2::Sha256::default(),
+    };
+    let mut archive = tar::Archive::new(hashing);
+    let mut stats = unpack_entries(&mut archive, dest)?;
+    // The diff id covers the whole stream, padding after the end-of-archive blocks too.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(UnpackError::Read)?;
+    stats.diff_id = Some(super::digest::Digest::from_hasher(rest.hasher));
+    Ok(stats)
+}
+
+fn unpack_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    dest: &Path,
+) -> Result<UnpackStats, UnpackError> {
     let mut stats = UnpackStats::default();
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;

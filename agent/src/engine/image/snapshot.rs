@@ -1,0 +1,216 @@
+//! Snapshots: each layer unpacked once into `<root>/<chain id>/`, named by its OCI
+//! chain id so images sharing a base share its directories; a container's root file
+//! system is an overlay of an image's snapshots, returned as a mount spec (data) and
+//! mounted by one function.
+
+use super::digest::Digest;
+use super::manifest::{ImageConfig, ImageManifest};
+use super::store::{ContentStore, StoreError};
+use super::unpack::{UnpackError, unpack};
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What went wrong preparing snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unpack layer {layer}: {source}")]
+    Unpack { layer: Digest, source: UnpackError },
+    #[error(
+        "layer {layer}: its uncompressed content hashes to {actual}, the image config says {expected}"
+    )]
+    DiffId {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("image {manifest}: {why}")]
+    Image { manifest: Digest, why: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// The OCI chain ids of a stack of diff ids (bottom first).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// An overlay mount, as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub fstype: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// Unpacked layers.
+pub struct Snapshots {
+    root: PathBuf,
+    seq: AtomicU64,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + use<> {
+    let path = path.to_owned();
+    move |source| SnapshotError::Io { op, path, source }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    store: &ContentStore,
+    d: &Digest,
+    manifest: &Digest,
+) -> Result<T, SnapshotError> {
+    let mut bytes = Vec::new();
+    store
+        .open_verified(d)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| StoreError::Read {
+            digest: d.clone(),
+            source,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Image {
+        manifest: manifest.clone(),
+        why: format!("{d} is not valid JSON: {e}"),
+    })
+}
+
+impl Snapshots {
+    /// Open (creating) the snapshot directory; leftovers of interrupted unpacks go.
+    pub fn open(root: &Path) -> Result<Snapshots, SnapshotError> {
+        fs::create_dir_all(root).map_err(io_err("create", root))?;
+        for e in fs::read_dir(root).map_err(io_err("list", root))?.flatten() {
+            if e.file_name().to_string_lossy().starts_with("tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(Snapshots {
+            root: root.to_owned(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Unpack every layer of the image `manifest` that is not unpacked yet, checking
+    /// each against its diff id; returns the layer directories, top layer first (the
+    /// order of overlayfs' `lowerdir`).
+    pub fn prepare(
+        &self,
+        store: &ContentStore,
+        manifest: &Digest,
+    ) -> Result<Vec<PathBuf>, SnapshotError> {
+        let m: ImageManifest = read_json(store, manifest, manifest)?;
+        let config: ImageConfig = read_json(store, &m.config.digest, manifest)?;
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != m.layers.len() {
+            return Err(SnapshotError::Image {
+                manifest: manifest.clone(),
+                why: format!(
+                    "{} layers but {} diff ids in the config",
+                    m.layers.len(),
+                    diff_ids.len()
+                ),
+            });
+        }
+        let chains = chain_ids(diff_ids);
+        let mut dirs = Vec::new();
+        for ((layer, expected), chain) in m.layers.iter().zip(diff_ids).zip(&chains) {
+            let dir = self.root.join(chain.hex());
+            if !dir.is_dir() {
+                let n = self.seq.fetch_add(1, Ordering::Relaxed);
+                let tmp = self.root.join(format!("tmp-{}-{n}", std::process::id()));
+                fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+                let result = (|| {
+                    let stats =
+                        unpack(store.open_verified(&layer.digest)?, &tmp).map_err(|source| {
+                            SnapshotError::Unpack {
+                                layer: layer.digest.clone(),
+                                source,
+                            }
+                        })?;
+                    let actual = stats.diff_id.unwrap_or_else(|| Digest::of(b""));
+                    if &actual != expected {
+                        return Err(SnapshotError::DiffId {
+                            layer: layer.digest.clone(),
+                            expected: expected.clone(),
+                            actual,
+                        });
+                    }
+                    fs::rename(&tmp, &dir).map_err(io_err("commit snapshot", &dir))
+                })();
+                if let Err(e) = result {
+                    let _ = fs::remove_dir_all(&tmp);
+                    if !dir.is_dir() {
+                        return Err(e);
+                    }
+                }
+            }
+            dirs.push(dir);
+        }
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    /// The overlay of `lowers` (top first) with a writable `upper` and its `work` dir.
+    pub fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path) -> MountSpec {
+        let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        MountSpec {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", lower.join(":")),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+            ],
+        }
+    }
+}
+
+/// Mount `spec` at `target`.
+pub fn mount(spec: &MountSpec, target: &Path) -> Result<(), SnapshotError> {
+    let cs = |s: &str| {
+        CString::new(s).map_err(|_| SnapshotError::Io {
+            op: "mount",
+            path: target.to_owned(),
+            source: io::Error::other("NUL in mount argument"),
+        })
+    };
+    let (source, fstype, data) = (
+        cs(&spec.source)?,
+        cs(&spec.fstype)?,
+        cs(&spec.options.join(","))?,
+    );
+    let t = cs(&target.display().to_string())?;
+    // SAFETY: all arguments are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            t.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(SnapshotError::Io {
+            op: "mount overlay at",
+            path: target.to_owned(),
+            source: io::Error::last_os_error(),
+        })
+    }
+}
