@@ -28,6 +28,11 @@ impl Drop for Registry {
 }
 
 fn start_registry(tag: &str) -> Option<Registry> {
+    start_registry_with(tag, None)
+}
+
+/// Start a registry; with `htpasswd`, it requires basic auth for those users.
+fn start_registry_with(tag: &str, htpasswd: Option<&str>) -> Option<Registry> {
     let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
@@ -48,6 +53,14 @@ fn start_registry(tag: &str) -> Option<Registry> {
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
         dir.display()
     );
+    let mut config = config;
+    if let Some(users) = htpasswd {
+        std::fs::write(dir.join("htpasswd"), users).ok()?;
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: orch-test\n    path: {}/htpasswd\n",
+            dir.display()
+        ));
+    }
     std::fs::write(dir.join("config.yml"), config).ok()?;
     let child = Command::new(bin)
         .arg("serve")
@@ -66,7 +79,9 @@ fn start_registry(tag: &str) -> Option<Registry> {
         if let Ok(mut s) = TcpStream::connect(&reg.addr) {
             let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
             let mut buf = [0u8; 12];
-            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.0 200") {
+            if s.read_exact(&mut buf).is_ok()
+                && (buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.0 401"))
+            {
                 return Some(reg);
             }
         }
@@ -212,4 +227,51 @@ async fn manifest_list_selects_the_platform() {
     };
     let e = client.pull(&r, &b.0, &s390).await.unwrap_err().to_string();
     assert!(e.contains("no manifest for linux/s390x"), "{e}");
+}
+
+/// bcrypt of "orch-secret" for user "tester" (made once with libxcrypt; only test data).
+const HTPASSWD: &str = "tester:$2b$12$4ez7shHdFB1lCVs/XsMd6uJMztA4aPRQxKjlTU4OX0ZOTOI1aorGO\n";
+
+#[tokio::test]
+async fn basic_auth_registry() {
+    let Some(reg) = start_registry_with("auth", Some(HTPASSWD)) else {
+        return;
+    };
+    let a = Store::new("auth-push");
+    let (manifest, _, _) = image(&a, "amd64");
+    let r: Reference = format!("{}/orch-test/private:1", reg.addr).parse().unwrap();
+    let anonymous = RegistryClient::new(ClientOptions::default()).unwrap();
+    let e = anonymous
+        .push(&r, &manifest, &a.0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wants a username and password"), "{e}");
+
+    let with = |password: &str| {
+        let mut opts = ClientOptions::default();
+        let creds = super::registry::Credentials {
+            username: "tester".into(),
+            password: password.into(),
+        };
+        opts.credentials.insert(reg.addr.clone(), creds);
+        RegistryClient::new(opts).unwrap()
+    };
+    let e = with("wrong")
+        .push(&r, &manifest, &a.0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("credentials refused"), "{e}");
+    let client = with("orch-secret");
+    client.push(&r, &manifest, &a.0).await.unwrap();
+    let b = Store::new("auth-pull");
+    assert_eq!(
+        client
+            .pull(&r, &b.0, &Platform::linux_amd64())
+            .await
+            .unwrap()
+            .digest,
+        manifest
+    );
 }
