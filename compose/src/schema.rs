@@ -299,6 +299,23 @@ impl Obj {
         )
     }
 
+    /// Whether the compose model keeps `x-*` keys of this object (elsewhere they are
+    /// accepted, and dropped with a warning).
+    pub fn keeps_extensions(self) -> bool {
+        matches!(
+            self,
+            Obj::Top
+                | Obj::Service
+                | Obj::Build
+                | Obj::Deploy
+                | Obj::Mount
+                | Obj::Network
+                | Obj::Volume
+                | Obj::Secret
+                | Obj::Config
+        )
+    }
+
     /// How the object is named in messages.
     pub fn noun(self) -> &'static str {
         match self {

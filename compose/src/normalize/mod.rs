@@ -105,14 +105,26 @@ impl Normalizer<'_> {
         };
         let allowed = obj.keys();
         let mut bad = Vec::new();
+        let mut dropped = Vec::new();
         entries.retain(|e| {
-            let ok = allowed.contains(&e.key.as_str())
-                || (obj.allows_extensions() && e.key.starts_with("x-"));
+            let extension = obj.allows_extensions() && e.key.starts_with("x-");
+            if extension && !obj.keeps_extensions() {
+                dropped.push((e.key.clone(), e.key_pos.clone()));
+                return false;
+            }
+            let ok = allowed.contains(&e.key.as_str()) || extension;
             if !ok {
                 bad.push((e.key.clone(), e.key_pos.clone()));
             }
             ok
         });
+        for (key, pos) in dropped {
+            self.diags.push(Diagnostic::warning(
+                &pos,
+                &child(path, &key),
+                format!("extension {key:?} in {} is not kept (orch keeps x-* keys at the top level and in services, build, deploy, mounts, networks, volumes, secrets and configs)", obj.noun()),
+            ));
+        }
         for (key, pos) in bad {
             let mut d = Diagnostic::error(
                 &pos,

@@ -368,3 +368,18 @@ fn anchors_merge_keys_and_reset() {
     assert_eq!(a.restart.as_deref(), Some("always"));
     assert_eq!(a.command, None);
 }
+
+#[test]
+fn extensions_where_the_model_has_no_place_warn() {
+    let d = Dir::new(&[(
+        "compose.yaml",
+        "services:\n  w:\n    image: x\n    healthcheck: {test: [\"NONE\"], x-why: none}\n",
+    )]);
+    let p = d.load(&["compose.yaml"]).unwrap();
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.path == "services.w.healthcheck.x-why")
+        .expect("a warning");
+    assert!(w.message.contains("is not kept"), "{w}");
+}
