@@ -88,6 +88,20 @@ impl Normalizer<'_> {
         clean(&self.base_dir.join(p)).to_string_lossy().into_owned()
     }
 
+    /// Make the host path under `key` of `node` absolute, in place; false when there is
+    /// no such scalar.
+    pub(super) fn resolve_at(&self, node: &mut Node, key: &str) -> bool {
+        let Some(n) = node.get_mut(key) else {
+            return false;
+        };
+        let Some(resolved) = n.as_str().map(|t| self.resolve(t)) else {
+            return false;
+        };
+        let pos = n.pos.clone();
+        *n = Node::string(resolved, pos);
+        true
+    }
+
     /// Check that `node` is a mapping with only `obj`'s keys; drop and report others.
     /// Returns false (after reporting) when it is not a mapping.
     pub(super) fn keys(&mut self, node: &mut Node, obj: Obj, path: &str) -> bool {
@@ -481,13 +495,7 @@ impl Normalizer<'_> {
         self.external(node, p);
         self.each_value(node, "labels", p, |n, l, p| n.dict(l, p, false));
         self.each_value(node, "driver_opts", p, |n, l, p| n.dict(l, p, false));
-        if let Some(f) = node.get("file").and_then(text) {
-            let resolved = self.resolve(&f);
-            if let Some(n) = node.get_mut("file") {
-                let pos = n.pos.clone();
-                *n = Node::string(resolved, pos);
-            }
-        }
+        self.resolve_at(node, "file");
     }
 }
 

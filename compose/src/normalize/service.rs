@@ -21,11 +21,7 @@ impl Normalizer<'_> {
         }
         let ctx = v.get("context").and_then(text).unwrap_or_default();
         if !is_remote_context(&ctx) {
-            let resolved = self.resolve(&ctx);
-            if let Some(c) = v.get_mut("context") {
-                let pos = c.pos.clone();
-                *c = Node::string(resolved, pos);
-            }
+            self.resolve_at(v, "context");
         }
         self.each_value(v, "args", p, |n, a, p| n.dict(a, p, true));
         self.each_value(v, "labels", p, |n, a, p| n.dict(a, p, false));
@@ -164,15 +160,8 @@ impl Normalizer<'_> {
         if !self.keys(item, Obj::EnvFile, p) {
             return;
         }
-        match item.get("path").and_then(text) {
-            Some(path) => {
-                let resolved = self.resolve(&path);
-                if let Some(n) = item.get_mut("path") {
-                    let pos = n.pos.clone();
-                    *n = Node::string(resolved, pos);
-                }
-            }
-            None => self.error(item, p, "an env_file entry needs a `path`"),
+        if !self.resolve_at(item, "path") {
+            self.error(item, p, "an env_file entry needs a `path`");
         }
     }
 
@@ -439,17 +428,8 @@ impl Normalizer<'_> {
         if kind.is_none() {
             self.error(item, p, "a mount needs a `type` (volume, bind, tmpfs, ...)");
         }
-        if kind.as_deref() == Some("bind") {
-            match item.get("source").and_then(text) {
-                Some(src) => {
-                    let resolved = self.resolve(&src);
-                    if let Some(n) = item.get_mut("source") {
-                        let pos = n.pos.clone();
-                        *n = Node::string(resolved, pos);
-                    }
-                }
-                None => self.error(item, p, "a bind mount needs a `source` (the host path)"),
-            }
+        if kind.as_deref() == Some("bind") && !self.resolve_at(item, "source") {
+            self.error(item, p, "a bind mount needs a `source` (the host path)");
         }
         for (key, obj) in [
             ("bind", Obj::BindOpts),
