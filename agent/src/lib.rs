@@ -2,5 +2,8 @@
 //!
 //! Modules:
 //! - [`engine`]: the local container engine (today: the image content store and layer
-//!   unpacking; containers and networks follow).
+//!   unpacking, its API daemon; containers and networks follow).
+//! - `testing` (feature `testing`): real peers for tests (a registry).
 pub mod engine;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -2,7 +2,13 @@
 //! running on it. This file parses the command line and dispatches; each command group
 //! lives in its own module.
 
+mod agent_cmd;
 mod config;
+mod engine;
+mod image;
+mod login;
+mod progress;
+mod render;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -11,6 +17,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "orch", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// The engine to talk to (default unix:///run/orch/engine.sock).
+    #[arg(long, global = true, env = "ORCH_ENGINE", value_name = "unix://PATH")]
+    engine: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,12 +28,29 @@ struct Cli {
 enum Command {
     /// Validate stack files and print the normalized stack (like `docker compose config`).
     Config(config::ConfigArgs),
+    /// Run this node's engine (images today; containers and networks follow).
+    Agent(agent_cmd::AgentArgs),
+    /// Manage images of the local engine.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Log in to a registry (credentials are checked, then kept in ~/.orch/config.json).
+    Login(login::LoginArgs),
+    /// Forget the credentials of a registry.
+    Logout(login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(args) => config::run(args),
+        Command::Agent(args) => agent_cmd::run(args),
+        Command::Image(cmd) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| image::run(&c, cmd))
+        }
+        Command::Login(args) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))
+        }
+        Command::Logout(args) => login::logout(args),
     };
     match result {
         Ok(code) => code,

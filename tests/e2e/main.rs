@@ -1,4 +1,7 @@
-//! End-to-end tests of the `orch` binary. Today: `orch config` on real files.
+//! End-to-end tests of the `orch` binary: `orch config` on real files, and the
+//! engine daemon with its image commands ([`engine`]).
+
+mod engine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -160,7 +163,24 @@ fn config_env_file_profiles_and_quiet() {
 
 #[test]
 fn help_for_every_command() {
-    for args in [&["--help"][..], &["config", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["config", "--help"],
+        &["agent", "--help"],
+        &["image", "--help"],
+        &["image", "pull", "--help"],
+        &["image", "push", "--help"],
+        &["image", "ls", "--help"],
+        &["image", "inspect", "--help"],
+        &["image", "rm", "--help"],
+        &["image", "tag", "--help"],
+        &["image", "prune", "--help"],
+        &["image", "import", "--help"],
+        &["image", "load", "--help"],
+        &["image", "save", "--help"],
+        &["login", "--help"],
+        &["logout", "--help"],
+    ] {
         let out = orch(&repo(), args);
         assert!(out.status.success());
         assert!(String::from_utf8(out.stdout).unwrap().contains("Usage:"));

@@ -1,4 +1,8 @@
 //! The local container engine, usable alone like dockerd.
 //!
+//! - [`api`]: the HTTP API on the engine's unix socket.
+//! - [`daemon`]: the engine as a daemon: data dir lock, socket, serve.
 //! - [`image`]: content-addressed blobs and layer snapshots.
+pub mod api;
+pub mod daemon;
 pub mod image;

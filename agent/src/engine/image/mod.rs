@@ -5,6 +5,7 @@
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
 //! - [`reference`]: image references and Docker Hub's naming rules.
 //! - [`registry`]: the distribution API client (pull, push, token and basic auth).
+//! - [`service`]: the image operations the engine API offers.
 //! - [`snapshot`]: layers unpacked once per chain id; overlay mount specs.
 //! - [`store`]: the blob store (atomic ingest, verification, one writer per digest).
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
@@ -16,6 +17,7 @@ pub mod reference;
 pub mod registry;
 #[cfg(test)]
 mod registry_tests;
+pub mod service;
 pub mod snapshot;
 pub mod store;
 #[cfg(test)]

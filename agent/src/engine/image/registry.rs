@@ -33,6 +33,8 @@ pub enum RegistryError {
         status: StatusCode,
         body: String,
     },
+    #[error("{reference}: not found in the registry (manifest unknown)")]
+    ManifestUnknown { reference: String },
     #[error("{url}: authentication failed: {why}")]
     Auth { url: String, why: String },
     #[error("manifest {reference}: {source}")]
@@ -74,6 +76,37 @@ pub struct Pulled {
     /// Digest of the platform's image manifest.
     pub manifest_digest: Digest,
     pub manifest: super::manifest::ImageManifest,
+}
+
+/// One step of a blob transfer, reported while pulling or pushing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer<'a> {
+    /// The transfer of `digest` (`total` bytes) begins.
+    Start { digest: &'a Digest, total: u64 },
+    /// `current` bytes of `digest` have moved so far.
+    Bytes { digest: &'a Digest, current: u64 },
+    /// Nothing to move: the destination has `digest` already.
+    Exists { digest: &'a Digest },
+    /// The blob was mounted from another repository of the same registry.
+    Mounted { digest: &'a Digest },
+    /// `digest` arrived and was verified.
+    Done { digest: &'a Digest },
+}
+
+/// Where transfer steps go (a progress display, an event stream, or nowhere: `()`).
+pub trait Progress: Sync {
+    /// Report one step.
+    fn transfer(&self, step: Transfer<'_>);
+}
+
+impl Progress for () {
+    fn transfer(&self, _: Transfer<'_>) {}
+}
+
+impl<F: Fn(Transfer<'_>) + Sync> Progress for F {
+    fn transfer(&self, step: Transfer<'_>) {
+        self(step)
+    }
 }
 
 /// A registry client; reuse it for connection pooling and cached tokens.
@@ -151,7 +184,7 @@ impl RegistryClient {
         op: &'static str,
         url: &str,
         push: bool,
-        make: &dyn Fn(&reqwest::Client) -> RequestBuilder,
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
         let scope = format!(
             "repository:{}:{}",
@@ -244,7 +277,10 @@ impl RegistryClient {
         })?;
         {
             let mut q = token_url.query_pairs_mut();
-            q.append_pair("scope", params.get("scope").map_or(scope, String::as_str));
+            let scope = params.get("scope").map_or(scope, String::as_str);
+            if !scope.is_empty() {
+                q.append_pair("scope", scope);
+            }
             if let Some(service) = params.get("service") {
                 q.append_pair("service", service);
             }
@@ -309,6 +345,67 @@ impl RegistryClient {
         })
     }
 
+    /// Check `creds` against `registry` (host[:port], `docker.io` for Docker Hub)
+    /// the way `docker login` does: `GET /v2/`, then answer its challenge (basic, or
+    /// a bearer token fetched with the credentials).
+    pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+        let host = if registry == super::reference::DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let plain = is_loopback(host) || self.opts.insecure.iter().any(|h| h == host);
+        let url = format!("{}://{host}/v2/", if plain { "http" } else { "https" });
+        let http = |e| RegistryError::Http {
+            op: "ping",
+            url: url.clone(),
+            source: e,
+        };
+        let resp = self.http.get(&url).send().await.map_err(http)?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            Self::check("ping", &url, resp, &[StatusCode::OK]).await?;
+            return Ok(());
+        }
+        let Some((scheme, params)) = challenge(resp.headers()) else {
+            return Err(RegistryError::Auth {
+                url,
+                why: "401 without a WWW-Authenticate challenge".into(),
+            });
+        };
+        let resp = match scheme.as_str() {
+            "basic" => self
+                .http
+                .get(&url)
+                .basic_auth(&creds.username, Some(&creds.password))
+                .send()
+                .await
+                .map_err(http)?,
+            "bearer" => {
+                let token = self.token(&params, "", Some(creds), &url).await?;
+                self.http
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(http)?
+            }
+            other => {
+                return Err(RegistryError::Auth {
+                    url,
+                    why: format!("unsupported auth scheme {other:?}"),
+                });
+            }
+        };
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Auth {
+                url,
+                why: "credentials refused".into(),
+            });
+        }
+        Self::check("ping", &url, resp, &[StatusCode::OK]).await?;
+        Ok(())
+    }
+
     /// Fetch the manifest `reference` (a tag or a digest) as bytes and content type.
     pub async fn manifest(
         &self,
@@ -322,6 +419,16 @@ impl RegistryClient {
                 c.get(&url).header(ACCEPT_HEADER, &accept)
             })
             .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            let sep = if reference.starts_with("sha256:") {
+                '@'
+            } else {
+                ':'
+            };
+            return Err(RegistryError::ManifestUnknown {
+                reference: format!("{}/{}{sep}{reference}", r.registry, r.repository),
+            });
+        }
         let resp = Self::check("get manifest", &url, resp, &[StatusCode::OK]).await?;
         let ct = resp
             .headers()
@@ -342,23 +449,35 @@ impl RegistryClient {
         r: &Reference,
         desc: &Descriptor,
         store: &ContentStore,
+        progress: &dyn Progress,
     ) -> Result<u64, RegistryError> {
-        let Some(mut ingest) = store.begin(&desc.digest, Some(desc.size))? else {
+        let digest = &desc.digest;
+        let Some(mut ingest) = store.begin(digest, Some(desc.size))? else {
+            progress.transfer(Transfer::Exists { digest });
             return Ok(0);
         };
+        progress.transfer(Transfer::Start {
+            digest,
+            total: desc.size,
+        });
         let url = format!("{}/blobs/{}", self.base(r), desc.digest);
         let resp = self
             .send(r, "get blob", &url, false, &|c| c.get(&url))
             .await?;
         let mut resp = Self::check("get blob", &url, resp, &[StatusCode::OK]).await?;
+        let mut current = 0u64;
         while let Some(chunk) = resp.chunk().await.map_err(|e| RegistryError::Http {
             op: "read blob",
             url: url.clone(),
             source: e,
         })? {
             ingest.write(&chunk)?;
+            current += chunk.len() as u64;
+            progress.transfer(Transfer::Bytes { digest, current });
         }
-        Ok(ingest.commit()?)
+        let n = ingest.commit()?;
+        progress.transfer(Transfer::Done { digest });
+        Ok(n)
     }
 
     /// Pull `r` for `platform`: the manifest (through an index if there is one), the
@@ -368,6 +487,7 @@ impl RegistryClient {
         r: &Reference,
         store: &ContentStore,
         platform: &Platform,
+        progress: &dyn Progress,
     ) -> Result<Pulled, RegistryError> {
         let wanted = r
             .digest
@@ -407,9 +527,9 @@ impl RegistryClient {
                 }
             }
         };
-        self.fetch_blob(r, &manifest.config, store).await?;
+        self.fetch_blob(r, &manifest.config, store, &()).await?;
         for layer in &manifest.layers {
-            self.fetch_blob(r, layer, store).await?;
+            self.fetch_blob(r, layer, store, progress).await?;
         }
         Ok(Pulled {
             digest,
@@ -444,6 +564,7 @@ impl RegistryClient {
         r: &Reference,
         digest: &Digest,
         store: &ContentStore,
+        progress: &dyn Progress,
     ) -> Result<bool, RegistryError> {
         let base = self.base(r);
         let url = format!("{base}/blobs/{digest}");
@@ -451,6 +572,7 @@ impl RegistryClient {
             .send(r, "check blob", &url, true, &|c| c.head(&url))
             .await?;
         if head.status() == StatusCode::OK {
+            progress.transfer(Transfer::Exists { digest });
             return Ok(false);
         }
         let start = format!("{base}/blobs/uploads/");
@@ -482,6 +604,10 @@ impl RegistryClient {
             source,
         })?;
         let put_url = put.to_string();
+        progress.transfer(Transfer::Start {
+            digest,
+            total: body.len() as u64,
+        });
         let resp = self
             .send(r, "upload blob", &put_url, true, &|c| {
                 c.request(Method::PUT, put.clone())
@@ -490,6 +616,7 @@ impl RegistryClient {
             })
             .await?;
         Self::check("upload blob", &put_url, resp, &[StatusCode::CREATED]).await?;
+        progress.transfer(Transfer::Done { digest });
         Ok(true)
     }
 
@@ -500,6 +627,7 @@ impl RegistryClient {
         r: &Reference,
         manifest: &Digest,
         store: &ContentStore,
+        progress: &dyn Progress,
     ) -> Result<Digest, RegistryError> {
         let bytes = std::fs::read(store.path(manifest)).map_err(|source| StoreError::Read {
             digest: manifest.clone(),
@@ -511,9 +639,9 @@ impl RegistryClient {
         })?;
         let media_type = match &parsed {
             Manifest::Image(m) => {
-                self.push_blob(r, &m.config.digest, store).await?;
+                self.push_blob(r, &m.config.digest, store, &()).await?;
                 for l in &m.layers {
-                    self.push_blob(r, &l.digest, store).await?;
+                    self.push_blob(r, &l.digest, store, progress).await?;
                 }
                 m.media_type
                     .clone()
@@ -529,6 +657,7 @@ impl RegistryClient {
                         },
                         &d.digest,
                         store,
+                        progress,
                     ))
                     .await?;
                 }

@@ -6,89 +6,9 @@ use super::manifest::{DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANI
 use super::reference::Reference;
 use super::registry::{ClientOptions, RegistryClient};
 use super::store::ContentStore;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use crate::testing::registry::{HTPASSWD, start_registry, start_registry_with};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A registry process and its directory; both gone on drop.
-struct Registry {
-    child: Child,
-    dir: PathBuf,
-    addr: String,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_registry(tag: &str) -> Option<Registry> {
-    start_registry_with(tag, None)
-}
-
-/// Start a registry; with `htpasswd`, it requires basic auth for those users.
-fn start_registry_with(tag: &str, htpasswd: Option<&str>) -> Option<Registry> {
-    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(bin) = bin else {
-        eprintln!(
-            "SKIP registry tests: docker-registry is not installed (scripts/setup installs it)"
-        );
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("orch-registry-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.display()
-    );
-    let mut config = config;
-    if let Some(users) = htpasswd {
-        std::fs::write(dir.join("htpasswd"), users).ok()?;
-        config.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: orch-test\n    path: {}/htpasswd\n",
-            dir.display()
-        ));
-    }
-    std::fs::write(dir.join("config.yml"), config).ok()?;
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(dir.join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let reg = Registry {
-        child,
-        dir,
-        addr: format!("127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(&reg.addr) {
-            let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
-            let mut buf = [0u8; 12];
-            if s.read_exact(&mut buf).is_ok()
-                && (buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.0 401"))
-            {
-                return Some(reg);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("docker-registry did not answer on {} within 15 s", reg.addr);
-}
 
 struct Store(ContentStore, PathBuf);
 
@@ -150,13 +70,16 @@ async fn push_then_pull_on_a_fresh_store() {
     let (manifest, _, layer) = image(&a, "amd64");
     let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = format!("{}/orch-test/img:v1", reg.addr).parse().unwrap();
-    assert_eq!(client.push(&r, &manifest, &a.0).await.unwrap(), manifest);
+    assert_eq!(
+        client.push(&r, &manifest, &a.0, &()).await.unwrap(),
+        manifest
+    );
     // A second push finds every blob already there.
-    assert!(!client.push_blob(&r, &layer, &a.0).await.unwrap());
+    assert!(!client.push_blob(&r, &layer, &a.0, &()).await.unwrap());
 
     let b = Store::new("pull");
     let pulled = client
-        .pull(&r, &b.0, &Platform::linux_amd64())
+        .pull(&r, &b.0, &Platform::linux_amd64(), &())
         .await
         .unwrap();
     assert_eq!(
@@ -174,7 +97,7 @@ async fn push_then_pull_on_a_fresh_store() {
     let c = Store::new("pull-digest");
     assert_eq!(
         client
-            .pull(&by_digest, &c.0, &Platform::linux_amd64())
+            .pull(&by_digest, &c.0, &Platform::linux_amd64(), &())
             .await
             .unwrap()
             .digest,
@@ -183,11 +106,14 @@ async fn push_then_pull_on_a_fresh_store() {
     // A tag that is not there is an error naming it.
     let missing: Reference = format!("{}/orch-test/img:nope", reg.addr).parse().unwrap();
     let e = client
-        .pull(&missing, &c.0, &Platform::linux_amd64())
+        .pull(&missing, &c.0, &Platform::linux_amd64(), &())
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("manifests/nope") && e.contains("404"), "{e}");
+    assert!(
+        e.contains("orch-test/img:nope") && e.contains("not found"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -206,14 +132,14 @@ async fn manifest_list_selects_the_platform() {
     let list_d = a.put(list.as_bytes());
     let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = format!("{}/orch-test/multi:1", reg.addr).parse().unwrap();
-    client.push(&r, &list_d, &a.0).await.unwrap();
+    client.push(&r, &list_d, &a.0, &()).await.unwrap();
 
     let b = Store::new("list-pull");
     let arm64 = Platform {
         architecture: "arm64".into(),
         ..Platform::linux_amd64()
     };
-    let pulled = client.pull(&r, &b.0, &arm64).await.unwrap();
+    let pulled = client.pull(&r, &b.0, &arm64, &()).await.unwrap();
     assert_eq!(pulled.digest, list_d);
     assert_eq!(pulled.manifest_digest, arm);
     assert!(b.0.contains(&arm_layer));
@@ -225,12 +151,15 @@ async fn manifest_list_selects_the_platform() {
         architecture: "s390x".into(),
         ..Platform::linux_amd64()
     };
-    let e = client.pull(&r, &b.0, &s390).await.unwrap_err().to_string();
+    let e = client
+        .pull(&r, &b.0, &s390, &())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no manifest for linux/s390x"), "{e}");
 }
 
 /// bcrypt of "orch-secret" for user "tester" (made once with libxcrypt; only test data).
-const HTPASSWD: &str = "tester:$2b$12$4ez7shHdFB1lCVs/XsMd6uJMztA4aPRQxKjlTU4OX0ZOTOI1aorGO\n";
 
 #[tokio::test]
 async fn basic_auth_registry() {
@@ -242,7 +171,7 @@ async fn basic_auth_registry() {
     let r: Reference = format!("{}/orch-test/private:1", reg.addr).parse().unwrap();
     let anonymous = RegistryClient::new(ClientOptions::default()).unwrap();
     let e = anonymous
-        .push(&r, &manifest, &a.0)
+        .push(&r, &manifest, &a.0, &())
         .await
         .unwrap_err()
         .to_string();
@@ -258,17 +187,17 @@ async fn basic_auth_registry() {
         RegistryClient::new(opts).unwrap()
     };
     let e = with("wrong")
-        .push(&r, &manifest, &a.0)
+        .push(&r, &manifest, &a.0, &())
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("credentials refused"), "{e}");
     let client = with("orch-secret");
-    client.push(&r, &manifest, &a.0).await.unwrap();
+    client.push(&r, &manifest, &a.0, &()).await.unwrap();
     let b = Store::new("auth-pull");
     assert_eq!(
         client
-            .pull(&r, &b.0, &Platform::linux_amd64())
+            .pull(&r, &b.0, &Platform::linux_amd64(), &())
             .await
             .unwrap()
             .digest,

@@ -1,0 +1,79 @@
+//! Engine errors as API errors: each failure gets its code (and so its HTTP status)
+//! here, in one place.
+
+use crate::engine::image::images::ImagesError;
+use crate::engine::image::manifest::ManifestError;
+use crate::engine::image::registry::RegistryError;
+use crate::engine::image::service::ImageServiceError;
+use crate::engine::image::store::StoreError;
+use api::error::{ApiError, ErrorCode, ErrorEnvelope};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An [`ApiError`] that axum can answer with.
+#[derive(Debug)]
+pub struct Failure(pub ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorEnvelope { error: self.0 })).into_response()
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure(e)
+    }
+}
+
+impl From<ImageServiceError> for Failure {
+    fn from(e: ImageServiceError) -> Failure {
+        Failure(image_error(&e))
+    }
+}
+
+/// A bad request parameter.
+pub fn invalid(message: impl Into<String>) -> Failure {
+    Failure(ApiError::new(ErrorCode::InvalidArgument, message))
+}
+
+fn registry_code(e: &RegistryError) -> ErrorCode {
+    match e {
+        RegistryError::Auth { .. } => ErrorCode::Unauthorized,
+        RegistryError::ManifestUnknown { .. } => ErrorCode::NotFound,
+        RegistryError::Status { status, .. } if status.as_u16() == 404 => ErrorCode::NotFound,
+        RegistryError::Status { status, .. } if matches!(status.as_u16(), 401 | 403) => {
+            ErrorCode::Unauthorized
+        }
+        RegistryError::Manifest {
+            source: ManifestError::NoPlatform { .. },
+            ..
+        } => ErrorCode::NotFound,
+        RegistryError::Client(_)
+        | RegistryError::Store(
+            StoreError::Create { .. }
+            | StoreError::Write { .. }
+            | StoreError::Read { .. }
+            | StoreError::Remove { .. },
+        ) => ErrorCode::Internal,
+        _ => ErrorCode::Upstream,
+    }
+}
+
+/// The API error for an image failure.
+pub fn image_error(e: &ImageServiceError) -> ApiError {
+    let code = match e {
+        ImageServiceError::Reference(_) | ImageServiceError::Platform { .. } => {
+            ErrorCode::InvalidArgument
+        }
+        ImageServiceError::NotFound { .. }
+        | ImageServiceError::Images(ImagesError::NotFound { .. }) => ErrorCode::NotFound,
+        ImageServiceError::Ambiguous { .. } => ErrorCode::InvalidArgument,
+        ImageServiceError::Images(ImagesError::Import { .. }) => ErrorCode::InvalidArgument,
+        ImageServiceError::Registry(r) => registry_code(r),
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, e.to_string())
+}

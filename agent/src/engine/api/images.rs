@@ -1,0 +1,155 @@
+//! `/v1/images/...` and `/v1/auth`: extract, call the image service, map the error.
+
+use super::Engine;
+use super::body::{EventSender, event_stream, spool};
+use super::error::{Failure, image_error, invalid};
+use super::params::Params;
+use crate::engine::image::digest::Digest;
+use crate::engine::image::images::ImportConfig;
+use crate::engine::image::reference::Reference;
+use crate::engine::image::service::ImageServiceError;
+use api::image::{
+    ImageDetail, ImageSummary, LoadedImage, LoginRequest, REGISTRY_AUTH_HEADER, RegistryAuth,
+    TransferEvent,
+};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+type St = State<Arc<Engine>>;
+
+/// `GET /v1/images`
+pub async fn list(State(e): St) -> Result<Json<Vec<ImageSummary>>, Failure> {
+    Ok(Json(e.images.list()?))
+}
+
+/// `GET /v1/images/inspect?ref=`
+pub async fn inspect(State(e): St, RawQuery(q): RawQuery) -> Result<Json<ImageDetail>, Failure> {
+    let p = Params::parse(q.as_deref());
+    Ok(Json(e.images.inspect(p.require("ref")?)?))
+}
+
+fn auth(headers: &HeaderMap) -> Result<Option<RegistryAuth>, Failure> {
+    match headers.get(REGISTRY_AUTH_HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| invalid("X-Registry-Auth is not ASCII"))?;
+            RegistryAuth::from_header(text).map(Some).map_err(invalid)
+        }
+    }
+}
+
+fn ndjson(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// Run a transfer in its own task, streaming its events and then `Done` or `Error`.
+fn transfer<F, Fut>(r: Reference, run: F) -> Response
+where
+    F: FnOnce(EventSender) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Digest, ImageServiceError>> + Send,
+{
+    let (tx, body) = event_stream();
+    tokio::spawn(async move {
+        let last = match run(tx.clone()).await {
+            Ok(digest) => TransferEvent::Done {
+                reference: r.familiar(),
+                digest: digest.to_string(),
+            },
+            Err(err) => TransferEvent::Error(image_error(&err)),
+        };
+        tx.send_wait(&last).await;
+    });
+    ndjson(body)
+}
+
+/// `POST /v1/images/pull?ref=&platform=`: an NDJSON stream of [`TransferEvent`]s.
+pub async fn pull(
+    State(e): St,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let p = Params::parse(q.as_deref());
+    let reference = p.require("ref")?.to_owned();
+    let r: Reference = reference.parse().map_err(|e| invalid(format!("{e}")))?;
+    let platform = p.get("platform").map(str::to_owned);
+    let auth = auth(&headers)?;
+    Ok(transfer(r, move |sink| async move {
+        e.images
+            .pull(&reference, platform.as_deref(), auth.as_ref(), &move |ev| {
+                sink.send(&ev)
+            })
+            .await
+    }))
+}
+
+/// `POST /v1/images/push?ref=`: an NDJSON stream of [`TransferEvent`]s.
+pub async fn push(
+    State(e): St,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let p = Params::parse(q.as_deref());
+    let reference = p.require("ref")?.to_owned();
+    let r: Reference = reference.parse().map_err(|e| invalid(format!("{e}")))?;
+    // A missing image is a plain 404, not a stream that fails.
+    e.images.resolve(&reference)?;
+    let auth = auth(&headers)?;
+    Ok(transfer(r, move |sink| async move {
+        e.images
+            .push(&reference, auth.as_ref(), &move |ev| sink.send(&ev))
+            .await
+    }))
+}
+
+/// `POST /v1/images/tag?source=&target=`
+pub async fn tag(State(e): St, RawQuery(q): RawQuery) -> Result<StatusCode, Failure> {
+    let p = Params::parse(q.as_deref());
+    e.images.tag(p.require("source")?, p.require("target")?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/images/import?ref=&cmd=&env=&workdir=` with a root file system tarball.
+pub async fn import(
+    State(e): St,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Json<LoadedImage>, Failure> {
+    let p = Params::parse(q.as_deref());
+    let reference = p.require("ref")?.to_owned();
+    let r: Reference = reference.parse().map_err(|e| invalid(format!("{e}")))?;
+    let cfg = ImportConfig {
+        cmd: p.all("cmd"),
+        env: p.all("env"),
+        working_dir: p.get("workdir").map(str::to_owned),
+        architecture: String::new(),
+    };
+    let file = spool(body, &e.scratch, &format!("import {reference}")).await?;
+    let digest = tokio::task::spawn_blocking(move || {
+        let d = e.images.import(file.path(), &reference, &cfg);
+        drop(file);
+        d
+    })
+    .await
+    .map_err(|err| invalid(format!("import: {err}")))??;
+    Ok(Json(LoadedImage {
+        reference: Some(r.familiar()),
+        digest: digest.to_string(),
+    }))
+}
+
+/// `POST /v1/auth` with a [`LoginRequest`].
+pub async fn login(State(e): St, body: Bytes) -> Result<StatusCode, Failure> {
+    let req: LoginRequest = serde_json::from_slice(&body)
+        .map_err(|err| invalid(format!("login: the body is not a login request: {err}")))?;
+    if req.registry.is_empty() {
+        return Err(invalid("login: registry is empty"));
+    }
+    e.images.login(&req.registry, &req.auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

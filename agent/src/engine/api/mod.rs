@@ -1,0 +1,71 @@
+//! The engine's local HTTP API (served on a root-only unix socket): the door the
+//! CLI uses. One file per resource; errors are mapped in [`error`].
+//!
+//! - [`body`]: uploads spooled to files, streamed downloads, NDJSON event streams.
+//! - [`error`]: engine errors as `{"error": {...}}` with their HTTP status.
+//! - [`images`]: `/v1/images/...` and `/v1/auth`.
+//! - [`params`]: query parameters.
+
+pub mod body;
+pub mod error;
+pub mod images;
+pub mod params;
+
+use crate::engine::image::service::ImageService;
+use api::error::{ApiError, ErrorCode};
+use api::image::EngineVersion;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct Engine {
+    /// Images, content and snapshots.
+    pub images: Arc<ImageService>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where uploads are spooled (same file system as the content store).
+    pub scratch: PathBuf,
+}
+
+/// The routes of the engine API.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/v1/version", get(version))
+        .route("/v1/images", get(images::list))
+        .route("/v1/images/inspect", get(images::inspect))
+        .route("/v1/images/pull", post(images::pull))
+        .route("/v1/images/push", post(images::push))
+        .route("/v1/images/tag", post(images::tag))
+        .route("/v1/images/import", post(images::import))
+        .route("/v1/auth", post(images::login))
+        .fallback(not_found)
+        .with_state(engine)
+}
+
+async fn version(State(e): State<Arc<Engine>>) -> Json<EngineVersion> {
+    Json(EngineVersion {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        platform: format!("{}/{}", std::env::consts::OS, go_arch()),
+        data_dir: e.data_dir.display().to_string(),
+    })
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::Failure {
+    error::Failure(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no such endpoint: {}", uri.path()),
+    ))
+}
+
+/// This machine's architecture in OCI's words (`amd64`, `arm64`).
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}

@@ -1,0 +1,144 @@
+//! The engine as a daemon (`orch agent` without `--join`): one data directory,
+//! locked so that only one engine uses it, and the HTTP API on a root-only unix
+//! socket.
+
+use super::api::{Engine, router};
+use super::image::service::{ImageService, ImageServiceError};
+use std::fs;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/orch";
+/// The default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/orch/engine.sock";
+
+/// How to run the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where images, snapshots and state live.
+    pub data_dir: PathBuf,
+    /// The unix socket of the API.
+    pub socket: PathBuf,
+    /// Registries (host[:port]) reached over plain http besides loopback ones.
+    pub insecure_registries: Vec<String>,
+}
+
+/// Why the engine could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("another engine is using the data directory {path} (its lock is held)")]
+    Locked { path: PathBuf },
+    #[error("an engine already answers on {path}")]
+    SocketInUse { path: PathBuf },
+    #[error("open the image store: {0}")]
+    Images(#[from] ImageServiceError),
+    #[error("serve the API on {path}: {source}")]
+    Serve { path: PathBuf, source: io::Error },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DaemonError + use<> {
+    let path = path.to_owned();
+    move |source| DaemonError::Io { op, path, source }
+}
+
+/// Hold an exclusive lock on `dir/engine.lock` for as long as the file lives.
+fn lock_data_dir(dir: &Path) -> Result<fs::File, DaemonError> {
+    let path = dir.join("engine.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            return Err(DaemonError::Locked {
+                path: dir.to_owned(),
+            });
+        }
+        return Err(DaemonError::Io {
+            op: "lock",
+            path,
+            source: e,
+        });
+    }
+    Ok(f)
+}
+
+/// Bind the API socket, mode 0600, replacing a stale socket file.
+fn bind(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(io_err("create", dir))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::SocketInUse {
+                path: path.to_owned(),
+            });
+        }
+        fs::remove_file(path).map_err(io_err("remove stale socket", path))?;
+    }
+    // SAFETY: umask only changes this process' file creation mask; the socket is
+    // created between the two calls with no group or other permissions.
+    let old = unsafe { libc::umask(0o177) };
+    let listener = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = listener.map_err(io_err("bind", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod", path))?;
+    Ok(listener)
+}
+
+/// Run the engine until `shutdown` completes.
+pub async fn serve(
+    config: EngineConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let data = &config.data_dir;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(data)
+        .map_err(io_err("create", data))?;
+    let _lock = lock_data_dir(data)?;
+    let scratch = data.join("tmp");
+    let _ = fs::remove_dir_all(&scratch);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&scratch)
+        .map_err(io_err("create", &scratch))?;
+    let images = Arc::new(ImageService::open(
+        data,
+        config.insecure_registries.clone(),
+    )?);
+    let engine = Arc::new(Engine {
+        images,
+        data_dir: data.clone(),
+        scratch,
+    });
+    let listener = bind(&config.socket)?;
+    let result = axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = fs::remove_file(&config.socket);
+    result.map_err(|source| DaemonError::Serve {
+        path: config.socket.clone(),
+        source,
+    })
+}

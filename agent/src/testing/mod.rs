@@ -1,0 +1,6 @@
+//! Fixtures for tests of orch and of programs built on it (feature `testing`):
+//! real peers started per test, cleaned up on drop.
+//!
+//! - [`registry`]: a docker-registry process on a loopback port.
+
+pub mod registry;

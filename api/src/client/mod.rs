@@ -1,0 +1,342 @@
+//! The typed HTTP client of orch's APIs. Today: the engine's local API, spoken over
+//! its unix socket (`unix:///run/orch/engine.sock`).
+//!
+//! - [`events`]: newline-delimited JSON streams (pull, push and build progress).
+
+pub mod events;
+
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::image::{
+    EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport, RegistryAuth,
+    RemoveReport, TransferEvent,
+};
+pub use events::Events;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+
+/// The engine socket used when neither `--engine` nor `ORCH_ENGINE` names one.
+pub const DEFAULT_ENGINE: &str = "unix:///run/orch/engine.sock";
+
+pub use crate::image::REGISTRY_AUTH_HEADER;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint string is not one this client can reach.
+    #[error("engine endpoint {endpoint:?}: {why}")]
+    Endpoint { endpoint: String, why: String },
+    /// Nothing answers on the socket.
+    #[error(
+        "cannot reach the engine at {endpoint}: {source} (is `orch agent` running? pick another with --engine or ORCH_ENGINE)"
+    )]
+    Connect {
+        endpoint: String,
+        source: reqwest::Error,
+    },
+    /// The request or its answer broke off.
+    #[error("{op}: {source}")]
+    Http { op: String, source: reqwest::Error },
+    /// The server answered with an error.
+    #[error("{0}")]
+    Api(ApiError),
+    /// The answer is not what this client understands.
+    #[error("{op}: unexpected answer: {why}")]
+    Decode { op: String, why: String },
+}
+
+impl ClientError {
+    /// The API error code, for errors the server reported.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// Image archive formats for `save`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveFormat {
+    /// What `docker save` writes and `docker load` reads.
+    Docker,
+    /// An OCI image layout.
+    Oci,
+}
+
+/// Options of `import` (like `docker import`).
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Default command of the image.
+    pub cmd: Vec<String>,
+    /// Environment `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+}
+
+/// A client of one engine.
+#[derive(Clone)]
+pub struct EngineClient {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl EngineClient {
+    /// A client for `endpoint`: `unix:///path/to.sock` or a bare socket path.
+    pub fn new(endpoint: &str) -> Result<EngineClient, ClientError> {
+        let path = match endpoint.split_once("://") {
+            Some(("unix", path)) => PathBuf::from(path),
+            Some((scheme, _)) => {
+                return Err(ClientError::Endpoint {
+                    endpoint: endpoint.to_owned(),
+                    why: format!("scheme {scheme}:// is not supported; use unix:///path"),
+                });
+            }
+            None => PathBuf::from(endpoint),
+        };
+        if !path.is_absolute() {
+            return Err(ClientError::Endpoint {
+                endpoint: endpoint.to_owned(),
+                why: "the socket path must be absolute".into(),
+            });
+        }
+        // reqwest builds a TLS config even for a unix socket; orch uses ring only.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .unix_socket(path)
+            .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Endpoint {
+                endpoint: endpoint.to_owned(),
+                why: e.to_string(),
+            })?;
+        Ok(EngineClient {
+            http,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn request(&self, method: Method, path: &str, query: &[(&str, &str)]) -> RequestBuilder {
+        self.http
+            .request(method, format!("http://engine{path}"))
+            .query(query)
+    }
+
+    /// Send `req`; a non-success answer becomes [`ClientError::Api`].
+    async fn send(&self, op: &str, req: RequestBuilder) -> Result<Response, ClientError> {
+        let resp = req.send().await.map_err(|source| {
+            if source.is_connect() {
+                ClientError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }
+            } else {
+                ClientError::Http {
+                    op: op.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Err(ClientError::Api(
+            match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+                Ok(env) => env.error,
+                Err(_) => ApiError::new(
+                    ErrorCode::from_http_status(status.as_u16()),
+                    format!(
+                        "{op}: the engine answered {status}: {}",
+                        String::from_utf8_lossy(&bytes).trim()
+                    ),
+                ),
+            },
+        ))
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        req: RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(op, req).await?;
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
+            op: op.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            op: op.to_owned(),
+            why: e.to_string(),
+        })
+    }
+
+    fn with_auth(req: RequestBuilder, auth: Option<&RegistryAuth>) -> RequestBuilder {
+        match auth {
+            Some(a) => req.header(REGISTRY_AUTH_HEADER, a.to_header()),
+            None => req,
+        }
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<EngineVersion, ClientError> {
+        self.json("version", self.request(Method::GET, "/v1/version", &[]))
+            .await
+    }
+
+    /// `GET /v1/images`: every image.
+    pub async fn images(&self) -> Result<Vec<ImageSummary>, ClientError> {
+        self.json("list images", self.request(Method::GET, "/v1/images", &[]))
+            .await
+    }
+
+    /// `GET /v1/images/inspect`: one image by name, digest or id.
+    pub async fn image(&self, reference: &str) -> Result<ImageDetail, ClientError> {
+        let req = self.request(Method::GET, "/v1/images/inspect", &[("ref", reference)]);
+        self.json(&format!("inspect {reference}"), req).await
+    }
+
+    /// `POST /v1/images/pull`: progress events until `Done` or `Error`.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<Events<TransferEvent>, ClientError> {
+        let mut q = vec![("ref", reference)];
+        if let Some(p) = platform {
+            q.push(("platform", p));
+        }
+        let req = Self::with_auth(self.request(Method::POST, "/v1/images/pull", &q), auth);
+        let op = format!("pull {reference}");
+        Ok(Events::new(op.clone(), self.send(&op, req).await?))
+    }
+
+    /// `POST /v1/images/push`: progress events until `Done` or `Error`.
+    pub async fn push(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<Events<TransferEvent>, ClientError> {
+        let req = Self::with_auth(
+            self.request(Method::POST, "/v1/images/push", &[("ref", reference)]),
+            auth,
+        );
+        let op = format!("push {reference}");
+        Ok(Events::new(op.clone(), self.send(&op, req).await?))
+    }
+
+    /// `POST /v1/images/tag`: name `source` also `target`.
+    pub async fn tag(&self, source: &str, target: &str) -> Result<(), ClientError> {
+        let req = self.request(
+            Method::POST,
+            "/v1/images/tag",
+            &[("source", source), ("target", target)],
+        );
+        self.send(&format!("tag {source} {target}"), req).await?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/images`: untag `reference`, deleting the image when no name is left.
+    pub async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<RemoveReport, ClientError> {
+        let force = if force { "true" } else { "false" };
+        let req = self.request(
+            Method::DELETE,
+            "/v1/images",
+            &[("ref", reference), ("force", force)],
+        );
+        self.json(&format!("remove {reference}"), req).await
+    }
+
+    /// `POST /v1/images/prune`: remove unreferenced content (and, with `all`, every
+    /// image no container uses).
+    pub async fn prune_images(&self, all: bool) -> Result<PruneReport, ClientError> {
+        let all = if all { "true" } else { "false" };
+        let req = self.request(Method::POST, "/v1/images/prune", &[("all", all)]);
+        self.json("prune images", req).await
+    }
+
+    /// `POST /v1/images/import`: a root file system tarball as a one-layer image.
+    pub async fn import_image(
+        &self,
+        body: impl Into<reqwest::Body>,
+        reference: &str,
+        opts: &ImportOptions,
+    ) -> Result<LoadedImage, ClientError> {
+        let mut q: Vec<(&str, &str)> = vec![("ref", reference)];
+        q.extend(opts.cmd.iter().map(|c| ("cmd", c.as_str())));
+        q.extend(opts.env.iter().map(|e| ("env", e.as_str())));
+        if let Some(w) = &opts.working_dir {
+            q.push(("workdir", w));
+        }
+        let req = self
+            .request(Method::POST, "/v1/images/import", &q)
+            .body(body);
+        self.json(&format!("import {reference}"), req).await
+    }
+
+    /// `POST /v1/images/load`: images from a docker-archive or OCI-layout tarball.
+    pub async fn load_images(
+        &self,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<Vec<LoadedImage>, ClientError> {
+        let req = self
+            .request(Method::POST, "/v1/images/load", &[])
+            .body(body);
+        self.json("load images", req).await
+    }
+
+    /// `GET /v1/images/save`: a tarball of `references`; read it from the response.
+    pub async fn save_images(
+        &self,
+        references: &[String],
+        format: ArchiveFormat,
+    ) -> Result<Response, ClientError> {
+        let format = match format {
+            ArchiveFormat::Docker => "docker",
+            ArchiveFormat::Oci => "oci",
+        };
+        let mut q: Vec<(&str, &str)> = references.iter().map(|r| ("ref", r.as_str())).collect();
+        q.push(("format", format));
+        self.send(
+            "save images",
+            self.request(Method::GET, "/v1/images/save", &q),
+        )
+        .await
+    }
+
+    /// `POST /v1/auth`: check credentials against a registry.
+    pub async fn login(&self, req: &LoginRequest) -> Result<(), ClientError> {
+        let r = self.request(Method::POST, "/v1/auth", &[]).json(req);
+        self.send(&format!("log in to {}", req.registry), r).await?;
+        Ok(())
+    }
+
+    /// A raw request for endpoints this client has no method for yet.
+    pub async fn call(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<reqwest::Body>,
+    ) -> Result<Response, ClientError> {
+        let mut req = self.request(method, path, query);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        self.send(op, req).await
+    }
+}

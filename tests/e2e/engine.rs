@@ -1,0 +1,252 @@
+//! The engine daemon through the `orch` binary: `orch agent` on a temp data dir and
+//! socket, images made offline by scripts/busybox-image, pushed to and pulled from a
+//! real docker-registry on loopback.
+
+use super::repo;
+use agent::testing::registry::{HTPASSWD, start_registry, start_registry_with};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `orch agent` with its own data dir and socket; stopped and removed on drop.
+struct Agent {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Agent {
+    fn start(tag: &str) -> Agent {
+        let dir = std::env::temp_dir().join(format!("orch-e2e-agent-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        let mut agent = Agent { child: None, dir };
+        agent.child = Some(agent.spawn());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(agent.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "orch agent did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn spawn(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_orch"))
+            .args(["agent", "--data-dir"])
+            .arg(self.dir.join("data"))
+            .arg("--socket")
+            .arg(self.socket())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start orch agent")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("engine.sock")
+    }
+
+    /// `orch ARGS` against this engine, with credentials kept in this agent's dir.
+    fn orch(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_orch"));
+        cmd.args(args);
+        run(cmd, stdin)
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("ORCH_ENGINE", format!("unix://{}", self.socket().display()))
+            .env("ORCH_CONFIG", self.dir.join("home/.orch"))
+            .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
+            .env("ORCH", env!("CARGO_BIN_EXE_orch"))
+            .current_dir(repo());
+        cmd
+    }
+
+    /// The busybox image from scripts/busybox-image; `false` (after saying why) when
+    /// busybox-static is missing.
+    fn busybox(&self) -> bool {
+        if !Path::new("/bin/busybox").exists() {
+            eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
+            return false;
+        }
+        let mut cmd = self.command("bash");
+        cmd.arg("scripts/busybox-image");
+        ok(&run(cmd, None));
+        true
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling a child we spawned.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains(needle),
+        "expected exit 1 with {needle:?}, got {:?}\nstderr: {err}",
+        out.status.code()
+    );
+}
+
+/// The digest in `Pushed NAME (sha256:...)` / `Pulled NAME (sha256:...)`.
+fn digest_of(line: &str) -> String {
+    let start = line.find("(sha256:").expect("a digest") + 1;
+    line[start..start + 71].to_owned()
+}
+
+#[test]
+fn images_move_between_engines_through_a_registry() {
+    let Some(reg) = start_registry("e2e-roundtrip") else {
+        return;
+    };
+    let a = Agent::start("a");
+    assert_eq!(
+        std::fs::metadata(a.socket()).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the API socket is root-only"
+    );
+    if !a.busybox() {
+        return;
+    }
+    // The script is reproducible: a second run gives the same image.
+    let first = ok(&a.orch(&["image", "inspect", "busybox"], None));
+    assert!(a.busybox());
+    assert_eq!(ok(&a.orch(&["image", "inspect", "busybox"], None)), first);
+    let detail: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(detail[0]["config"]["cmd"], serde_json::json!(["sh"]));
+
+    let name = format!("{}/e2e/busybox:1", reg.addr);
+    ok(&a.orch(&["image", "tag", "busybox", &name], None));
+    let pushed = digest_of(&ok(&a.orch(&["image", "push", &name], None)));
+    assert_eq!(pushed, detail[0]["digest"].as_str().unwrap());
+    let list = ok(&a.orch(&["image", "ls"], None));
+    assert!(
+        list.contains("REPOSITORY") && list.contains(&format!("{}/e2e/busybox", reg.addr)),
+        "{list}"
+    );
+
+    // A fresh engine pulls it back: same digest, layers unpacked.
+    let b = Agent::start("b");
+    let pulled = digest_of(&ok(&b.orch(&["image", "pull", &name], None)));
+    assert_eq!(pulled, pushed);
+    let snapshots = std::fs::read_dir(b.dir.join("data/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(snapshots, 1, "one unpacked layer");
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(&b.orch(&["image", "ls", "--format", "json"], None))).unwrap();
+    assert_eq!(ls[0]["digest"].as_str(), Some(pushed.as_str()));
+    assert_eq!(ls[0]["tags"], serde_json::json!([name]));
+
+    // Errors name what is wrong.
+    fails(
+        &b.orch(
+            &["image", "pull", &format!("{}/e2e/nothing:1", reg.addr)],
+            None,
+        ),
+        "e2e/nothing:1: not found",
+    );
+    fails(
+        &b.orch(&["image", "inspect", "nope:1"], None),
+        "no image nope:1",
+    );
+    fails(
+        &b.orch(&["image", "pull", "Bad//Name"], None),
+        "invalid image reference",
+    );
+    fails(
+        &b.orch(&["image", "pull", "--platform", "linux/arm64", &name], None),
+        "single-platform image for linux/amd64",
+    );
+
+    // One engine per data dir.
+    let mut again = a.spawn();
+    let status = again.wait().unwrap();
+    assert!(
+        !status.success(),
+        "a second engine on the same data dir must refuse"
+    );
+}
+
+#[test]
+fn login_then_push_and_pull_with_basic_auth() {
+    let Some(reg) = start_registry_with("e2e-auth", Some(HTPASSWD)) else {
+        return;
+    };
+    let a = Agent::start("auth");
+    if !a.busybox() {
+        return;
+    }
+    let name = format!("{}/private/busybox:1", reg.addr);
+    ok(&a.orch(&["image", "tag", "busybox", &name], None));
+    fails(&a.orch(&["image", "push", &name], None), "orch login");
+    let login = |password: &str| {
+        a.orch(
+            &["login", &reg.addr, "-u", "tester", "--password-stdin"],
+            Some(&format!("{password}\n")),
+        )
+    };
+    fails(&login("wrong"), "credentials refused");
+    let config = a.dir.join("home/.orch/config.json");
+    assert!(!config.exists(), "refused credentials are not kept");
+    assert!(ok(&login("orch-secret")).contains("Login Succeeded"));
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let pushed = digest_of(&ok(&a.orch(&["image", "push", &name], None)));
+    // The manifest fetch needs the credentials even when the blobs are here.
+    let pulled = digest_of(&ok(&a.orch(&["image", "pull", &name], None)));
+    assert_eq!(pulled, pushed);
+    assert!(ok(&a.orch(&["logout", &reg.addr], None)).contains("Removed"));
+    fails(&a.orch(&["image", "pull", &name], None), "orch login");
+}
