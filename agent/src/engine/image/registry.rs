@@ -9,10 +9,11 @@ use super::manifest::{ACCEPT, Descriptor, Manifest, ManifestError, Platform};
 use super::reference::Reference;
 use super::store::{ContentStore, StoreError};
 use reqwest::header::{
-    ACCEPT as ACCEPT_HEADER, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
+    ACCEPT as ACCEPT_HEADER, CONTENT_TYPE, HeaderMap, LOCATION, RANGE, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::Mutex;
 
 /// What went wrong talking to a registry; names the registry and the object.
@@ -66,6 +67,8 @@ pub struct ClientOptions {
     pub insecure: Vec<String>,
     /// Credentials by registry host.
     pub credentials: HashMap<String, Credentials>,
+    /// Upload chunk size (default [`UPLOAD_CHUNK`]).
+    pub upload_chunk: Option<u64>,
 }
 
 /// What a pull fetched.
@@ -76,6 +79,35 @@ pub struct Pulled {
     /// Digest of the platform's image manifest.
     pub manifest_digest: Digest,
     pub manifest: super::manifest::ImageManifest,
+}
+
+/// Blobs larger than this are uploaded in PATCH chunks of this size.
+pub const UPLOAD_CHUNK: u64 = 16 << 20;
+
+/// How often a broken blob download is resumed before giving up.
+const RESUMES: usize = 5;
+
+/// The absolute URL of an upload session from a response's `Location` header, which
+/// may be relative to `base`.
+fn location(base: &str, resp: &Response) -> Result<reqwest::Url, RegistryError> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Status {
+            op: "upload",
+            url: base.to_owned(),
+            status: resp.status(),
+            body: "no Location header".into(),
+        })?;
+    reqwest::Url::parse(loc)
+        .or_else(|_| reqwest::Url::parse(base).and_then(|b| b.join(loc)))
+        .map_err(|e| RegistryError::Status {
+            op: "upload",
+            url: base.to_owned(),
+            status: resp.status(),
+            body: format!("bad Location {loc:?}: {e}"),
+        })
 }
 
 /// One step of a blob transfer, reported while pulling or pushing.
@@ -461,19 +493,57 @@ impl RegistryClient {
             total: desc.size,
         });
         let url = format!("{}/blobs/{}", self.base(r), desc.digest);
-        let resp = self
-            .send(r, "get blob", &url, false, &|c| c.get(&url))
-            .await?;
-        let mut resp = Self::check("get blob", &url, resp, &[StatusCode::OK]).await?;
         let mut current = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| RegistryError::Http {
-            op: "read blob",
-            url: url.clone(),
-            source: e,
-        })? {
-            ingest.write(&chunk)?;
-            current += chunk.len() as u64;
-            progress.transfer(Transfer::Bytes { digest, current });
+        let mut resumes = 0;
+        'attempt: loop {
+            let from = current;
+            let resp = self
+                .send(r, "get blob", &url, false, &|c| {
+                    let req = c.get(&url);
+                    if from > 0 {
+                        req.header(RANGE, format!("bytes={from}-"))
+                    } else {
+                        req
+                    }
+                })
+                .await?;
+            let ok = [StatusCode::OK, StatusCode::PARTIAL_CONTENT];
+            let mut resp = Self::check("get blob", &url, resp, &ok).await?;
+            // A server that ignores the range sends everything again: skip what we have.
+            let mut skip = if resp.status() == StatusCode::OK {
+                from
+            } else {
+                0
+            };
+            loop {
+                let chunk = match resp.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break 'attempt,
+                    Err(_) if resumes < RESUMES && current < desc.size => {
+                        resumes += 1;
+                        continue 'attempt;
+                    }
+                    Err(source) => {
+                        return Err(RegistryError::Http {
+                            op: "read blob",
+                            url: url.clone(),
+                            source,
+                        });
+                    }
+                };
+                let mut data = &chunk[..];
+                if skip > 0 {
+                    let n = skip.min(data.len() as u64);
+                    data = &data[n as usize..];
+                    skip -= n;
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                ingest.write(data)?;
+                current += data.len() as u64;
+                progress.transfer(Transfer::Bytes { digest, current });
+            }
         }
         let n = ingest.commit()?;
         progress.transfer(Transfer::Done { digest });
@@ -558,16 +628,44 @@ impl RegistryClient {
         Ok(actual)
     }
 
-    /// Upload blob `digest` from `store` unless the registry has it (monolithic upload).
+    /// Start an upload session, or mount `digest` from the first of `mount_from`
+    /// (other repositories of the same registry). `None` when the mount succeeded.
+    async fn start_upload(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        mount_from: &[String],
+    ) -> Result<Option<reqwest::Url>, RegistryError> {
+        let start = format!("{}/blobs/uploads/", self.base(r));
+        // A refused mount opens an ordinary upload session (distribution spec), so
+        // one candidate is asked; it is the repository most likely to have the blob.
+        let from = mount_from.iter().find(|from| **from != r.repository);
+        let url = match from {
+            Some(from) => format!("{start}?mount={digest}&from={from}"),
+            None => start.clone(),
+        };
+        let resp = self
+            .send(r, "start upload", &url, true, &|c| c.post(&url))
+            .await?;
+        if resp.status() == StatusCode::CREATED && from.is_some() {
+            return Ok(None);
+        }
+        let resp = Self::check("start upload", &url, resp, &[StatusCode::ACCEPTED]).await?;
+        location(&start, &resp).map(Some)
+    }
+
+    /// Upload blob `digest` from `store` unless the registry has it: mounted from
+    /// `mount_from` when the registry allows, else sent in one PUT (small blobs) or
+    /// in PATCH chunks of [`UPLOAD_CHUNK`] bytes. Returns whether bytes were sent.
     pub async fn push_blob(
         &self,
         r: &Reference,
         digest: &Digest,
         store: &ContentStore,
+        mount_from: &[String],
         progress: &dyn Progress,
     ) -> Result<bool, RegistryError> {
-        let base = self.base(r);
-        let url = format!("{base}/blobs/{digest}");
+        let url = format!("{}/blobs/{digest}", self.base(r));
         let head = self
             .send(r, "check blob", &url, true, &|c| c.head(&url))
             .await?;
@@ -575,42 +673,61 @@ impl RegistryClient {
             progress.transfer(Transfer::Exists { digest });
             return Ok(false);
         }
-        let start = format!("{base}/blobs/uploads/");
-        let resp = self
-            .send(r, "start upload", &start, true, &|c| c.post(&start))
-            .await?;
-        let resp = Self::check("start upload", &start, resp, &[StatusCode::ACCEPTED]).await?;
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RegistryError::Status {
-                op: "start upload",
-                url: start.clone(),
-                status: resp.status(),
-                body: "no Location header".into(),
-            })?
-            .to_owned();
-        let mut put = reqwest::Url::parse(&location)
-            .or_else(|_| reqwest::Url::parse(&start).and_then(|b| b.join(&location)))
-            .map_err(|e| RegistryError::Auth {
-                url: location.clone(),
-                why: format!("bad upload location: {e}"),
-            })?;
-        put.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
-        let body = std::fs::read(store.path(digest)).map_err(|source| StoreError::Read {
+        let Some(mut session) = self.start_upload(r, digest, mount_from).await? else {
+            progress.transfer(Transfer::Mounted { digest });
+            return Ok(false);
+        };
+        let path = store.path(digest);
+        let read_err = |source| StoreError::Read {
             digest: digest.clone(),
             source,
-        })?;
-        let put_url = put.to_string();
-        progress.transfer(Transfer::Start {
-            digest,
-            total: body.len() as u64,
-        });
+        };
+        let mut file = std::fs::File::open(&path).map_err(read_err)?;
+        let total = file.metadata().map_err(read_err)?.len();
+        progress.transfer(Transfer::Start { digest, total });
+        let mut body = Vec::new();
+        let chunk = self.opts.upload_chunk.unwrap_or(UPLOAD_CHUNK).max(1);
+        if total <= chunk {
+            file.read_to_end(&mut body).map_err(read_err)?;
+        } else {
+            let mut sent = 0u64;
+            while sent < total {
+                body.clear();
+                (&mut file)
+                    .take(chunk)
+                    .read_to_end(&mut body)
+                    .map_err(read_err)?;
+                if body.is_empty() {
+                    break;
+                }
+                let range = format!("{sent}-{}", sent + body.len() as u64 - 1);
+                let patch_url = session.to_string();
+                let resp = self
+                    .send(r, "upload chunk", &patch_url, true, &|c| {
+                        c.request(Method::PATCH, session.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header("Content-Range", &range)
+                            .body(body.clone())
+                    })
+                    .await?;
+                let resp =
+                    Self::check("upload chunk", &patch_url, resp, &[StatusCode::ACCEPTED]).await?;
+                session = location(&patch_url, &resp)?;
+                sent += body.len() as u64;
+                progress.transfer(Transfer::Bytes {
+                    digest,
+                    current: sent,
+                });
+            }
+            body.clear();
+        }
+        session
+            .query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let put_url = session.to_string();
         let resp = self
             .send(r, "upload blob", &put_url, true, &|c| {
-                c.request(Method::PUT, put.clone())
+                c.request(Method::PUT, session.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .body(body.clone())
             })
@@ -627,6 +744,7 @@ impl RegistryClient {
         r: &Reference,
         manifest: &Digest,
         store: &ContentStore,
+        mount_from: &[String],
         progress: &dyn Progress,
     ) -> Result<Digest, RegistryError> {
         let bytes = std::fs::read(store.path(manifest)).map_err(|source| StoreError::Read {
@@ -639,9 +757,11 @@ impl RegistryClient {
         })?;
         let media_type = match &parsed {
             Manifest::Image(m) => {
-                self.push_blob(r, &m.config.digest, store, &()).await?;
+                self.push_blob(r, &m.config.digest, store, mount_from, &())
+                    .await?;
                 for l in &m.layers {
-                    self.push_blob(r, &l.digest, store, progress).await?;
+                    self.push_blob(r, &l.digest, store, mount_from, progress)
+                        .await?;
                 }
                 m.media_type
                     .clone()
@@ -657,6 +777,7 @@ impl RegistryClient {
                         },
                         &d.digest,
                         store,
+                        mount_from,
                         progress,
                     ))
                     .await?;

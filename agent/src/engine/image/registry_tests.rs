@@ -4,10 +4,12 @@
 use super::digest::Digest;
 use super::manifest::{DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Platform};
 use super::reference::Reference;
+use super::registry::Transfer;
 use super::registry::{ClientOptions, RegistryClient};
 use super::store::ContentStore;
+use crate::testing::proxy::CutProxy;
 use crate::testing::registry::{HTPASSWD, start_registry, start_registry_with};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 struct Store(ContentStore, PathBuf);
@@ -71,11 +73,11 @@ async fn push_then_pull_on_a_fresh_store() {
     let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = format!("{}/orch-test/img:v1", reg.addr).parse().unwrap();
     assert_eq!(
-        client.push(&r, &manifest, &a.0, &()).await.unwrap(),
+        client.push(&r, &manifest, &a.0, &[], &()).await.unwrap(),
         manifest
     );
     // A second push finds every blob already there.
-    assert!(!client.push_blob(&r, &layer, &a.0, &()).await.unwrap());
+    assert!(!client.push_blob(&r, &layer, &a.0, &[], &()).await.unwrap());
 
     let b = Store::new("pull");
     let pulled = client
@@ -132,7 +134,7 @@ async fn manifest_list_selects_the_platform() {
     let list_d = a.put(list.as_bytes());
     let client = RegistryClient::new(ClientOptions::default()).unwrap();
     let r: Reference = format!("{}/orch-test/multi:1", reg.addr).parse().unwrap();
-    client.push(&r, &list_d, &a.0, &()).await.unwrap();
+    client.push(&r, &list_d, &a.0, &[], &()).await.unwrap();
 
     let b = Store::new("list-pull");
     let arm64 = Platform {
@@ -159,8 +161,6 @@ async fn manifest_list_selects_the_platform() {
     assert!(e.contains("no manifest for linux/s390x"), "{e}");
 }
 
-/// bcrypt of "orch-secret" for user "tester" (made once with libxcrypt; only test data).
-
 #[tokio::test]
 async fn basic_auth_registry() {
     let Some(reg) = start_registry_with("auth", Some(HTPASSWD)) else {
@@ -171,7 +171,7 @@ async fn basic_auth_registry() {
     let r: Reference = format!("{}/orch-test/private:1", reg.addr).parse().unwrap();
     let anonymous = RegistryClient::new(ClientOptions::default()).unwrap();
     let e = anonymous
-        .push(&r, &manifest, &a.0, &())
+        .push(&r, &manifest, &a.0, &[], &())
         .await
         .unwrap_err()
         .to_string();
@@ -187,13 +187,13 @@ async fn basic_auth_registry() {
         RegistryClient::new(opts).unwrap()
     };
     let e = with("wrong")
-        .push(&r, &manifest, &a.0, &())
+        .push(&r, &manifest, &a.0, &[], &())
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("credentials refused"), "{e}");
     let client = with("orch-secret");
-    client.push(&r, &manifest, &a.0, &()).await.unwrap();
+    client.push(&r, &manifest, &a.0, &[], &()).await.unwrap();
     let b = Store::new("auth-pull");
     assert_eq!(
         client
@@ -203,4 +203,107 @@ async fn basic_auth_registry() {
             .digest,
         manifest
     );
+}
+
+/// A layer of `len` bytes that do not compress, in a one-layer image; returns
+/// (manifest digest, layer digest, layer bytes).
+fn noise_image(store: &Store, len: usize) -> (Digest, Digest, Vec<u8>) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let layer = store.put(&data);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+    );
+    let config_d = store.put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_d}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER_GZIP}","digest":"{layer}","size":{len}}}]}}"#,
+        config.len()
+    );
+    (store.put(manifest.as_bytes()), layer, data)
+}
+
+#[tokio::test]
+async fn chunked_upload_cross_mount_and_resumed_download() {
+    let Some(reg) = start_registry("chunks") else {
+        return;
+    };
+    let a = Store::new("chunks-push");
+    let (manifest, layer, data) = noise_image(&a, 300 * 1024);
+    let client = RegistryClient::new(ClientOptions {
+        upload_chunk: Some(64 * 1024),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let steps = std::sync::Mutex::new(Vec::new());
+    let record = |t: Transfer<'_>| {
+        let step = match t {
+            Transfer::Start { total, .. } => format!("start {total}"),
+            Transfer::Bytes { current, .. } => format!("bytes {current}"),
+            Transfer::Exists { .. } => "exists".into(),
+            Transfer::Mounted { .. } => "mounted".into(),
+            Transfer::Done { .. } => "done".into(),
+        };
+        steps.lock().unwrap().push(step);
+    };
+    let first: Reference = format!("{}/orch-test/chunks-a:1", reg.addr)
+        .parse()
+        .unwrap();
+    client
+        .push(&first, &manifest, &a.0, &[], &record)
+        .await
+        .unwrap();
+    assert_eq!(
+        *steps.lock().unwrap(),
+        [
+            "start 307200",
+            "bytes 65536",
+            "bytes 131072",
+            "bytes 196608",
+            "bytes 262144",
+            "bytes 307200",
+            "done"
+        ],
+        "five PATCH chunks, then the closing PUT"
+    );
+
+    // Another repository of the same registry mounts the blob instead of uploading it.
+    steps.lock().unwrap().clear();
+    let second: Reference = format!("{}/orch-test/chunks-b:1", reg.addr)
+        .parse()
+        .unwrap();
+    let from = ["orch-test/chunks-a".to_owned()];
+    client
+        .push(&second, &manifest, &a.0, &from, &record)
+        .await
+        .unwrap();
+    assert_eq!(*steps.lock().unwrap(), ["mounted"]);
+
+    // A download broken off after 100,000 bytes resumes with a Range request.
+    let proxy = CutProxy::start(&reg.addr, 100_000).unwrap();
+    let via: Reference = format!("{}/orch-test/chunks-b:1", proxy.addr)
+        .parse()
+        .unwrap();
+    let c = Store::new("chunks-pull");
+    client
+        .pull(&via, &c.0, &Platform::linux_amd64(), &())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    c.0.open_verified(&layer)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert!(got == data, "the resumed blob has the pushed bytes");
+    let ranged = proxy
+        .requests()
+        .iter()
+        .any(|h| h.to_ascii_lowercase().contains("range: bytes=100000-"));
+    assert!(ranged, "no Range request in {:#?}", proxy.requests());
 }

@@ -113,6 +113,7 @@ impl ImageService {
         Ok(RegistryClient::new(ClientOptions {
             insecure: self.insecure.clone(),
             credentials,
+            upload_chunk: None,
         })?)
     }
 
@@ -379,8 +380,19 @@ impl ImageService {
         let digest = self.resolve(reference)?;
         let client = self.registry(&r.registry, auth)?;
         let meter = Meter::new(events, LayerPhase::Uploading);
+        // Other repositories of the same registry that hold this image (it was pulled
+        // or pushed under their names): the registry can mount its blobs from there.
+        let mount_from: Vec<String> = self
+            .images
+            .list()?
+            .into_iter()
+            .filter(|(_, d)| *d == digest)
+            .filter_map(|(name, _)| name.parse::<Reference>().ok())
+            .filter(|o| o.registry == r.registry && o.repository != r.repository)
+            .map(|o| o.repository)
+            .collect();
         Ok(client
-            .push(&r, &digest, &self.images.content, &meter)
+            .push(&r, &digest, &self.images.content, &mount_from, &meter)
             .await?)
     }
 
