@@ -484,6 +484,8 @@ impl RegistryClient {
         progress: &dyn Progress,
     ) -> Result<u64, RegistryError> {
         let digest = &desc.digest;
+        let lock = store.download_lock(digest);
+        let _downloading = lock.lock().await;
         let Some(mut ingest) = store.begin(digest, Some(desc.size))? else {
             progress.transfer(Transfer::Exists { digest });
             return Ok(0);

@@ -307,3 +307,33 @@ async fn chunked_upload_cross_mount_and_resumed_download() {
         .any(|h| h.to_ascii_lowercase().contains("range: bytes=100000-"));
     assert!(ranged, "no Range request in {:#?}", proxy.requests());
 }
+
+#[tokio::test]
+async fn concurrent_pulls_of_one_blob_download_it_once() {
+    let Some(reg) = start_registry("once") else {
+        return;
+    };
+    let a = Store::new("once-push");
+    let (manifest, layer, _) = noise_image(&a, 2 << 20);
+    let client = RegistryClient::new(ClientOptions::default()).unwrap();
+    let r: Reference = format!("{}/orch-test/once:1", reg.addr).parse().unwrap();
+    client.push(&r, &manifest, &a.0, &[], &()).await.unwrap();
+    // A proxy that never cuts counts the requests.
+    let counter = CutProxy::start(&reg.addr, u64::MAX).unwrap();
+    let via: Reference = format!("{}/orch-test/once:1", counter.addr)
+        .parse()
+        .unwrap();
+    let b = Store::new("once-pull");
+    let amd64 = Platform::linux_amd64();
+    let (x, y) = tokio::join!(
+        client.pull(&via, &b.0, &amd64, &()),
+        client.pull(&via, &b.0, &amd64, &())
+    );
+    assert_eq!(x.unwrap().manifest_digest, y.unwrap().manifest_digest);
+    let gets = counter
+        .requests()
+        .iter()
+        .filter(|h| h.starts_with(&format!("GET /v2/orch-test/once/blobs/{layer}")))
+        .count();
+    assert_eq!(gets, 1, "{:#?}", counter.requests());
+}

@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What went wrong in the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,7 @@ pub enum StoreError {
 pub struct ContentStore {
     root: PathBuf,
     writers: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    downloads: Mutex<HashMap<Digest, Weak<tokio::sync::Mutex<()>>>>,
     seq: AtomicU64,
 }
 
@@ -61,8 +62,22 @@ impl ContentStore {
         Ok(ContentStore {
             root: root.to_owned(),
             writers: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
         })
+    }
+
+    /// The lock a download of `digest` holds, so that concurrent pulls of the same
+    /// blob fetch it once: the second waits, then finds the blob in the store.
+    pub fn download_lock(&self, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = map.get(digest).and_then(Weak::upgrade) {
+            return lock;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(digest.clone(), Arc::downgrade(&lock));
+        lock
     }
 
     /// Where the blob `digest` lives (whether or not it is there).
