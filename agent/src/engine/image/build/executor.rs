@@ -7,11 +7,11 @@
 //! config only. The clock is read here, once per new layer, for its history entry; a
 //! cached layer keeps the time it was first made, so rebuilds give the same digests.
 
-use super::cache::{Cache, Cached, rfc3339};
+use super::cache::{Cache, Cached};
 use super::copy::{self, CopySpec, clean};
 use super::dockerfile::{self, Dockerfile, Instruction, ParseError, Stage};
 use super::error::BuildError;
-use super::ignore::Ignore;
+use super::inputs::{TmpDir, now, read_dockerfile, read_ignore};
 use super::instruction::{Command, CopyArgs};
 use super::layer::{self, Entries};
 use super::metadata::{self, Applied, StageFlags};
@@ -20,7 +20,7 @@ use super::scope::Scope;
 use super::state::State;
 use super::tree::{DirTree, ImageTree, Kind, Tree, resolve};
 use super::users;
-use super::{BuildEvent, BuildRequest, Built, DockerfileSource};
+use super::{BuildEvent, BuildRequest, Built};
 use crate::engine::image::digest::Digest;
 use crate::engine::image::images::{Images, ImagesError};
 use crate::engine::image::manifest::{Descriptor, OCI_LAYER_GZIP};
@@ -30,8 +30,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Build the image `req` describes from images in `images` (base images must be there
 /// already: see [`super::base_images`]); tag it with every tag of the request.
@@ -90,81 +88,6 @@ pub fn build(
         });
     }
     Ok(Built { manifest, config })
-}
-
-/// The Dockerfile's name for messages, its text, and where its ignore file may be.
-fn read_dockerfile(req: &BuildRequest) -> Result<(String, String, Vec<PathBuf>), BuildError> {
-    let in_context = req.context.join(".dockerignore");
-    let path = match &req.dockerfile {
-        DockerfileSource::Text(t) => return Ok(("Dockerfile".into(), t.clone(), vec![in_context])),
-        DockerfileSource::Default => req.context.join("Dockerfile"),
-        DockerfileSource::Path(p) => req.context.join(p),
-    };
-    let text = fs::read_to_string(&path).map_err(|source| BuildError::ReadDockerfile {
-        path: path.clone(),
-        source,
-    })?;
-    let name = match &req.dockerfile {
-        DockerfileSource::Path(p) => p.display().to_string(),
-        _ => "Dockerfile".into(),
-    };
-    let mut own = path.into_os_string();
-    own.push(".dockerignore");
-    Ok((name, text, vec![PathBuf::from(own), in_context]))
-}
-
-/// The first ignore file that exists (`<Dockerfile>.dockerignore`, then the context's).
-fn read_ignore(candidates: &[PathBuf]) -> Result<Option<Ignore>, BuildError> {
-    for path in candidates {
-        match fs::read_to_string(path) {
-            Ok(text) => {
-                return Ignore::parse(&text)
-                    .map(Some)
-                    .map_err(|source| BuildError::Ignore {
-                        path: path.clone(),
-                        source,
-                    });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(BuildError::Context {
-                    path: path.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(None)
-}
-
-fn now() -> String {
-    rfc3339(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-/// A scratch directory removed on drop.
-struct TmpDir(PathBuf);
-
-impl TmpDir {
-    fn new(root: &Path) -> io::Result<TmpDir> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let d = root
-            .join("build-tmp")
-            .join(format!("{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d)?;
-        Ok(TmpDir(d))
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 struct Builder<'a> {

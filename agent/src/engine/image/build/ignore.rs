@@ -303,4 +303,13 @@ mod tests {
         let e = Ignore::parse("ok\n[bad\n").unwrap_err();
         assert_eq!(e.line, 2);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "(?s).{0,80}", path in "[a-z/.*]{0,20}") {
+            if let Ok(ig) = Ignore::parse(&text) {
+                let _ = ig.excludes(&path);
+            }
+        }
+    }
 }

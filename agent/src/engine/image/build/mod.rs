@@ -6,13 +6,16 @@
 //! needs, the base images to pull: [`base_images`]), [`ignore`] (`.dockerignore`),
 //! [`metadata`] (config-only instructions).
 //!
-//! The shell: [`executor`] runs the stages ([`build`]); [`tree`] reads the context and
+//! The shell: [`executor`] runs the stages ([`build`]); [`inputs`] reads the Dockerfile and ignore file, [`tree`] reads the context and
 //! stage file systems, [`copy`] turns COPY/ADD into layer entries, [`users`] resolves
 //! `--chown`, [`layer`] writes deterministic layers, [`cache`] remembers them, [`state`]
 //! holds the image being built. [`error`] has the one error type.
 //!
 //! RUN needs the container runtime (engine part 2); until then it fails with
-//! [`BuildError::RunNeedsRuntime`] naming its line.
+//! [`BuildError::RunNeedsRuntime`] naming its line. Not supported either, each with a
+//! clear error or stated here: ADD from URLs (error), heredocs (`<<EOF`, parsed as
+//! words), bzip2/xz archives for ADD (copied as files), running a base image's ONBUILD
+//! triggers (they are kept in the config, not run), platforms other than linux/amd64.
 
 pub mod cache;
 pub mod copy;
@@ -20,6 +23,7 @@ pub mod dockerfile;
 pub mod error;
 pub mod executor;
 pub mod ignore;
+pub mod inputs;
 pub mod instruction;
 pub mod layer;
 pub mod metadata;
@@ -32,6 +36,8 @@ pub mod words;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_more;
 
 pub use error::BuildError;
 pub use executor::build;

@@ -308,4 +308,12 @@ mod tests {
         assert_eq!(split("  ", '\\'), Vec::<String>::new());
         assert_eq!(split(r#"k="v w" x=1"#, '\\'), [r#"k="v w""#, "x=1"]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(word in "(?s).{0,60}", esc in proptest::sample::select(vec!['\\', '`'])) {
+            let _ = expand(&word, esc, &env);
+            let _ = split(&word, esc);
+        }
+    }
 }
