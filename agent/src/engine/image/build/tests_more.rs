@@ -297,3 +297,29 @@ COPY --chown=5:6 src/deep /made/by/copy/
         "one base image, listed once"
     );
 }
+
+#[test]
+fn symlinks_resolve_inside_the_context_and_the_image() {
+    let env = Env::new("contain");
+    env.file("inside/passwd", b"context copy", 0o644);
+    std::os::unix::fs::symlink("/etc", env.ctx.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc", env.ctx.join("up")).unwrap();
+    std::os::unix::fs::symlink("/inside", env.ctx.join("rooted")).unwrap();
+    for src in ["abs/passwd", "up/passwd"] {
+        let e = env
+            .run(&env.request(&format!("FROM scratch\nCOPY {src} /x\n")))
+            .0
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("not found in the build context"), "{src}: {e}");
+    }
+    // An absolute link means the context's root, and the image's root for destinations.
+    let df = "FROM orch-test/base:1\nCOPY rooted/passwd /lib/../../../../escaped\n";
+    let built = env.run(&env.request(df)).0.unwrap();
+    let t = env.tree(&built);
+    assert_eq!(
+        fs::read(stat(&t, "/escaped").host).unwrap(),
+        b"context copy"
+    );
+    assert!(!Path::new("/escaped").exists());
+}
