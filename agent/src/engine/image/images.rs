@@ -61,6 +61,11 @@ impl Images {
         })
     }
 
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        self.index.parent().unwrap_or(Path::new("/"))
+    }
+
     /// Every tagged image: canonical reference -> manifest digest.
     pub fn list(&self) -> Result<BTreeMap<String, Digest>, ImagesError> {
         let text = match fs::read(&self.index) {

@@ -1,5 +1,6 @@
 //! Images: content-addressed blobs and layers unpacked into snapshot directories.
 //!
+//! - [`build`]: images from a Dockerfile (parse, plan, COPY/ADD layers, build cache).
 //! - [`digest`]: `sha256:<hex>` digests.
 //! - [`images`]: images by name (tags), and import of a root file system tarball.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
@@ -10,6 +11,7 @@
 //! - [`store`]: the blob store (atomic ingest, verification, one writer per digest).
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
 //!   overlayfs whiteouts, nothing written outside the directory.
+pub mod build;
 pub mod digest;
 pub mod images;
 pub mod manifest;

@@ -4,7 +4,7 @@
 //! mounted by one function.
 
 use super::digest::Digest;
-use super::manifest::{ImageConfig, ImageManifest};
+use super::manifest::{Descriptor, ImageConfig, ImageManifest};
 use super::store::{ContentStore, StoreError};
 use super::unpack::{UnpackError, unpack};
 use std::ffi::CString;
@@ -125,9 +125,21 @@ impl Snapshots {
                 ),
             });
         }
+        self.prepare_layers(store, &m.layers, diff_ids)
+    }
+
+    /// Unpack the layers `layers` (bottom first, with their diff ids) that are not
+    /// unpacked yet; returns the layer directories, top layer first. For images that
+    /// exist only in memory so far (a build in progress).
+    pub fn prepare_layers(
+        &self,
+        store: &ContentStore,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<Vec<PathBuf>, SnapshotError> {
         let chains = chain_ids(diff_ids);
         let mut dirs = Vec::new();
-        for ((layer, expected), chain) in m.layers.iter().zip(diff_ids).zip(&chains) {
+        for ((layer, expected), chain) in layers.iter().zip(diff_ids).zip(&chains) {
             let dir = self.root.join(chain.hex());
             if !dir.is_dir() {
                 let n = self.seq.fetch_add(1, Ordering::Relaxed);

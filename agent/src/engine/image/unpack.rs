@@ -6,6 +6,7 @@
 //! an existing final symlink is replaced rather than followed, and hard links may only
 //! point at files inside the snapshot. OCI whiteouts become overlayfs whiteouts: `.wh.x`
 //! a 0/0 character device `x`, `.wh..wh..opq` the `trusted.overlay.opaque` xattr.
+//! Modification times come from the layer (directories last, as their contents change them).
 
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
@@ -226,6 +227,30 @@ fn set_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Set the modification (and access) time of `path`, not following a symlink.
+fn set_mtime(path: &Path, secs: u64) -> io::Result<()> {
+    let p = cstr(path)?;
+    let t = libc::timespec {
+        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: `p` is NUL-terminated and `times` holds the two timespecs utimensat reads.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn unpack_tar(reader: impl Read, dest: &Path) -> Result<UnpackStats, UnpackError> {
     let hashing = Hashing {
         inner: reader,
@@ -245,6 +270,8 @@ fn unpack_entries<R: Read>(
     dest: &Path,
 ) -> Result<UnpackStats, UnpackError> {
     let mut stats = UnpackStats::default();
+    // Directory mtimes are set last: creating their contents changes them.
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
         let raw = entry.path_bytes().into_owned();
@@ -376,6 +403,19 @@ fn unpack_entries<R: Read>(
                 }
             }
         }
+        let mtime = header.mtime().unwrap_or(0);
+        if kind == tar::EntryType::Directory {
+            dir_times.push((target, mtime));
+        } else {
+            set_mtime(&target, mtime).map_err(|e| ioerr("set mtime", e))?;
+        }
+    }
+    for (dir, mtime) in dir_times.iter().rev() {
+        set_mtime(dir, *mtime).map_err(|source| UnpackError::Io {
+            entry: dir.display().to_string(),
+            op: "set mtime",
+            source,
+        })?;
     }
     Ok(stats)
 }
