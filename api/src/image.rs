@@ -107,6 +107,42 @@ pub enum TransferEvent {
     Error(ApiError),
 }
 
+/// One line of a build's progress stream (newline-delimited JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// A base image is not here and is being pulled; `transfer` lines follow.
+    Pulling { reference: String },
+    /// A blob of a base image moved (a [`TransferEvent::Layer`]).
+    Transfer(TransferEvent),
+    /// Step `index` of `total` (1-based, over the stages built) starts.
+    Step {
+        stage: String,
+        index: usize,
+        total: usize,
+        instruction: String,
+    },
+    /// The step's layer came from the build cache.
+    Cached { digest: String },
+    /// The step made a new layer.
+    Layer { digest: String, size: u64 },
+    /// `--build-arg`s that no ARG of the built stages declares.
+    UnusedBuildArgs { names: Vec<String> },
+    /// The image got this name.
+    Tagged { reference: String },
+    /// The build finished: the image's manifest digest and id (config digest).
+    Done { digest: String, id: String },
+    /// The build failed; nothing after this line.
+    Error(ApiError),
+}
+
+/// Credentials for several registries (header `X-Registry-Config` of a build,
+/// base64url of this JSON): base images may come from any of them.
+pub type RegistryConfig = BTreeMap<String, RegistryAuth>;
+
+/// The header that carries [`RegistryConfig`] with a build.
+pub const REGISTRY_CONFIG_HEADER: &str = "x-registry-config";
+
 /// What `orch image rm` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoveReport {
@@ -150,23 +186,21 @@ pub struct RegistryAuth {
 /// The header that carries registry credentials with a pull or push.
 pub const REGISTRY_AUTH_HEADER: &str = "x-registry-auth";
 
-impl RegistryAuth {
-    /// The `X-Registry-Auth` header value: base64url of the JSON.
-    pub fn to_header(&self) -> String {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(self).unwrap_or_default())
-    }
+/// base64url (no padding) of `value`'s JSON: how credentials travel in headers.
+pub fn to_header<T: Serialize>(value: &T) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(value).unwrap_or_default())
+}
 
-    /// The credentials an `X-Registry-Auth` header value carries.
-    pub fn from_header(value: &str) -> Result<RegistryAuth, String> {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(value.trim().trim_end_matches('='))
-            .map_err(|e| format!("X-Registry-Auth is not base64url: {e}"))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("X-Registry-Auth is not the JSON of a username and password: {e}"))
-    }
+/// The value a [`to_header`] string carries; `what` names the header in errors.
+pub fn from_header<T: serde::de::DeserializeOwned>(value: &str, what: &str) -> Result<T, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value.trim().trim_end_matches('='))
+        .map_err(|e| format!("{what} is not base64url: {e}"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{what} does not hold the expected JSON: {e}"))
 }
 
 /// `POST /v1/auth`: check credentials against a registry.

@@ -82,6 +82,58 @@ fn read_file(path: &PathBuf) -> anyhow::Result<serde_json::Map<String, serde_jso
     }
 }
 
+/// The registry a config.json key names (`https://index.docker.io/v1/` is `docker.io`).
+fn registry_of_key(key: &str) -> String {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(key);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
+        h => h.to_owned(),
+    }
+}
+
+fn decode_entry(
+    path: &std::path::Path,
+    key: &str,
+    entry: &serde_json::Value,
+) -> anyhow::Result<Option<RegistryAuth>> {
+    let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) else {
+        return Ok(None);
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .with_context(|| format!("{}: auths.{key}.auth is not base64", path.display()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let Some((u, p)) = text.split_once(':') else {
+        bail!("{}: auths.{key}.auth is not user:password", path.display());
+    };
+    Ok(Some(RegistryAuth {
+        username: u.to_owned(),
+        password: p.to_owned(),
+    }))
+}
+
+/// Every stored credential, by registry (orch's file wins over Docker's).
+pub fn all_credentials() -> anyhow::Result<api::image::RegistryConfig> {
+    let mut out = api::image::RegistryConfig::new();
+    for path in [orch_config(), docker_config()].into_iter().flatten() {
+        let file = read_file(&path)?;
+        let Some(auths) = file.get("auths").and_then(|a| a.as_object()) else {
+            continue;
+        };
+        for (key, entry) in auths {
+            if let Some(auth) = decode_entry(&path, key, entry)? {
+                out.entry(registry_of_key(key)).or_insert(auth);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Stored credentials for `registry`, if any.
 pub fn credentials(registry: &str) -> anyhow::Result<Option<RegistryAuth>> {
     for path in [orch_config(), docker_config()].into_iter().flatten() {

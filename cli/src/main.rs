@@ -3,6 +3,7 @@
 //! lives in its own module.
 
 mod agent_cmd;
+mod build;
 mod config;
 mod engine;
 mod image;
@@ -33,6 +34,8 @@ enum Command {
     /// Manage images of the local engine.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Log in to a registry (credentials are checked, then kept in ~/.orch/config.json).
     Login(login::LoginArgs),
     /// Forget the credentials of a registry.
@@ -46,6 +49,9 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent_cmd::run(args),
         Command::Image(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| image::run(&c, cmd))
+        }
+        Command::Build(args) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| build::run(&c, args))
         }
         Command::Login(args) => {
             engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))

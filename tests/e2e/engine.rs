@@ -250,3 +250,59 @@ fn login_then_push_and_pull_with_basic_auth() {
     assert!(ok(&a.orch(&["logout", &reg.addr], None)).contains("Removed"));
     fails(&a.orch(&["image", "pull", &name], None), "orch login");
 }
+
+#[test]
+fn build_the_example_then_rebuild_from_cache() {
+    let a = Agent::start("build");
+    if !a.busybox() {
+        return;
+    }
+    let first = ok(&a.orch(&["build", "-t", "web:1", "examples/build"], None));
+    assert!(first.contains("Successfully tagged web:1"), "{first}");
+    let layers = first
+        .lines()
+        .filter(|l| l.starts_with(" ---> ") && l.ends_with(')'))
+        .count();
+    assert_eq!(
+        layers, 4,
+        "WORKDIR /src, two COPYs and COPY --from make layers:\n{first}"
+    );
+    let again = ok(&a.orch(&["build", "-t", "web:1", "examples/build"], None));
+    let cached = again
+        .lines()
+        .filter(|l| l.starts_with(" ---> Using cache"))
+        .count();
+    assert_eq!(cached, 4, "{again}");
+    let id = |out: &str| out.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        id(&again),
+        id(&first),
+        "an unchanged rebuild is the same image"
+    );
+    let detail: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["image", "inspect", "web:1"], None))).unwrap();
+    let config = &detail[0]["config"];
+    assert_eq!(config["user"], "nobody");
+    assert_eq!(config["working_dir"], "/srv/www");
+    assert_eq!(config["exposed_ports"], serde_json::json!(["8080/tcp"]));
+    assert_eq!(detail[0]["layers"].as_array().map(Vec::len), Some(3));
+
+    // A Dockerfile outside the context, and RUN (which needs the container runtime).
+    let outside = a.dir.join("Dockerfile.run");
+    std::fs::write(&outside, "FROM busybox\nRUN echo hi\n").unwrap();
+    let out = a.orch(
+        &["build", "-f", outside.to_str().unwrap(), "examples/build"],
+        None,
+    );
+    fails(&out, "Dockerfile:2");
+    fails(&out, "RUN");
+    let bad = a.dir.join("Dockerfile.bad");
+    std::fs::write(&bad, "FROM busybox\nCOPY\n").unwrap();
+    fails(
+        &a.orch(
+            &["build", "-f", bad.to_str().unwrap(), "examples/build"],
+            None,
+        ),
+        "Dockerfile:2",
+    );
+}

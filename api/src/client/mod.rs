@@ -7,8 +7,8 @@ pub mod events;
 
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::image::{
-    EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport, RegistryAuth,
-    RemoveReport, TransferEvent,
+    BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
+    REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
 pub use events::Events;
 use reqwest::{Method, RequestBuilder, Response};
@@ -74,6 +74,21 @@ pub struct ImportOptions {
     pub env: Vec<String>,
     /// Working directory.
     pub working_dir: Option<String>,
+}
+
+/// Options of `build`.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Names for the image.
+    pub tags: Vec<String>,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    pub file: Option<String>,
+    /// `--build-arg` values.
+    pub build_args: Vec<(String, String)>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Make every layer anew.
+    pub no_cache: bool,
 }
 
 /// A client of one engine.
@@ -181,7 +196,7 @@ impl EngineClient {
 
     fn with_auth(req: RequestBuilder, auth: Option<&RegistryAuth>) -> RequestBuilder {
         match auth {
-            Some(a) => req.header(REGISTRY_AUTH_HEADER, a.to_header()),
+            Some(a) => req.header(REGISTRY_AUTH_HEADER, crate::image::to_header(a)),
             None => req,
         }
     }
@@ -315,6 +330,40 @@ impl EngineClient {
             self.request(Method::GET, "/v1/images/save", &q),
         )
         .await
+    }
+
+    /// `POST /v1/build`: build the context tarball `context`; build events until
+    /// `Done` or `Error`. `auths` are the credentials for pulling base images.
+    pub async fn build(
+        &self,
+        context: impl Into<reqwest::Body>,
+        opts: &BuildOptions,
+        auths: &RegistryConfig,
+    ) -> Result<Events<BuildEvent>, ClientError> {
+        let args: Vec<String> = opts
+            .build_args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut q: Vec<(&str, &str)> = opts.tags.iter().map(|t| ("t", t.as_str())).collect();
+        q.extend(args.iter().map(|a| ("build-arg", a.as_str())));
+        if let Some(f) = &opts.file {
+            q.push(("file", f));
+        }
+        if let Some(t) = &opts.target {
+            q.push(("target", t));
+        }
+        if opts.no_cache {
+            q.push(("no-cache", "true"));
+        }
+        let mut req = self
+            .request(Method::POST, "/v1/build", &q)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(context);
+        if !auths.is_empty() {
+            req = req.header(REGISTRY_CONFIG_HEADER, crate::image::to_header(auths));
+        }
+        Ok(Events::new("build".into(), self.send("build", req).await?))
     }
 
     /// `POST /v1/auth`: check credentials against a registry.

@@ -1,6 +1,7 @@
 //! Engine errors as API errors: each failure gets its code (and so its HTTP status)
 //! here, in one place.
 
+use crate::engine::image::build::BuildError;
 use crate::engine::image::images::ImagesError;
 use crate::engine::image::manifest::ManifestError;
 use crate::engine::image::registry::RegistryError;
@@ -62,6 +63,18 @@ fn registry_code(e: &RegistryError) -> ErrorCode {
     }
 }
 
+fn build_code(e: &BuildError) -> ErrorCode {
+    match e {
+        BuildError::MissingImage { .. } => ErrorCode::NotFound,
+        BuildError::Layer { .. }
+        | BuildError::Cache { .. }
+        | BuildError::Snapshot { .. }
+        | BuildError::Images(_)
+        | BuildError::Store(_) => ErrorCode::Internal,
+        _ => ErrorCode::InvalidArgument,
+    }
+}
+
 /// The API error for an image failure.
 pub fn image_error(e: &ImageServiceError) -> ApiError {
     let code = match e {
@@ -73,6 +86,7 @@ pub fn image_error(e: &ImageServiceError) -> ApiError {
         ImageServiceError::Ambiguous { .. } => ErrorCode::InvalidArgument,
         ImageServiceError::Images(ImagesError::Import { .. }) => ErrorCode::InvalidArgument,
         ImageServiceError::Registry(r) => registry_code(r),
+        ImageServiceError::Build(b) => build_code(b),
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, e.to_string())

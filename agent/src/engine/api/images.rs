@@ -10,7 +10,7 @@ use crate::engine::image::reference::Reference;
 use crate::engine::image::service::ImageServiceError;
 use api::image::{
     ImageDetail, ImageSummary, LoadedImage, LoginRequest, REGISTRY_AUTH_HEADER, RegistryAuth,
-    TransferEvent,
+    TransferEvent, from_header,
 };
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -39,7 +39,9 @@ fn auth(headers: &HeaderMap) -> Result<Option<RegistryAuth>, Failure> {
             let text = v
                 .to_str()
                 .map_err(|_| invalid("X-Registry-Auth is not ASCII"))?;
-            RegistryAuth::from_header(text).map(Some).map_err(invalid)
+            from_header(text, "X-Registry-Auth")
+                .map(Some)
+                .map_err(invalid)
         }
     }
 }

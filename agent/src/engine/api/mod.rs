@@ -2,11 +2,13 @@
 //! CLI uses. One file per resource; errors are mapped in [`error`].
 //!
 //! - [`body`]: uploads spooled to files, streamed downloads, NDJSON event streams.
+//! - [`build`]: the `/v1/build` endpoint.
 //! - [`error`]: engine errors as `{"error": {...}}` with their HTTP status.
 //! - [`images`]: `/v1/images/...` and `/v1/auth`.
 //! - [`params`]: query parameters.
 
 pub mod body;
+pub mod build;
 pub mod error;
 pub mod images;
 pub mod params;
@@ -41,6 +43,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/images/tag", post(images::tag))
         .route("/v1/images/import", post(images::import))
         .route("/v1/auth", post(images::login))
+        .route("/v1/build", post(build::build))
         .fallback(not_found)
         .with_state(engine)
 }

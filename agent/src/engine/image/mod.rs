@@ -1,6 +1,7 @@
 //! Images: content-addressed blobs and layers unpacked into snapshot directories.
 //!
 //! - [`build`]: images from a Dockerfile (parse, plan, COPY/ADD layers, build cache).
+//! - [`builds`]: builds as the engine API offers them (base images pulled first).
 //! - [`digest`]: `sha256:<hex>` digests.
 //! - [`images`]: images by name (tags), and import of a root file system tarball.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
@@ -12,6 +13,7 @@
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
 //!   overlayfs whiteouts, nothing written outside the directory.
 pub mod build;
+pub mod builds;
 pub mod digest;
 pub mod images;
 pub mod manifest;

@@ -38,6 +38,8 @@ pub enum ImageServiceError {
     Ambiguous { what: String, candidates: String },
     #[error("image {digest}: {why}")]
     Corrupt { digest: Digest, why: String },
+    #[error(transparent)]
+    Build(#[from] super::build::BuildError),
     #[error("{op}: the worker thread failed: {why}")]
     Worker { op: String, why: String },
 }

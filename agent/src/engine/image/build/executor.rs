@@ -423,11 +423,13 @@ impl Builder<'_> {
         state.add_layer(desc, diff_id, &ins.text, &c.created);
         (self.progress)(if fresh {
             BuildEvent::Layer {
-                digest,
+                digest: digest.to_string(),
                 size: c.size,
             }
         } else {
-            BuildEvent::Cached { digest }
+            BuildEvent::Cached {
+                digest: digest.to_string(),
+            }
         });
         Ok(())
     }

@@ -75,25 +75,9 @@ pub struct BuildRequest {
     pub no_cache: bool,
 }
 
-/// Progress of a build, for the caller to display.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BuildEvent {
-    /// Step `index` of `total` (1-based, over the stages built) starts.
-    Step {
-        stage: String,
-        index: usize,
-        total: usize,
-        instruction: String,
-    },
-    /// The step's layer came from the cache.
-    Cached { digest: Digest },
-    /// The step made a new layer.
-    Layer { digest: Digest, size: u64 },
-    /// `--build-arg`s no ARG of the built stages declares.
-    UnusedBuildArgs { names: Vec<String> },
-    /// The image was tagged.
-    Tagged { reference: String },
-}
+/// Progress of a build, for the caller to display: the API's build events (a build
+/// emits `Step`, `Cached`, `Layer`, `UnusedBuildArgs` and `Tagged`).
+pub use api::image::BuildEvent;
 
 /// The image a build made.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,140 @@
+//! `POST /v1/build`: a build context tarball in, build events out.
+
+use super::Engine;
+use super::body::{event_stream, spool};
+use super::error::{Failure, image_error, invalid};
+use super::params::Params;
+use crate::engine::image::build::{BuildRequest, DockerfileSource};
+use crate::engine::image::reference::Reference;
+use crate::engine::image::unpack::unpack;
+use api::image::{BuildEvent, REGISTRY_CONFIG_HEADER, RegistryConfig, from_header};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a client puts a Dockerfile that lives outside its context.
+pub const SIDE_DOCKERFILE: &str = ".orch-build/Dockerfile";
+
+fn registry_config(headers: &HeaderMap) -> Result<RegistryConfig, Failure> {
+    match headers.get(REGISTRY_CONFIG_HEADER) {
+        None => Ok(RegistryConfig::new()),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| invalid("X-Registry-Config is not ASCII"))?;
+            from_header(text, "X-Registry-Config").map_err(invalid)
+        }
+    }
+}
+
+/// A relative path inside the context, without `..`.
+fn contained(file: &str) -> Result<PathBuf, Failure> {
+    let p = Path::new(file);
+    if p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Ok(p.to_owned())
+    } else {
+        Err(invalid(format!(
+            "file {file:?}: the Dockerfile must be a relative path inside the context"
+        )))
+    }
+}
+
+/// A directory removed on drop.
+struct ContextDir(PathBuf);
+
+impl Drop for ContextDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `POST /v1/build?t=&file=&build-arg=K=V&target=&no-cache=` with the context tarball.
+pub async fn build(
+    State(e): State<Arc<Engine>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let p = Params::parse(q.as_deref());
+    let auths = registry_config(&headers)?;
+    let mut build_args = BTreeMap::new();
+    for kv in p.all("build-arg") {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(invalid(format!("build-arg {kv:?}: expected KEY=VALUE")));
+        };
+        build_args.insert(k.to_owned(), v.to_owned());
+    }
+    let file = p.get("file").map(contained).transpose()?;
+    let tags = p
+        .all("t")
+        .iter()
+        .map(|t| t.parse::<Reference>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| invalid(format!("build: {err}")))?;
+    let upload = spool(body, &e.scratch, "build").await?;
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = ContextDir(e.scratch.join(format!(
+        "context-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )));
+    let target = dir.0.clone();
+    let unpacked = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&target)?;
+        let f = std::fs::File::open(upload.path())?;
+        unpack(f, &target).map_err(std::io::Error::other)
+    })
+    .await
+    .map_err(|err| invalid(format!("build: {err}")))?;
+    unpacked.map_err(|err| {
+        invalid(format!(
+            "build: the context is not a readable tarball: {err}"
+        ))
+    })?;
+    let dockerfile = match file {
+        Some(f) if f == Path::new(SIDE_DOCKERFILE) => {
+            let text = std::fs::read_to_string(dir.0.join(&f)).map_err(|err| {
+                invalid(format!(
+                    "build: {SIDE_DOCKERFILE} is missing from the context: {err}"
+                ))
+            })?;
+            let _ = std::fs::remove_dir_all(dir.0.join(".orch-build"));
+            DockerfileSource::Text(text)
+        }
+        Some(f) => DockerfileSource::Path(f),
+        None => DockerfileSource::Default,
+    };
+    let spec = BuildRequest {
+        context: dir.0.clone(),
+        dockerfile,
+        tags,
+        build_args,
+        target: p.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
+        no_cache: p.flag("no-cache")?,
+    };
+    let (tx, body) = event_stream();
+    tokio::spawn(async move {
+        let sink = tx.clone();
+        let result = e
+            .images
+            .build(spec, &auths, &move |ev| sink.send(&ev))
+            .await;
+        drop(dir);
+        let last = match result {
+            Ok(built) => BuildEvent::Done {
+                digest: built.manifest.to_string(),
+                id: built.config.to_string(),
+            },
+            Err(err) => BuildEvent::Error(image_error(&err)),
+        };
+        tx.send_wait(&last).await;
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
