@@ -100,6 +100,23 @@ impl Images {
     pub fn tag(&self, reference: &Reference, manifest: &Digest) -> Result<(), ImagesError> {
         let mut all = self.list()?;
         all.insert(reference.to_string(), manifest.clone());
+        self.write_index(&all)
+    }
+
+    /// Remove the tag `reference`; returns the manifest digest it pointed at. The
+    /// image's content stays until a prune finds it unreferenced.
+    pub fn untag(&self, reference: &Reference) -> Result<Digest, ImagesError> {
+        let mut all = self.list()?;
+        let digest = all
+            .remove(&reference.to_string())
+            .ok_or_else(|| ImagesError::NotFound {
+                reference: reference.familiar(),
+            })?;
+        self.write_index(&all)?;
+        Ok(digest)
+    }
+
+    fn write_index(&self, all: &BTreeMap<String, Digest>) -> Result<(), ImagesError> {
         let raw: BTreeMap<&String, String> = all.iter().map(|(k, v)| (k, v.to_string())).collect();
         let tmp = self.index.with_extension("json.tmp");
         let werr = |source| ImagesError::WriteIndex {
