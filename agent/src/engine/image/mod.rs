@@ -1,5 +1,6 @@
 //! Images: content-addressed blobs and layers unpacked into snapshot directories.
 //!
+//! - [`archive`]: images in and out of tar files (docker-archive, OCI image layout).
 //! - [`digest`]: `sha256:<hex>` digests.
 //! - [`images`]: images by name (tags), and import of a root file system tarball.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
@@ -9,6 +10,7 @@
 //! - [`store`]: the blob store (atomic ingest, verification, one writer per digest).
 //! - [`unpack`]: layer tarballs (tar, gzip, zstd) into a directory, OCI whiteouts as
 //!   overlayfs whiteouts, nothing written outside the directory.
+pub mod archive;
 pub mod digest;
 pub mod images;
 pub mod manifest;
