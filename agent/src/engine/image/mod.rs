@@ -2,6 +2,7 @@
 //!
 //! - [`archive`]: images in and out of tar files (docker-archive, OCI image layout).
 //! - [`digest`]: `sha256:<hex>` digests.
+//! - [`gc`]: removing images (`rmi`) and pruning unreferenced blobs and snapshots.
 //! - [`images`]: images by name (tags), and import of a root file system tarball.
 //! - [`manifest`]: OCI / Docker schema 2 manifests, indexes, configs; platform choice.
 //! - [`reference`]: image references and Docker Hub's naming rules.
@@ -12,6 +13,9 @@
 //!   overlayfs whiteouts, nothing written outside the directory.
 pub mod archive;
 pub mod digest;
+pub mod gc;
+#[cfg(test)]
+mod gc_tests;
 pub mod images;
 pub mod manifest;
 pub mod reference;
