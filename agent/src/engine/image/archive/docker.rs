@@ -4,7 +4,7 @@
 //! OCI manifest over them. Compressed layers are accepted and checked against their
 //! diff id when a snapshot unpacks them.
 
-use super::entries::{Contents, MANIFEST_JSON, Staged, named};
+use super::entries::{Content, Contents, MANIFEST_JSON, Staged, named};
 use super::{ArchiveError, LoadNote, Loaded, clean, merge, read_blob};
 use crate::engine::image::digest::Digest;
 use crate::engine::image::manifest::{
@@ -112,6 +112,10 @@ fn check(
 ) -> Result<Ready, ArchiveError> {
     let (config_path, c) = find(read, &e.config, referrer, "config")?;
     let (config_d, config_size) = (c.digest.clone(), c.size);
+    let in_memory = match &c.content {
+        Content::Memory(b) => Some(b.clone()),
+        Content::Stored | Content::Pending(_) => None,
+    };
     if let Some(expected) = stated(&config_path).filter(|d| *d != config_d) {
         return Err(ArchiveError::BlobMismatch {
             entry: config_path,
@@ -119,14 +123,12 @@ fn check(
             actual: config_d,
         });
     }
-    let bytes = match &c.content {
-        super::entries::Content::Memory(b) => b.clone(),
-        super::entries::Content::Stored => read_blob(store, &config_d)?,
-        super::entries::Content::Pending(_) => {
-            return Err(ArchiveError::TooLarge {
-                entry: config_path,
-                limit: super::JSON_LIMIT,
-            });
+    let bytes = match in_memory {
+        Some(b) => b,
+        None => {
+            // A config too large to keep in memory is needed anyway: commit it now.
+            read.commit(&config_path, store)?;
+            read_blob(store, &config_d)?
         }
     };
     let config: ImageConfig =

@@ -22,6 +22,8 @@ const METADATA: [&str; 4] = [MANIFEST_JSON, INDEX_JSON, OCI_LAYOUT, "repositorie
 
 /// Files up to this size are kept in memory whatever they hold.
 const SMALL: u64 = 64 << 10;
+/// Staged files kept in memory, in all; beyond it they go to the ingest area.
+const MEMORY_BUDGET: u64 = 64 << 20;
 /// Links followed to reach a file, at most.
 const MAX_HOPS: usize = 16;
 
@@ -112,6 +114,7 @@ pub(super) fn read(store: &ContentStore, input: impl Read) -> Result<Contents, A
         meta: BTreeMap::new(),
         items: BTreeMap::new(),
     };
+    let mut budget = MEMORY_BUDGET;
     for entry in archive.entries().map_err(ArchiveError::Read)? {
         let mut entry = entry.map_err(ArchiveError::Read)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -126,7 +129,7 @@ pub(super) fn read(store: &ContentStore, input: impl Read) -> Result<Contents, A
                     out.meta.insert(path, bytes);
                     continue;
                 }
-                Item::File(stage(store, &mut entry, &path)?)
+                Item::File(stage(store, &mut entry, &path, &mut budget)?)
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
@@ -179,6 +182,7 @@ fn stage(
     store: &ContentStore,
     entry: &mut tar::Entry<'_, impl Read>,
     path: &str,
+    budget: &mut u64,
 ) -> Result<Staged, ArchiveError> {
     let size = entry.header().size().unwrap_or(0);
     let rerr = |source| ArchiveError::ReadEntry {
@@ -234,8 +238,9 @@ fn stage(
             content: Content::Stored,
         });
     }
-    if size <= SMALL || (json && size <= JSON_LIMIT) {
-        let bytes = read_small(&mut r, path, JSON_LIMIT)?;
+    if size <= *budget && (size <= SMALL || (json && size <= JSON_LIMIT)) {
+        let bytes = read_small(&mut r, path, size)?;
+        *budget -= bytes.len() as u64;
         return Ok(Staged {
             digest: Digest::of(&bytes),
             size: bytes.len() as u64,

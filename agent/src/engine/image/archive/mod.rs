@@ -170,7 +170,7 @@ pub fn save(
 pub fn load(images: &Images, input: impl Read) -> Result<Vec<Loaded>, ArchiveError> {
     let mut read = entries::read(&images.content, input)?;
     let loaded = if read.meta.contains_key(entries::INDEX_JSON) {
-        oci::commit(&images.content, &mut read)?
+        oci::commit(&images.content, &read)?
     } else if read.meta.contains_key(entries::MANIFEST_JSON) {
         docker::commit(&images.content, &mut read)?
     } else {

@@ -16,10 +16,7 @@ use std::fs;
 const MAX_DEPTH: usize = 4;
 
 /// Check the images of an OCI layout and say how to tag them.
-pub(super) fn commit(
-    store: &ContentStore,
-    read: &mut Contents,
-) -> Result<Vec<Loaded>, ArchiveError> {
+pub(super) fn commit(store: &ContentStore, read: &Contents) -> Result<Vec<Loaded>, ArchiveError> {
     if let Some(layout) = read.meta.get(OCI_LAYOUT) {
         #[derive(serde::Deserialize)]
         struct Layout {

@@ -145,8 +145,14 @@ pub(super) fn oci(
     let mut seen = BTreeSet::new();
     for r in refs {
         let d = images.resolve(r)?;
-        let size = read_blob(&images.content, &d)?.len() as u64;
-        let media_type = match parse(images, &d, &r.familiar())? {
+        let bytes = read_blob(&images.content, &d)?;
+        let parsed = Manifest::parse(&bytes, None).map_err(|source| ArchiveError::Manifest {
+            image: r.familiar(),
+            digest: d.clone(),
+            source,
+        })?;
+        let size = bytes.len() as u64;
+        let media_type = match parsed {
             Manifest::Image(m) => m.media_type.unwrap_or_else(|| OCI_MANIFEST.into()),
             Manifest::Index(i) => i.media_type.unwrap_or_else(|| OCI_INDEX.into()),
         };
