@@ -244,7 +244,7 @@ fn login_then_push_and_pull_with_basic_auth() {
         0o600
     );
     let pushed = digest_of(&ok(&a.orch(&["image", "push", &name], None)));
-    // The manifest fetch needs the credentials even when the blobs are here.
+    ok(&a.orch(&["image", "rm", &name], None));
     let pulled = digest_of(&ok(&a.orch(&["image", "pull", &name], None)));
     assert_eq!(pulled, pushed);
     assert!(ok(&a.orch(&["logout", &reg.addr], None)).contains("Removed"));
@@ -305,4 +305,69 @@ fn build_the_example_then_rebuild_from_cache() {
         ),
         "Dockerfile:2",
     );
+}
+
+#[test]
+fn save_load_remove_and_prune() {
+    let a = Agent::start("save");
+    if !a.busybox() {
+        return;
+    }
+    ok(&a.orch(&["build", "-q", "-t", "web:1", "examples/build"], None));
+    let inspect = |agent: &Agent, name: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&agent.orch(&["image", "inspect", name], None))).unwrap()
+    };
+    let web = inspect(&a, "web:1");
+    let files = [
+        ("docker", a.dir.join("d.tar")),
+        ("oci", a.dir.join("o.tar")),
+    ];
+    for (format, file) in &files {
+        let file = file.to_str().unwrap();
+        ok(&a.orch(
+            &[
+                "image", "save", "--format", format, "-o", file, "web:1", "busybox",
+            ],
+            None,
+        ));
+    }
+
+    // OCI layout keeps every digest; docker-archive keeps the config (the image id).
+    let b = Agent::start("load");
+    let loaded = ok(&b.orch(&["image", "load", "-i", files[1].1.to_str().unwrap()], None));
+    assert!(loaded.contains("Loaded image: web:1"), "{loaded}");
+    assert_eq!(inspect(&b, "web:1")[0]["digest"], web[0]["digest"]);
+    let c = Agent::start("load-docker");
+    let loaded = ok(&c.orch(&["image", "load", "-i", files[0].1.to_str().unwrap()], None));
+    assert!(loaded.contains("Loaded image: busybox:latest"), "{loaded}");
+    assert_eq!(inspect(&c, "web:1")[0]["id"], web[0]["id"]);
+    fails(
+        &c.orch(&["image", "load", "-i", "/etc/hostname"], None),
+        "orch:",
+    );
+
+    // rm untags; content goes when no name is left, shared layers stay while used.
+    ok(&a.orch(&["image", "tag", "web:1", "web:2"], None));
+    let id = web[0]["id"].as_str().unwrap()["sha256:".len()..][..12].to_owned();
+    fails(
+        &a.orch(&["image", "rm", &id], None),
+        "remove the tags one by one, or force",
+    );
+    ok(&a.orch(&["image", "rm", "web:2"], None));
+    let out = ok(&a.orch(&["image", "rm", "busybox"], None));
+    assert!(out.contains("Untagged: busybox:latest"), "{out}");
+    assert_eq!(inspect(&a, "web:1")[0]["digest"], web[0]["digest"]);
+    let out = ok(&a.orch(&["image", "rm", "web:1"], None));
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    let blobs = std::fs::read_dir(a.dir.join("data/images/content/blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 0, "no image left, no blob left");
+    fails(&a.orch(&["image", "rm", "nope:1"], None), "no image nope:1");
+    fails(
+        &a.orch(&["image", "save", "-o", "/dev/null", "nope:1"], None),
+        "no image nope:1",
+    );
+    let out = ok(&a.orch(&["image", "prune"], None));
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
 }

@@ -178,6 +178,7 @@ fn help_for_every_command() {
         &["image", "import", "--help"],
         &["image", "load", "--help"],
         &["image", "save", "--help"],
+        &["build", "--help"],
         &["login", "--help"],
         &["logout", "--help"],
     ] {

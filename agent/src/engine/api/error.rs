@@ -1,8 +1,11 @@
 //! Engine errors as API errors: each failure gets its code (and so its HTTP status)
 //! here, in one place.
 
+use crate::engine::image::archive::ArchiveError;
 use crate::engine::image::build::BuildError;
+use crate::engine::image::gc::GcError;
 use crate::engine::image::images::ImagesError;
+use crate::engine::image::lifecycle::LifecycleError;
 use crate::engine::image::manifest::ManifestError;
 use crate::engine::image::registry::RegistryError;
 use crate::engine::image::service::ImageServiceError;
@@ -75,6 +78,21 @@ fn build_code(e: &BuildError) -> ErrorCode {
     }
 }
 
+fn lifecycle_code(e: &LifecycleError) -> ErrorCode {
+    match e {
+        LifecycleError::Gc(GcError::NotFound { .. }) => ErrorCode::NotFound,
+        LifecycleError::Gc(GcError::Ambiguous { .. }) => ErrorCode::InvalidArgument,
+        LifecycleError::Gc(GcError::Tagged { .. }) => ErrorCode::Conflict,
+        LifecycleError::Gc(_) => ErrorCode::Internal,
+        LifecycleError::Archive(a) => match **a {
+            ArchiveError::Images(_) | ArchiveError::Store(_) | ArchiveError::Write { .. } => {
+                ErrorCode::Internal
+            }
+            _ => ErrorCode::InvalidArgument,
+        },
+    }
+}
+
 /// The API error for an image failure.
 pub fn image_error(e: &ImageServiceError) -> ApiError {
     let code = match e {
@@ -87,6 +105,7 @@ pub fn image_error(e: &ImageServiceError) -> ApiError {
         ImageServiceError::Images(ImagesError::Import { .. }) => ErrorCode::InvalidArgument,
         ImageServiceError::Registry(r) => registry_code(r),
         ImageServiceError::Build(b) => build_code(b),
+        ImageServiceError::Lifecycle(l) => lifecycle_code(l),
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, e.to_string())

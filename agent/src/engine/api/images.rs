@@ -1,16 +1,17 @@
 //! `/v1/images/...` and `/v1/auth`: extract, call the image service, map the error.
 
 use super::Engine;
-use super::body::{EventSender, event_stream, spool};
+use super::body::{EventSender, download, event_stream, spool};
 use super::error::{Failure, image_error, invalid};
 use super::params::Params;
+use crate::engine::image::archive::ArchiveFormat;
 use crate::engine::image::digest::Digest;
 use crate::engine::image::images::ImportConfig;
 use crate::engine::image::reference::Reference;
 use crate::engine::image::service::ImageServiceError;
 use api::image::{
-    ImageDetail, ImageSummary, LoadedImage, LoginRequest, REGISTRY_AUTH_HEADER, RegistryAuth,
-    TransferEvent, from_header,
+    ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport, REGISTRY_AUTH_HEADER,
+    RegistryAuth, RemoveReport, TransferEvent, from_header,
 };
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -124,7 +125,9 @@ pub async fn import(
 ) -> Result<Json<LoadedImage>, Failure> {
     let p = Params::parse(q.as_deref());
     let reference = p.require("ref")?.to_owned();
-    let r: Reference = reference.parse().map_err(|e| invalid(format!("{e}")))?;
+    reference
+        .parse::<Reference>()
+        .map_err(|e| invalid(format!("{e}")))?;
     let cfg = ImportConfig {
         cmd: p.all("cmd"),
         env: p.all("env"),
@@ -132,17 +135,59 @@ pub async fn import(
         architecture: String::new(),
     };
     let file = spool(body, &e.scratch, &format!("import {reference}")).await?;
-    let digest = tokio::task::spawn_blocking(move || {
-        let d = e.images.import(file.path(), &reference, &cfg);
-        drop(file);
-        d
-    })
-    .await
-    .map_err(|err| invalid(format!("import: {err}")))??;
-    Ok(Json(LoadedImage {
-        reference: Some(r.familiar()),
-        digest: digest.to_string(),
-    }))
+    let loaded = e
+        .images
+        .import(file.path().to_owned(), &reference, cfg)
+        .await?;
+    drop(file);
+    Ok(Json(loaded))
+}
+
+/// `POST /v1/images/load` with a docker-archive or OCI-layout tarball.
+pub async fn load(State(e): St, body: Body) -> Result<Json<Vec<LoadedImage>>, Failure> {
+    let file = spool(body, &e.scratch, "load").await?;
+    let loaded = e.images.load(file.path().to_owned()).await?;
+    drop(file);
+    Ok(Json(loaded))
+}
+
+/// `GET /v1/images/save?ref=&ref=&format=docker|oci`: the tarball, streamed.
+pub async fn save(State(e): St, RawQuery(q): RawQuery) -> Result<Response, Failure> {
+    let p = Params::parse(q.as_deref());
+    let names = p.all("ref");
+    if names.is_empty() {
+        return Err(invalid("query parameter \"ref\" is required"));
+    }
+    let format = match p.get("format").unwrap_or("docker") {
+        "docker" | "docker-archive" => ArchiveFormat::DockerArchive,
+        "oci" | "oci-layout" => ArchiveFormat::OciLayout,
+        other => {
+            return Err(invalid(format!("format {other:?}: expected docker or oci")));
+        }
+    };
+    // Unknown names are a plain 404 before the download starts.
+    let refs = e.images.saveable(&names)?;
+    let (writer, body) = download();
+    tokio::spawn(async move {
+        // A failure midway ends the body early; the archive's index comes last, so
+        // a cut archive cannot be mistaken for a whole one.
+        let _ = e.images.save(refs, format, writer).await;
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+/// `DELETE /v1/images?ref=&force=`
+pub async fn remove(State(e): St, RawQuery(q): RawQuery) -> Result<Json<RemoveReport>, Failure> {
+    let p = Params::parse(q.as_deref());
+    Ok(Json(
+        e.images.remove(p.require("ref")?, p.flag("force")?).await?,
+    ))
+}
+
+/// `POST /v1/images/prune?all=`
+pub async fn prune(State(e): St, RawQuery(q): RawQuery) -> Result<Json<PruneReport>, Failure> {
+    let p = Params::parse(q.as_deref());
+    Ok(Json(e.images.prune(p.flag("all")?).await?))
 }
 
 /// `POST /v1/auth` with a [`LoginRequest`].

@@ -36,7 +36,10 @@ pub struct Engine {
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/version", get(version))
-        .route("/v1/images", get(images::list))
+        .route("/v1/images", get(images::list).delete(images::remove))
+        .route("/v1/images/prune", post(images::prune))
+        .route("/v1/images/load", post(images::load))
+        .route("/v1/images/save", get(images::save))
         .route("/v1/images/inspect", get(images::inspect))
         .route("/v1/images/pull", post(images::pull))
         .route("/v1/images/push", post(images::push))

@@ -49,6 +49,8 @@ pub struct ImportConfig {
 pub struct Images {
     pub content: ContentStore,
     index: PathBuf,
+    /// Serializes the read-modify-write of the index (tag, untag).
+    writing: std::sync::Mutex<()>,
 }
 
 impl Images {
@@ -58,6 +60,7 @@ impl Images {
         Ok(Images {
             content,
             index: root.join("refs.json"),
+            writing: std::sync::Mutex::new(()),
         })
     }
 
@@ -103,8 +106,27 @@ impl Images {
 
     /// Point `reference` at `manifest`.
     pub fn tag(&self, reference: &Reference, manifest: &Digest) -> Result<(), ImagesError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let mut all = self.list()?;
         all.insert(reference.to_string(), manifest.clone());
+        self.write_index(&all)
+    }
+
+    /// Remove the tag `reference`; returns the manifest digest it pointed at. The
+    /// image's content stays until a prune finds it unreferenced.
+    pub fn untag(&self, reference: &Reference) -> Result<Digest, ImagesError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.list()?;
+        let digest = all
+            .remove(&reference.to_string())
+            .ok_or_else(|| ImagesError::NotFound {
+                reference: reference.familiar(),
+            })?;
+        self.write_index(&all)?;
+        Ok(digest)
+    }
+
+    fn write_index(&self, all: &BTreeMap<String, Digest>) -> Result<(), ImagesError> {
         let raw: BTreeMap<&String, String> = all.iter().map(|(k, v)| (k, v.to_string())).collect();
         let tmp = self.index.with_extension("json.tmp");
         let werr = |source| ImagesError::WriteIndex {

@@ -50,6 +50,32 @@ pub struct Platform {
     pub os_version: Option<String>,
 }
 
+impl Descriptor {
+    /// A descriptor without platform or annotations.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+impl ImageManifest {
+    /// An OCI image manifest for an OCI config blob and `layers`.
+    pub fn oci(config: Digest, config_size: u64, layers: Vec<Descriptor>) -> ImageManifest {
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.into()),
+            config: Descriptor::new(OCI_CONFIG, config, config_size),
+            layers,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 impl Platform {
     /// `linux/amd64`, orch's default.
     pub fn linux_amd64() -> Platform {

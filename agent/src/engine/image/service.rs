@@ -3,7 +3,7 @@
 //! the tags, the snapshots and the registry client together and speaks `api` types.
 
 use super::digest::Digest;
-use super::images::{Images, ImagesError, ImportConfig};
+use super::images::{Images, ImagesError};
 use super::manifest::{ImageConfig, ImageManifest, Manifest, ManifestError, Platform};
 use super::reference::{Reference, ReferenceError};
 use super::registry::{ClientOptions, Credentials, RegistryClient, RegistryError, Transfer};
@@ -14,7 +14,7 @@ use api::image::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// What went wrong serving an image request.
@@ -40,6 +40,8 @@ pub enum ImageServiceError {
     Corrupt { digest: Digest, why: String },
     #[error(transparent)]
     Build(#[from] super::build::BuildError),
+    #[error(transparent)]
+    Lifecycle(#[from] super::lifecycle::LifecycleError),
     #[error("{op}: the worker thread failed: {why}")]
     Worker { op: String, why: String },
 }
@@ -49,8 +51,9 @@ pub struct ImageService {
     images: Images,
     snapshots: Snapshots,
     insecure: Vec<String>,
-    /// Serializes read-modify-write of the tag index.
-    tags: Mutex<()>,
+    /// Leases on content: operations that add or read content hold a read lease,
+    /// prune holds the write side, so it never deletes what a pull is writing.
+    leases: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Parse `os/arch[/variant]`.
@@ -78,7 +81,7 @@ impl ImageService {
             images: Images::open(&root.join("images"))?,
             snapshots: Snapshots::open(&root.join("snapshots"))?,
             insecure,
-            tags: Mutex::new(()),
+            leases: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 
@@ -92,9 +95,14 @@ impl ImageService {
         &self.snapshots
     }
 
-    /// A lock to hold while changing tags.
-    pub fn tag_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.tags.lock().unwrap_or_else(|p| p.into_inner())
+    /// A lease that keeps prune away while content is added or read.
+    pub async fn lease(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        Arc::clone(&self.leases).read_owned().await
+    }
+
+    /// Exclusive use of the content, for deleting some.
+    pub async fn exclusive(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        Arc::clone(&self.leases).write_owned().await
     }
 
     fn registry(
@@ -336,6 +344,7 @@ impl ImageService {
         let platform = asked.clone().unwrap_or_else(Platform::linux_amd64);
         let client = self.registry(&r.registry, auth)?;
         let meter = Meter::new(events, LayerPhase::Downloading);
+        let _lease = self.lease().await;
         let pulled = client
             .pull(&r, &self.images.content, &platform, &meter)
             .await?;
@@ -358,7 +367,6 @@ impl ImageService {
         tokio::task::spawn_blocking(move || {
             me.snapshots.prepare(&me.images.content, &manifest)?;
             if r.digest.is_none() {
-                let _guard = me.tag_lock();
                 me.images.tag(&r, &manifest)?;
             }
             Ok::<_, ImageServiceError>(())
@@ -382,6 +390,7 @@ impl ImageService {
         let digest = self.resolve(reference)?;
         let client = self.registry(&r.registry, auth)?;
         let meter = Meter::new(events, LayerPhase::Uploading);
+        let _lease = self.lease().await;
         // Other repositories of the same registry that hold this image (it was pulled
         // or pushed under their names): the registry can mount its blobs from there.
         let mount_from: Vec<String> = self
@@ -426,30 +435,8 @@ impl ImageService {
                 reason: "a tag target cannot carry a digest".into(),
             }));
         }
-        let _guard = self.tag_lock();
         self.images.tag(&r, &digest)?;
         Ok(digest)
-    }
-
-    /// Import the root file system tarball at `file` as a one-layer image `reference`.
-    pub fn import(
-        &self,
-        file: &Path,
-        reference: &str,
-        cfg: &ImportConfig,
-    ) -> Result<Digest, ImageServiceError> {
-        let r: Reference = reference.parse()?;
-        let f = std::fs::File::open(file).map_err(|source| ImagesError::Import {
-            reference: r.familiar(),
-            source,
-        })?;
-        let _guard = self.tag_lock();
-        Ok(self.images.import(f, &r, cfg)?)
-    }
-
-    /// A scratch directory for uploads, on the same file system as the store.
-    pub fn scratch_dir(&self, root: &Path) -> PathBuf {
-        root.join("tmp")
     }
 }
 

@@ -10,6 +10,7 @@ use super::unpack::{UnpackError, unpack};
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,7 +96,7 @@ impl Snapshots {
         fs::create_dir_all(root).map_err(io_err("create", root))?;
         for e in fs::read_dir(root).map_err(io_err("list", root))?.flatten() {
             if e.file_name().to_string_lossy().starts_with("tmp-") {
-                let _ = fs::remove_dir_all(e.path());
+                let _ = remove_tree(&e.path());
             }
         }
         Ok(Snapshots {
@@ -176,6 +177,32 @@ impl Snapshots {
         Ok(dirs)
     }
 
+    /// The chain ids of every snapshot present.
+    pub fn list(&self) -> Result<Vec<Digest>, SnapshotError> {
+        let mut out: Vec<Digest> = fs::read_dir(&self.root)
+            .map_err(io_err("list", &self.root))?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| format!("sha256:{}", e.file_name().to_str()?).parse().ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove the snapshot `chain` (absent is fine). It is first renamed out of the
+    /// way, so it disappears at once and a crash leaves only a `tmp-` leftover that
+    /// [`Snapshots::open`] removes.
+    pub fn remove(&self, chain: &Digest) -> Result<(), SnapshotError> {
+        let dir = self.root.join(chain.hex());
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join(format!("tmp-rm-{}-{n}", std::process::id()));
+        match fs::rename(&dir, &tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r.map_err(io_err("remove snapshot", &dir))?,
+        }
+        remove_tree(&tmp).map_err(io_err("remove snapshot", &dir))
+    }
+
     /// The overlay of `lowers` (top first) with a writable `upper` and its `work` dir.
     pub fn overlay(lowers: &[PathBuf], upper: &Path, work: &Path) -> MountSpec {
         let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
@@ -189,6 +216,23 @@ impl Snapshots {
             ],
         }
     }
+}
+
+/// Remove a directory tree as unpack left it: whiteouts (0/0 character devices) are
+/// unlinked like files, directories without write or search permission are opened up
+/// first (needed when not root), symlinks are removed, never followed.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    if meta.permissions().mode() & 0o700 != 0o700 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    }
+    for entry in fs::read_dir(path)? {
+        remove_tree(&entry?.path())?;
+    }
+    fs::remove_dir(path)
 }
 
 /// Mount `spec` at `target`.

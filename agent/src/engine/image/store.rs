@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
 
 /// What went wrong in the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum StoreError {
     Read { digest: Digest, source: io::Error },
     #[error("remove blob {digest}: {source}")]
     Remove { digest: Digest, source: io::Error },
+    #[error("remove ingest temp file {name}: {source}")]
+    RemoveIngest { name: String, source: io::Error },
 }
 
 /// Blobs by digest.
@@ -230,6 +233,37 @@ impl ContentStore {
         out
     }
 
+    /// Temp files under `ingest/` (ingests in progress or left by a crash): file name
+    /// and last modification time.
+    pub fn ingests(&self) -> Vec<(String, SystemTime)> {
+        let mut out: Vec<(String, SystemTime)> = fs::read_dir(self.root.join("ingest"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let modified = e.metadata().ok()?.modified().ok()?;
+                Some((e.file_name().to_str()?.to_owned(), modified))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Remove the ingest temp file `name` (as [`ContentStore::ingests`] lists it;
+    /// absent is fine).
+    pub fn remove_ingest(&self, name: &str) -> Result<(), StoreError> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Ok(());
+        }
+        match fs::remove_file(self.root.join("ingest").join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::RemoveIngest {
+                name: name.to_owned(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Remove a blob (absent blobs are fine).
     pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
         match fs::remove_file(self.path(digest)) {
@@ -338,6 +372,11 @@ impl Write for Adder {
 }
 
 impl Adder {
+    /// The digest of the bytes written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
+    }
+
     /// Fsync and move the blob into the store under its digest; (digest, size).
     pub fn finish(mut self) -> Result<(Digest, u64), StoreError> {
         let digest = Digest::from_hasher(std::mem::take(&mut self.hasher));

@@ -5,8 +5,7 @@
 
 use crate::engine::image::digest::Digest;
 use crate::engine::image::manifest::{
-    DOCKER_LAYER_GZIP, Descriptor, ImageConfig, ImageManifest, OCI_CONFIG, OCI_LAYER_GZIP,
-    OCI_MANIFEST, RunConfig,
+    DOCKER_LAYER_GZIP, Descriptor, ImageConfig, ImageManifest, OCI_LAYER_GZIP, RunConfig,
 };
 use crate::engine::image::store::{ContentStore, StoreError};
 use serde::Serialize;
@@ -204,19 +203,8 @@ impl State {
     pub fn write(&self, store: &ContentStore) -> Result<(Digest, Digest), StoreError> {
         let config = self.config_bytes();
         let config_d = put(store, &config)?;
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(OCI_MANIFEST.into()),
-            config: Descriptor {
-                media_type: OCI_CONFIG.into(),
-                digest: config_d.clone(),
-                size: config.len() as u64,
-                platform: None,
-                annotations: BTreeMap::new(),
-            },
-            layers: self.layers.clone(),
-            annotations: BTreeMap::new(),
-        };
+        let manifest =
+            ImageManifest::oci(config_d.clone(), config.len() as u64, self.layers.clone());
         let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
         Ok((put(store, &bytes)?, config_d))
     }
