@@ -126,6 +126,8 @@ pub enum BuildEvent {
     Cached { digest: String },
     /// The step made a new layer.
     Layer { digest: String, size: u64 },
+    /// A line a RUN command wrote (stdout and stderr).
+    Output { text: String },
     /// `--build-arg`s that no ARG of the built stages declares.
     UnusedBuildArgs { names: Vec<String> },
     /// The image got this name.

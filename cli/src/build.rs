@@ -171,6 +171,7 @@ pub fn run(client: &EngineClient, a: BuildArgs) -> anyhow::Result<ExitCode> {
                 BuildEvent::Layer { digest, size: n } if !a.quiet => {
                     println!(" ---> {} ({})", short(&digest), size(n));
                 }
+                BuildEvent::Output { text } if !a.quiet => println!("{text}"),
                 BuildEvent::UnusedBuildArgs { names } => {
                     eprintln!(
                         "[Warning] build arguments not consumed: {}",

@@ -40,6 +40,12 @@ enum Command {
     Login(login::LoginArgs),
     /// Forget the credentials of a registry.
     Logout(login::LogoutArgs),
+    /// A container's first process (started by the engine, not by hand).
+    #[command(hide = true)]
+    Init {
+        /// The container's init spec (JSON).
+        spec: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
             engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))
         }
         Command::Logout(args) => login::logout(args),
+        Command::Init { spec } => agent::engine::runtime::init::run(&spec),
     };
     match result {
         Ok(code) => code,

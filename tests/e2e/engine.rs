@@ -251,6 +251,12 @@ fn login_then_push_and_pull_with_basic_auth() {
     fails(&a.orch(&["image", "pull", &name], None), "orch login");
 }
 
+fn inspect_layers(a: &Agent, name: &str) -> usize {
+    let detail: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["image", "inspect", name], None))).unwrap();
+    detail[0]["layers"].as_array().map_or(0, Vec::len)
+}
+
 #[test]
 fn build_the_example_then_rebuild_from_cache() {
     let a = Agent::start("build");
@@ -287,15 +293,40 @@ fn build_the_example_then_rebuild_from_cache() {
     assert_eq!(config["exposed_ports"], serde_json::json!(["8080/tcp"]));
     assert_eq!(detail[0]["layers"].as_array().map(Vec::len), Some(3));
 
-    // A Dockerfile outside the context, and RUN (which needs the container runtime).
+    // RUN runs in a container; its changes, deletions included, are the layer. The
+    // Dockerfile sits outside the context.
     let outside = a.dir.join("Dockerfile.run");
-    std::fs::write(&outside, "FROM busybox\nRUN echo hi\n").unwrap();
+    std::fs::write(
+        &outside,
+        "FROM busybox\nARG WHO=world\n\
+         RUN echo \"hello $WHO from $(hostname)\" | tee /greeting && rm /etc/group && \
+         mkdir -p /data && echo x > /data/f && ln /data/f /data/g\n\
+         RUN [\"/bin/sh\", \"-c\", \"test ! -e /etc/group && test $(stat -c %h /data/f) = 2\"]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "ran:1", "-f", outside.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("examples/build");
+        a.orch(&args, None)
+    };
+    let out = ok(&run(&["--build-arg", "WHO=orch"]));
+    assert!(out.contains("hello orch from orch-build"), "{out}");
+    let again = ok(&run(&["--build-arg", "WHO=orch"]));
+    assert_eq!(again.matches("Using cache").count(), 2, "{again}");
+    let ran = inspect_layers(&a, "ran:1");
+    assert_eq!(ran, 3, "busybox + two RUN layers");
+    let failing = a.dir.join("Dockerfile.fail");
+    std::fs::write(&failing, "FROM busybox\nRUN echo about to fail; exit 3\n").unwrap();
     let out = a.orch(
-        &["build", "-f", outside.to_str().unwrap(), "examples/build"],
+        &["build", "-f", failing.to_str().unwrap(), "examples/build"],
         None,
     );
-    fails(&out, "Dockerfile:2");
-    fails(&out, "RUN");
+    fails(
+        &out,
+        "Dockerfile:2: RUN /bin/sh -c echo about to fail; exit 3: returned a non-zero code: 3",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("about to fail"));
     let bad = a.dir.join("Dockerfile.bad");
     std::fs::write(&bad, "FROM busybox\nCOPY\n").unwrap();
     fails(

@@ -1,7 +1,9 @@
 //! End-to-end tests of the `orch` binary: `orch config` on real files, and the
-//! engine daemon with its image commands ([`engine`]).
+//! engine daemon with its image commands ([`engine`]), and the container runtime
+//! ([`runtime`]).
 
 mod engine;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,6 +3,8 @@
 //! - [`api`]: the HTTP API on the engine's unix socket.
 //! - [`daemon`]: the engine as a daemon: data dir lock, socket, serve.
 //! - [`image`]: content-addressed blobs and layer snapshots.
+//! - [`runtime`]: containers: namespaces, root file system, process.
 pub mod api;
 pub mod daemon;
 pub mod image;
+pub mod runtime;

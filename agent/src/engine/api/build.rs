@@ -4,6 +4,7 @@ use super::Engine;
 use super::body::{event_stream, spool};
 use super::error::{Failure, image_error, invalid};
 use super::params::Params;
+use crate::engine::image::build::run::RunEnv;
 use crate::engine::image::build::{BuildRequest, DockerfileSource};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::unpack::unpack;
@@ -118,6 +119,10 @@ pub async fn build(
         build_args,
         target: p.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
         no_cache: p.flag("no-cache")?,
+        // The engine runs as `orch`: its own binary starts RUN containers.
+        runtime: Some(RunEnv {
+            init_exe: PathBuf::from("/proc/self/exe"),
+        }),
     };
     let (tx, body) = event_stream();
     tokio::spawn(async move {

@@ -39,6 +39,31 @@ pub enum SnapshotError {
     },
 }
 
+/// Whether `m` is an overlayfs whiteout (a 0/0 character device).
+pub fn is_whiteout(m: &fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// Whether the directory `dir` is overlayfs-opaque (`trusted.overlay.opaque=y`).
+pub fn is_opaque(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(p) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    // SAFETY: `p` and the attribute name are NUL-terminated; `buf` is valid for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
 /// The OCI chain ids of a stack of diff ids (bottom first).
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
@@ -53,7 +78,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 }
 
 /// An overlay mount, as data.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountSpec {
     pub fstype: String,
     pub source: String,

@@ -22,10 +22,17 @@ pub enum BuildError {
         what: String,
     },
     #[error(
-        "{file}:{line}: RUN needs the container runtime, which this engine does not have yet; \
-         build images without RUN (COPY/ADD prepared files) until it lands"
+        "{file}:{line}: RUN needs the container runtime, and this build was started without one \
+         (builds through `orch build` have it)"
     )]
     RunNeedsRuntime { file: String, line: usize },
+    #[error("{file}:{line}: RUN {command}: returned a non-zero code: {code}")]
+    RunFailed {
+        file: String,
+        line: usize,
+        command: String,
+        code: i32,
+    },
     #[error("{file}:{line}: image {reference} is not in the image store; pull it before the build")]
     MissingImage {
         file: String,

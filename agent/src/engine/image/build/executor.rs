@@ -12,13 +12,14 @@ use super::copy::{self, CopySpec, clean};
 use super::dockerfile::{self, Dockerfile, Instruction, ParseError, Stage};
 use super::error::BuildError;
 use super::inputs::{TmpDir, now, read_dockerfile, read_ignore};
-use super::instruction::{Command, CopyArgs};
+use super::instruction::{Command, CommandLine, CopyArgs};
 use super::layer::{self, Entries};
 use super::metadata::{self, Applied, StageFlags};
 use super::plan::{self, Plan, Source};
+use super::run::{self, RunStep};
 use super::scope::Scope;
 use super::state::State;
-use super::tree::{DirTree, ImageTree, Kind, Tree, resolve};
+use super::tree::{DirTree, ImageTree, Kind, Tree, read_file, resolve};
 use super::users;
 use super::{BuildEvent, BuildRequest, Built};
 use crate::engine::image::digest::Digest;
@@ -153,12 +154,7 @@ impl Builder<'_> {
                 continue;
             }
             match &ins.command {
-                Command::Run(_) => {
-                    return Err(BuildError::RunNeedsRuntime {
-                        file: self.file.clone(),
-                        line: ins.line,
-                    });
-                }
+                Command::Run(cmd) => self.run(&mut state, &scope, ins, cmd)?,
                 Command::Copy(a) => self.copy(stage, &mut state, &scope, ins, a, false)?,
                 Command::Add(a) => self.copy(stage, &mut state, &scope, ins, a, true)?,
                 Command::Workdir(w) => self.workdir(&mut state, &scope, ins, w)?,
@@ -367,6 +363,75 @@ impl Builder<'_> {
         self.commit(state, ins, &desc, &entries)
     }
 
+    /// RUN `cmd` in a container over `state`, from the cache when it has the step.
+    fn run(
+        &mut self,
+        state: &mut State,
+        scope: &Scope,
+        ins: &Instruction,
+        cmd: &CommandLine,
+    ) -> Result<(), BuildError> {
+        let Some(env) = self.req.runtime.clone() else {
+            return Err(BuildError::RunNeedsRuntime {
+                file: self.file.clone(),
+                line: ins.line,
+            });
+        };
+        let args = match cmd {
+            CommandLine::Exec(v) => v.clone(),
+            CommandLine::Shell(text) => {
+                let rc = state.config.config.clone().unwrap_or_default();
+                let mut shell = rc
+                    .shell
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                shell.push(text.clone());
+                shell
+            }
+        };
+        if args.is_empty() {
+            return Err(self.at(ins.line, "RUN needs a command"));
+        }
+        // ARG values are in the environment of RUN commands, under the stage's ENV.
+        let mut vars = state.env();
+        for (k, v) in scope.args() {
+            if !vars
+                .iter()
+                .any(|e| e.split_once('=').is_some_and(|(key, _)| key == k))
+            {
+                vars.push(format!("{k}={v}"));
+            }
+        }
+        let key = Digest::of(
+            format!("{}\nRUN\n{}\n{args:?}\n{vars:?}", state.digest(), ins.text).as_bytes(),
+        );
+        let tree = self.view(state, ins.line)?;
+        let text = |p: &str| {
+            read_file(&tree, Path::new(p))
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let step = RunStep {
+            file: &self.file,
+            line: ins.line,
+            args,
+            env: vars,
+            passwd: text("/etc/passwd"),
+            group: text("/etc/group"),
+        };
+        let (images, snapshots) = (self.images, self.snapshots);
+        let snapshot = state.clone();
+        let progress = &mut *self.progress;
+        let make = &mut || run::execute(images, snapshots, &env, &snapshot, &step, progress);
+        let file = self.file.clone();
+        let cache = &self.cache;
+        let no_cache = self.req.no_cache;
+        let progress_done = commit_cached(cache, images, no_cache, &file, state, ins, &key, make)?;
+        (self.progress)(progress_done);
+        Ok(())
+    }
+
     /// Add the layer of `entries` to `state`, from the cache when it has it.
     fn commit(
         &mut self,
@@ -386,51 +451,81 @@ impl Builder<'_> {
         let key =
             Digest::of(format!("{}\n{}\n{desc}\n{content}", state.digest(), ins.text).as_bytes());
         let store = &self.images.content;
-        let cached = if self.req.no_cache {
-            None
-        } else {
-            self.cache.get(&key, store)?
+        let file = self.file.clone();
+        let make = &mut || {
+            layer::write(store, entries).map_err(|source| BuildError::Layer {
+                file: file.clone(),
+                line,
+                source,
+            })
         };
-        let (c, fresh) = match cached {
-            Some(c) => (c, false),
-            None => {
-                let l = layer::write(store, entries).map_err(|source| BuildError::Layer {
-                    file: self.file.clone(),
-                    line,
-                    source,
-                })?;
-                let c = Cached {
-                    layer: l.digest.to_string(),
-                    size: l.size,
-                    diff_id: l.diff_id.to_string(),
-                    created: now(),
-                };
-                self.cache.put(&key, c.clone())?;
-                (c, true)
-            }
-        };
-        let (Ok(digest), Ok(diff_id)) = (c.layer.parse::<Digest>(), c.diff_id.parse::<Digest>())
-        else {
-            return Err(self.at(line, "the build cache holds an invalid digest"));
-        };
-        let desc = Descriptor {
-            media_type: OCI_LAYER_GZIP.into(),
-            digest: digest.clone(),
-            size: c.size,
-            platform: None,
-            annotations: BTreeMap::new(),
-        };
-        state.add_layer(desc, diff_id, &ins.text, &c.created);
-        (self.progress)(if fresh {
-            BuildEvent::Layer {
-                digest: digest.to_string(),
-                size: c.size,
-            }
-        } else {
-            BuildEvent::Cached {
-                digest: digest.to_string(),
-            }
-        });
+        let event = commit_cached(
+            &self.cache,
+            self.images,
+            self.req.no_cache,
+            &self.file,
+            state,
+            ins,
+            &key,
+            make,
+        )?;
+        (self.progress)(event);
         Ok(())
     }
+}
+
+/// Add to `state` the layer cached under `key`, or the one `make` writes (then
+/// cached); the event to report.
+#[allow(clippy::too_many_arguments)]
+fn commit_cached(
+    cache: &Cache,
+    images: &Images,
+    no_cache: bool,
+    file: &str,
+    state: &mut State,
+    ins: &Instruction,
+    key: &Digest,
+    make: &mut dyn FnMut() -> Result<layer::NewLayer, BuildError>,
+) -> Result<BuildEvent, BuildError> {
+    let store = &images.content;
+    let cached = if no_cache {
+        None
+    } else {
+        cache.get(key, store)?
+    };
+    let (c, fresh) = match cached {
+        Some(c) => (c, false),
+        None => {
+            let l = make()?;
+            let c = Cached {
+                layer: l.digest.to_string(),
+                size: l.size,
+                diff_id: l.diff_id.to_string(),
+                created: now(),
+            };
+            cache.put(key, c.clone())?;
+            (c, true)
+        }
+    };
+    let (Ok(digest), Ok(diff_id)) = (c.layer.parse::<Digest>(), c.diff_id.parse::<Digest>()) else {
+        return Err(BuildError::at(
+            file,
+            ParseError {
+                line: ins.line,
+                what: "the build cache holds an invalid digest".into(),
+            },
+        ));
+    };
+    let desc = Descriptor::new(OCI_LAYER_GZIP, digest.clone(), c.size);
+    state.add_layer(desc, diff_id, &ins.text, &c.created);
+    Ok(if fresh {
+        BuildEvent::Layer {
+            digest: digest.to_string(),
+            size: c.size,
+        }
+    } else {
+        BuildEvent::Cached {
+            digest: digest.to_string(),
+        }
+    })
 }

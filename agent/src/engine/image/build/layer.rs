@@ -64,7 +64,7 @@ pub fn content_digest(entries: &Entries) -> io::Result<Digest> {
 }
 
 /// Writes to two places: the gzip stream and the diff id hasher.
-struct Tee<W: Write> {
+pub struct Tee<W: Write> {
     inner: W,
     hasher: Sha256,
 }
@@ -93,6 +93,26 @@ pub enum LayerError {
 
 /// Write `entries` as a gzip-compressed tar blob into `store`.
 pub fn write(store: &ContentStore, entries: &Entries) -> Result<NewLayer, LayerError> {
+    write_with(store, &mut |tar| {
+        for (path, e) in entries {
+            append(tar, path, e).map_err(|source| LayerError::Entry {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// The tar a layer is written through: its uncompressed bytes are hashed (the diff
+/// id) on their way to gzip and the store.
+pub type LayerTar = tar::Builder<Tee<flate2::write::GzEncoder<crate::engine::image::store::Adder>>>;
+
+/// Write the layer whose tar `fill` produces as a gzip-compressed blob into `store`.
+pub fn write_with(
+    store: &ContentStore,
+    fill: &mut dyn FnMut(&mut LayerTar) -> Result<(), LayerError>,
+) -> Result<NewLayer, LayerError> {
     let adder = store.adder()?;
     let gz = flate2::write::GzEncoder::new(adder, flate2::Compression::default());
     let mut tar = tar::Builder::new(Tee {
@@ -100,12 +120,7 @@ pub fn write(store: &ContentStore, entries: &Entries) -> Result<NewLayer, LayerE
         hasher: Sha256::new(),
     });
     tar.mode(tar::HeaderMode::Complete);
-    for (path, e) in entries {
-        append(&mut tar, path, e).map_err(|source| LayerError::Entry {
-            path: path.clone(),
-            source,
-        })?;
-    }
+    fill(&mut tar)?;
     let tee = tar.into_inner().map_err(LayerError::Finish)?;
     let diff_id = Digest::from_hasher(tee.hasher);
     let adder = tee.inner.finish().map_err(LayerError::Finish)?;

@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod copy;
+pub mod diff;
 pub mod dockerfile;
 pub mod error;
 pub mod executor;
@@ -28,6 +29,7 @@ pub mod instruction;
 pub mod layer;
 pub mod metadata;
 pub mod plan;
+pub mod run;
 pub mod scope;
 pub mod state;
 pub mod tree;
@@ -73,6 +75,8 @@ pub struct BuildRequest {
     pub target: Option<String>,
     /// Make every layer anew instead of reusing cached ones.
     pub no_cache: bool,
+    /// How to run RUN steps; `None`: a RUN fails with [`BuildError::RunNeedsRuntime`].
+    pub runtime: Option<run::RunEnv>,
 }
 
 /// Progress of a build, for the caller to display: the API's build events (a build

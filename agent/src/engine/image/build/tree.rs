@@ -11,11 +11,10 @@
 //! root, so no lookup ever leaves the image or the context.
 
 use super::ignore::Ignore;
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Symlinks followed while resolving one path, at most (as Linux).
@@ -211,26 +210,7 @@ pub struct ImageTree {
     pub layers: Vec<PathBuf>,
 }
 
-fn is_whiteout(m: &fs::Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let Ok(p) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    // SAFETY: `p` and the attribute name are NUL-terminated; `buf` is valid for its length.
-    let n = unsafe {
-        libc::lgetxattr(
-            p.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
-}
+use crate::engine::image::snapshot::{is_opaque, is_whiteout};
 
 impl ImageTree {
     /// The entry at `path` and, for a directory, the host directories that make it up

@@ -1,0 +1,377 @@
+//! `orch init`: the first process of a container, already inside its new namespaces
+//! (mount, pid — as pid 1 —, uts, ipc, net, cgroup). It waits for the launcher's go,
+//! builds the root file system (overlay, /proc, /dev, /sys, mounts, masked paths),
+//! pivots into it, becomes the container's user and executes the command. Errors
+//! before the exec are written to the launcher's error pipe.
+
+use super::spec::ProcessPlan;
+use super::sys::{self, SysError};
+use crate::engine::image::snapshot::MountSpec;
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+
+/// The fd on which init waits for the launcher's go (one byte).
+pub const SYNC_FD: i32 = 3;
+/// The fd on which init reports a failure before exec (closed by a successful exec).
+pub const ERROR_FD: i32 = 4;
+
+/// A mount inside the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute path inside the container.
+    pub target: String,
+    pub kind: MountKind,
+    pub readonly: bool,
+}
+
+/// What is mounted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountKind {
+    /// A host file or directory.
+    Bind { source: PathBuf },
+    /// A fresh tmpfs.
+    Tmpfs {
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
+}
+
+/// Everything init needs, decided by the engine beforehand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitSpec {
+    /// The directory the root file system is mounted on.
+    pub rootfs: PathBuf,
+    /// The overlay to mount there.
+    pub overlay: MountSpec,
+    pub readonly_rootfs: bool,
+    pub hostname: String,
+    pub process: ProcessPlan,
+    /// Mounted in order, after /proc, /dev and /sys.
+    pub mounts: Vec<Mount>,
+    pub no_new_privileges: bool,
+}
+
+/// Why init failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("read the container spec {path}: {why}")]
+    Spec { path: PathBuf, why: String },
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("mount target {0:?} must be an absolute path without ..")]
+    Target(String),
+    #[error("exec {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    #[error("exec {what:?}: {source}")]
+    Exec {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InitError + use<> {
+    let path = path.display().to_string();
+    move |source| InitError::Io { op, path, source }
+}
+
+/// Files whose content is hidden (bind-mounted /dev/null) and directories replaced by
+/// an empty read-only tmpfs, as Docker does.
+pub const MASKED: [&str; 9] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// Paths made read-only, as Docker does.
+pub const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// `target` (absolute, inside the container) under `root`, refusing `..`.
+fn inside(root: &Path, target: &str) -> Result<PathBuf, InitError> {
+    let p = Path::new(target);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(InitError::Target(target.to_owned()));
+    }
+    Ok(root.join(p.strip_prefix("/").unwrap_or(p)))
+}
+
+fn mkdirs(path: &Path) -> Result<(), InitError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(io("create", path))
+}
+
+/// Make `path` exist as the same kind (file or directory) as `like`.
+fn make_target(path: &Path, dir: bool) -> Result<(), InitError> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if dir {
+        mkdirs(path)
+    } else {
+        if let Some(parent) = path.parent() {
+            mkdirs(parent)?;
+        }
+        fs::File::create(path).map(drop).map_err(io("create", path))
+    }
+}
+
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue.
+fn setup_dev(root: &Path) -> Result<(), InitError> {
+    let dev = root.join("dev");
+    mkdirs(&dev)?;
+    let nosuid = libc::MS_NOSUID;
+    sys::mount(
+        "tmpfs",
+        &dev,
+        Some("tmpfs"),
+        nosuid | libc::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for (name, major, minor) in DEVICES {
+        let p = dev.join(name);
+        sys::mknod_char(&p, 0o666, major, minor)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).map_err(io("chmod", &p))?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        let p = dev.join(link);
+        symlink(to, &p).map_err(io("symlink", &p))?;
+    }
+    let pts = dev.join("pts");
+    mkdirs(&pts)?;
+    sys::mount(
+        "devpts",
+        &pts,
+        Some("devpts"),
+        nosuid | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    let shm = dev.join("shm");
+    mkdirs(&shm)?;
+    sys::mount(
+        "shm",
+        &shm,
+        Some("tmpfs"),
+        nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )?;
+    let mq = dev.join("mqueue");
+    mkdirs(&mq)?;
+    sys::mount(
+        "mqueue",
+        &mq,
+        Some("mqueue"),
+        nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
+        None,
+    )?;
+    Ok(())
+}
+
+fn setup_mount(root: &Path, m: &Mount) -> Result<(), InitError> {
+    let target = inside(root, &m.target)?;
+    match &m.kind {
+        MountKind::Bind { source } => {
+            let is_dir = fs::metadata(source)
+                .map_err(io("bind-mount source", source))?
+                .is_dir();
+            make_target(&target, is_dir)?;
+            let src = source.display().to_string();
+            sys::mount(&src, &target, None, libc::MS_BIND | libc::MS_REC, None)?;
+            if m.readonly {
+                let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                sys::mount("", &target, None, flags, None)?;
+            }
+        }
+        MountKind::Tmpfs { size, mode } => {
+            make_target(&target, true)?;
+            let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
+            if let Some(s) = size {
+                data.push_str(&format!(",size={s}"));
+            }
+            let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+            if m.readonly {
+                flags |= libc::MS_RDONLY;
+            }
+            sys::mount("tmpfs", &target, Some("tmpfs"), flags, Some(&data))?;
+        }
+    }
+    Ok(())
+}
+
+/// After pivot_root: hide and freeze the kernel's sensitive paths.
+fn mask_paths() -> Result<(), InitError> {
+    for p in MASKED {
+        let path = Path::new(p);
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                sys::mount(
+                    "tmpfs",
+                    path,
+                    Some("tmpfs"),
+                    libc::MS_RDONLY,
+                    Some("size=0"),
+                )?;
+            }
+            Ok(_) => sys::mount("/dev/null", path, None, libc::MS_BIND, None)?,
+            Err(_) => {}
+        }
+    }
+    for p in READ_ONLY {
+        let path = Path::new(p);
+        if path.exists() {
+            sys::mount(p, path, None, libc::MS_BIND | libc::MS_REC, None)?;
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
+            sys::mount("", path, None, flags, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// The program `name` resolves to with `PATH` from `env`, inside the new root.
+fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::spec::DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .ok_or_else(|| InitError::NotFound(name.to_owned()))
+}
+
+/// Build the container's root and execute its process (returns only on failure).
+fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
+    let root = &spec.rootfs;
+    sys::mount(
+        "",
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    let o = &spec.overlay;
+    sys::mount(
+        &o.source,
+        root,
+        Some(&o.fstype),
+        0,
+        Some(&o.options.join(",")),
+    )?;
+    let proc_dir = root.join("proc");
+    mkdirs(&proc_dir)?;
+    let safe = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
+    sys::mount("proc", &proc_dir, Some("proc"), safe, None)?;
+    setup_dev(root)?;
+    let sys_dir = root.join("sys");
+    mkdirs(&sys_dir)?;
+    sys::mount(
+        "sysfs",
+        &sys_dir,
+        Some("sysfs"),
+        safe | libc::MS_RDONLY,
+        None,
+    )?;
+    for m in &spec.mounts {
+        setup_mount(root, m)?;
+    }
+    sys::pivot_root_here(root)?;
+    mask_paths()?;
+    if spec.readonly_rootfs {
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        sys::mount("", Path::new("/"), None, flags, None)?;
+    }
+    sys::sethostname(&spec.hostname)?;
+    let p = &spec.process;
+    let program = find_program(&p.args[0], &p.env)?;
+    sys::set_ids(p.ids.uid, p.ids.gid, &p.ids.groups)?;
+    if spec.no_new_privileges {
+        sys::no_new_privs()?;
+    }
+    std::env::set_current_dir(&p.cwd).map_err(io("chdir", Path::new(&p.cwd)))?;
+    let c = |s: &str| CString::new(s).unwrap_or_else(|_| CString::from(c"?"));
+    let prog = CString::new(program.as_os_str().as_bytes()).unwrap_or_else(|_| c("?"));
+    let argv: Vec<CString> = p.args.iter().map(|a| c(a)).collect();
+    let envp: Vec<CString> = p.env.iter().map(|e| c(e)).collect();
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    Err(InitError::Exec {
+        what: p.args[0].clone(),
+        source: std::io::Error::last_os_error(),
+    })
+}
+
+/// The body of `orch init SPEC`: never returns when the command starts; exits 127
+/// after reporting the error otherwise.
+pub fn run(spec_path: &Path) -> ! {
+    // SAFETY: the launcher hands these two fds over; nothing else owns them.
+    let mut sync = unsafe { fs::File::from_raw_fd(SYNC_FD) };
+    let mut errors = unsafe { fs::File::from_raw_fd(ERROR_FD) };
+    // SAFETY: fcntl on an fd we own: a successful exec closes the error pipe.
+    unsafe { libc::fcntl(ERROR_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut go = [0u8; 1];
+    if sync.read_exact(&mut go).is_err() {
+        std::process::exit(127);
+    }
+    drop(sync);
+    let result = fs::read(spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<InitSpec>(&b).map_err(|e| e.to_string()))
+        .map_err(|why| InitError::Spec {
+            path: spec_path.to_owned(),
+            why,
+        })
+        .and_then(|spec| setup_and_exec(&spec));
+    if let Err(e) = result {
+        let _ = errors.write_all(e.to_string().as_bytes());
+    }
+    std::process::exit(127)
+}

@@ -1,0 +1,185 @@
+//! Starting a container's first process: `clone(2)` into new mount, pid, uts, ipc,
+//! net and cgroup namespaces, executing `orch init` there with the spec, a sync pipe
+//! (init waits until the launcher says go: cgroups and networks are set up in
+//! between) and an error pipe (what init reports before its exec).
+
+use super::init::{ERROR_FD, SYNC_FD};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The namespaces every container gets.
+pub const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
+/// Why a container could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{op}: {source}")]
+    Sys { op: &'static str, source: io::Error },
+    /// init reported this before executing the command.
+    #[error("{0}")]
+    Init(String),
+}
+
+fn sys(op: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
+    move |source| LaunchError::Sys { op, source }
+}
+
+/// The file descriptors a container's process gets as 0, 1 and 2.
+#[derive(Clone, Copy, Debug)]
+pub struct Stdio {
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+}
+
+/// A cloned init, waiting for [`Launched::go`].
+pub struct Launched {
+    /// Its pid in the launcher's pid namespace.
+    pub pid: libc::pid_t,
+    sync: File,
+    errors: File,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(sys("pipe")(io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fds from pipe2.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// What the cloned child needs, prepared before the clone (it may only make
+/// async-signal-safe calls).
+struct ChildArgs {
+    exe: CString,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// Sources for the fds of [`TARGETS`], in order.
+    fds: [RawFd; 5],
+}
+
+/// Where the child's fds go: stdio, then init's sync and error pipes.
+const TARGETS: [RawFd; 5] = [0, 1, 2, SYNC_FD, ERROR_FD];
+
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the ChildArgs the parent keeps alive across clone.
+    let a = unsafe { &*(arg as *const ChildArgs) };
+    let mut high = [0; 5];
+    for (i, fd) in a.fds.iter().enumerate() {
+        // SAFETY: async-signal-safe fcntl; moves each source above the targets.
+        high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
+        if high[i] < 0 {
+            return 126;
+        }
+    }
+    for (target, fd) in TARGETS.iter().zip(high) {
+        // SAFETY: dup2 is async-signal-safe; the new fd has no CLOEXEC.
+        if unsafe { libc::dup2(fd, *target) } < 0 {
+            return 126;
+        }
+    }
+    // SAFETY: NUL-terminated arrays of C strings owned by the parent's ChildArgs.
+    unsafe { libc::execve(a.exe.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr()) };
+    127
+}
+
+/// Clone `init_exe init SPEC` into new namespaces with `stdio`.
+pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, LaunchError> {
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let c = |b: &[u8]| CString::new(b).unwrap_or_else(|_| CString::from(c"?"));
+    let exe = c(init_exe.as_os_str().as_bytes());
+    let strings = [c(b"orch"), c(b"init"), c(spec.as_os_str().as_bytes())];
+    let env = [c(
+        b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    )];
+    let mut argv: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let args = ChildArgs {
+        exe,
+        argv,
+        envp,
+        fds: [
+            stdio.stdin,
+            stdio.stdout,
+            stdio.stderr,
+            sync_r.as_raw_fd(),
+            err_w.as_raw_fd(),
+        ],
+    };
+    const STACK: usize = 256 * 1024;
+    let mut stack = vec![0u8; STACK];
+    // SAFETY: the stack grows down from its end, 16-byte aligned; the child only
+    // makes async-signal-safe calls before execve; `args` outlives the clone call
+    // (the child has its own copy of the address space).
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(STACK) as usize & !15;
+        libc::clone(
+            child,
+            top as *mut libc::c_void,
+            NAMESPACES | libc::SIGCHLD,
+            &args as *const ChildArgs as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(sys("clone into new namespaces")(io::Error::last_os_error()));
+    }
+    drop((sync_r, err_w));
+    Ok(Launched {
+        pid,
+        sync: File::from(sync_w),
+        errors: File::from(err_r),
+    })
+}
+
+impl Launched {
+    /// Let init proceed; returns once the command runs, or with init's error.
+    pub fn go(mut self) -> Result<libc::pid_t, LaunchError> {
+        self.sync.write_all(b"g").map_err(sys("signal init"))?;
+        drop(self.sync);
+        let mut report = String::new();
+        self.errors
+            .read_to_string(&mut report)
+            .map_err(sys("read init's report"))?;
+        if report.is_empty() {
+            Ok(self.pid)
+        } else {
+            let _ = wait(self.pid);
+            Err(LaunchError::Init(report))
+        }
+    }
+}
+
+/// Wait for `pid` to end: its exit code, or 128 + the signal that killed it.
+pub fn wait(pid: libc::pid_t) -> Result<i32, LaunchError> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(sys("wait")(e));
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    })
+}

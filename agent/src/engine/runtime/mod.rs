@@ -1,0 +1,12 @@
+//! Containers: processes in their own namespaces on an overlay of an image.
+//!
+//! - [`spec`] (pure): command, environment, working dir and user from the image's
+//!   config, the options and the image's /etc/passwd and /etc/group.
+//! - [`init`]: `orch init`, the container's first process: root file system
+//!   (overlay, /proc, /dev, /sys, mounts, masked paths), pivot_root, user, exec.
+//! - [`launch`]: clone into new namespaces, sync and error pipes, wait.
+//! - [`sys`]: checked system call wrappers.
+pub mod init;
+pub mod launch;
+pub mod spec;
+pub mod sys;

@@ -1,0 +1,139 @@
+//! Thin, checked wrappers over the system calls the runtime makes. Each error names
+//! the call and its object ("mount proc on /x/proc: Operation not permitted").
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A failed system call: which, on what, and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} {what}: {source}")]
+pub struct SysError {
+    pub call: &'static str,
+    pub what: String,
+    pub source: io::Error,
+}
+
+fn cstr(s: impl AsRef<OsStr>) -> CString {
+    CString::new(s.as_ref().as_bytes()).unwrap_or_else(|_| CString::from(c"?"))
+}
+
+fn check(
+    ret: libc::c_int,
+    call: &'static str,
+    what: impl FnOnce() -> String,
+) -> Result<(), SysError> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(SysError {
+            call,
+            what: what(),
+            source: io::Error::last_os_error(),
+        })
+    }
+}
+
+/// `mount(2)`.
+pub fn mount(
+    source: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), SysError> {
+    let src = cstr(source);
+    let tgt = cstr(target);
+    let fs = fstype.map(cstr);
+    let dat = data.map(cstr);
+    // SAFETY: every pointer is a valid NUL-terminated string or null.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fs.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+            flags,
+            dat.as_ref().map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+        )
+    };
+    check(ret, "mount", || {
+        format!(
+            "{} on {} ({})",
+            source,
+            target.display(),
+            fstype.unwrap_or("bind")
+        )
+    })
+}
+
+/// `umount2(2)`.
+pub fn umount(target: &Path, flags: libc::c_int) -> Result<(), SysError> {
+    let t = cstr(target);
+    // SAFETY: valid C string.
+    let ret = unsafe { libc::umount2(t.as_ptr(), flags) };
+    check(ret, "umount", || target.display().to_string())
+}
+
+/// `pivot_root(2)` with both arguments `.`: the old root ends up stacked under the
+/// new one and is detached right after (as runc does).
+pub fn pivot_root_here(root: &Path) -> Result<(), SysError> {
+    std::env::set_current_dir(root).map_err(|source| SysError {
+        call: "chdir",
+        what: root.display().to_string(),
+        source,
+    })?;
+    let dot = cstr(".");
+    // SAFETY: valid C strings; pivot_root has no libc wrapper.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as libc::c_int;
+    check(ret, "pivot_root", || root.display().to_string())?;
+    umount(Path::new("."), libc::MNT_DETACH)?;
+    std::env::set_current_dir("/").map_err(|source| SysError {
+        call: "chdir",
+        what: "/".into(),
+        source,
+    })
+}
+
+/// `mknod(2)` of a character device.
+pub fn mknod_char(path: &Path, mode: libc::mode_t, major: u32, minor: u32) -> Result<(), SysError> {
+    let p = cstr(path);
+    // SAFETY: valid C string; makedev is pure arithmetic.
+    let ret = unsafe {
+        libc::mknod(
+            p.as_ptr(),
+            libc::S_IFCHR | mode,
+            libc::makedev(major, minor),
+        )
+    };
+    check(ret, "mknod", || path.display().to_string())
+}
+
+/// `sethostname(2)`.
+pub fn sethostname(name: &str) -> Result<(), SysError> {
+    // SAFETY: pointer and length of a live byte slice.
+    let ret = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    check(ret, "sethostname", || name.to_owned())
+}
+
+/// Become `uid`:`gid` with supplementary `groups`.
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
+    let what = || format!("{uid}:{gid}");
+    // SAFETY: pointer and length of a live slice of gid_t.
+    check(
+        unsafe { libc::setgroups(groups.len(), groups.as_ptr()) },
+        "setgroups",
+        what,
+    )?;
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::setresgid(gid, gid, gid) }, "setresgid", what)?;
+    check(unsafe { libc::setresuid(uid, uid, uid) }, "setresuid", what)
+}
+
+/// Set `PR_SET_NO_NEW_PRIVS`.
+pub fn no_new_privs() -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    check(ret, "prctl", || "PR_SET_NO_NEW_PRIVS".into())
+}
