@@ -6,12 +6,14 @@
 //! - [`deploy`]: placement, resources, restart and update policies.
 //! - [`units`]: durations, byte sizes and file modes as stack files write them.
 //! - [`value`]: a free-form value for `x-*` extensions.
+//! - [`container`]: containers as the engine's API shows them, and log lines.
 //! - [`error`]: errors on the wire (`{"error": {"code", "message", "details"}}`).
 //! - [`image`]: images as the engine's API shows them, and transfer progress.
 //! - `client` (feature `client`): the typed HTTP client of the APIs.
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod container;
 pub mod deploy;
 pub mod error;
 pub mod image;

@@ -222,6 +222,13 @@ async fn follow(mut events: Events<TransferEvent>, quiet: bool) -> anyhow::Resul
     bail!("the engine closed the stream before the transfer finished")
 }
 
+/// Pull `image` with progress (for `container run` of a missing image).
+pub async fn follow_pull(client: &EngineClient, image: &str) -> anyhow::Result<String> {
+    let auth = auth_for(image)?;
+    let events = client.pull(image, None, auth.as_ref()).await?;
+    follow(events, false).await
+}
+
 async fn pull(client: &EngineClient, a: PullArgs) -> anyhow::Result<ExitCode> {
     let auth = auth_for(&a.image)?;
     let events = client
@@ -350,28 +357,13 @@ async fn inspect(client: &EngineClient, a: InspectArgs) -> anyhow::Result<ExitCo
 }
 
 async fn rm(client: &EngineClient, a: RmArgs) -> anyhow::Result<ExitCode> {
-    let mut failed = false;
-    for image in &a.images {
-        match client.remove_image(image, a.force).await {
-            Ok(report) => {
-                for u in &report.untagged {
-                    println!("Untagged: {u}");
-                }
-                for d in &report.deleted {
-                    println!("Deleted: {d}");
-                }
-            }
-            Err(e) => {
-                eprintln!("orch: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    render::each(&a.images, |image| async move {
+        let report = client.remove_image(&image, a.force).await?;
+        let untagged = report.untagged.iter().map(|u| format!("Untagged: {u}"));
+        let deleted = report.deleted.iter().map(|d| format!("Deleted: {d}"));
+        Ok::<_, api::client::ClientError>(untagged.chain(deleted).collect::<Vec<_>>().join("\n"))
     })
+    .await
 }
 
 async fn prune(client: &EngineClient, a: PruneArgs) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@
 mod agent_cmd;
 mod build;
 mod config;
+mod container;
 mod engine;
 mod image;
 mod login;
@@ -31,6 +32,9 @@ enum Command {
     Config(config::ConfigArgs),
     /// Run this node's engine (images today; containers and networks follow).
     Agent(agent_cmd::AgentArgs),
+    /// Manage containers of the local engine.
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
     /// Manage images of the local engine.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -46,6 +50,12 @@ enum Command {
         /// The container's init spec (JSON).
         spec: std::path::PathBuf,
     },
+    /// A container's shim (started by the engine, not by hand).
+    #[command(hide = true)]
+    Shim {
+        /// The container's directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +63,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent_cmd::run(args),
+        Command::Container(cmd) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| container::run(&c, cmd))
+        }
         Command::Image(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| image::run(&c, cmd))
         }
@@ -64,6 +77,7 @@ fn main() -> ExitCode {
         }
         Command::Logout(args) => login::logout(args),
         Command::Init { spec } => agent::engine::runtime::init::run(&spec),
+        Command::Shim { dir } => agent::engine::runtime::shim::run(&dir),
     };
     match result {
         Ok(code) => code,

@@ -115,3 +115,29 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         .ok()
         .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
+
+/// Do `op` for every item, printing what it returns (or the error); exit status 1
+/// when any failed.
+pub async fn each<F, Fut, E>(items: &[String], op: F) -> anyhow::Result<std::process::ExitCode>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, E>>,
+    E: std::fmt::Display,
+{
+    let mut failed = false;
+    for item in items {
+        match op(item.clone()).await {
+            Ok(text) if text.is_empty() => {}
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("orch: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

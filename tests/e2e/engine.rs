@@ -82,6 +82,32 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // Containers outlive their engine by design: kill them and their shims.
+        let containers = self.dir.join("data/containers");
+        for entry in std::fs::read_dir(containers)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(text) = std::fs::read_to_string(entry.path().join("state.json")) else {
+                continue;
+            };
+            let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            for key in ["pid", "shim_pid"] {
+                if let Some(pid) = state[key].as_i64() {
+                    // SAFETY: signalling a process this test started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Agent {
+    /// Stop the engine (SIGTERM, then SIGKILL after 10 s).
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: signalling a child we spawned.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -95,7 +121,27 @@ impl Drop for Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Kill the engine with SIGKILL, as a crash would.
+    fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the engine again on the same data dir and socket.
+    fn restart(&mut self) {
+        self.child = Some(self.spawn());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "orch agent did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -401,4 +447,178 @@ fn save_load_remove_and_prune() {
     );
     let out = ok(&a.orch(&["image", "prune"], None));
     assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+}
+
+fn state_of(a: &Agent, name: &str) -> serde_json::Value {
+    let detail: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
+    detail[0].clone()
+}
+
+#[test]
+fn containers_run_log_stop_and_fail_clearly() {
+    let a = Agent::start("containers");
+    if !a.busybox() {
+        return;
+    }
+    // Attached: output through the log, the exit code is orch's.
+    let out = a.orch(
+        &[
+            "container",
+            "run",
+            "--name",
+            "once",
+            "-e",
+            "WHO=orch",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi $WHO; echo oops >&2; exit 4",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi orch\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    let once = state_of(&a, "once");
+    assert_eq!(
+        (once["status"].as_str(), once["exit_code"].as_i64()),
+        (Some("exited"), Some(4))
+    );
+
+    // Detached, with a user, a read-only root, a tmpfs; logs; stop.
+    let script = "id -u; touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs; \
+                  trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done";
+    let id = ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "svc",
+            "--user",
+            "nobody",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+        None,
+    ));
+    assert_eq!(id.trim().len(), 64);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut logs = String::new();
+    while !logs.contains("tmpfs") && Instant::now() < deadline {
+        logs = ok(&a.orch(&["container", "logs", "svc"], None));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(logs, "65534\nro\ntmpfs\n");
+    assert!(ok(&a.orch(&["container", "ls"], None)).contains("svc"));
+    ok(&a.orch(&["container", "stop", "svc"], None));
+    assert_eq!(
+        state_of(&a, "svc")["exit_code"].as_i64(),
+        Some(0),
+        "the TERM trap ran"
+    );
+    assert!(ok(&a.orch(&["container", "logs", "--tail", "1", "svc"], None)).contains("bye"));
+    assert!(!ok(&a.orch(&["container", "ls"], None)).contains("svc"));
+    assert!(ok(&a.orch(&["container", "ls", "-a"], None)).contains("svc"));
+
+    // Bad input: clear errors, nothing left behind.
+    fails(
+        &a.orch(&["container", "run", "nope:1", "true"], None),
+        "nope:1",
+    );
+    fails(
+        &a.orch(
+            &["container", "run", "--rm", "busybox", "no-such-cmd"],
+            None,
+        ),
+        "\"no-such-cmd\": executable file not found",
+    );
+    fails(
+        &a.orch(
+            &["container", "run", "--user", "ghost", "busybox", "true"],
+            None,
+        ),
+        "ghost",
+    );
+    fails(
+        &a.orch(
+            &[
+                "container",
+                "run",
+                "-v",
+                "/no/such/dir:/x",
+                "busybox",
+                "true",
+            ],
+            None,
+        ),
+        "the host path does not exist",
+    );
+    fails(
+        &a.orch(
+            &["container", "run", "--name", "svc", "busybox", "true"],
+            None,
+        ),
+        "taken",
+    );
+    fails(
+        &a.orch(&["image", "rm", "busybox"], None),
+        "used by a container",
+    );
+    ok(&a.orch(&["container", "rm", "once", "svc"], None));
+    let left = std::fs::read_dir(a.dir.join("data/containers"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "the failed runs left no container");
+}
+
+#[test]
+fn containers_and_their_logs_survive_an_engine_crash() {
+    let mut a = Agent::start("crash");
+    if !a.busybox() {
+        return;
+    }
+    let script = "i=0; while [ $i -lt 80 ]; do echo line $i; i=$((i+1)); sleep 0.05; done";
+    let names = ["c1", "c2", "c3"];
+    for n in names {
+        ok(&a.orch(
+            &[
+                "container",
+                "run",
+                "-d",
+                "--name",
+                n,
+                "busybox",
+                "sh",
+                "-c",
+                script,
+            ],
+            None,
+        ));
+    }
+    let pids: Vec<i64> = names
+        .iter()
+        .map(|n| state_of(&a, n)["pid"].as_i64().unwrap())
+        .collect();
+    a.crash();
+    std::thread::sleep(Duration::from_millis(300));
+    a.restart();
+    for (n, pid) in names.iter().zip(&pids) {
+        let s = state_of(&a, n);
+        assert_eq!(s["status"], "running", "{n} kept running through the crash");
+        assert_eq!(s["pid"].as_i64(), Some(*pid), "{n} is the same process");
+    }
+    for n in names {
+        let code = ok(&a.orch(&["container", "wait", n], None));
+        assert_eq!(code.trim(), "0");
+        let logs = ok(&a.orch(&["container", "logs", n], None));
+        let expected: String = (0..80).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(logs, expected, "no log line of {n} is missing");
+    }
 }

@@ -4,6 +4,7 @@
 
 use super::api::{Engine, router};
 use super::image::service::{ImageService, ImageServiceError};
+use super::runtime::service::{ContainerError, ContainerService};
 use std::fs;
 use std::future::Future;
 use std::io;
@@ -43,6 +44,8 @@ pub enum DaemonError {
     SocketInUse { path: PathBuf },
     #[error("open the image store: {0}")]
     Images(#[from] ImageServiceError),
+    #[error("open the containers: {0}")]
+    Containers(#[from] ContainerError),
     #[error("serve the API on {path}: {source}")]
     Serve { path: PathBuf, source: io::Error },
 }
@@ -127,7 +130,12 @@ pub async fn serve(
         data,
         config.insecure_registries.clone(),
     )?);
+    let containers = Arc::new(ContainerService::open(
+        &data.join("containers"),
+        images.clone(),
+    )?);
     let engine = Arc::new(Engine {
+        containers,
         images,
         data_dir: data.clone(),
         scratch,

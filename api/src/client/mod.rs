@@ -5,6 +5,9 @@
 
 pub mod events;
 
+use crate::container::{
+    ContainerCreate, ContainerCreated, ContainerDetail, ContainerExit, ContainerSummary, LogLine,
+};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::image::{
     BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
@@ -371,6 +374,99 @@ impl EngineClient {
         let r = self.request(Method::POST, "/v1/auth", &[]).json(req);
         self.send(&format!("log in to {}", req.registry), r).await?;
         Ok(())
+    }
+
+    /// `POST /v1/containers`: create a container (not started).
+    pub async fn create_container(
+        &self,
+        req: &ContainerCreate,
+    ) -> Result<ContainerCreated, ClientError> {
+        let r = self.request(Method::POST, "/v1/containers", &[]).json(req);
+        self.json(&format!("create a container of {}", req.image), r)
+            .await
+    }
+
+    /// `POST /v1/containers/{id}/start`.
+    pub async fn start_container(&self, id: &str) -> Result<(), ClientError> {
+        let r = self.request(Method::POST, &format!("/v1/containers/{id}/start"), &[]);
+        self.send(&format!("start {id}"), r).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/containers/{id}/stop`: SIGTERM, SIGKILL after `timeout` seconds.
+    pub async fn stop_container(
+        &self,
+        id: &str,
+        timeout: u64,
+    ) -> Result<ContainerExit, ClientError> {
+        let t = timeout.to_string();
+        let r = self.request(
+            Method::POST,
+            &format!("/v1/containers/{id}/stop"),
+            &[("timeout", &t)],
+        );
+        self.json(&format!("stop {id}"), r).await
+    }
+
+    /// `POST /v1/containers/{id}/kill`.
+    pub async fn kill_container(&self, id: &str, signal: &str) -> Result<(), ClientError> {
+        let r = self.request(
+            Method::POST,
+            &format!("/v1/containers/{id}/kill"),
+            &[("signal", signal)],
+        );
+        self.send(&format!("kill {id}"), r).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/containers/{id}/wait`: blocks until the container exits.
+    pub async fn wait_container(&self, id: &str) -> Result<ContainerExit, ClientError> {
+        let r = self.request(Method::POST, &format!("/v1/containers/{id}/wait"), &[]);
+        self.json(&format!("wait for {id}"), r).await
+    }
+
+    /// `DELETE /v1/containers/{id}`.
+    pub async fn remove_container(&self, id: &str, force: bool) -> Result<(), ClientError> {
+        let force = if force { "true" } else { "false" };
+        let r = self.request(
+            Method::DELETE,
+            &format!("/v1/containers/{id}"),
+            &[("force", force)],
+        );
+        self.send(&format!("remove {id}"), r).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/containers`.
+    pub async fn containers(&self, all: bool) -> Result<Vec<ContainerSummary>, ClientError> {
+        let all = if all { "true" } else { "false" };
+        let r = self.request(Method::GET, "/v1/containers", &[("all", all)]);
+        self.json("list containers", r).await
+    }
+
+    /// `GET /v1/containers/{id}`.
+    pub async fn container(&self, id: &str) -> Result<ContainerDetail, ClientError> {
+        let r = self.request(Method::GET, &format!("/v1/containers/{id}"), &[]);
+        self.json(&format!("inspect {id}"), r).await
+    }
+
+    /// `GET /v1/containers/{id}/logs`: stored lines (the last `tail`), then new ones
+    /// while it runs when `follow`.
+    pub async fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> Result<Events<LogLine>, ClientError> {
+        let tail = tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let follow = if follow { "true" } else { "false" };
+        let r = self.request(
+            Method::GET,
+            &format!("/v1/containers/{id}/logs"),
+            &[("follow", follow), ("tail", &tail)],
+        );
+        let op = format!("logs of {id}");
+        Ok(Events::new(op.clone(), self.send(&op, r).await?))
     }
 
     /// A raw request for endpoints this client has no method for yet.

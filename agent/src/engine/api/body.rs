@@ -38,6 +38,11 @@ impl EventSender {
         let _ = self.0.try_send(Bytes::from(line));
     }
 
+    /// Whether the client went away.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     /// Queue one event, waiting for room (for events that must not be dropped).
     pub async fn send_wait<T: Serialize>(&self, event: &T) {
         let mut line = serde_json::to_vec(event).unwrap_or_default();

@@ -10,6 +10,7 @@ use crate::engine::image::manifest::ManifestError;
 use crate::engine::image::registry::RegistryError;
 use crate::engine::image::service::ImageServiceError;
 use crate::engine::image::store::StoreError;
+use crate::engine::runtime::service::ContainerError;
 use api::error::{ApiError, ErrorCode, ErrorEnvelope};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,22 @@ impl From<ApiError> for Failure {
 impl From<ImageServiceError> for Failure {
     fn from(e: ImageServiceError) -> Failure {
         Failure(image_error(&e))
+    }
+}
+
+impl From<ContainerError> for Failure {
+    fn from(e: ContainerError) -> Failure {
+        let code = match &e {
+            ContainerError::Image(i) => return Failure(image_error(i)),
+            ContainerError::NotFound(_) => ErrorCode::NotFound,
+            ContainerError::Ambiguous { .. }
+            | ContainerError::Invalid { .. }
+            | ContainerError::Spec(_) => ErrorCode::InvalidArgument,
+            ContainerError::NameTaken(_) | ContainerError::State { .. } => ErrorCode::Conflict,
+            ContainerError::Start { .. } => ErrorCode::InvalidArgument,
+            ContainerError::Record(_) | ContainerError::Io { .. } => ErrorCode::Internal,
+        };
+        Failure(ApiError::new(code, e.to_string()))
     }
 }
 

@@ -9,6 +9,7 @@ use crate::engine::image::digest::Digest;
 use crate::engine::image::images::ImportConfig;
 use crate::engine::image::reference::Reference;
 use crate::engine::image::service::ImageServiceError;
+use api::error::{ApiError, ErrorCode};
 use api::image::{
     ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport, REGISTRY_AUTH_HEADER,
     RegistryAuth, RemoveReport, TransferEvent, from_header,
@@ -179,15 +180,26 @@ pub async fn save(State(e): St, RawQuery(q): RawQuery) -> Result<Response, Failu
 /// `DELETE /v1/images?ref=&force=`
 pub async fn remove(State(e): St, RawQuery(q): RawQuery) -> Result<Json<RemoveReport>, Failure> {
     let p = Params::parse(q.as_deref());
-    Ok(Json(
-        e.images.remove(p.require("ref")?, p.flag("force")?).await?,
-    ))
+    let target = p.require("ref")?;
+    let force = p.flag("force")?;
+    let in_use = e.containers.images_in_use();
+    if !force
+        && let Ok(d) = e.images.resolve(target)
+        && in_use.contains(&d)
+    {
+        return Err(Failure(ApiError::new(
+            ErrorCode::Conflict,
+            format!("image {target} is used by a container; remove the container first, or force"),
+        )));
+    }
+    Ok(Json(e.images.remove(target, force, in_use).await?))
 }
 
 /// `POST /v1/images/prune?all=`
 pub async fn prune(State(e): St, RawQuery(q): RawQuery) -> Result<Json<PruneReport>, Failure> {
     let p = Params::parse(q.as_deref());
-    Ok(Json(e.images.prune(p.flag("all")?).await?))
+    let keep = e.containers.images_in_use();
+    Ok(Json(e.images.prune(p.flag("all")?, keep).await?))
 }
 
 /// `POST /v1/auth` with a [`LoginRequest`].

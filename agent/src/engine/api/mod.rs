@@ -3,17 +3,20 @@
 //!
 //! - [`body`]: uploads spooled to files, streamed downloads, NDJSON event streams.
 //! - [`build`]: the `/v1/build` endpoint.
+//! - [`containers`]: the `/v1/containers/...` endpoints.
 //! - [`error`]: engine errors as `{"error": {...}}` with their HTTP status.
 //! - [`images`]: `/v1/images/...` and `/v1/auth`.
 //! - [`params`]: query parameters.
 
 pub mod body;
 pub mod build;
+pub mod containers;
 pub mod error;
 pub mod images;
 pub mod params;
 
 use crate::engine::image::service::ImageService;
+use crate::engine::runtime::service::ContainerService;
 use api::error::{ApiError, ErrorCode};
 use api::image::EngineVersion;
 use axum::extract::State;
@@ -26,6 +29,8 @@ use std::sync::Arc;
 pub struct Engine {
     /// Images, content and snapshots.
     pub images: Arc<ImageService>,
+    /// Containers.
+    pub containers: Arc<ContainerService>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Where uploads are spooled (same file system as the content store).
@@ -47,6 +52,19 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/images/import", post(images::import))
         .route("/v1/auth", post(images::login))
         .route("/v1/build", post(build::build))
+        .route(
+            "/v1/containers",
+            get(containers::list).post(containers::create),
+        )
+        .route(
+            "/v1/containers/{id}",
+            get(containers::inspect).delete(containers::remove),
+        )
+        .route("/v1/containers/{id}/start", post(containers::start))
+        .route("/v1/containers/{id}/stop", post(containers::stop))
+        .route("/v1/containers/{id}/kill", post(containers::kill))
+        .route("/v1/containers/{id}/wait", post(containers::wait))
+        .route("/v1/containers/{id}/logs", get(containers::logs))
         .fallback(not_found)
         .with_state(engine)
 }

@@ -3,6 +3,7 @@
 //! the right content lease (prune alone is exclusive).
 
 use super::archive::{self, ArchiveError, ArchiveFormat};
+use super::digest::Digest;
 use super::gc::{self, GcError, PruneMode};
 use super::images::{ImagesError, ImportConfig};
 use super::reference::Reference;
@@ -136,6 +137,7 @@ impl ImageService {
         self: &Arc<Self>,
         target: &str,
         force: bool,
+        keep: Vec<Digest>,
     ) -> Result<RemoveReport, ImageServiceError> {
         let removal = gc::remove(self.images(), target, force).map_err(LifecycleError::from)?;
         let mut report = RemoveReport {
@@ -143,7 +145,7 @@ impl ImageService {
             deleted: Vec::new(),
         };
         if removal.dangling {
-            self.prune_with(PruneMode::Dangling).await?;
+            self.prune_with(PruneMode::Dangling, keep).await?;
             if !self.images().content.contains(&removal.digest) {
                 report.deleted.push(removal.digest.to_string());
             }
@@ -151,19 +153,25 @@ impl ImageService {
         Ok(report)
     }
 
-    /// Delete content no named image uses; with `all`, first remove every name.
-    pub async fn prune(self: &Arc<Self>, all: bool) -> Result<PruneReport, ImageServiceError> {
+    /// Delete content no named image uses and `keep` (images containers use) does not
+    /// need; with `all`, first remove every name of images not in `keep`.
+    pub async fn prune(
+        self: &Arc<Self>,
+        all: bool,
+        keep: Vec<Digest>,
+    ) -> Result<PruneReport, ImageServiceError> {
         let mode = if all {
             PruneMode::All
         } else {
             PruneMode::Dangling
         };
-        self.prune_with(mode).await
+        self.prune_with(mode, keep).await
     }
 
     async fn prune_with(
         self: &Arc<Self>,
         mode: PruneMode,
+        keep: Vec<Digest>,
     ) -> Result<PruneReport, ImageServiceError> {
         let exclusive = self.exclusive().await;
         let me = Arc::clone(self);
@@ -172,7 +180,7 @@ impl ImageService {
             gc::prune(
                 me.images(),
                 me.snapshots(),
-                &[],
+                &keep,
                 mode,
                 SystemTime::now(),
                 INGEST_MAX_AGE,

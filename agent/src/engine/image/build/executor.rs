@@ -19,7 +19,7 @@ use super::plan::{self, Plan, Source};
 use super::run::{self, RunStep};
 use super::scope::Scope;
 use super::state::State;
-use super::tree::{DirTree, ImageTree, Kind, Tree, read_file, resolve};
+use super::tree::{DirTree, ImageTree, Kind, Tree, read_text, resolve};
 use super::users;
 use super::{BuildEvent, BuildRequest, Built};
 use crate::engine::image::digest::Digest;
@@ -405,13 +405,7 @@ impl Builder<'_> {
             format!("{}\nRUN\n{}\n{args:?}\n{vars:?}", state.digest(), ins.text).as_bytes(),
         );
         let tree = self.view(state, ins.line)?;
-        let text = |p: &str| {
-            read_file(&tree, Path::new(p))
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
+        let text = |p: &str| read_text(&tree, p);
         let step = RunStep {
             file: &self.file,
             line: ins.line,

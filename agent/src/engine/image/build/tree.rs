@@ -305,6 +305,16 @@ impl Tree for ImageTree {
     }
 }
 
+/// The text of the file at `path` of `tree` (empty when missing or unreadable:
+/// for files like /etc/passwd that an image may lack).
+pub fn read_text(tree: &dyn Tree, path: &str) -> String {
+    read_file(tree, Path::new(path))
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
 /// Read the whole file at `path` of `tree` (symlinks followed inside the tree);
 /// `None` when there is no such file.
 pub fn read_file(tree: &dyn Tree, path: &Path) -> io::Result<Option<Vec<u8>>> {

@@ -1,0 +1,198 @@
+//! A container on disk: `config.json` (what the engine decided at create, never
+//! changed), `init.json` (the spec `orch init` reads) and `state.json` (where it is in
+//! its life: written by the engine at create, by the shim at start and exit). State
+//! changes are checked in one function.
+
+use super::init::InitSpec;
+use api::container::ContainerStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Log rotation of one container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOptions {
+    /// Rotate the log when it grows past this many bytes.
+    pub max_size: u64,
+    /// Keep this many files (the current one included).
+    pub max_files: u32,
+}
+
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            max_size: 10 << 20,
+            max_files: 3,
+        }
+    }
+}
+
+/// What the engine decided when it created the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// Its manifest digest.
+    pub image_digest: String,
+    /// RFC 3339.
+    pub created: String,
+    pub init: InitSpec,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub log: LogOptions,
+}
+
+/// `state.json`: the status plus the shim that watches the process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    #[serde(flatten)]
+    pub status: ContainerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_pid: Option<i32>,
+}
+
+/// Why a container's files could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("container {id}: cannot go from {from} to {to}")]
+    Transition {
+        id: String,
+        from: &'static str,
+        to: &'static str,
+    },
+}
+
+/// The name of a status, for messages.
+pub fn status_name(s: &ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running { .. } => "running",
+        ContainerStatus::Exited { .. } => "exited",
+    }
+}
+
+/// Whether a container may go from `from` to `to`: created -> running -> exited, and
+/// created -> exited (a start that failed).
+pub fn check_transition(
+    id: &str,
+    from: &ContainerStatus,
+    to: &ContainerStatus,
+) -> Result<(), RecordError> {
+    use ContainerStatus::*;
+    match (from, to) {
+        (Created, Running { .. }) | (Created, Exited { .. }) | (Running { .. }, Exited { .. }) => {
+            Ok(())
+        }
+        _ => Err(RecordError::Transition {
+            id: id.to_owned(),
+            from: status_name(from),
+            to: status_name(to),
+        }),
+    }
+}
+
+/// Read a JSON file of a container.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RecordError> {
+    let bytes = std::fs::read(path).map_err(|source| RecordError::Io {
+        op: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| RecordError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Write a JSON file of a container atomically (temp file, fsync, rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RecordError> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let err = |op, source| RecordError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::File::create(&tmp).map_err(|e| err("create", e))?;
+    f.write_all(&serde_json::to_vec_pretty(value).unwrap_or_default())
+        .map_err(|e| err("write", e))?;
+    f.sync_all().map_err(|e| err("sync", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err("rename", e))
+}
+
+/// Move the container in `dir` to `to`, checking the transition.
+pub fn set_state(dir: &Path, id: &str, to: StateFile) -> Result<(), RecordError> {
+    let path = dir.join("state.json");
+    let from: StateFile = read_json(&path)?;
+    check_transition(id, &from.status, &to.status)?;
+    write_json(&path, &to)
+}
+
+/// `time` as RFC 3339 with nanoseconds (`2026-11-23T10:00:00.123456789Z`).
+pub fn rfc3339_nanos(time: SystemTime) -> String {
+    let d = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = crate::engine::image::build::cache::rfc3339(d.as_secs());
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+}
+
+/// Whether process `pid` exists.
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        let running = ContainerStatus::Running {
+            pid: 1,
+            started_at: String::new(),
+        };
+        let exited = ContainerStatus::Exited {
+            exit_code: 0,
+            oom_killed: false,
+            started_at: String::new(),
+            finished_at: String::new(),
+        };
+        let c = ContainerStatus::Created;
+        assert!(check_transition("x", &c, &running).is_ok());
+        assert!(check_transition("x", &running, &exited).is_ok());
+        assert!(check_transition("x", &c, &exited).is_ok());
+        let e = check_transition("x", &exited, &running)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "container x: cannot go from exited to running");
+        assert!(check_transition("x", &running, &c).is_err());
+    }
+
+    #[test]
+    fn nanosecond_times() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_704_164_645, 5);
+        assert_eq!(rfc3339_nanos(t), "2024-01-02T03:04:05.000000005Z");
+    }
+}

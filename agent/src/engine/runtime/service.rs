@@ -1,0 +1,545 @@
+//! Containers as the engine API offers them: create (image, process plan, mounts),
+//! start (through a shim), stop, kill, wait, remove, list, inspect, logs.
+
+use super::container::{
+    ContainerRecord, LogOptions, RecordError, StateFile, alive, read_json, rfc3339_nanos,
+    status_name, write_json,
+};
+use super::init::{InitSpec, Mount, MountKind};
+use super::shim::REPORT_FD;
+use super::spec::{ProcessOptions, SpecError, plan};
+use crate::engine::image::build::tree::{ImageTree, read_text};
+use crate::engine::image::manifest::{ImageConfig, ImageManifest, Manifest};
+use crate::engine::image::service::{ImageService, ImageServiceError};
+use crate::engine::image::snapshot::Snapshots;
+use api::container::{ContainerCreate, ContainerDetail, ContainerStatus, ContainerSummary};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What went wrong with a container request.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Image(#[from] ImageServiceError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("no container {0}")]
+    NotFound(String),
+    #[error("{what} matches several containers: {ids}")]
+    Ambiguous { what: String, ids: String },
+    #[error("the name {0:?} is taken by another container")]
+    NameTaken(String),
+    #[error("invalid {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("container {id} is {status}; {hint}")]
+    State {
+        id: String,
+        status: &'static str,
+        hint: &'static str,
+    },
+    #[error("start container {id}: {why}")]
+    Start { id: String, why: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + use<> {
+    let path = path.to_owned();
+    move |source| ContainerError::Io { op, path, source }
+}
+
+/// The containers of one engine, under `<data>/containers/<id>/`.
+pub struct ContainerService {
+    root: PathBuf,
+    images: Arc<ImageService>,
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Parse `HOST:CONTAINER[:ro|rw]`.
+fn bind(spec: &str) -> Result<Mount, ContainerError> {
+    let bad = |why: &str| ContainerError::Invalid {
+        what: "bind mount",
+        value: spec.to_owned(),
+        why: why.to_owned(),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, readonly) = match parts.as_slice() {
+        [h, t] => (*h, *t, false),
+        [h, t, "ro"] => (*h, *t, true),
+        [h, t, "rw"] => (*h, *t, false),
+        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+    };
+    if !host.starts_with('/') || !target.starts_with('/') {
+        return Err(bad("both paths must be absolute"));
+    }
+    if !Path::new(host).exists() {
+        return Err(bad("the host path does not exist"));
+    }
+    Ok(Mount {
+        target: target.to_owned(),
+        kind: MountKind::Bind {
+            source: PathBuf::from(host),
+        },
+        readonly,
+    })
+}
+
+/// Parse `PATH[:size=BYTES,mode=OCTAL,ro]`.
+fn tmpfs(spec: &str) -> Result<Mount, ContainerError> {
+    let bad = |why: String| ContainerError::Invalid {
+        what: "tmpfs",
+        value: spec.to_owned(),
+        why,
+    };
+    let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if !target.starts_with('/') {
+        return Err(bad("the path must be absolute".into()));
+    }
+    let (mut size, mut mode, mut readonly) = (None, None, false);
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => {
+                let n = api::units::parse_bytes(v).map_err(bad)?;
+                size = Some(n.0);
+            }
+            Some(("mode", v)) => {
+                mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .map_err(|_| bad(format!("mode {v:?} is not octal")))?,
+                );
+            }
+            None if o == "ro" => readonly = true,
+            None if o == "rw" => readonly = false,
+            _ => return Err(bad(format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(Mount {
+        target: target.to_owned(),
+        kind: MountKind::Tmpfs { size, mode },
+        readonly,
+    })
+}
+
+impl ContainerService {
+    /// The containers under `root`.
+    pub fn open(
+        root: &Path,
+        images: Arc<ImageService>,
+    ) -> Result<ContainerService, ContainerError> {
+        std::fs::create_dir_all(root).map_err(io("create", root))?;
+        Ok(ContainerService {
+            root: root.to_owned(),
+            images,
+        })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Every container's record, skipping directories that are not (yet) one.
+    fn records(&self) -> Vec<ContainerRecord> {
+        let mut out: Vec<ContainerRecord> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| read_json(&e.path().join("config.json")).ok())
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out
+    }
+
+    /// The id of the container `what` names: an id, a unique id prefix, or a name.
+    pub fn resolve(&self, what: &str) -> Result<String, ContainerError> {
+        let records = self.records();
+        if let Some(r) = records.iter().find(|r| r.id == what || r.name == what) {
+            return Ok(r.id.clone());
+        }
+        let hits: Vec<&ContainerRecord> =
+            records.iter().filter(|r| r.id.starts_with(what)).collect();
+        match hits.as_slice() {
+            [one] if !what.is_empty() => Ok(one.id.clone()),
+            [] | [_] => Err(ContainerError::NotFound(what.to_owned())),
+            many => Err(ContainerError::Ambiguous {
+                what: what.to_owned(),
+                ids: many
+                    .iter()
+                    .map(|r| &r.id[..12])
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The state of container `id`, corrected when its shim died with it.
+    pub fn state(&self, id: &str) -> Result<StateFile, ContainerError> {
+        let dir = self.dir(id);
+        let mut s: StateFile = read_json(&dir.join("state.json"))?;
+        if let ContainerStatus::Running { pid, started_at } = &s.status
+            && !alive(*pid)
+            && !s.shim_pid.is_some_and(alive)
+        {
+            s = StateFile {
+                status: ContainerStatus::Exited {
+                    exit_code: 255,
+                    oom_killed: false,
+                    started_at: started_at.clone(),
+                    finished_at: rfc3339_nanos(SystemTime::now()),
+                },
+                shim_pid: None,
+            };
+            write_json(&dir.join("state.json"), &s)?;
+        }
+        Ok(s)
+    }
+
+    /// Create a container (not started).
+    pub fn create(&self, req: &ContainerCreate) -> Result<(String, String), ContainerError> {
+        let digest = self.images.resolve(&req.image)?;
+        let images = self.images.images();
+        let manifest_bytes = {
+            let mut b = Vec::new();
+            images
+                .content
+                .open_verified(&digest)
+                .map_err(ImageServiceError::from)?
+                .read_to_end(&mut b)
+                .map_err(io("read", &images.content.path(&digest)))?;
+            b
+        };
+        let manifest: ImageManifest = match Manifest::parse(&manifest_bytes, None) {
+            Ok(Manifest::Image(m)) => m,
+            _ => {
+                return Err(ContainerError::Invalid {
+                    what: "image",
+                    value: req.image.clone(),
+                    why: "it is not a single-platform image manifest".into(),
+                });
+            }
+        };
+        let config: ImageConfig = {
+            let mut b = Vec::new();
+            images
+                .content
+                .open_verified(&manifest.config.digest)
+                .map_err(ImageServiceError::from)?
+                .read_to_end(&mut b)
+                .map_err(io("read", &images.content.path(&manifest.config.digest)))?;
+            serde_json::from_slice(&b).map_err(|e| ContainerError::Invalid {
+                what: "image",
+                value: req.image.clone(),
+                why: format!("its config is not valid JSON: {e}"),
+            })?
+        };
+        let lowers = self
+            .images
+            .snapshots()
+            .prepare(&images.content, &digest)
+            .map_err(ImageServiceError::from)?;
+        let tree = ImageTree {
+            layers: lowers.clone(),
+        };
+        let text = |p: &str| read_text(&tree, p);
+        let opts = ProcessOptions {
+            entrypoint: req.entrypoint.clone(),
+            cmd: req.cmd.clone(),
+            env: req.env.clone(),
+            user: req.user.clone(),
+            workdir: req.workdir.clone(),
+        };
+        let process = plan(
+            &config.config.clone().unwrap_or_default(),
+            &opts,
+            &text("/etc/passwd"),
+            &text("/etc/group"),
+        )?;
+        let mut mounts = Vec::new();
+        for b in &req.binds {
+            mounts.push(bind(b)?);
+        }
+        for t in &req.tmpfs {
+            mounts.push(tmpfs(t)?);
+        }
+        let records = self.records();
+        let id = random_id();
+        let name = match &req.name {
+            Some(n) if !valid_name(n) => {
+                return Err(ContainerError::Invalid {
+                    what: "name",
+                    value: n.clone(),
+                    why: "use letters, digits, _ . - (starting with a letter or digit)".into(),
+                });
+            }
+            Some(n) if records.iter().any(|r| r.name == *n) => {
+                return Err(ContainerError::NameTaken(n.clone()));
+            }
+            Some(n) => n.clone(),
+            None => format!("orch-{}", &id[..12]),
+        };
+        let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_owned());
+        let dir = self.dir(&id);
+        for d in ["rootfs", "upper", "work"] {
+            let p = dir.join(d);
+            std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+        }
+        let files = [
+            ("hostname", format!("{hostname}\n")),
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+                ),
+            ),
+            ("resolv.conf", String::from("nameserver 127.0.0.53\n")),
+        ];
+        for (name, text) in &files {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map_err(io("write", &p))?;
+            mounts.insert(
+                0,
+                Mount {
+                    target: format!("/etc/{name}"),
+                    kind: MountKind::Bind { source: p },
+                    readonly: false,
+                },
+            );
+        }
+        let init = InitSpec {
+            rootfs: dir.join("rootfs"),
+            overlay: Snapshots::overlay(&lowers, &dir.join("upper"), &dir.join("work")),
+            readonly_rootfs: req.read_only,
+            hostname,
+            process,
+            mounts,
+            no_new_privileges: req.no_new_privileges,
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            image: req.image.clone(),
+            image_digest: digest.to_string(),
+            created: rfc3339_nanos(SystemTime::now()),
+            init: init.clone(),
+            labels: req.labels.clone(),
+            auto_remove: req.auto_remove,
+            log: LogOptions::default(),
+        };
+        write_json(&dir.join("init.json"), &init)?;
+        write_json(
+            &dir.join("state.json"),
+            &StateFile {
+                status: ContainerStatus::Created,
+                shim_pid: None,
+            },
+        )?;
+        // config.json last: a directory without it is not a container yet.
+        write_json(&dir.join("config.json"), &record)?;
+        Ok((id, name))
+    }
+
+    /// Start container `id` through its shim; returns once the process runs.
+    pub fn start(&self, id: &str) -> Result<(), ContainerError> {
+        let s = self.state(id)?;
+        if !matches!(s.status, ContainerStatus::Created) {
+            return Err(ContainerError::State {
+                id: id.to_owned(),
+                status: status_name(&s.status),
+                hint: "only a created container can start",
+            });
+        }
+        let dir = self.dir(id);
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fds that are owned right below.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io("pipe for", &dir)(std::io::Error::last_os_error()));
+        }
+        // SAFETY: fresh fds from pipe2.
+        let (report_r, report_w) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let w = report_w.as_raw_fd();
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("shim")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: dup2 is async-signal-safe; the report pipe becomes the shim's fd 3.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(w, REPORT_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let status = cmd.status().map_err(io("run the shim for", &dir))?;
+        drop(report_w);
+        let mut report = String::new();
+        std::fs::File::from(report_r)
+            .read_to_string(&mut report)
+            .map_err(io("read the shim's report for", &dir))?;
+        if report == "ok" {
+            return Ok(());
+        }
+        let why = if report.is_empty() {
+            format!("the shim ended without a report ({status})")
+        } else {
+            report
+        };
+        Err(ContainerError::Start {
+            id: id.to_owned(),
+            why,
+        })
+    }
+
+    /// Send `signal` to the process of running container `id`.
+    pub fn kill(&self, id: &str, signal: i32) -> Result<(), ContainerError> {
+        match self.state(id)?.status {
+            ContainerStatus::Running { pid, .. } => {
+                // SAFETY: kill with a pid read from the container's state.
+                if unsafe { libc::kill(pid, signal) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(io("signal the process of", &self.dir(id))(e));
+                    }
+                }
+                Ok(())
+            }
+            other => Err(ContainerError::State {
+                id: id.to_owned(),
+                status: status_name(&other),
+                hint: "only a running container can be signalled",
+            }),
+        }
+    }
+
+    /// Wait until container `id` has exited; its final state.
+    pub async fn wait(&self, id: &str) -> Result<ContainerStatus, ContainerError> {
+        loop {
+            let s = self.state(id)?.status;
+            if matches!(s, ContainerStatus::Exited { .. }) {
+                return Ok(s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stop container `id`: SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<ContainerStatus, ContainerError> {
+        if !matches!(self.state(id)?.status, ContainerStatus::Running { .. }) {
+            return Ok(self.state(id)?.status);
+        }
+        self.kill(id, libc::SIGTERM)?;
+        match tokio::time::timeout(grace, self.wait(id)).await {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = self.kill(id, libc::SIGKILL);
+                self.wait(id).await
+            }
+        }
+    }
+
+    /// Remove container `id` (a running one only with `force`, which kills it).
+    pub async fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        if let ContainerStatus::Running { .. } = self.state(id)?.status {
+            if !force {
+                return Err(ContainerError::State {
+                    id: id.to_owned(),
+                    status: "running",
+                    hint: "stop it first or remove it with force",
+                });
+            }
+            let _ = self.kill(id, libc::SIGKILL);
+            self.wait(id).await?;
+        }
+        let dir = self.dir(id);
+        std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
+    }
+
+    /// Summaries (running ones only unless `all`), newest first.
+    pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>, ContainerError> {
+        let mut out = Vec::new();
+        for r in self.records() {
+            let Ok(s) = self.state(&r.id) else { continue };
+            if all || matches!(s.status, ContainerStatus::Running { .. }) {
+                out.push(summary(&r, s.status));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything about container `id`.
+    pub fn inspect(&self, id: &str) -> Result<ContainerDetail, ContainerError> {
+        let dir = self.dir(id);
+        let r: ContainerRecord = read_json(&dir.join("config.json"))?;
+        let s = self.state(id)?;
+        let p = &r.init.process;
+        Ok(ContainerDetail {
+            summary: summary(&r, s.status),
+            image_digest: r.image_digest.clone(),
+            hostname: r.init.hostname.clone(),
+            env: p.env.clone(),
+            working_dir: p.cwd.clone(),
+            user: format!("{}:{}", p.ids.uid, p.ids.gid),
+            read_only: r.init.readonly_rootfs,
+            labels: r.labels.clone(),
+            dir: dir.display().to_string(),
+        })
+    }
+
+    /// Where container `id` keeps its files.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
+    /// Whether container `id` is removed when it exits.
+    pub fn auto_remove(&self, id: &str) -> bool {
+        read_json::<ContainerRecord>(&self.dir(id).join("config.json")).is_ok_and(|r| r.auto_remove)
+    }
+
+    /// The images containers use (kept by prune).
+    pub fn images_in_use(&self) -> Vec<crate::engine::image::digest::Digest> {
+        self.records()
+            .iter()
+            .filter_map(|r| r.image_digest.parse().ok())
+            .collect()
+    }
+}
+
+fn summary(r: &ContainerRecord, status: ContainerStatus) -> ContainerSummary {
+    ContainerSummary {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        image: r.image.clone(),
+        command: r.init.process.args.clone(),
+        created: r.created.clone(),
+        status,
+    }
+}

@@ -1,0 +1,361 @@
+//! `orch container ...`: containers of the local engine.
+
+use crate::image::{Format, follow_pull};
+use crate::render::{self, each};
+use anyhow::Context;
+use api::client::EngineClient;
+use api::container::{ContainerCreate, ContainerStatus};
+use api::error::ErrorCode;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+/// `orch container` subcommands.
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    /// Create and start a container (pulling its image when missing).
+    Run(Box<RunArgs>),
+    /// List containers (running ones; `-a` for all).
+    #[command(alias = "list", alias = "ps")]
+    Ls(LsArgs),
+    /// Show everything about containers (JSON).
+    Inspect(IdsArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the timeout.
+    Stop(StopArgs),
+    /// Send a signal to containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Wait for containers to exit; print their exit codes.
+    Wait(IdsArgs),
+}
+
+/// Flags of `orch container run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The image.
+    image: String,
+    /// The command (replaces the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// A name for the container.
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to take it from here).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Bind-mount `HOST:CONTAINER[:ro]`.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<String>,
+    /// Mount a tmpfs `PATH[:size=64m,mode=1777,ro]`.
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    tmpfs: Vec<String>,
+    /// Run as `USER[:GROUP]` (names from the image's /etc/passwd, or ids).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Mount the root file system read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// The container's hostname.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Replace the image's ENTRYPOINT (one word; the command follows it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// `no-new-privileges` forbids gaining privileges (setuid binaries).
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    security_opts: Vec<String>,
+    /// A label `KEY=VALUE`.
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+}
+
+/// Flags of `orch container ls`.
+#[derive(Args)]
+pub struct LsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Print only ids.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Containers by id, id prefix or name.
+#[derive(Args)]
+pub struct IdsArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Flags of `orch container logs`.
+#[derive(Args)]
+pub struct LogsArgs {
+    container: String,
+    /// Keep printing new lines until the container exits.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print only the last N lines.
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    timestamps: bool,
+}
+
+/// Flags of `orch container stop`.
+#[derive(Args)]
+pub struct StopArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short, long, default_value_t = 10)]
+    time: u64,
+}
+
+/// Flags of `orch container kill`.
+#[derive(Args)]
+pub struct KillArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// The signal (name or number).
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+}
+
+/// Flags of `orch container rm`.
+#[derive(Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// Kill a running container first.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Run one `orch container` subcommand.
+pub fn run(client: &EngineClient, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+    crate::engine::block_on(async {
+        match cmd {
+            ContainerCommand::Run(a) => run_container(client, *a).await,
+            ContainerCommand::Ls(a) => ls(client, a).await,
+            ContainerCommand::Inspect(a) => {
+                let mut out = Vec::new();
+                for c in &a.containers {
+                    out.push(client.container(c).await?);
+                }
+                render::json(&out)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ContainerCommand::Logs(a) => {
+                logs(client, &a.container, a.follow, a.tail, a.timestamps).await
+            }
+            ContainerCommand::Stop(a) => {
+                each(&a.containers, |c| async move {
+                    client.stop_container(&c, a.time).await.map(|_| c)
+                })
+                .await
+            }
+            ContainerCommand::Kill(a) => {
+                let sig = a.signal.clone();
+                each(&a.containers, |c| {
+                    let sig = sig.clone();
+                    async move { client.kill_container(&c, &sig).await.map(|_| c) }
+                })
+                .await
+            }
+            ContainerCommand::Rm(a) => {
+                each(&a.containers, |c| async move {
+                    client.remove_container(&c, a.force).await.map(|_| c)
+                })
+                .await
+            }
+            ContainerCommand::Wait(a) => {
+                each(&a.containers, |c| async move {
+                    client
+                        .wait_container(&c)
+                        .await
+                        .map(|e| e.exit_code.to_string())
+                })
+                .await
+            }
+        }
+    })?
+}
+
+async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let env = a
+        .env
+        .iter()
+        .filter_map(|kv| match kv.split_once('=') {
+            Some(_) => Some(kv.clone()),
+            None => std::env::var(kv).ok().map(|v| format!("{kv}={v}")),
+        })
+        .collect();
+    let mut labels = std::collections::BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    for o in &a.security_opts {
+        if o != "no-new-privileges" && o != "no-new-privileges:true" {
+            anyhow::bail!("--security-opt {o:?}: orch knows no-new-privileges");
+        }
+    }
+    let req = ContainerCreate {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        cmd: a.command.clone(),
+        entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        env,
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        hostname: a.hostname.clone(),
+        read_only: a.read_only,
+        binds: a.volumes.clone(),
+        tmpfs: a.tmpfs.clone(),
+        no_new_privileges: !a.security_opts.is_empty(),
+        labels,
+        auto_remove: a.rm,
+    };
+    let created = match client.create_container(&req).await {
+        Err(e)
+            if e.code() == Some(ErrorCode::NotFound) && e.to_string().starts_with("no image") =>
+        {
+            eprintln!("Unable to find image {} here; pulling it", a.image);
+            follow_pull(client, &a.image).await?;
+            client.create_container(&req).await?
+        }
+        r => r?,
+    };
+    if let Err(e) = client.start_container(&created.id).await {
+        if a.rm {
+            let _ = client.remove_container(&created.id, true).await;
+        }
+        return Err(e.into());
+    }
+    if a.detach {
+        println!("{}", created.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    logs(client, &created.id, true, None, false).await?;
+    let exit = client.wait_container(&created.id).await;
+    let code = match exit {
+        Ok(e) => e.exit_code,
+        // --rm may have removed it already; its logs ended, so it exited.
+        Err(e) if a.rm && e.code() == Some(ErrorCode::NotFound) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ExitCode::from(
+        u8::try_from(code.clamp(0, 255)).unwrap_or(255),
+    ))
+}
+
+async fn logs(
+    client: &EngineClient,
+    id: &str,
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut events = client.logs(id, follow, tail).await?;
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    while let Some(line) = events.next().await {
+        let line = line?;
+        let text = if timestamps {
+            format!("{} {}", line.time, line.log)
+        } else {
+            line.log
+        };
+        let w: &mut dyn Write = if line.stream == "stderr" {
+            &mut err
+        } else {
+            &mut out
+        };
+        w.write_all(text.as_bytes()).context("write the log")?;
+        w.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_text(s: &ContainerStatus, now: SystemTime) -> String {
+    match s {
+        ContainerStatus::Created => "Created".into(),
+        ContainerStatus::Running { started_at, .. } => {
+            format!(
+                "Up {}",
+                render::age(Some(started_at), now).trim_end_matches(" ago")
+            )
+        }
+        ContainerStatus::Exited {
+            exit_code,
+            oom_killed,
+            finished_at,
+            ..
+        } => format!(
+            "Exited ({exit_code}){} {}",
+            if *oom_killed { " OOM" } else { "" },
+            render::age(Some(finished_at), now)
+        ),
+    }
+}
+
+async fn ls(client: &EngineClient, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let list = client.containers(a.all).await?;
+    if let Format::Json = a.format {
+        render::json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.quiet {
+        for c in &list {
+            println!("{}", &c.id[..12]);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = SystemTime::now();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let mut cmd = c.command.join(" ");
+            if cmd.chars().count() > 30 {
+                cmd = cmd.chars().take(29).collect::<String>() + "…";
+            }
+            vec![
+                c.id[..12].to_owned(),
+                c.image.clone(),
+                format!("\"{cmd}\""),
+                render::age(Some(&c.created), now),
+                status_text(&c.status, now),
+                c.name.clone(),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
+        &rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
