@@ -281,9 +281,15 @@ impl RegistryClient {
         };
         let resp = retry.send().await.map_err(http)?;
         if resp.status() == StatusCode::UNAUTHORIZED {
+            // An anonymous token that grants too little: no credentials were refused.
+            let why = if creds.is_some() {
+                "credentials refused"
+            } else {
+                "the registry wants a username and password (orch login)"
+            };
             return Err(RegistryError::Auth {
                 url: url.to_owned(),
-                why: "credentials refused".into(),
+                why: why.into(),
             });
         }
         Ok(resp)
@@ -327,9 +333,23 @@ impl RegistryClient {
             source: e,
         })?;
         if !resp.status().is_success() {
+            // Wrong credentials, said the way the basic flow says it.
+            let refused = creds.is_some()
+                && matches!(
+                    resp.status(),
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                );
             return Err(RegistryError::Auth {
                 url: realm.clone(),
-                why: format!("token endpoint answered {}", resp.status()),
+                why: format!(
+                    "{}token endpoint answered {}",
+                    if refused {
+                        "credentials refused: the "
+                    } else {
+                        ""
+                    },
+                    resp.status()
+                ),
             });
         }
         let bytes = resp.bytes().await.map_err(|e| RegistryError::Http {

@@ -8,7 +8,10 @@ use super::registry::Transfer;
 use super::registry::{ClientOptions, RegistryClient};
 use super::store::ContentStore;
 use crate::testing::proxy::CutProxy;
-use crate::testing::registry::{HTPASSWD, start_registry, start_registry_with};
+use crate::testing::registry::{
+    HTPASSWD, Registry, start_registry, start_registry_with, start_registry_with_token,
+};
+use crate::testing::token::{PASSWORD, PUBLIC_REPO, TokenServer, USER};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -336,4 +339,226 @@ async fn concurrent_pulls_of_one_blob_download_it_once() {
         .filter(|h| h.starts_with(&format!("GET /v2/orch-test/once/blobs/{layer}")))
         .count();
     assert_eq!(gets, 1, "{:#?}", counter.requests());
+}
+
+/// A token service and a registry that trusts it; `None` without docker-registry.
+fn token_registry(tag: &str) -> Option<(TokenServer, Registry)> {
+    let tokens = TokenServer::start(tag).unwrap();
+    let reg = start_registry_with_token(tag, &tokens.realm, &tokens.cert_pem)?;
+    Some((tokens, reg))
+}
+
+/// A client with `password` for [`USER`] on `registry`, or anonymous.
+fn client_as(registry: &str, password: Option<&str>) -> RegistryClient {
+    let mut opts = ClientOptions::default();
+    if let Some(password) = password {
+        let creds = super::registry::Credentials {
+            username: USER.into(),
+            password: password.into(),
+        };
+        opts.credentials.insert(registry.to_owned(), creds);
+    }
+    RegistryClient::new(opts).unwrap()
+}
+
+#[tokio::test]
+async fn bearer_token_registry_grants_by_scope() {
+    let Some((tokens, reg)) = token_registry("bearer") else {
+        return;
+    };
+    let a = Store::new("bearer-push");
+    let (manifest, _, layer) = image(&a, "amd64");
+    let public: Reference = format!("{}/{PUBLIC_REPO}:1", reg.addr).parse().unwrap();
+    let private: Reference = format!("{}/orch-test/private:1", reg.addr).parse().unwrap();
+    let amd64 = Platform::linux_amd64();
+
+    // The tester pushes both repositories and pulls one back.
+    let tester = client_as(&reg.addr, Some(PASSWORD));
+    for r in [&public, &private] {
+        let pushed = tester.push(r, &manifest, &a.0, &[], &()).await;
+        assert_eq!(pushed.unwrap(), manifest, "registry log:\n{}", reg.log());
+    }
+    let b = Store::new("bearer-pull-tester");
+    let pulled = tester.pull(&private, &b.0, &amd64, &()).await.unwrap();
+    assert_eq!(pulled.digest, manifest);
+    b.0.open_verified(&layer).unwrap();
+
+    // Anyone pulls the public repository, with an anonymous token.
+    let anonymous = client_as(&reg.addr, None);
+    let c = Store::new("bearer-pull-anonymous");
+    let pulled = anonymous.pull(&public, &c.0, &amd64, &()).await.unwrap();
+    assert_eq!(pulled.digest, manifest);
+    c.0.open_verified(&layer).unwrap();
+    let anonymous_requests: Vec<_> = tokens
+        .requests()
+        .into_iter()
+        .filter(|t| t.user.is_none())
+        .collect();
+    assert_eq!(anonymous_requests.len(), 1, "{anonymous_requests:#?}");
+    assert_eq!(
+        anonymous_requests[0].scopes,
+        [format!("repository:{PUBLIC_REPO}:pull")]
+    );
+
+    // ... but neither pulls the private one nor pushes anywhere: the token it gets
+    // grants nothing there, and the client says credentials are needed.
+    let needs_login = "authentication failed: the registry wants a username and password";
+    let e = anonymous
+        .pull(&private, &c.0, &amd64, &())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(needs_login), "{e}");
+    let again: Reference = format!("{}/{PUBLIC_REPO}:2", reg.addr).parse().unwrap();
+    let e = anonymous
+        .push(&again, &manifest, &a.0, &[], &())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(needs_login) && e.contains("/manifests/2"), "{e}");
+    let refused_scope = tokens.requests().pop().unwrap();
+    assert_eq!((refused_scope.user, refused_scope.status), (None, 200));
+    assert!(
+        refused_scope.scopes[0].contains("push"),
+        "{:?}",
+        refused_scope.scopes
+    );
+
+    // A wrong password gets no token at all (the token service answers 401).
+    let e = client_as(&reg.addr, Some("wrong"))
+        .push(&again, &manifest, &a.0, &[], &())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("credentials refused"), "{e}");
+    assert!(e.contains(&tokens.realm), "names the token service: {e}");
+    assert_eq!(tokens.requests().pop().unwrap().status, 401);
+    // Nothing was tagged by the refused pushes.
+    let e = tester
+        .pull(&again, &c.0, &amd64, &())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not found"), "{e}");
+}
+
+#[tokio::test]
+async fn bearer_login_checks_credentials() {
+    let Some((tokens, reg)) = token_registry("bearer-login") else {
+        return;
+    };
+    let client = client_as(&reg.addr, None);
+    let creds = |password: &str| super::registry::Credentials {
+        username: USER.into(),
+        password: password.into(),
+    };
+    client.login(&reg.addr, &creds(PASSWORD)).await.unwrap();
+    let e = client
+        .login(&reg.addr, &creds("wrong"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("credentials refused"), "{e}");
+    let statuses: Vec<_> = tokens
+        .requests()
+        .iter()
+        .map(|t| (t.user.clone(), t.status))
+        .collect();
+    let tester = Some(USER.to_owned());
+    assert_eq!(statuses, [(tester.clone(), 200), (tester, 401)]);
+}
+
+#[tokio::test]
+async fn bearer_token_is_fetched_once_per_scope() {
+    let Some((tokens, reg)) = token_registry("bearer-cache") else {
+        return;
+    };
+    let a = Store::new("bearer-cache-push");
+    let (amd, amd_size, _) = image(&a, "amd64");
+    let (arm, arm_size, _) = image(&a, "arm64");
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd}","size":{amd_size},"platform":{{"architecture":"amd64","os":"linux"}}}},
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm}","size":{arm_size},"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#
+    );
+    let list_d = a.put(list.as_bytes());
+    // Through a counting proxy: two images' four blobs and three manifests go up.
+    let counter = CutProxy::start(&reg.addr, u64::MAX).unwrap();
+    let r: Reference = format!("{}/{PUBLIC_REPO}:1", counter.addr).parse().unwrap();
+    client_as(&counter.addr, Some(PASSWORD))
+        .push(&r, &list_d, &a.0, &[], &())
+        .await
+        .unwrap();
+    let scopes = |user: Option<&str>| {
+        let mut s: Vec<String> = tokens
+            .requests()
+            .into_iter()
+            .filter(|t| t.user.as_deref() == user)
+            .flat_map(|t| t.scopes)
+            .collect();
+        s.sort();
+        s
+    };
+    // The first check of a blob asks for pull, the first upload for pull and push;
+    // every later request reuses those tokens.
+    assert_eq!(
+        scopes(Some(USER)),
+        [
+            format!("repository:{PUBLIC_REPO}:pull"),
+            format!("repository:{PUBLIC_REPO}:pull,push")
+        ]
+    );
+    let bearer = |heads: &[String]| {
+        heads
+            .iter()
+            .filter(|h| h.to_ascii_lowercase().contains("authorization: bearer "))
+            .count()
+    };
+    let pushes = counter.requests();
+    assert!(bearer(&pushes) >= 10, "{pushes:#?}");
+
+    // An anonymous pull: one token for the manifest, config and layer requests.
+    let b = Store::new("bearer-cache-pull");
+    let anonymous = client_as(&counter.addr, None);
+    let amd64 = Platform::linux_amd64();
+    assert_eq!(
+        anonymous.pull(&r, &b.0, &amd64, &()).await.unwrap().digest,
+        list_d
+    );
+    // A second pull into a fresh store needs no new token.
+    let c = Store::new("bearer-cache-pull-again");
+    anonymous.pull(&r, &c.0, &amd64, &()).await.unwrap();
+    assert_eq!(scopes(None), [format!("repository:{PUBLIC_REPO}:pull")]);
+    let pulls = &counter.requests()[pushes.len()..];
+    let blob_gets = pulls
+        .iter()
+        .filter(|h| h.starts_with(&format!("GET /v2/{PUBLIC_REPO}/blobs/")))
+        .count();
+    assert_eq!(blob_gets, 4, "config and layer, twice: {pulls:#?}");
+    // Only the very first request went without a token.
+    assert_eq!(bearer(pulls), pulls.len() - 1, "{pulls:#?}");
+}
+
+#[tokio::test]
+async fn bearer_token_from_an_untrusted_signer_is_refused() {
+    // The registry trusts `trusted`'s certificate but sends clients to `other`,
+    // whose tokens are well formed and signed, by a key it does not know.
+    let trusted = TokenServer::start("bearer-trusted").unwrap();
+    let other = TokenServer::start("bearer-other").unwrap();
+    let Some(reg) = start_registry_with_token("bearer-untrusted", &other.realm, &trusted.cert_pem)
+    else {
+        return;
+    };
+    let a = Store::new("bearer-untrusted-push");
+    let (manifest, _, _) = image(&a, "amd64");
+    let r: Reference = format!("{}/{PUBLIC_REPO}:1", reg.addr).parse().unwrap();
+    let e = client_as(&reg.addr, Some(PASSWORD))
+        .push(&r, &manifest, &a.0, &[], &())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("credentials refused"), "{e}");
+    assert_eq!(other.requests().last().map(|t| t.status), Some(200));
+    let log = reg.log();
+    assert!(log.contains("unable to verify certificate chain"), "{log}");
 }
