@@ -123,3 +123,121 @@ pub struct LogLine {
     /// The line, with its newline when it had one.
     pub log: String,
 }
+
+/// `POST /v1/containers/{id}/exec`: a process to start in a running container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecCreate {
+    /// The command line (required).
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` entries over the container's environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// `USER[:GROUP]` (default: the container's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Working directory (default: the container's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Allocate a terminal (stdout and stderr are then one stream).
+    pub tty: bool,
+}
+
+/// The frames of an exec stream (after the HTTP upgrade): one byte of kind, four
+/// bytes of big-endian length, the payload.
+pub mod frame {
+    /// Client to engine: bytes for the process's stdin.
+    pub const STDIN: u8 = 0;
+    /// Engine to client: bytes the process wrote to stdout (or to its terminal).
+    pub const STDOUT: u8 = 1;
+    /// Engine to client: bytes the process wrote to stderr.
+    pub const STDERR: u8 = 2;
+    /// Engine to client: the exit code (4 bytes, big-endian i32); the last frame.
+    pub const EXIT: u8 = 3;
+    /// Engine to client: the exec could not start (UTF-8 message); the last frame.
+    pub const ERROR: u8 = 4;
+    /// Client to engine: no more stdin.
+    pub const STDIN_CLOSE: u8 = 5;
+    /// Client to engine: the terminal's size (rows, cols: two big-endian u16).
+    pub const RESIZE: u8 = 6;
+
+    /// One frame.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Frame {
+        pub kind: u8,
+        pub payload: Vec<u8>,
+    }
+
+    /// The bytes of a frame.
+    pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + payload.len());
+        out.push(kind);
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Frames out of a byte stream that arrives in pieces.
+    #[derive(Default)]
+    pub struct Decoder {
+        buf: Vec<u8>,
+    }
+
+    /// Frames longer than this are refused (a broken or hostile peer).
+    pub const MAX_FRAME: usize = 1 << 20;
+
+    impl Decoder {
+        /// Add bytes that arrived.
+        pub fn push(&mut self, bytes: &[u8]) {
+            self.buf.extend_from_slice(bytes);
+        }
+
+        /// The next whole frame, if one has arrived; an error for an oversized frame.
+        pub fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+            if self.buf.len() < 5 {
+                return Ok(None);
+            }
+            let len =
+                u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+            if len > MAX_FRAME {
+                return Err(format!(
+                    "frame of {len} bytes is over the {MAX_FRAME}-byte limit"
+                ));
+            }
+            if self.buf.len() < 5 + len {
+                return Ok(None);
+            }
+            let kind = self.buf[0];
+            let payload = self.buf[5..5 + len].to_vec();
+            self.buf.drain(..5 + len);
+            Ok(Some(Frame { kind, payload }))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn frames_survive_any_split() {
+            let mut bytes = encode(STDOUT, b"hello");
+            bytes.extend(encode(EXIT, &3i32.to_be_bytes()));
+            for cut in 0..bytes.len() {
+                let mut d = Decoder::default();
+                let mut got = Vec::new();
+                for part in [&bytes[..cut], &bytes[cut..]] {
+                    d.push(part);
+                    while let Some(f) = d.next_frame().unwrap() {
+                        got.push(f);
+                    }
+                }
+                assert_eq!(got.len(), 2, "cut at {cut}");
+                assert_eq!(got[0].payload, b"hello");
+                assert_eq!(got[1].kind, EXIT);
+            }
+            let mut d = Decoder::default();
+            d.push(&[STDIN, 0xff, 0xff, 0xff, 0xff]);
+            assert!(d.next_frame().is_err());
+        }
+    }
+}

@@ -21,6 +21,8 @@ pub enum ContainerCommand {
     Ls(LsArgs),
     /// Show everything about containers (JSON).
     Inspect(IdsArgs),
+    /// Run a command in a running container (`-it` for an interactive terminal).
+    Exec(crate::exec::ExecArgs),
     /// Print a container's logs.
     Logs(LogsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout.
@@ -154,6 +156,7 @@ pub fn run(client: &EngineClient, cmd: ContainerCommand) -> anyhow::Result<ExitC
         match cmd {
             ContainerCommand::Run(a) => run_container(client, *a).await,
             ContainerCommand::Ls(a) => ls(client, a).await,
+            ContainerCommand::Exec(a) => crate::exec::run(client, a).await,
             ContainerCommand::Inspect(a) => {
                 let mut out = Vec::new();
                 for c in &a.containers {

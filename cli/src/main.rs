@@ -7,6 +7,7 @@ mod build;
 mod config;
 mod container;
 mod engine;
+mod exec;
 mod image;
 mod login;
 mod progress;
@@ -50,6 +51,12 @@ enum Command {
         /// The container's init spec (JSON).
         spec: std::path::PathBuf,
     },
+    /// A process joining a container (started by the engine for exec).
+    #[command(hide = true)]
+    Enter {
+        /// The exec spec (JSON).
+        spec: std::path::PathBuf,
+    },
     /// A container's shim (started by the engine, not by hand).
     #[command(hide = true)]
     Shim {
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => login::logout(args),
         Command::Init { spec } => agent::engine::runtime::init::run(&spec),
         Command::Shim { dir } => agent::engine::runtime::shim::run(&dir),
+        Command::Enter { spec } => agent::engine::runtime::enter::run(&spec),
     };
     match result {
         Ok(code) => code,

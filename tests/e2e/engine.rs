@@ -622,3 +622,106 @@ fn containers_and_their_logs_survive_an_engine_crash() {
         assert_eq!(logs, expected, "no log line of {n} is missing");
     }
 }
+
+#[test]
+fn exec_joins_a_running_container_with_pipes_or_a_terminal() {
+    let a = Agent::start("exec");
+    if !a.busybox() {
+        return;
+    }
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "s",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+        None,
+    ));
+    let host = state_of(&a, "s")["hostname"].as_str().unwrap().to_owned();
+    let out = a.orch(
+        &[
+            "container",
+            "exec",
+            "s",
+            "sh",
+            "-c",
+            "echo $$; hostname; exit 5",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_ne!(lines[0], "1", "exec is not the container's pid 1");
+    assert_eq!(lines[1], host);
+    assert_eq!(
+        ok(&a.orch(
+            &["container", "exec", "-u", "nobody", "s", "id", "-u"],
+            None
+        )),
+        "65534\n"
+    );
+    assert_eq!(
+        ok(&a.orch(&["container", "exec", "-i", "s", "cat"], Some("hi\n"))),
+        "hi\n"
+    );
+    assert_eq!(
+        ok(&a.orch(&["container", "exec", "-t", "s", "tty"], None)).trim(),
+        "/dev/pts/0"
+    );
+    let out = a.orch(&["container", "exec", "s", "no-such-cmd"], None);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+
+    // Through the API: the terminal takes the size the client sends.
+    let client =
+        api::client::EngineClient::new(&format!("unix://{}", a.socket().display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt.block_on(async {
+        use api::container::frame::{self, Decoder};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = api::container::ExecCreate {
+            cmd: vec!["sh".into(), "-c".into(), "sleep 0.3; stty size".into()],
+            tty: true,
+            ..Default::default()
+        };
+        let mut conn = client.exec("s", &req).await.unwrap();
+        let mut size = 33u16.to_be_bytes().to_vec();
+        size.extend_from_slice(&99u16.to_be_bytes());
+        conn.write_all(&frame::encode(frame::RESIZE, &size))
+            .await
+            .unwrap();
+        conn.write_all(&frame::encode(frame::STDIN_CLOSE, &[]))
+            .await
+            .unwrap();
+        let (mut decoder, mut out, mut buf) = (Decoder::default(), Vec::new(), vec![0u8; 4096]);
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the stream ended without an exit frame");
+            decoder.push(&buf[..n]);
+            while let Some(f) = decoder.next_frame().unwrap() {
+                match f.kind {
+                    frame::STDOUT => out.extend(f.payload),
+                    frame::EXIT => return String::from_utf8_lossy(&out).into_owned(),
+                    _ => {}
+                }
+            }
+        }
+    });
+    assert_eq!(text.trim(), "33 99");
+
+    ok(&a.orch(&["container", "stop", "-t", "1", "s"], None));
+    fails(
+        &a.orch(&["container", "exec", "s", "true"], None),
+        "exec needs a running container",
+    );
+    ok(&a.orch(&["container", "rm", "s"], None));
+}

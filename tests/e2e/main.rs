@@ -185,6 +185,7 @@ fn help_for_every_command() {
         &["container", "run", "--help"],
         &["container", "ls", "--help"],
         &["container", "logs", "--help"],
+        &["container", "exec", "--help"],
         &["container", "stop", "--help"],
         &["container", "kill", "--help"],
         &["container", "rm", "--help"],

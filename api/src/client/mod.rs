@@ -6,7 +6,8 @@
 pub mod events;
 
 use crate::container::{
-    ContainerCreate, ContainerCreated, ContainerDetail, ContainerExit, ContainerSummary, LogLine,
+    ContainerCreate, ContainerCreated, ContainerDetail, ContainerExit, ContainerSummary,
+    ExecCreate, LogLine,
 };
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::image::{
@@ -162,7 +163,7 @@ impl EngineClient {
                 }
             }
         })?;
-        if resp.status().is_success() {
+        if resp.status().is_success() || resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(resp);
         }
         let status = resp.status();
@@ -467,6 +468,27 @@ impl EngineClient {
         );
         let op = format!("logs of {id}");
         Ok(Events::new(op.clone(), self.send(&op, r).await?))
+    }
+
+    /// `POST /v1/containers/{id}/exec`: start a process in a running container; the
+    /// connection then carries [`crate::container::frame`]s both ways.
+    pub async fn exec(&self, id: &str, req: &ExecCreate) -> Result<reqwest::Upgraded, ClientError> {
+        let op = format!("exec in {id}");
+        let r = self
+            .request(Method::POST, &format!("/v1/containers/{id}/exec"), &[])
+            .header(reqwest::header::CONNECTION, "Upgrade")
+            .header(reqwest::header::UPGRADE, "orch-stream")
+            .json(req);
+        let resp = self.send(&op, r).await?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ClientError::Decode {
+                op,
+                why: format!("expected 101 Switching Protocols, got {}", resp.status()),
+            });
+        }
+        resp.upgrade()
+            .await
+            .map_err(|source| ClientError::Http { op, source })
     }
 
     /// A raw request for endpoints this client has no method for yet.

@@ -5,6 +5,7 @@
 //! - [`build`]: the `/v1/build` endpoint.
 //! - [`containers`]: the `/v1/containers/...` endpoints.
 //! - [`error`]: engine errors as `{"error": {...}}` with their HTTP status.
+//! - [`exec`]: the exec endpoint: an upgraded connection carrying frames.
 //! - [`images`]: `/v1/images/...` and `/v1/auth`.
 //! - [`params`]: query parameters.
 
@@ -12,6 +13,7 @@ pub mod body;
 pub mod build;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod params;
 
@@ -65,6 +67,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/containers/{id}/kill", post(containers::kill))
         .route("/v1/containers/{id}/wait", post(containers::wait))
         .route("/v1/containers/{id}/logs", get(containers::logs))
+        .route("/v1/containers/{id}/exec", post(exec::exec))
         .fallback(not_found)
         .with_state(engine)
 }

@@ -8,11 +8,9 @@ use super::spec::ProcessPlan;
 use super::sys::{self, SysError};
 use crate::engine::image::snapshot::MountSpec;
 use serde::{Deserialize, Serialize};
-use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
@@ -270,7 +268,7 @@ fn mask_paths() -> Result<(), InitError> {
 }
 
 /// The program `name` resolves to with `PATH` from `env`, inside the new root.
-fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
+pub fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
     if name.contains('/') {
         return Ok(PathBuf::from(name));
     }
@@ -333,19 +331,9 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         sys::no_new_privs()?;
     }
     std::env::set_current_dir(&p.cwd).map_err(io("chdir", Path::new(&p.cwd)))?;
-    let c = |s: &str| CString::new(s).unwrap_or_else(|_| CString::from(c"?"));
-    let prog = CString::new(program.as_os_str().as_bytes()).unwrap_or_else(|_| c("?"));
-    let argv: Vec<CString> = p.args.iter().map(|a| c(a)).collect();
-    let envp: Vec<CString> = p.env.iter().map(|e| c(e)).collect();
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
-    unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     Err(InitError::Exec {
         what: p.args[0].clone(),
-        source: std::io::Error::last_os_error(),
+        source: super::sys::execve(&program, &p.args, &p.env),
     })
 }
 

@@ -7,11 +7,15 @@
 //! - [`shim`]: `orch shim`, the container's parent that outlives engine restarts.
 //! - [`spec`] (pure): command, environment, working dir and user from the image's
 //!   config, the options and the image's /etc/passwd and /etc/group.
+//! - [`enter`]: `orch enter`, a process joining a running container (exec).
+//! - [`exec`]: the engine's side of exec: plan, spawn `orch enter`, pipes or a pty.
 //! - [`init`]: `orch init`, the container's first process: root file system
 //!   (overlay, /proc, /dev, /sys, mounts, masked paths), pivot_root, user, exec.
 //! - [`launch`]: clone into new namespaces, sync and error pipes, wait.
 //! - [`sys`]: checked system call wrappers.
 pub mod container;
+pub mod enter;
+pub mod exec;
 pub mod init;
 pub mod launch;
 pub mod logs;

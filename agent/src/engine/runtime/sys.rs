@@ -137,3 +137,18 @@ pub fn no_new_privs() -> Result<(), SysError> {
     let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     check(ret, "prctl", || "PR_SET_NO_NEW_PRIVS".into())
 }
+
+/// `execve(2)` of `program` with `args` and `env`; returns only on failure, with the
+/// OS error.
+pub fn execve(program: &Path, args: &[String], env: &[String]) -> io::Error {
+    let prog = cstr(program);
+    let argv: Vec<CString> = args.iter().map(cstr).collect();
+    let envp: Vec<CString> = env.iter().map(cstr).collect();
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    io::Error::last_os_error()
+}
