@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `POST /v1/containers`: what to run (the flags of `orch container run`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ContainerCreate {
     /// The image (name, digest or id); it must be in the engine.
@@ -40,6 +40,18 @@ pub struct ContainerCreate {
     pub labels: BTreeMap<String, String>,
     /// Remove the container when it exits.
     pub auto_remove: bool,
+    /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// The signal `stop` sends first (default: the image's, else SIGTERM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// Overrides the image's HEALTHCHECK.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::service::Healthcheck>,
 }
 
 /// Where a container is in its life.
@@ -97,6 +109,16 @@ pub struct ContainerDetail {
     pub labels: BTreeMap<String, String>,
     /// Where its state and logs live on the host.
     pub dir: String,
+    /// The restart policy.
+    pub restart_policy: String,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// `starting`, `healthy` or `unhealthy` when it has a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// The last health probes (time, exit code, output), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_log: Vec<(String, i32, String)>,
 }
 
 /// `POST /v1/containers`'s answer.

@@ -82,6 +82,33 @@ pub struct RunArgs {
     /// A label `KEY=VALUE`.
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, value_name = "POLICY")]
+    restart: Option<String>,
+    /// The signal `stop` sends first (default: the image's, else TERM).
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    stop_timeout: Option<u64>,
+    /// Health check command (run with /bin/sh -c in the container).
+    #[arg(long, value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 1m30s).
+    #[arg(long, value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Time a health check may take.
+    #[arg(long, value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
+    #[arg(long, value_name = "N")]
+    health_retries: Option<u64>,
+    /// Time after start during which failures do not count.
+    #[arg(long, value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Disable the image's health check.
+    #[arg(long)]
+    no_healthcheck: bool,
 }
 
 /// Flags of `orch container ls`.
@@ -125,9 +152,10 @@ pub struct LogsArgs {
 pub struct StopArgs {
     #[arg(required = true)]
     containers: Vec<String>,
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short, long, default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the
+    /// container's stop timeout, else 10).
+    #[arg(short, long)]
+    time: Option<u64>,
 }
 
 /// Flags of `orch container kill`.
@@ -220,6 +248,32 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
             anyhow::bail!("--security-opt {o:?}: orch knows no-new-privileges");
         }
     }
+    let duration = |flag: &str,
+                    v: &Option<String>|
+     -> anyhow::Result<Option<api::units::Duration>> {
+        v.as_deref()
+            .map(|t| {
+                api::units::parse_duration(t).map_err(|e| anyhow::anyhow!("--{flag} {t:?}: {e}"))
+            })
+            .transpose()
+    };
+    let healthcheck = if a.no_healthcheck {
+        Some(api::service::Healthcheck {
+            disable: true,
+            ..Default::default()
+        })
+    } else if let Some(cmd) = &a.health_cmd {
+        Some(api::service::Healthcheck {
+            test: vec!["CMD-SHELL".into(), cmd.clone()],
+            interval: duration("health-interval", &a.health_interval)?,
+            timeout: duration("health-timeout", &a.health_timeout)?,
+            retries: a.health_retries,
+            start_period: duration("health-start-period", &a.health_start_period)?,
+            ..Default::default()
+        })
+    } else {
+        None
+    };
     let req = ContainerCreate {
         image: a.image.clone(),
         name: a.name.clone(),
@@ -234,7 +288,13 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         tmpfs: a.tmpfs.clone(),
         no_new_privileges: !a.security_opts.is_empty(),
         labels,
-        auto_remove: a.rm,
+        // Attached runs remove the container here once its exit code is known;
+        // detached ones leave it to the engine.
+        auto_remove: a.rm && a.detach,
+        restart: a.restart.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        healthcheck,
     };
     let created = match client.create_container(&req).await {
         Err(e)
@@ -257,13 +317,10 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     logs(client, &created.id, true, None, false).await?;
-    let exit = client.wait_container(&created.id).await;
-    let code = match exit {
-        Ok(e) => e.exit_code,
-        // --rm may have removed it already; its logs ended, so it exited.
-        Err(e) if a.rm && e.code() == Some(ErrorCode::NotFound) => 0,
-        Err(e) => return Err(e.into()),
-    };
+    let code = client.wait_container(&created.id).await?.exit_code;
+    if a.rm {
+        client.remove_container(&created.id, true).await?;
+    }
     Ok(ExitCode::from(
         u8::try_from(code.clamp(0, 255)).unwrap_or(255),
     ))

@@ -64,7 +64,7 @@ pub fn size(bytes: u64) -> String {
 
 /// `3 days ago` for an RFC 3339 time, relative to `now`.
 pub fn age(rfc3339: Option<&str>, now: SystemTime) -> String {
-    let Some(t) = rfc3339.and_then(parse_rfc3339) else {
+    let Some(t) = rfc3339.and_then(agent::engine::runtime::container::parse_time) else {
         return "N/A".into();
     };
     let secs = now.duration_since(t).unwrap_or(Duration::ZERO).as_secs();
@@ -78,42 +78,6 @@ pub fn age(rfc3339: Option<&str>, now: SystemTime) -> String {
         _ => (secs / 31_536_000, "year"),
     };
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = s.get(19..)?;
-    let rest = match rest.strip_prefix('.') {
-        Some(frac) => frac.trim_start_matches(|c: char| c.is_ascii_digit()),
-        None => rest,
-    };
-    let offset = match rest {
-        "Z" | "z" | "" => 0,
-        tz => {
-            let sign = if tz.starts_with('-') { -1 } else { 1 };
-            let oh = tz.get(1..3)?.parse::<i64>().ok()?;
-            let om = tz.get(4..6)?.parse::<i64>().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
 /// Do `op` for every item, printing what it returns (or the error); exit status 1

@@ -725,3 +725,105 @@ fn exec_joins_a_running_container_with_pipes_or_a_terminal() {
     );
     ok(&a.orch(&["container", "rm", "s"], None));
 }
+
+/// Poll `check` on the container's inspect JSON for up to 15 s.
+fn eventually(
+    a: &Agent,
+    name: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = state_of(a, name);
+        if check(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{name}: never {what}: {s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn restart_policies_stop_signals_and_health_checks() {
+    let a = Agent::start("policy");
+    if !a.busybox() {
+        return;
+    }
+    // on-failure:2 restarts a failing container twice, then leaves it.
+    let run = |args: &[&str]| ok(&a.orch(&[&["container", "run", "-d"][..], args].concat(), None));
+    run(&[
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let s = eventually(&a, "flaky", "restarted twice", |s| {
+        s["restart_count"] == 2 && s["status"] == "exited"
+    });
+    assert_eq!(s["exit_code"].as_i64(), Some(3));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        state_of(&a, "flaky")["restart_count"],
+        2,
+        "no third restart"
+    );
+    assert_eq!(
+        ok(&a.orch(&["container", "logs", "flaky"], None)),
+        "run\nrun\nrun\n"
+    );
+
+    // A custom stop signal reaches the process; `always` does not undo a stop.
+    let script = "trap 'echo got usr1; exit 0' USR1; while true; do sleep 0.1; done";
+    run(&[
+        "--name",
+        "sig",
+        "--restart",
+        "always",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    eventually(&a, "sig", "running", |s| s["status"] == "running");
+    ok(&a.orch(&["container", "stop", "sig"], None));
+    let s = state_of(&a, "sig");
+    assert_eq!(
+        (s["status"].as_str(), s["exit_code"].as_i64()),
+        (Some("exited"), Some(0))
+    );
+    assert!(ok(&a.orch(&["container", "logs", "sig"], None)).contains("got usr1"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        state_of(&a, "sig")["status"],
+        "exited",
+        "a stopped container stays stopped"
+    );
+
+    // Health: starting, healthy once the probe passes, unhealthy when it fails.
+    run(&[
+        "--name",
+        "h",
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ok; sleep 100",
+    ]);
+    eventually(&a, "h", "healthy", |s| s["health"] == "healthy");
+    ok(&a.orch(&["container", "exec", "h", "rm", "/tmp/ok"], None));
+    let s = eventually(&a, "h", "unhealthy", |s| s["health"] == "unhealthy");
+    assert!(s["health_log"].as_array().is_some_and(|l| !l.is_empty()));
+    ok(&a.orch(&["container", "rm", "-f", "flaky", "sig", "h"], None));
+}

@@ -108,6 +108,15 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Run the engine until `shutdown` completes.
 pub async fn serve(
     config: EngineConfig,
@@ -141,9 +150,13 @@ pub async fn serve(
         scratch,
     });
     let listener = bind(&config.socket)?;
+    let supervisor = AbortOnDrop(tokio::spawn(super::runtime::supervisor::run(
+        engine.containers.clone(),
+    )));
     let result = axum::serve(listener, router(engine))
         .with_graceful_shutdown(shutdown)
         .await;
+    drop(supervisor);
     let _ = fs::remove_file(&config.socket);
     result.map_err(|source| DaemonError::Serve {
         path: config.socket.clone(),

@@ -394,18 +394,16 @@ impl EngineClient {
         Ok(())
     }
 
-    /// `POST /v1/containers/{id}/stop`: SIGTERM, SIGKILL after `timeout` seconds.
+    /// `POST /v1/containers/{id}/stop`: the stop signal, SIGKILL after `timeout`
+    /// seconds (default: the container's).
     pub async fn stop_container(
         &self,
         id: &str,
-        timeout: u64,
+        timeout: Option<u64>,
     ) -> Result<ContainerExit, ClientError> {
-        let t = timeout.to_string();
-        let r = self.request(
-            Method::POST,
-            &format!("/v1/containers/{id}/stop"),
-            &[("timeout", &t)],
-        );
+        let t = timeout.map(|t| t.to_string());
+        let q: Vec<(&str, &str)> = t.iter().map(|t| ("timeout", t.as_str())).collect();
+        let r = self.request(Method::POST, &format!("/v1/containers/{id}/stop"), &q);
         self.json(&format!("stop {id}"), r).await
     }
 

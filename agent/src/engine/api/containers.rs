@@ -5,6 +5,7 @@ use super::body::event_stream;
 use super::error::{Failure, invalid};
 use super::params::Params;
 use crate::engine::runtime::logs::{Follower, read_rotated};
+use crate::engine::runtime::service::signal_number;
 use api::container::{
     ContainerCreate, ContainerCreated, ContainerDetail, ContainerExit, ContainerStatus,
     ContainerSummary,
@@ -57,41 +58,12 @@ pub async fn inspect(
 /// `POST /v1/containers/{id}/start`
 pub async fn start(State(e): St, Path(what): Path<String>) -> Result<StatusCode, Failure> {
     let id = e.containers.resolve(&what)?;
+    e.containers.set_manually_stopped(&id, false)?;
     let c = e.containers.clone();
-    let started = id.clone();
-    tokio::task::spawn_blocking(move || c.start(&started))
+    tokio::task::spawn_blocking(move || c.start(&id))
         .await
         .map_err(|err| invalid(format!("start container: {err}")))??;
-    if e.containers.auto_remove(&id) {
-        let c = e.containers.clone();
-        tokio::spawn(async move {
-            if c.wait(&id).await.is_ok() {
-                let _ = c.remove(&id, false).await;
-            }
-        });
-    }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A signal by name (`TERM`, `SIGKILL`) or number.
-fn signal(text: &str) -> Result<i32, Failure> {
-    if let Ok(n) = text.parse::<i32>() {
-        return Ok(n);
-    }
-    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
-    Ok(match name.as_str() {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        _ => return Err(invalid(format!("signal {text:?} is not one orch knows"))),
-    })
 }
 
 /// `POST /v1/containers/{id}/kill?signal=`
@@ -101,8 +73,9 @@ pub async fn kill(
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, Failure> {
     let p = Params::parse(q.as_deref());
-    let sig = signal(p.get("signal").unwrap_or("KILL"))?;
+    let sig = signal_number(p.get("signal").unwrap_or("KILL"))?;
     let id = e.containers.resolve(&what)?;
+    e.containers.set_manually_stopped(&id, true)?;
     e.containers.kill(&id, sig)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -131,16 +104,14 @@ pub async fn stop(
     RawQuery(q): RawQuery,
 ) -> Result<Json<ContainerExit>, Failure> {
     let p = Params::parse(q.as_deref());
-    let secs: u64 = match p.get("timeout") {
-        None => 10,
-        Some(t) => t
-            .parse()
-            .map_err(|_| invalid(format!("timeout {t:?} is not a number of seconds")))?,
+    let grace = match p.get("timeout") {
+        None => None,
+        Some(t) => Some(Duration::from_secs(t.parse().map_err(|_| {
+            invalid(format!("timeout {t:?} is not a number of seconds"))
+        })?)),
     };
     let id = e.containers.resolve(&what)?;
-    Ok(Json(exit(
-        e.containers.stop(&id, Duration::from_secs(secs)).await?,
-    )))
+    Ok(Json(exit(e.containers.stop(&id, grace).await?)))
 }
 
 /// `POST /v1/containers/{id}/wait`

@@ -4,6 +4,7 @@
 //! changes are checked in one function.
 
 use super::init::InitSpec;
+use super::policy::{HealthConfig, RestartPolicy};
 use api::container::ContainerStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +48,16 @@ pub struct ContainerRecord {
     pub auto_remove: bool,
     #[serde(default)]
     pub log: LogOptions,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// The signal `stop` sends first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
 }
 
 /// `state.json`: the status plus the shim that watches the process.
@@ -89,8 +100,8 @@ pub fn status_name(s: &ContainerStatus) -> &'static str {
     }
 }
 
-/// Whether a container may go from `from` to `to`: created -> running -> exited, and
-/// created -> exited (a start that failed).
+/// Whether a container may go from `from` to `to`: created -> running -> exited,
+/// created -> exited (a start that failed), and exited -> created (a restart).
 pub fn check_transition(
     id: &str,
     from: &ContainerStatus,
@@ -98,9 +109,10 @@ pub fn check_transition(
 ) -> Result<(), RecordError> {
     use ContainerStatus::*;
     match (from, to) {
-        (Created, Running { .. }) | (Created, Exited { .. }) | (Running { .. }, Exited { .. }) => {
-            Ok(())
-        }
+        (Created, Running { .. })
+        | (Created, Exited { .. })
+        | (Running { .. }, Exited { .. })
+        | (Exited { .. }, Created) => Ok(()),
         _ => Err(RecordError::Transition {
             id: id.to_owned(),
             from: status_name(from),
@@ -155,6 +167,42 @@ pub fn rfc3339_nanos(time: SystemTime) -> String {
     format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
 }
 
+/// The time an RFC 3339 string names (`2026-11-23T10:00:00.5Z`, `...+02:00`).
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = text.get(19..)?;
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
+        nanos = format!("{:0<9}", &frac[..digits]).get(..9)?.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        tz => {
+            let sign = if tz.starts_with('-') { -1 } else { 1 };
+            sign * (tz.get(1..3)?.parse::<i64>().ok()? * 3600
+                + tz.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + (153 * m + 2) / 5 + d - 1;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s - offset).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 /// Whether process `pid` exists.
 pub fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
@@ -187,6 +235,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "container x: cannot go from exited to running");
+        assert!(check_transition("x", &exited, &c).is_ok(), "a restart");
         assert!(check_transition("x", &running, &c).is_err());
     }
 
@@ -194,5 +243,9 @@ mod tests {
     fn nanosecond_times() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_704_164_645, 5);
         assert_eq!(rfc3339_nanos(t), "2024-01-02T03:04:05.000000005Z");
+        assert_eq!(parse_time(&rfc3339_nanos(t)), Some(t));
+        assert_eq!(parse_time("nonsense"), None);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_704_164_645);
+        assert_eq!(parse_time("2024-01-02T05:04:05+02:00"), Some(t));
     }
 }

@@ -6,6 +6,7 @@ use super::container::{
     status_name, write_json,
 };
 use super::init::{InitSpec, Mount, MountKind};
+use super::policy::{HealthConfig, HealthState, RestartPolicy, RestartState};
 use super::shim::REPORT_FD;
 use super::spec::{ProcessOptions, SpecError, plan};
 use crate::engine::image::build::tree::{ImageTree, read_text};
@@ -340,6 +341,25 @@ impl ContainerService {
             mounts,
             no_new_privileges: req.no_new_privileges,
         };
+        let restart: RestartPolicy =
+            req.restart
+                .as_deref()
+                .unwrap_or("no")
+                .parse()
+                .map_err(|why| ContainerError::Invalid {
+                    what: "restart policy",
+                    value: req.restart.clone().unwrap_or_default(),
+                    why,
+                })?;
+        let image_rc = config.config.clone().unwrap_or_default();
+        let stop_signal = req.stop_signal.clone().or(image_rc.stop_signal.clone());
+        if let Some(sig) = &stop_signal {
+            signal_number(sig)?;
+        }
+        let health = match &req.healthcheck {
+            Some(h) => health_from_spec(h)?,
+            None => image_rc.healthcheck.as_ref().and_then(health_from_image),
+        };
         let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -350,6 +370,10 @@ impl ContainerService {
             labels: req.labels.clone(),
             auto_remove: req.auto_remove,
             log: LogOptions::default(),
+            restart,
+            stop_signal,
+            stop_timeout: req.stop_timeout,
+            health,
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(
@@ -451,12 +475,25 @@ impl ContainerService {
         }
     }
 
-    /// Stop container `id`: SIGTERM, then SIGKILL after `grace`.
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<ContainerStatus, ContainerError> {
+    /// Stop container `id`: its stop signal (SIGTERM by default), then SIGKILL after
+    /// `grace` (default: its stop timeout, else 10 s). Restart policies leave a
+    /// container stopped this way alone.
+    pub async fn stop(
+        &self,
+        id: &str,
+        grace: Option<Duration>,
+    ) -> Result<ContainerStatus, ContainerError> {
+        self.set_manually_stopped(id, true)?;
         if !matches!(self.state(id)?.status, ContainerStatus::Running { .. }) {
             return Ok(self.state(id)?.status);
         }
-        self.kill(id, libc::SIGTERM)?;
+        let record = self.record(id)?;
+        let signal = match &record.stop_signal {
+            Some(s) => signal_number(s)?,
+            None => libc::SIGTERM,
+        };
+        let grace = grace.unwrap_or(Duration::from_secs(record.stop_timeout.unwrap_or(10)));
+        self.kill(id, signal)?;
         match tokio::time::timeout(grace, self.wait(id)).await {
             Ok(s) => s,
             Err(_) => {
@@ -481,6 +518,56 @@ impl ContainerService {
         }
         let dir = self.dir(id);
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
+    }
+
+    /// The record of container `id`.
+    pub fn record(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
+        Ok(read_json(&self.dir(id).join("config.json"))?)
+    }
+
+    /// What restart policies know of container `id`.
+    pub fn restart_state(&self, id: &str) -> RestartState {
+        read_json(&self.dir(id).join("restart.json")).unwrap_or_default()
+    }
+
+    /// Keep `state` for container `id`.
+    pub fn set_restart_state(&self, id: &str, state: &RestartState) -> Result<(), ContainerError> {
+        Ok(write_json(&self.dir(id).join("restart.json"), state)?)
+    }
+
+    /// Mark container `id` as stopped (or started) through the API.
+    pub fn set_manually_stopped(&self, id: &str, stopped: bool) -> Result<(), ContainerError> {
+        let mut s = self.restart_state(id);
+        if s.manually_stopped != stopped {
+            s.manually_stopped = stopped;
+            self.set_restart_state(id, &s)?;
+        }
+        Ok(())
+    }
+
+    /// The health of container `id`, when it has a health check.
+    pub fn health(&self, id: &str) -> Option<HealthState> {
+        read_json(&self.dir(id).join("health.json")).ok()
+    }
+
+    /// Keep the health of container `id`.
+    pub fn set_health(&self, id: &str, health: &HealthState) -> Result<(), ContainerError> {
+        Ok(write_json(&self.dir(id).join("health.json"), health)?)
+    }
+
+    /// Start exited container `id` again (a restart policy's doing).
+    pub fn restart(&self, id: &str) -> Result<(), ContainerError> {
+        let dir = self.dir(id);
+        super::container::set_state(
+            &dir,
+            id,
+            StateFile {
+                status: ContainerStatus::Created,
+                shim_pid: None,
+            },
+        )?;
+        let _ = std::fs::remove_file(dir.join("health.json"));
+        self.start(id)
     }
 
     /// Summaries (running ones only unless `all`), newest first.
@@ -511,17 +598,36 @@ impl ContainerService {
             read_only: r.init.readonly_rootfs,
             labels: r.labels.clone(),
             dir: dir.display().to_string(),
+            restart_policy: match r.restart {
+                RestartPolicy::No => "no".into(),
+                RestartPolicy::OnFailure { max: None } => "on-failure".into(),
+                RestartPolicy::OnFailure { max: Some(n) } => format!("on-failure:{n}"),
+                RestartPolicy::Always => "always".into(),
+                RestartPolicy::UnlessStopped => "unless-stopped".into(),
+            },
+            restart_count: self.restart_state(id).count,
+            health: r.health.as_ref().map(|_| {
+                let h = self.health(id).unwrap_or_default();
+                serde_json::to_value(h.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+            health_log: self
+                .health(id)
+                .map(|h| {
+                    h.log
+                        .into_iter()
+                        .map(|p| (p.start, p.exit_code, p.output))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
     /// Where container `id` keeps its files.
     pub fn path(&self, id: &str) -> PathBuf {
         self.dir(id)
-    }
-
-    /// Whether container `id` is removed when it exits.
-    pub fn auto_remove(&self, id: &str) -> bool {
-        read_json::<ContainerRecord>(&self.dir(id).join("config.json")).is_ok_and(|r| r.auto_remove)
     }
 
     /// The images containers use (kept by prune).
@@ -531,6 +637,92 @@ impl ContainerService {
             .filter_map(|r| r.image_digest.parse().ok())
             .collect()
     }
+}
+
+/// A signal by name (`TERM`, `SIGKILL`) or number.
+pub fn signal_number(text: &str) -> Result<i32, ContainerError> {
+    if let Ok(n) = text.parse::<i32>()
+        && (1..=64).contains(&n)
+    {
+        return Ok(n);
+    }
+    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => {
+            return Err(ContainerError::Invalid {
+                what: "signal",
+                value: text.to_owned(),
+                why: "use a name like TERM or a number".into(),
+            });
+        }
+    })
+}
+
+/// The command a health check's `test` runs (`CMD ...`, `CMD-SHELL cmd`); `None`
+/// for `NONE` or an empty test.
+fn health_test(test: &[String]) -> Option<Vec<String>> {
+    match test.split_first() {
+        Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+        Some((kind, rest)) if kind == "CMD-SHELL" && !rest.is_empty() => {
+            Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
+        }
+        _ => None,
+    }
+}
+
+/// A health check from the API's (compose's) form.
+fn health_from_spec(h: &api::service::Healthcheck) -> Result<Option<HealthConfig>, ContainerError> {
+    if h.disable {
+        return Ok(None);
+    }
+    let ns = |d: Option<api::units::Duration>, default: u64| {
+        Duration::from_nanos(d.map_or(default, |d| d.as_nanos()))
+    };
+    let Some(test) = health_test(&h.test) else {
+        return Ok(None);
+    };
+    Ok(Some(HealthConfig {
+        test,
+        interval: ns(h.interval, 30_000_000_000),
+        timeout: ns(h.timeout, 30_000_000_000),
+        retries: h.retries.map_or(3, |r| r as u32),
+        start_period: ns(h.start_period, 0),
+    }))
+}
+
+/// A health check from an image config's `Healthcheck` (durations in nanoseconds).
+fn health_from_image(v: &serde_json::Value) -> Option<HealthConfig> {
+    let test: Vec<String> = serde_json::from_value(v.get("Test")?.clone()).ok()?;
+    let ns = |key: &str, default: u64| {
+        Duration::from_nanos(
+            v.get(key)
+                .and_then(|x| x.as_u64())
+                .filter(|n| *n > 0)
+                .unwrap_or(default),
+        )
+    };
+    Some(HealthConfig {
+        test: health_test(&test)?,
+        interval: ns("Interval", 30_000_000_000),
+        timeout: ns("Timeout", 30_000_000_000),
+        retries: v
+            .get("Retries")
+            .and_then(|x| x.as_u64())
+            .filter(|n| *n > 0)
+            .unwrap_or(3) as u32,
+        start_period: ns("StartPeriod", 0),
+    })
 }
 
 fn summary(r: &ContainerRecord, status: ContainerStatus) -> ContainerSummary {
