@@ -6,6 +6,7 @@
 //! - [`deploy`]: placement, resources, restart and update policies.
 //! - [`units`]: durations, byte sizes and file modes as stack files write them.
 //! - [`value`]: a free-form value for `x-*` extensions.
+//! - [`volume`]: named volumes as the engine's API shows them.
 //! - [`container`]: containers as the engine's API shows them, and log lines.
 //! - [`error`]: errors on the wire (`{"error": {"code", "message", "details"}}`).
 //! - [`image`]: images as the engine's API shows them, and transfer progress.
@@ -21,6 +22,7 @@ pub mod service;
 pub mod stack;
 pub mod units;
 pub mod value;
+pub mod volume;
 
 pub use service::ServiceSpec;
 pub use stack::StackSpec;

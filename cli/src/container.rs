@@ -55,8 +55,8 @@ pub struct RunArgs {
     /// Set an environment variable (`KEY=VALUE`, or `KEY` to take it from here).
     #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
-    /// Bind-mount `HOST:CONTAINER[:ro]`.
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Mount a host path or a named volume: `/HOST:/CONTAINER[:ro]`, `NAME:/CONTAINER[:ro]`.
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:CONTAINER[:ro]")]
     volumes: Vec<String>,
     /// Mount a tmpfs `PATH[:size=64m,mode=1777,ro]`.
     #[arg(long, value_name = "PATH[:OPTIONS]")]

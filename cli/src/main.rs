@@ -12,6 +12,7 @@ mod image;
 mod login;
 mod progress;
 mod render;
+mod volume;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     Image(image::ImageCommand),
     /// Build an image from a Dockerfile.
     Build(build::BuildArgs),
+    /// Manage named volumes of the local engine.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Log in to a registry (credentials are checked, then kept in ~/.orch/config.json).
     Login(login::LoginArgs),
     /// Forget the credentials of a registry.
@@ -78,6 +82,9 @@ fn main() -> ExitCode {
         }
         Command::Build(args) => {
             engine::client(cli.engine.as_deref()).and_then(|c| build::run(&c, args))
+        }
+        Command::Volume(cmd) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| volume::run(&c, cmd))
         }
         Command::Login(args) => {
             engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))

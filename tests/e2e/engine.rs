@@ -827,3 +827,81 @@ fn restart_policies_stop_signals_and_health_checks() {
     assert!(s["health_log"].as_array().is_some_and(|l| !l.is_empty()));
     ok(&a.orch(&["container", "rm", "-f", "flaky", "sig", "h"], None));
 }
+
+#[test]
+fn named_volumes_start_with_the_image_content_and_outlive_containers() {
+    let a = Agent::start("volumes");
+    if !a.busybox() {
+        return;
+    }
+    ok(&a.orch(&["build", "-q", "-t", "web:1", "examples/build"], None));
+    let out = ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "site:/srv/www",
+            "web:1",
+            "cat",
+            "/srv/www/index.html",
+        ],
+        None,
+    ));
+    assert_eq!(
+        out, "<h1>served by orch</h1>\n",
+        "the image's files were copied in"
+    );
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "--name",
+            "writer",
+            "-v",
+            "site:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo more > /data/more",
+        ],
+        None,
+    ));
+    let out = ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "site:/x:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /x/more; ls /x; touch /x/y || echo read-only",
+        ],
+        None,
+    ));
+    assert_eq!(out, "more\nindex.html\nmore\nread-only\n");
+    let vols: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["volume", "ls", "--format", "json"], None))).unwrap();
+    assert_eq!(vols[0]["name"], "site");
+    fails(
+        &a.orch(&["volume", "rm", "site"], None),
+        "in use by container",
+    );
+    fails(
+        &a.orch(
+            &["container", "run", "-v", "bad name:/x", "busybox", "true"],
+            None,
+        ),
+        "volume",
+    );
+    ok(&a.orch(&["container", "rm", "writer"], None));
+    ok(&a.orch(&["volume", "create", "spare"], None));
+    let out = ok(&a.orch(&["volume", "prune"], None));
+    assert!(
+        out.contains("Deleted: site") && out.contains("Deleted: spare"),
+        "{out}"
+    );
+    assert_eq!(ok(&a.orch(&["volume", "ls", "-q"], None)), "");
+}

@@ -191,6 +191,10 @@ fn help_for_every_command() {
         &["container", "rm", "--help"],
         &["container", "wait", "--help"],
         &["container", "inspect", "--help"],
+        &["volume", "--help"],
+        &["volume", "create", "--help"],
+        &["volume", "ls", "--help"],
+        &["volume", "rm", "--help"],
         &["login", "--help"],
         &["logout", "--help"],
     ] {

@@ -5,6 +5,7 @@
 use super::api::{Engine, router};
 use super::image::service::{ImageService, ImageServiceError};
 use super::runtime::service::{ContainerError, ContainerService};
+use super::volume::{VolumeError, Volumes};
 use std::fs;
 use std::future::Future;
 use std::io;
@@ -46,6 +47,8 @@ pub enum DaemonError {
     Images(#[from] ImageServiceError),
     #[error("open the containers: {0}")]
     Containers(#[from] ContainerError),
+    #[error("open the volumes: {0}")]
+    Volumes(#[from] VolumeError),
     #[error("serve the API on {path}: {source}")]
     Serve { path: PathBuf, source: io::Error },
 }
@@ -139,9 +142,11 @@ pub async fn serve(
         data,
         config.insecure_registries.clone(),
     )?);
+    let volumes = Arc::new(Volumes::open(&data.join("volumes"))?);
     let containers = Arc::new(ContainerService::open(
         &data.join("containers"),
         images.clone(),
+        volumes,
     )?);
     let engine = Arc::new(Engine {
         containers,

@@ -4,7 +4,9 @@
 //! - [`daemon`]: the engine as a daemon: data dir lock, socket, serve.
 //! - [`image`]: content-addressed blobs and layer snapshots.
 //! - [`runtime`]: containers: namespaces, root file system, process.
+//! - [`volume`]: named volumes, filled from the image on first use.
 pub mod api;
 pub mod daemon;
 pub mod image;
 pub mod runtime;
+pub mod volume;

@@ -14,6 +14,7 @@ use crate::image::{
     BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
     REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
+use crate::volume::{Volume, VolumeCreate, VolumePrune};
 pub use events::Events;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -487,6 +488,48 @@ impl EngineClient {
         resp.upgrade()
             .await
             .map_err(|source| ClientError::Http { op, source })
+    }
+
+    /// `GET /v1/volumes`.
+    pub async fn volumes(&self) -> Result<Vec<Volume>, ClientError> {
+        self.json(
+            "list volumes",
+            self.request(Method::GET, "/v1/volumes", &[]),
+        )
+        .await
+    }
+
+    /// `POST /v1/volumes`.
+    pub async fn create_volume(&self, req: &VolumeCreate) -> Result<Volume, ClientError> {
+        let r = self.request(Method::POST, "/v1/volumes", &[]).json(req);
+        self.json(&format!("create volume {}", req.name), r).await
+    }
+
+    /// `GET /v1/volumes/{name}`.
+    pub async fn volume(&self, name: &str) -> Result<Volume, ClientError> {
+        let r = self.request(Method::GET, &format!("/v1/volumes/{name}"), &[]);
+        self.json(&format!("inspect volume {name}"), r).await
+    }
+
+    /// `DELETE /v1/volumes/{name}`.
+    pub async fn remove_volume(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        let force = if force { "true" } else { "false" };
+        let r = self.request(
+            Method::DELETE,
+            &format!("/v1/volumes/{name}"),
+            &[("force", force)],
+        );
+        self.send(&format!("remove volume {name}"), r).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/volumes/prune`.
+    pub async fn prune_volumes(&self) -> Result<VolumePrune, ClientError> {
+        self.json(
+            "prune volumes",
+            self.request(Method::POST, "/v1/volumes/prune", &[]),
+        )
+        .await
     }
 
     /// A raw request for endpoints this client has no method for yet.

@@ -8,6 +8,7 @@
 //! - [`exec`]: the exec endpoint: an upgraded connection carrying frames.
 //! - [`images`]: `/v1/images/...` and `/v1/auth`.
 //! - [`params`]: query parameters.
+//! - [`volumes`]: the `/v1/volumes/...` endpoints.
 
 pub mod body;
 pub mod build;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod exec;
 pub mod images;
 pub mod params;
+pub mod volumes;
 
 use crate::engine::image::service::ImageService;
 use crate::engine::runtime::service::ContainerService;
@@ -68,6 +70,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/containers/{id}/wait", post(containers::wait))
         .route("/v1/containers/{id}/logs", get(containers::logs))
         .route("/v1/containers/{id}/exec", post(exec::exec))
+        .route("/v1/volumes", get(volumes::list).post(volumes::create))
+        .route("/v1/volumes/prune", post(volumes::prune))
+        .route(
+            "/v1/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .fallback(not_found)
         .with_state(engine)
 }

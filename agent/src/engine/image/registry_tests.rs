@@ -495,6 +495,13 @@ async fn bearer_token_is_fetched_once_per_scope() {
             .into_iter()
             .filter(|t| t.user.as_deref() == user)
             .flat_map(|t| t.scopes)
+            .map(|scope| {
+                // The registry lists a scope's actions in no fixed order.
+                let (resource, actions) = scope.rsplit_once(':').unwrap_or((&scope, ""));
+                let mut actions: Vec<&str> = actions.split(',').collect();
+                actions.sort_unstable();
+                format!("{resource}:{}", actions.join(","))
+            })
             .collect();
         s.sort();
         s

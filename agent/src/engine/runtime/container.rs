@@ -58,6 +58,9 @@ pub struct ContainerRecord {
     pub stop_timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// Named volumes it mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// `state.json`: the status plus the shim that watches the process.

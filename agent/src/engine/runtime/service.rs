@@ -13,6 +13,7 @@ use crate::engine::image::build::tree::{ImageTree, read_text};
 use crate::engine::image::manifest::{ImageConfig, ImageManifest, Manifest};
 use crate::engine::image::service::{ImageService, ImageServiceError};
 use crate::engine::image::snapshot::Snapshots;
+use crate::engine::volume::Volumes;
 use api::container::{ContainerCreate, ContainerDetail, ContainerStatus, ContainerSummary};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -67,6 +68,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Container
 pub struct ContainerService {
     root: PathBuf,
     images: Arc<ImageService>,
+    volumes: Arc<Volumes>,
 }
 
 fn random_id() -> String {
@@ -83,10 +85,11 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Parse `HOST:CONTAINER[:ro|rw]`.
-fn bind(spec: &str) -> Result<Mount, ContainerError> {
+/// Parse `SOURCE:CONTAINER[:ro|rw]` where SOURCE is a host path or a volume name;
+/// (source, target, read-only, whether the source is a volume).
+fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     let bad = |why: &str| ContainerError::Invalid {
-        what: "bind mount",
+        what: "volume",
         value: spec.to_owned(),
         why: why.to_owned(),
     };
@@ -95,21 +98,27 @@ fn bind(spec: &str) -> Result<Mount, ContainerError> {
         [h, t] => (*h, *t, false),
         [h, t, "ro"] => (*h, *t, true),
         [h, t, "rw"] => (*h, *t, false),
-        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+        _ => {
+            return Err(bad(
+                "expected HOST-PATH:CONTAINER-PATH[:ro] or VOLUME:CONTAINER-PATH[:ro]",
+            ));
+        }
     };
-    if !host.starts_with('/') || !target.starts_with('/') {
-        return Err(bad("both paths must be absolute"));
+    if !target.starts_with('/') {
+        return Err(bad("the container path must be absolute"));
     }
-    if !Path::new(host).exists() {
-        return Err(bad("the host path does not exist"));
+    if host.starts_with('/') {
+        if !Path::new(host).exists() {
+            return Err(bad("the host path does not exist"));
+        }
+        return Ok((host.to_owned(), target.to_owned(), readonly, false));
     }
-    Ok(Mount {
-        target: target.to_owned(),
-        kind: MountKind::Bind {
-            source: PathBuf::from(host),
-        },
-        readonly,
-    })
+    if !crate::engine::volume::valid_name(host) {
+        return Err(bad(
+            "a volume name uses letters, digits, _ . - (a host path starts with /)",
+        ));
+    }
+    Ok((host.to_owned(), target.to_owned(), readonly, true))
 }
 
 /// Parse `PATH[:size=BYTES,mode=OCTAL,ro]`.
@@ -153,12 +162,28 @@ impl ContainerService {
     pub fn open(
         root: &Path,
         images: Arc<ImageService>,
+        volumes: Arc<Volumes>,
     ) -> Result<ContainerService, ContainerError> {
         std::fs::create_dir_all(root).map_err(io("create", root))?;
         Ok(ContainerService {
             root: root.to_owned(),
             images,
+            volumes,
         })
+    }
+
+    /// The named volumes.
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
+    /// Containers (ids) that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.volumes.iter().any(|v| v == name))
+            .map(|r| r.id)
+            .collect()
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -282,8 +307,26 @@ impl ContainerService {
             &text("/etc/group"),
         )?;
         let mut mounts = Vec::new();
+        let mut volumes = Vec::new();
         for b in &req.binds {
-            mounts.push(bind(b)?);
+            let (source, target, readonly, is_volume) = bind(b)?;
+            let source = if is_volume {
+                volumes.push(source.clone());
+                self.volumes
+                    .mount_source(&source, &tree, Path::new(&target))
+                    .map_err(|e| ContainerError::Invalid {
+                        what: "volume",
+                        value: b.clone(),
+                        why: e.to_string(),
+                    })?
+            } else {
+                PathBuf::from(source)
+            };
+            mounts.push(Mount {
+                target,
+                kind: MountKind::Bind { source },
+                readonly,
+            });
         }
         for t in &req.tmpfs {
             mounts.push(tmpfs(t)?);
@@ -374,6 +417,7 @@ impl ContainerService {
             stop_signal,
             stop_timeout: req.stop_timeout,
             health,
+            volumes,
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(
