@@ -1,7 +1,9 @@
-//! Starting a container's first process: `clone(2)` into new mount, pid, uts, ipc,
-//! net and cgroup namespaces, executing `orch init` there with the spec, a sync pipe
-//! (init waits until the launcher says go: cgroups and networks are set up in
-//! between) and an error pipe (what init reports before its exec).
+//! Starting a container's first process: `clone(2)` into new mount, pid, uts, ipc and
+//! net namespaces, executing `orch init` there with the spec, a sync pipe (init waits
+//! until the launcher says go: the launcher places it in its cgroup and sets up
+//! networks in between) and an error pipe (what init reports before its exec). init
+//! enters its cgroup namespace itself after the go, so the namespace is rooted at the
+//! container's cgroup rather than the launcher's.
 
 use super::init::{ERROR_FD, SYNC_FD};
 use std::ffi::CString;
@@ -11,13 +13,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// The namespaces every container gets.
+/// The namespaces every container is cloned into (plus a cgroup namespace init
+/// unshares once placed).
 pub const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP;
+    | libc::CLONE_NEWNET;
 
 /// Why a container could not start.
 #[derive(Debug, thiserror::Error)]
