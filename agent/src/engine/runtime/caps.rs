@@ -74,6 +74,7 @@ impl Capability {
     pub const SETPCAP: Capability = Capability(8);
     pub const NET_BIND_SERVICE: Capability = Capability(10);
     pub const NET_RAW: Capability = Capability(13);
+    pub const SYS_MODULE: Capability = Capability(16);
     pub const SYS_RAWIO: Capability = Capability(17);
     pub const SYS_CHROOT: Capability = Capability(18);
     pub const SYS_PTRACE: Capability = Capability(19);
@@ -87,7 +88,6 @@ impl Capability {
     pub const SYSLOG: Capability = Capability(34);
     pub const PERFMON: Capability = Capability(38);
     pub const BPF: Capability = Capability(39);
-    pub const SYS_MODULE: Capability = Capability(16);
 
     /// The kernel's number for it.
     pub fn number(self) -> u8 {
@@ -215,10 +215,15 @@ pub fn drop_bounding(caps: &[Capability]) -> Result<(), SysError> {
     Ok(())
 }
 
-/// After the user change: root gets `caps` as permitted and effective; anyone else
-/// nothing. Inheritable and ambient are always cleared.
+/// After the user change: root gets `caps` as permitted and effective (those of them
+/// init still has: `privileged` on a host that withholds some means all the others);
+/// anyone else nothing. Inheritable and ambient are always cleared.
 pub fn apply(caps: &[Capability], uid: u32) -> Result<(), SysError> {
-    let set = if uid == 0 { mask(caps) } else { 0 };
+    let set = if uid == 0 {
+        mask(caps) & sys::capget_permitted()?
+    } else {
+        0
+    };
     sys::capset(set, set, 0)?;
     sys::clear_ambient()
 }

@@ -5,6 +5,7 @@
 //! enters its cgroup namespace itself after the go, so the namespace is rooted at the
 //! container's cgroup rather than the launcher's.
 
+use super::cgroup::{CgroupError, Cgroups};
 use super::init::{ERROR_FD, SYNC_FD};
 use std::ffi::CString;
 use std::fs::File;
@@ -29,6 +30,8 @@ pub enum LaunchError {
     /// init reported this before executing the command.
     #[error("{0}")]
     Init(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 fn sys(op: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
@@ -148,6 +151,13 @@ pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, La
 }
 
 impl Launched {
+    /// Place init (still waiting for [`Launched::go`], so before anything of the
+    /// container runs) in the cgroup of container `id`; its cgroup namespace will be
+    /// rooted there.
+    pub fn join_cgroup(&self, cgroups: &dyn Cgroups, id: &str) -> Result<(), LaunchError> {
+        Ok(cgroups.add(id, self.pid)?)
+    }
+
     /// Let init proceed; returns once the command runs, or with init's error.
     pub fn go(mut self) -> Result<libc::pid_t, LaunchError> {
         self.sync.write_all(b"g").map_err(sys("signal init"))?;

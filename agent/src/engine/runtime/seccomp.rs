@@ -356,6 +356,9 @@ mod tests {
     fn compiles_one_program_per_errno() {
         let p = compile(&denials(&DEFAULT)).unwrap();
         assert_eq!(p.len(), 2, "EPERM and ENOSYS");
+        // The x32 guard leads: ld nr; jge 0x40000000; ret ERRNO(ENOSYS).
+        assert_eq!((p[0][1].code, p[0][1].k), (0x35, X32_SYSCALL_BIT));
+        assert_eq!(p[0][2].k, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
         assert!(p.iter().all(|p| p.len() < 4096));
     }
 

@@ -197,6 +197,30 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Sy
     })
 }
 
+/// This thread's permitted capability mask.
+pub fn capget_permitted() -> Result<u64, SysError> {
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let empty = CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    };
+    let mut data = [empty; 2];
+    // SAFETY: a v3 header and room for two data structs, as capget(2) expects.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } as libc::c_int;
+    check(ret, "capget", || "permitted".into())?;
+    Ok(u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32)
+}
+
 /// Clear the ambient capability set.
 pub fn clear_ambient() -> Result<(), SysError> {
     // SAFETY: prctl with integer arguments.

@@ -102,7 +102,10 @@ mod tests {
         }
     }
 
-    fn files(s: Vec<Setting>) -> Vec<(&'static str, String, bool)> {
+    /// (file, value, optional)
+    type Written = (&'static str, String, bool);
+
+    fn files(s: Vec<Setting>) -> Vec<Written> {
         s.into_iter()
             .map(|s| (s.file, s.value, s.optional))
             .collect()
@@ -111,11 +114,7 @@ mod tests {
     #[test]
     fn v1_and_v2_values() {
         let m64 = (64 * MIB).to_string();
-        let cases: Vec<(
-            Resources,
-            Vec<(&str, String, bool)>,
-            Vec<(&str, String, bool)>,
-        )> = vec![
+        let cases: Vec<(Resources, Vec<Written>, Vec<Written>)> = vec![
             (res(None, None, None), vec![], vec![]),
             (
                 res(Some(64 * MIB), None, None),
