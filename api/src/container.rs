@@ -52,6 +52,32 @@ pub struct ContainerCreate {
     /// Overrides the image's HEALTHCHECK.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::service::Healthcheck>,
+    /// Memory limit in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// Memory soft limit in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<u64>,
+    /// Memory plus swap in bytes (`-1`: unlimited swap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// CPU time as a number of CPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (1024 is the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// Most processes at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// Capabilities to add to Docker's default set (`NET_ADMIN`, `ALL`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, all devices, /sys writable.
+    pub privileged: bool,
 }
 
 /// Where a container is in its life.
@@ -109,6 +135,10 @@ pub struct ContainerDetail {
     pub labels: BTreeMap<String, String>,
     /// Where its state and logs live on the host.
     pub dir: String,
+    /// Capabilities its process has.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub privileged: bool,
     /// The restart policy.
     pub restart_policy: String,
     /// Restarts so far.

@@ -109,6 +109,33 @@ pub struct RunArgs {
     /// Disable the image's health check.
     #[arg(long)]
     no_healthcheck: bool,
+    /// Memory limit (e.g. 64m, 1g).
+    #[arg(short, long, value_name = "BYTES")]
+    memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long, value_name = "BYTES")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap (-1: unlimited swap).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU time as a number of CPUs (e.g. 1.5).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Relative CPU weight (1024 is the default).
+    #[arg(long)]
+    cpu_shares: Option<u64>,
+    /// Most processes at once.
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Add a capability to Docker's default set (e.g. NET_ADMIN, ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, all devices, /sys writable.
+    #[arg(long)]
+    privileged: bool,
 }
 
 /// Flags of `orch container ls`.
@@ -274,7 +301,34 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
     } else {
         None
     };
+    let bytes = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_deref()
+            .map(|t| {
+                api::units::parse_bytes(t)
+                    .map(|b| b.0)
+                    .map_err(|e| anyhow::anyhow!("--{flag} {t:?}: {e}"))
+            })
+            .transpose()
+    };
+    let memory_swap = match a.memory_swap.as_deref() {
+        None => None,
+        Some("-1") => Some(-1),
+        Some(t) => Some(i64::try_from(
+            api::units::parse_bytes(t)
+                .map_err(|e| anyhow::anyhow!("--memory-swap {t:?}: {e}"))?
+                .0,
+        )?),
+    };
     let req = ContainerCreate {
+        memory: bytes("memory", &a.memory)?,
+        memory_reservation: bytes("memory-reservation", &a.memory_reservation)?,
+        memory_swap,
+        cpus: a.cpus,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
         image: a.image.clone(),
         name: a.name.clone(),
         cmd: a.command.clone(),

@@ -905,3 +905,56 @@ fn named_volumes_start_with_the_image_content_and_outlive_containers() {
     );
     assert_eq!(ok(&a.orch(&["volume", "ls", "-q"], None)), "");
 }
+
+#[test]
+fn limits_and_security_through_the_cli() {
+    let a = Agent::start("limits");
+    if !a.busybox() {
+        return;
+    }
+    let run = |args: &[&str]| a.orch(&[&["container", "run"][..], args].concat(), None);
+    // Docker's default capabilities and seccomp; cap-drop and privileged change them.
+    let out = ok(&run(&[
+        "busybox",
+        "grep",
+        "-E",
+        "^(CapEff|Seccomp):",
+        "/proc/self/status",
+    ]));
+    assert_eq!(out, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n");
+    let out = run(&["--cap-drop", "CHOWN", "busybox", "chown", "1", "/tmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    let out = ok(&run(&[
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+    ]));
+    assert_eq!(out, "mounted\n");
+    fails(&run(&["--cap-add", "FLY", "busybox", "true"]), "FLY");
+
+    // 64 MiB of memory: allocating 200 MB is an OOM kill, reported as such.
+    let grow = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
+    let out = run(&["--name", "oom", "-m", "64m", "busybox", "sh", "-c", grow]);
+    assert_eq!(out.status.code(), Some(137));
+    let s = state_of(&a, "oom");
+    assert_eq!(s["oom_killed"], true, "{s:#}");
+    let id = s["id"].as_str().unwrap().to_owned();
+    assert!(
+        !Path::new(&format!("/sys/fs/cgroup/memory/orch/{id}")).exists(),
+        "the cgroup went with the process"
+    );
+    fails(&run(&["-m", "1k", "busybox", "true"]), "memory");
+
+    // A pids limit stops a fork loop.
+    let forks = "for i in $(seq 40); do sleep 5 & done; echo all started";
+    let out = run(&["--pids-limit", "20", "busybox", "sh", "-c", forks]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("all started"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can't fork"),
+        "{out:?}"
+    );
+    ok(&a.orch(&["container", "rm", "oom"], None));
+}

@@ -3,6 +3,7 @@
 //! its life: written by the engine at create, by the shim at start and exit). State
 //! changes are checked in one function.
 
+use super::cgroup::Resources;
 use super::init::InitSpec;
 use super::policy::{HealthConfig, RestartPolicy};
 use api::container::ContainerStatus;
@@ -31,7 +32,7 @@ impl Default for LogOptions {
 }
 
 /// What the engine decided when it created the container.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
     pub name: String,
@@ -61,6 +62,9 @@ pub struct ContainerRecord {
     /// Named volumes it mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// Limits, applied through its cgroup.
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// `state.json`: the status plus the shim that watches the process.

@@ -1,10 +1,19 @@
 //! `orch init`: the first process of a container, already inside its new namespaces
-//! (mount, pid — as pid 1 —, uts, ipc, net, cgroup). It waits for the launcher's go,
-//! builds the root file system (overlay, /proc, /dev, /sys, mounts, masked paths),
-//! pivots into it, becomes the container's user and executes the command. Errors
-//! before the exec are written to the launcher's error pipe.
+//! (mount, pid — as pid 1 —, uts, ipc, net). It waits for the launcher's go (by then
+//! it is in its cgroup), enters a new cgroup namespace rooted there, builds the root
+//! file system (overlay, /proc, /dev, /sys, mounts, masked paths), pivots into it,
+//! drops capabilities, becomes the container's user, installs the seccomp filter and
+//! executes the command. Errors before the exec are written to the launcher's error
+//! pipe.
+//!
+//! The order around the exec follows runc: without `no_new_privileges` the filter goes
+//! in while init still holds `CAP_SYS_ADMIN` (the kernel's condition for a filter
+//! without no_new_privs), before capabilities are dropped; with it, the filter is the
+//! very last step. So a container keeps Docker's `NoNewPrivs: 0` unless asked.
 
-use super::spec::ProcessPlan;
+use super::caps;
+use super::seccomp::{self, Seccomp, SeccompError};
+use super::spec::{ProcessPlan, Security};
 use super::sys::{self, SysError};
 use crate::engine::image::snapshot::MountSpec;
 use serde::{Deserialize, Serialize};
@@ -54,6 +63,7 @@ pub struct InitSpec {
     /// Mounted in order, after /proc, /dev and /sys.
     pub mounts: Vec<Mount>,
     pub no_new_privileges: bool,
+    pub security: Security,
 }
 
 /// Why init failed.
@@ -63,6 +73,8 @@ pub enum InitError {
     Spec { path: PathBuf, why: String },
     #[error(transparent)]
     Sys(#[from] SysError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -285,6 +297,12 @@ pub fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
 /// Build the container's root and execute its process (returns only on failure).
 fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     let root = &spec.rootfs;
+    let security = &spec.security;
+    sys::unshare(libc::CLONE_NEWCGROUP)?;
+    let filter = match security.seccomp {
+        Seccomp::Default => Some(seccomp::compile(&seccomp::denials(&security.capabilities))?),
+        Seccomp::Unconfined => None,
+    };
     sys::mount(
         "",
         Path::new("/"),
@@ -307,18 +325,19 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     setup_dev(root)?;
     let sys_dir = root.join("sys");
     mkdirs(&sys_dir)?;
-    sys::mount(
-        "sysfs",
-        &sys_dir,
-        Some("sysfs"),
-        safe | libc::MS_RDONLY,
-        None,
-    )?;
+    let sys_ro = if security.privileged {
+        0
+    } else {
+        libc::MS_RDONLY
+    };
+    sys::mount("sysfs", &sys_dir, Some("sysfs"), safe | sys_ro, None)?;
     for m in &spec.mounts {
         setup_mount(root, m)?;
     }
     sys::pivot_root_here(root)?;
-    mask_paths()?;
+    if !security.privileged {
+        mask_paths()?;
+    }
     if spec.readonly_rootfs {
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
         sys::mount("", Path::new("/"), None, flags, None)?;
@@ -326,11 +345,20 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     sys::sethostname(&spec.hostname)?;
     let p = &spec.process;
     let program = find_program(&p.args[0], &p.env)?;
+    let nnp = spec.no_new_privileges;
+    if let Some(f) = filter.as_ref().filter(|_| !nnp) {
+        seccomp::install(f)?;
+    }
+    caps::drop_bounding(&security.capabilities)?;
     sys::set_ids(p.ids.uid, p.ids.gid, &p.ids.groups)?;
-    if spec.no_new_privileges {
+    caps::apply(&security.capabilities, p.ids.uid)?;
+    if nnp {
         sys::no_new_privs()?;
     }
     std::env::set_current_dir(&p.cwd).map_err(io("chdir", Path::new(&p.cwd)))?;
+    if let Some(f) = filter.as_ref().filter(|_| nnp) {
+        seccomp::install(f)?;
+    }
     Err(InitError::Exec {
         what: p.args[0].clone(),
         source: super::sys::execve(&program, &p.args, &p.env),

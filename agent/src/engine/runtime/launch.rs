@@ -1,8 +1,11 @@
-//! Starting a container's first process: `clone(2)` into new mount, pid, uts, ipc,
-//! net and cgroup namespaces, executing `orch init` there with the spec, a sync pipe
-//! (init waits until the launcher says go: cgroups and networks are set up in
-//! between) and an error pipe (what init reports before its exec).
+//! Starting a container's first process: `clone(2)` into new mount, pid, uts, ipc and
+//! net namespaces, executing `orch init` there with the spec, a sync pipe (init waits
+//! until the launcher says go: the launcher places it in its cgroup and sets up
+//! networks in between) and an error pipe (what init reports before its exec). init
+//! enters its cgroup namespace itself after the go, so the namespace is rooted at the
+//! container's cgroup rather than the launcher's.
 
+use super::cgroup::{CgroupError, Cgroups};
 use super::init::{ERROR_FD, SYNC_FD};
 use std::ffi::CString;
 use std::fs::File;
@@ -11,13 +14,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// The namespaces every container gets.
+/// The namespaces every container is cloned into (plus a cgroup namespace init
+/// unshares once placed).
 pub const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP;
+    | libc::CLONE_NEWNET;
 
 /// Why a container could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,8 @@ pub enum LaunchError {
     /// init reported this before executing the command.
     #[error("{0}")]
     Init(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 fn sys(op: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
@@ -146,6 +151,13 @@ pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, La
 }
 
 impl Launched {
+    /// Place init (still waiting for [`Launched::go`], so before anything of the
+    /// container runs) in the cgroup of container `id`; its cgroup namespace will be
+    /// rooted there.
+    pub fn join_cgroup(&self, cgroups: &dyn Cgroups, id: &str) -> Result<(), LaunchError> {
+        Ok(cgroups.add(id, self.pid)?)
+    }
+
     /// Let init proceed; returns once the command runs, or with init's error.
     pub fn go(mut self) -> Result<libc::pid_t, LaunchError> {
         self.sync.write_all(b"g").map_err(sys("signal init"))?;

@@ -1,6 +1,7 @@
 //! Containers as the engine API offers them: create (image, process plan, mounts),
 //! start (through a shim), stop, kill, wait, remove, list, inspect, logs.
 
+use super::cgroup::{DeviceAccess, Resources};
 use super::container::{
     ContainerRecord, LogOptions, RecordError, StateFile, alive, read_json, rfc3339_nanos,
     status_name, write_json,
@@ -8,7 +9,7 @@ use super::container::{
 use super::init::{InitSpec, Mount, MountKind};
 use super::policy::{HealthConfig, HealthState, RestartPolicy, RestartState};
 use super::shim::REPORT_FD;
-use super::spec::{ProcessOptions, SpecError, plan};
+use super::spec::{ProcessOptions, SecurityOptions, SpecError, plan, security};
 use crate::engine::image::build::tree::{ImageTree, read_text};
 use crate::engine::image::manifest::{ImageConfig, ImageManifest, Manifest};
 use crate::engine::image::service::{ImageService, ImageServiceError};
@@ -375,7 +376,32 @@ impl ContainerService {
                 },
             );
         }
+        let security = security(&SecurityOptions {
+            cap_add: req.cap_add.clone(),
+            cap_drop: req.cap_drop.clone(),
+            privileged: req.privileged,
+            seccomp_unconfined: false,
+        })?;
+        let resources = Resources {
+            memory: req.memory,
+            memory_reservation: req.memory_reservation,
+            memory_swap: req.memory_swap,
+            cpus: req.cpus,
+            cpu_shares: req.cpu_shares,
+            pids_limit: req.pids_limit,
+            devices: if req.privileged {
+                DeviceAccess::All
+            } else {
+                DeviceAccess::Default
+            },
+        };
+        resources.validate().map_err(|e| ContainerError::Invalid {
+            what: "resources",
+            value: format!("{resources:?}"),
+            why: e.to_string(),
+        })?;
         let init = InitSpec {
+            security,
             rootfs: dir.join("rootfs"),
             overlay: Snapshots::overlay(&lowers, &dir.join("upper"), &dir.join("work")),
             readonly_rootfs: req.read_only,
@@ -418,6 +444,7 @@ impl ContainerService {
             stop_timeout: req.stop_timeout,
             health,
             volumes,
+            resources,
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(
@@ -560,6 +587,12 @@ impl ContainerService {
             let _ = self.kill(id, libc::SIGKILL);
             self.wait(id).await?;
         }
+        // The shim removes the cgroup when the process ends; one a dead shim left
+        // behind goes here.
+        if let Ok(cg) = super::cgroup::probe(Path::new(super::cgroup::ROOT), super::cgroup::PARENT)
+        {
+            let _ = cg.remove(id, Duration::ZERO);
+        }
         let dir = self.dir(id);
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
     }
@@ -642,6 +675,14 @@ impl ContainerService {
             read_only: r.init.readonly_rootfs,
             labels: r.labels.clone(),
             dir: dir.display().to_string(),
+            capabilities: r
+                .init
+                .security
+                .capabilities
+                .iter()
+                .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned))
+                .collect(),
+            privileged: r.init.security.privileged,
             restart_policy: match r.restart {
                 RestartPolicy::No => "no".into(),
                 RestartPolicy::OnFailure { max: None } => "on-failure".into(),

@@ -4,6 +4,7 @@
 //! exit and records it in `state.json`. Because it is not the engine's child, an
 //! engine restart or crash neither stops the container nor loses a log line.
 
+use super::cgroup::{self, Cgroups, Exit};
 use super::container::{ContainerRecord, StateFile, read_json, rfc3339_nanos, set_state};
 use super::launch::{Stdio, launch, wait};
 use super::logs::LogWriter;
@@ -13,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The fd on which the shim reports the start (`ok` or the error), then closes.
 pub const REPORT_FD: i32 = 3;
@@ -61,11 +62,16 @@ fn pump(
     })
 }
 
+/// What a started container needs watched: its pid, start time, log pumps and cgroups.
+struct Started {
+    pid: i32,
+    started: String,
+    pumps: Vec<std::thread::JoinHandle<()>>,
+    cgroups: Box<dyn Cgroups>,
+}
+
 /// Start the container in `dir`; the shim's report on success, or the error text.
-fn start(
-    dir: &Path,
-    record: &ContainerRecord,
-) -> Result<(i32, String, Vec<std::thread::JoinHandle<()>>), String> {
+fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
     let log = LogWriter::open(dir, record.log)
         .map_err(|e| format!("open the log in {}: {e}", dir.display()))?;
     let log = Arc::new(Mutex::new(log));
@@ -84,7 +90,23 @@ fn start(
         pump(out_r, "stdout", log.clone()),
         pump(err_r, "stderr", log),
     ];
-    let pid = launched.go().map_err(|e| e.to_string())?;
+    let cgroups =
+        cgroup::probe(Path::new(cgroup::ROOT), cgroup::PARENT).map_err(|e| e.to_string())?;
+    cgroups
+        .create(&record.id, &record.resources)
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = launched.join_cgroup(&*cgroups, &record.id) {
+        drop(launched);
+        let _ = cgroups.remove(&record.id, Duration::from_secs(2));
+        return Err(e.to_string());
+    }
+    let pid = match launched.go() {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = cgroups.remove(&record.id, Duration::from_secs(2));
+            return Err(e.to_string());
+        }
+    };
     let started = rfc3339_nanos(SystemTime::now());
     let running = StateFile {
         status: ContainerStatus::Running {
@@ -95,7 +117,12 @@ fn start(
         shim_pid: Some(unsafe { libc::getpid() }),
     };
     set_state(dir, &record.id, running).map_err(|e| e.to_string())?;
-    Ok((pid, started, pumps))
+    Ok(Started {
+        pid,
+        started,
+        pumps,
+        cgroups,
+    })
 }
 
 /// The body of `orch shim DIR` (never returns).
@@ -118,7 +145,12 @@ pub fn run(dir: &Path) -> ! {
             std::process::exit(1);
         }
     };
-    let (pid, started, pumps) = match start(dir, &record) {
+    let Started {
+        pid,
+        started,
+        pumps,
+        cgroups,
+    } = match start(dir, &record) {
         Ok(s) => s,
         Err(e) => {
             let _ = report.write_all(e.as_bytes());
@@ -131,10 +163,12 @@ pub fn run(dir: &Path) -> ! {
     for p in pumps {
         let _ = p.join();
     }
+    let exit = Exit::new(code, &cgroups.stats(&record.id).unwrap_or_default());
+    let _ = cgroups.remove(&record.id, Duration::from_secs(5));
     let exited = StateFile {
         status: ContainerStatus::Exited {
-            exit_code: code,
-            oom_killed: false,
+            exit_code: exit.code,
+            oom_killed: exit.oom_killed,
             started_at: started,
             finished_at: rfc3339_nanos(SystemTime::now()),
         },

@@ -2,6 +2,8 @@
 //! and the image's `/etc/passwd` and `/etc/group`: the command line, environment,
 //! working directory and user ids — Docker's rules, no lookups left for later.
 
+use super::caps::{self, CapError, Capability};
+use super::seccomp::Seccomp;
 use crate::engine::image::manifest::RunConfig;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,59 @@ pub enum SpecError {
     User { user: String, why: String },
     #[error("working directory {0:?} must be an absolute path")]
     Workdir(String),
+    #[error("cap_add/cap_drop: {0}")]
+    Capability(CapError),
+}
+
+/// The user's security options (`--cap-add`, `--cap-drop`, `--privileged`,
+/// `--security-opt seccomp=unconfined`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecurityOptions {
+    /// Names with or without `CAP_`, any case, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub seccomp_unconfined: bool,
+}
+
+/// What init enforces: the final capability list, the seccomp profile, and whether
+/// the container is privileged (/sys writable, no masked or read-only paths).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    pub capabilities: Vec<Capability>,
+    pub seccomp: Seccomp,
+    pub privileged: bool,
+}
+
+impl Default for Security {
+    /// Docker's defaults: its capability set and seccomp profile.
+    fn default() -> Security {
+        let mut capabilities = caps::DEFAULT.to_vec();
+        capabilities.sort();
+        Security {
+            capabilities,
+            seccomp: Seccomp::Default,
+            privileged: false,
+        }
+    }
+}
+
+/// Docker's rules: `privileged` means every capability and no seccomp; otherwise the
+/// default set with `cap_add`/`cap_drop` ([`caps::resolve`]) and the default profile
+/// unless unconfined.
+pub fn security(opts: &SecurityOptions) -> Result<Security, SpecError> {
+    let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop, opts.privileged)
+        .map_err(SpecError::Capability)?;
+    let seccomp = if opts.privileged || opts.seccomp_unconfined {
+        Seccomp::Unconfined
+    } else {
+        Seccomp::Default
+    };
+    Ok(Security {
+        capabilities,
+        seccomp,
+        privileged: opts.privileged,
+    })
 }
 
 /// The default `PATH` when the image sets none.
@@ -245,6 +300,35 @@ mod tests {
         let p = plan(&image(None, Some(&["sh"])), &o, PASSWD, GROUP).unwrap();
         assert_eq!(p.env, ["PATH=/bin", "A=mine", "B=2", "HOME=/root"]);
         assert_eq!(p.cwd, "/");
+    }
+
+    #[test]
+    fn security_follows_docker() {
+        let d = security(&SecurityOptions::default()).unwrap();
+        assert_eq!(d, Security::default());
+        assert_eq!(caps::mask(&d.capabilities), 0xa80425fb);
+        let drop = SecurityOptions {
+            cap_drop: vec!["chown".into()],
+            ..Default::default()
+        };
+        let s = security(&drop).unwrap();
+        assert!(!s.capabilities.contains(&Capability::CHOWN));
+        assert_eq!(s.seccomp, Seccomp::Default);
+        let p = security(&SecurityOptions {
+            privileged: true,
+            ..drop
+        })
+        .unwrap();
+        assert_eq!(p.capabilities, Capability::all());
+        assert_eq!((p.seccomp, p.privileged), (Seccomp::Unconfined, true));
+        let bad = SecurityOptions {
+            cap_add: vec!["CAP_WIZARD".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            security(&bad).unwrap_err().to_string(),
+            "cap_add/cap_drop: unknown capability \"CAP_WIZARD\""
+        );
     }
 
     #[test]

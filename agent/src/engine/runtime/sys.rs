@@ -152,3 +152,120 @@ pub fn execve(program: &Path, args: &[String], env: &[String]) -> io::Error {
     unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     io::Error::last_os_error()
 }
+
+/// `unshare(2)` of the namespaces in `flags`.
+pub fn unshare(flags: libc::c_int) -> Result<(), SysError> {
+    // SAFETY: plain integer argument.
+    let ret = unsafe { libc::unshare(flags) };
+    check(ret, "unshare", || format!("{flags:#x}"))
+}
+
+/// Drop capability `cap` from the bounding set; `false` when the kernel has no such
+/// capability (past `cap_last_cap`).
+pub fn capbset_drop(cap: u8) -> Result<bool, SysError> {
+    // SAFETY: prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    if ret != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        return Ok(false);
+    }
+    check(ret, "prctl", || format!("PR_CAPBSET_DROP {cap}")).map(|()| true)
+}
+
+/// The `capset(2)` v3 header (`_LINUX_CAPABILITY_VERSION_3`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// One 32-bit half of the three sets.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Set this thread's effective, permitted and inheritable capability masks.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), SysError> {
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let half = |shift: u32| CapData {
+        effective: (effective >> shift) as u32,
+        permitted: (permitted >> shift) as u32,
+        inheritable: (inheritable >> shift) as u32,
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: a v3 header and two data structs, as capset(2) expects.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    } as libc::c_int;
+    check(ret, "capset", || {
+        format!("effective {effective:#x} permitted {permitted:#x}")
+    })
+}
+
+/// This thread's permitted capability mask.
+pub fn capget_permitted() -> Result<u64, SysError> {
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let empty = CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    };
+    let mut data = [empty; 2];
+    // SAFETY: a v3 header and room for two data structs, as capget(2) expects.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } as libc::c_int;
+    check(ret, "capget", || "permitted".into())?;
+    Ok(u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32)
+}
+
+/// Clear the ambient capability set.
+pub fn clear_ambient() -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    check(ret, "prctl", || "PR_CAP_AMBIENT_CLEAR_ALL".into())
+}
+
+/// Install a seccomp BPF filter on this thread (`seccomp(2)`, `SECCOMP_SET_MODE_FILTER`).
+/// Needs `no_new_privs` or `CAP_SYS_ADMIN`; sets neither itself.
+pub fn seccomp_filter(program: &[libc::sock_filter], what: &str) -> Result<(), SysError> {
+    let prog = libc::sock_fprog {
+        len: program.len().min(usize::from(u16::MAX)) as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: the kernel copies the program from a valid sock_fprog during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    } as libc::c_int;
+    check(ret, "seccomp", || what.to_owned())
+}

@@ -16,6 +16,7 @@ use crate::engine::image::manifest::RunConfig;
 use crate::engine::image::snapshot::Snapshots;
 use crate::engine::runtime::init::InitSpec;
 use crate::engine::runtime::launch::{Stdio, launch, wait};
+use crate::engine::runtime::spec::Security;
 use crate::engine::runtime::spec::{ProcessOptions, plan};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -107,6 +108,7 @@ pub fn execute(
         process,
         mounts: Vec::new(),
         no_new_privileges: false,
+        security: Security::default(),
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
