@@ -126,6 +126,8 @@ impl EngineClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .unix_socket(path)
+            // Only a unix socket: no root certificates to load (2 ms per command).
+            .tls_certs_only([])
             .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Endpoint {

@@ -184,7 +184,8 @@ pub async fn logs(
             if tx.is_closed() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // New lines are looked for every 100 ms, and at once when it exits.
+            let _ = tokio::time::timeout(Duration::from_millis(100), e.containers.wait(&id)).await;
         }
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())

@@ -535,14 +535,31 @@ impl ContainerService {
         }
     }
 
-    /// Wait until container `id` has exited; its final state.
+    /// Wait until container `id` has exited; its final state. The shim writes the
+    /// exit and then ends, so waiting for the shim's end (a pidfd) wakes this at once.
     pub async fn wait(&self, id: &str) -> Result<ContainerStatus, ContainerError> {
         loop {
-            let s = self.state(id)?.status;
-            if matches!(s, ContainerStatus::Exited { .. }) {
-                return Ok(s);
+            let s = self.state(id)?;
+            if matches!(s.status, ContainerStatus::Exited { .. }) {
+                return Ok(s.status);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            match s.shim_pid.and_then(|pid| pidfd(pid).ok()) {
+                // SAFETY: the AsyncFd owns the pidfd, which stays open while it lives.
+                Some(fd) => match unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                } {
+                    // Re-read the state after the shim ends, or after a while in case
+                    // the shim died without writing it.
+                    Ok(fd) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), fd.readable()).await;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
@@ -808,6 +825,17 @@ fn health_from_image(v: &serde_json::Value) -> Option<HealthConfig> {
             .unwrap_or(3) as u32,
         start_period: ns("StartPeriod", 0),
     })
+}
+
+/// A pidfd of process `pid` (readable once it ends).
+fn pidfd(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open has no wrapper in libc; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd from pidfd_open.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn summary(r: &ContainerRecord, status: ContainerStatus) -> ContainerSummary {

@@ -3,6 +3,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -268,4 +269,127 @@ pub fn seccomp_filter(program: &[libc::sock_filter], what: &str) -> Result<(), S
         )
     } as libc::c_int;
     check(ret, "seccomp", || what.to_owned())
+}
+
+/// Send the file descriptor `fd` over the unix socket `sock` (`SCM_RIGHTS`).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: a zeroed msghdr pointing at live buffers; the control message is
+    // written inside `control` through the CMSG macros.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receive a file descriptor sent with [`send_fd`] on `sock`.
+pub fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: as in send_fd; the received fd is checked before it is owned.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "no file descriptor arrived",
+            ));
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the message carried no file descriptor",
+            ));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Make a new terminal from this mount namespace's `/dev/ptmx` the controlling
+/// terminal and stdio of this process (owned by `uid`); the master end is returned.
+pub fn console(uid: u32) -> Result<std::os::fd::OwnedFd, SysError> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |path: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|source| SysError {
+                call: "open",
+                what: path.to_owned(),
+                source,
+            })
+    };
+    let master = open("/dev/ptmx")?;
+    let m = master.as_raw_fd();
+    let mut unlock: libc::c_int = 0;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: ioctls on the ptmx just opened, with valid pointers.
+    check(
+        unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &mut unlock) },
+        "ioctl",
+        || "TIOCSPTLCK".into(),
+    )?;
+    check(
+        unsafe { libc::ioctl(m, libc::TIOCGPTN, &mut n) },
+        "ioctl",
+        || "TIOCGPTN".into(),
+    )?;
+    let slave = open(&format!("/dev/pts/{n}"))?;
+    let s = slave.as_raw_fd();
+    // SAFETY: plain calls on fds we own; the slave becomes stdio and the controlling
+    // terminal of a new session.
+    unsafe {
+        check(libc::fchown(s, uid, u32::MAX), "fchown", || {
+            format!("/dev/pts/{n}")
+        })?;
+        check(libc::setsid().min(0).max(0), "setsid", String::new)?;
+        check(libc::ioctl(s, libc::TIOCSCTTY, 0), "ioctl", || {
+            "TIOCSCTTY".into()
+        })?;
+        for target in 0..3 {
+            if libc::dup2(s, target) < 0 {
+                return Err(SysError {
+                    call: "dup2",
+                    what: format!("/dev/pts/{n}"),
+                    source: io::Error::last_os_error(),
+                });
+            }
+        }
+    }
+    Ok(OwnedFd::from(master))
 }
