@@ -377,7 +377,13 @@ pub fn console(uid: u32) -> Result<std::os::fd::OwnedFd, SysError> {
         check(libc::fchown(s, uid, u32::MAX), "fchown", || {
             format!("/dev/pts/{n}")
         })?;
-        check(libc::setsid().min(0).max(0), "setsid", String::new)?;
+        if libc::setsid() < 0 {
+            return Err(SysError {
+                call: "setsid",
+                what: format!("for /dev/pts/{n}"),
+                source: io::Error::last_os_error(),
+            });
+        }
         check(libc::ioctl(s, libc::TIOCSCTTY, 0), "ioctl", || {
             "TIOCSCTTY".into()
         })?;
