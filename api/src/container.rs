@@ -78,6 +78,10 @@ pub struct ContainerCreate {
     pub cap_drop: Vec<String>,
     /// Every capability, no seccomp filter, all devices, /sys writable.
     pub privileged: bool,
+    /// Give the process a terminal.
+    pub tty: bool,
+    /// Keep its stdin open for attached clients.
+    pub open_stdin: bool,
 }
 
 /// Where a container is in its life.

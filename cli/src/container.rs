@@ -46,6 +46,12 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     detach: bool,
+    /// Keep stdin open and send this terminal's input to the process.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    tty: bool,
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -329,6 +335,8 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
+        tty: a.tty,
+        open_stdin: a.interactive,
         image: a.image.clone(),
         name: a.name.clone(),
         cmd: a.command.clone(),
@@ -370,8 +378,22 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         println!("{}", created.id);
         return Ok(ExitCode::SUCCESS);
     }
-    logs(client, &created.id, true, None, false).await?;
-    let code = client.wait_container(&created.id).await?.exit_code;
+    let code = if a.interactive || a.tty {
+        match client.attach(&created.id).await {
+            Ok(conn) => {
+                crate::exec::converse(conn, a.interactive, a.tty).await?;
+                client.wait_container(&created.id).await?.exit_code
+            }
+            // It ended before the attach: what it wrote is in its log.
+            Err(_) => {
+                logs(client, &created.id, false, None, false).await?;
+                client.wait_container(&created.id).await?.exit_code
+            }
+        }
+    } else {
+        logs(client, &created.id, true, None, false).await?;
+        client.wait_container(&created.id).await?.exit_code
+    };
     if a.rm {
         client.remove_container(&created.id, true).await?;
     }

@@ -89,101 +89,107 @@ pub async fn run(client: &EngineClient, a: ExecArgs) -> anyhow::Result<ExitCode>
         workdir: a.workdir.clone(),
         tty: a.tty,
     };
-    {
-        let conn = client.exec(&a.container, &req).await?;
-        let (mut rx, mut tx) = tokio::io::split(conn);
-        let _raw = (a.tty && a.interactive).then(RawMode::enter);
-        if a.tty
-            && let Some((rows, cols)) = term_size()
-        {
-            tx.write_all(&resize_frame(rows, cols)).await?;
-        }
-        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        if a.interactive {
-            let stdin_tx = out_tx.clone();
-            tokio::spawn(async move {
-                let mut stdin = tokio::io::stdin();
-                let mut buf = vec![0u8; 8192];
-                loop {
-                    match stdin.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            let _ = stdin_tx.send(frame::encode(frame::STDIN_CLOSE, &[])).await;
-                            break;
-                        }
-                        Ok(n) => {
-                            if stdin_tx
-                                .send(frame::encode(frame::STDIN, &buf[..n]))
-                                .await
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
-        } else {
-            out_tx.send(frame::encode(frame::STDIN_CLOSE, &[])).await?;
-        }
-        if a.tty {
-            let resize_tx = out_tx.clone();
-            tokio::spawn(async move {
-                let Ok(mut winch) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-                else {
-                    return;
-                };
-                while winch.recv().await.is_some() {
-                    if let Some((rows, cols)) = term_size()
-                        && resize_tx.send(resize_frame(rows, cols)).await.is_err()
-                    {
+    let conn = client.exec(&a.container, &req).await?;
+    converse(conn, a.interactive, a.tty).await
+}
+
+/// Carry this terminal's (or pipes') side of a frame conversation on `conn`: stdin
+/// out when `interactive`, terminal sizes when `tty`, output in, until the exit.
+pub async fn converse(
+    conn: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    interactive: bool,
+    tty: bool,
+) -> anyhow::Result<ExitCode> {
+    let (mut rx, mut tx) = tokio::io::split(conn);
+    let _raw = (tty && interactive).then(RawMode::enter);
+    if tty && let Some((rows, cols)) = term_size() {
+        tx.write_all(&resize_frame(rows, cols)).await?;
+    }
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    if interactive {
+        let stdin_tx = out_tx.clone();
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = stdin_tx.send(frame::encode(frame::STDIN_CLOSE, &[])).await;
                         break;
                     }
+                    Ok(n) => {
+                        if stdin_tx
+                            .send(frame::encode(frame::STDIN, &buf[..n]))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
                 }
-            });
-        }
-        drop(out_tx);
+            }
+        });
+    } else {
+        out_tx.send(frame::encode(frame::STDIN_CLOSE, &[])).await?;
+    }
+    if tty {
+        let resize_tx = out_tx.clone();
         tokio::spawn(async move {
-            while let Some(bytes) = out_rx.recv().await {
-                if tx.write_all(&bytes).await.is_err() {
+            let Ok(mut winch) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+            else {
+                return;
+            };
+            while winch.recv().await.is_some() {
+                if let Some((rows, cols)) = term_size()
+                    && resize_tx.send(resize_frame(rows, cols)).await.is_err()
+                {
                     break;
                 }
             }
         });
-        let mut decoder = Decoder::default();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = rx.read(&mut buf).await.context("read from the engine")?;
-            if n == 0 {
-                anyhow::bail!("the engine closed the exec stream before the process ended");
+    }
+    drop(out_tx);
+    tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if tx.write_all(&bytes).await.is_err() {
+                break;
             }
-            decoder.push(&buf[..n]);
-            while let Some(f) = decoder.next_frame().map_err(anyhow::Error::msg)? {
-                match f.kind {
-                    frame::STDOUT => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&f.payload)?;
-                        out.flush()?;
-                    }
-                    frame::STDERR => {
-                        let mut err = std::io::stderr().lock();
-                        err.write_all(&f.payload)?;
-                        err.flush()?;
-                    }
-                    frame::EXIT if f.payload.len() == 4 => {
-                        let code = i32::from_be_bytes([
-                            f.payload[0],
-                            f.payload[1],
-                            f.payload[2],
-                            f.payload[3],
-                        ]);
-                        return Ok(ExitCode::from(
-                            u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-                        ));
-                    }
-                    frame::ERROR => anyhow::bail!("{}", String::from_utf8_lossy(&f.payload)),
-                    _ => {}
+        }
+    });
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = rx.read(&mut buf).await.context("read from the engine")?;
+        if n == 0 {
+            anyhow::bail!("the engine closed the stream before the process ended");
+        }
+        decoder.push(&buf[..n]);
+        while let Some(f) = decoder.next_frame().map_err(anyhow::Error::msg)? {
+            match f.kind {
+                frame::STDOUT => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&f.payload)?;
+                    out.flush()?;
                 }
+                frame::STDERR => {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(&f.payload)?;
+                    err.flush()?;
+                }
+                frame::EXIT if f.payload.len() == 4 => {
+                    let code = i32::from_be_bytes([
+                        f.payload[0],
+                        f.payload[1],
+                        f.payload[2],
+                        f.payload[3],
+                    ]);
+                    return Ok(ExitCode::from(
+                        u8::try_from(code.clamp(0, 255)).unwrap_or(255),
+                    ));
+                }
+                frame::ERROR => anyhow::bail!("{}", String::from_utf8_lossy(&f.payload)),
+                _ => {}
             }
         }
     }

@@ -449,6 +449,33 @@ fn save_load_remove_and_prune() {
     assert!(out.contains("Total reclaimed space: 0B"), "{out}");
 }
 
+/// Read frames from `conn` until the exit frame: (stdout text, exit code).
+async fn until_exit(mut conn: impl tokio::io::AsyncRead + Unpin) -> (String, i32) {
+    use api::container::frame::{self, Decoder};
+    use tokio::io::AsyncReadExt;
+    let (mut decoder, mut out, mut buf) = (Decoder::default(), Vec::new(), vec![0u8; 4096]);
+    loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the stream ended without an exit frame");
+        decoder.push(&buf[..n]);
+        while let Some(f) = decoder.next_frame().unwrap() {
+            match f.kind {
+                frame::STDOUT => out.extend(f.payload),
+                frame::EXIT => {
+                    let code = i32::from_be_bytes([
+                        f.payload[0],
+                        f.payload[1],
+                        f.payload[2],
+                        f.payload[3],
+                    ]);
+                    return (String::from_utf8_lossy(&out).into_owned(), code);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 fn state_of(a: &Agent, name: &str) -> serde_json::Value {
     let detail: serde_json::Value =
         serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
@@ -686,8 +713,8 @@ fn exec_joins_a_running_container_with_pipes_or_a_terminal() {
         .build()
         .unwrap();
     let text = rt.block_on(async {
-        use api::container::frame::{self, Decoder};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use api::container::frame;
+        use tokio::io::AsyncWriteExt;
         let req = api::container::ExecCreate {
             cmd: vec!["sh".into(), "-c".into(), "sleep 0.3; stty size".into()],
             tty: true,
@@ -702,19 +729,7 @@ fn exec_joins_a_running_container_with_pipes_or_a_terminal() {
         conn.write_all(&frame::encode(frame::STDIN_CLOSE, &[]))
             .await
             .unwrap();
-        let (mut decoder, mut out, mut buf) = (Decoder::default(), Vec::new(), vec![0u8; 4096]);
-        loop {
-            let n = conn.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the stream ended without an exit frame");
-            decoder.push(&buf[..n]);
-            while let Some(f) = decoder.next_frame().unwrap() {
-                match f.kind {
-                    frame::STDOUT => out.extend(f.payload),
-                    frame::EXIT => return String::from_utf8_lossy(&out).into_owned(),
-                    _ => {}
-                }
-            }
-        }
+        until_exit(conn).await.0
     });
     assert_eq!(text.trim(), "33 99");
 
@@ -957,4 +972,65 @@ fn limits_and_security_through_the_cli() {
         "{out:?}"
     );
     ok(&a.orch(&["container", "rm", "oom"], None));
+}
+
+#[test]
+fn interactive_runs_with_pipes_or_a_terminal_and_attach() {
+    let a = Agent::start("interactive");
+    if !a.busybox() {
+        return;
+    }
+    let out = a.orch(
+        &["container", "run", "-i", "--rm", "busybox", "sh"],
+        Some("echo hello; exit 7\n"),
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let out = a.orch(
+        &["container", "run", "-it", "--rm", "busybox", "sh"],
+        Some("tty\nexit 4\n"),
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/0"),
+        "{out:?}"
+    );
+
+    // Attach to a detached container that waits for input.
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "-i",
+            "--name",
+            "talk",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; read x; echo got $x",
+        ],
+        None,
+    ));
+    let client =
+        api::client::EngineClient::new(&format!("unix://{}", a.socket().display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (text, code) = rt.block_on(async {
+        use api::container::frame;
+        use tokio::io::AsyncWriteExt;
+        let mut conn = client.attach("talk").await.unwrap();
+        conn.write_all(&frame::encode(frame::STDIN, b"hi\n"))
+            .await
+            .unwrap();
+        until_exit(conn).await
+    });
+    assert_eq!(
+        (text.as_str(), code),
+        ("ready\ngot hi\n", 0),
+        "the replay brought the early output"
+    );
+    ok(&a.orch(&["container", "rm", "talk"], None));
 }

@@ -474,12 +474,27 @@ impl EngineClient {
     /// `POST /v1/containers/{id}/exec`: start a process in a running container; the
     /// connection then carries [`crate::container::frame`]s both ways.
     pub async fn exec(&self, id: &str, req: &ExecCreate) -> Result<reqwest::Upgraded, ClientError> {
-        let op = format!("exec in {id}");
         let r = self
             .request(Method::POST, &format!("/v1/containers/{id}/exec"), &[])
-            .header(reqwest::header::CONNECTION, "Upgrade")
-            .header(reqwest::header::UPGRADE, "orch-stream")
             .json(req);
+        self.upgrade(format!("exec in {id}"), r).await
+    }
+
+    /// `POST /v1/containers/{id}/attach`: the container's output (recent output
+    /// first) and its stdin, as [`crate::container::frame`]s.
+    pub async fn attach(&self, id: &str) -> Result<reqwest::Upgraded, ClientError> {
+        let r = self.request(Method::POST, &format!("/v1/containers/{id}/attach"), &[]);
+        self.upgrade(format!("attach to {id}"), r).await
+    }
+
+    async fn upgrade(
+        &self,
+        op: String,
+        r: RequestBuilder,
+    ) -> Result<reqwest::Upgraded, ClientError> {
+        let r = r
+            .header(reqwest::header::CONNECTION, "Upgrade")
+            .header(reqwest::header::UPGRADE, "orch-stream");
         let resp = self.send(&op, r).await?;
         if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
             return Err(ClientError::Decode {

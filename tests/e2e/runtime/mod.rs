@@ -189,6 +189,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         }],
         no_new_privileges: case.no_new_privileges,
         security: security(&case.security).unwrap(),
+        tty: false,
     };
     let spec_path = c.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
@@ -208,6 +209,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         stdin: in_r.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: out_w.as_raw_fd(),
+        console: None,
     };
     let cgroup = case.resources.as_ref().map(|res| {
         let cgroups = cgroup::probe(Path::new(CGROUP_ROOT), cgroup::PARENT).unwrap();

@@ -133,22 +133,39 @@ async fn bridge(conn: impl AsyncRead + AsyncWrite + Send + 'static, mut proc: Ex
     input.abort();
 }
 
+/// Refuse a request that does not ask for the [`PROTOCOL`] upgrade.
+fn check_upgrade(req: &Request, what: &str) -> Result<(), Failure> {
+    let wants = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL));
+    if wants {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} needs an `Upgrade: {PROTOCOL}` request"
+        )))
+    }
+}
+
+/// The `101 Switching Protocols` answer.
+fn switching(what: &str) -> Result<Response, Failure> {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, PROTOCOL)
+        .body(Body::empty())
+        .map_err(|err| invalid(format!("{what}: {err}")))
+}
+
 /// `POST /v1/containers/{id}/exec` (an upgrade request).
 pub async fn exec(
     State(e): State<Arc<Engine>>,
     Path(what): Path<String>,
     mut req: Request,
 ) -> Result<Response, Failure> {
-    let wants = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL));
-    if !wants {
-        return Err(invalid(format!(
-            "exec needs an `Upgrade: {PROTOCOL}` request"
-        )));
-    }
+    check_upgrade(&req, "exec")?;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let body = req
         .into_body()
@@ -165,10 +182,34 @@ pub async fn exec(
             bridge(TokioIo::new(upgraded), proc).await;
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, PROTOCOL)
-        .body(Body::empty())
-        .map_err(|err| invalid(format!("exec: {err}")))
+    switching("exec")
+}
+
+/// `POST /v1/containers/{id}/attach` (an upgrade request): the connection is joined
+/// to the container's attach socket, which speaks the same frames.
+pub async fn attach(
+    State(e): State<Arc<Engine>>,
+    Path(what): Path<String>,
+    mut req: Request,
+) -> Result<Response, Failure> {
+    check_upgrade(&req, "attach")?;
+    let id = e.containers.resolve(&what)?;
+    let path = crate::engine::runtime::attach::socket_path(&e.data_dir, &id);
+    let shim = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|err| {
+            Failure(api::error::ApiError::new(
+                api::error::ErrorCode::Conflict,
+                format!("container {what} cannot be attached (is it running?): {err}"),
+            ))
+        })?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let mut client = TokioIo::new(upgraded);
+            let mut shim = shim;
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+        }
+    });
+    switching("attach")
 }

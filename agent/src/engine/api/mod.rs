@@ -70,6 +70,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/containers/{id}/wait", post(containers::wait))
         .route("/v1/containers/{id}/logs", get(containers::logs))
         .route("/v1/containers/{id}/exec", post(exec::exec))
+        .route("/v1/containers/{id}/attach", post(exec::attach))
         .route("/v1/volumes", get(volumes::list).post(volumes::create))
         .route("/v1/volumes/prune", post(volumes::prune))
         .route(

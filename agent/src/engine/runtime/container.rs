@@ -65,6 +65,9 @@ pub struct ContainerRecord {
     /// Limits, applied through its cgroup.
     #[serde(default)]
     pub resources: Resources,
+    /// Keep stdin open for attached clients.
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// `state.json`: the status plus the shim that watches the process.

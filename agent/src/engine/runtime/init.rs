@@ -27,6 +27,8 @@ use std::path::{Component, Path, PathBuf};
 pub const SYNC_FD: i32 = 3;
 /// The fd on which init reports a failure before exec (closed by a successful exec).
 pub const ERROR_FD: i32 = 4;
+/// The unix socket on which init sends its terminal's master (containers with a tty).
+pub const CONSOLE_FD: i32 = 5;
 
 /// A mount inside the container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,9 @@ pub struct InitSpec {
     pub mounts: Vec<Mount>,
     pub no_new_privileges: bool,
     pub security: Security,
+    /// Give the process a terminal (its master goes to the launcher on [`CONSOLE_FD`]).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Why init failed.
@@ -344,6 +349,18 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     }
     sys::sethostname(&spec.hostname)?;
     let p = &spec.process;
+    if spec.tty {
+        let master = sys::console(p.ids.uid)?;
+        sys::send_fd(CONSOLE_FD, std::os::fd::AsRawFd::as_raw_fd(&master)).map_err(|source| {
+            InitError::Io {
+                op: "send the terminal to the shim over",
+                path: "fd 5".into(),
+                source,
+            }
+        })?;
+    }
+    // SAFETY: closing an fd nothing else uses any more.
+    unsafe { libc::close(CONSOLE_FD) };
     let program = find_program(&p.args[0], &p.env)?;
     let nnp = spec.no_new_privileges;
     if let Some(f) = filter.as_ref().filter(|_| !nnp) {

@@ -6,7 +6,7 @@
 //! container's cgroup rather than the launcher's.
 
 use super::cgroup::{CgroupError, Cgroups};
-use super::init::{ERROR_FD, SYNC_FD};
+use super::init::{CONSOLE_FD, ERROR_FD, SYNC_FD};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -44,6 +44,9 @@ pub struct Stdio {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
+    /// A unix socket on which init sends the master of the container's terminal
+    /// (for containers with a terminal).
+    pub console: Option<RawFd>,
 }
 
 /// A cloned init, waiting for [`Launched::go`].
@@ -71,16 +74,16 @@ struct ChildArgs {
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
     /// Sources for the fds of [`TARGETS`], in order.
-    fds: [RawFd; 5],
+    fds: [RawFd; 6],
 }
 
-/// Where the child's fds go: stdio, then init's sync and error pipes.
-const TARGETS: [RawFd; 5] = [0, 1, 2, SYNC_FD, ERROR_FD];
+/// Where the child's fds go: stdio, then init's sync and error pipes and console socket.
+const TARGETS: [RawFd; 6] = [0, 1, 2, SYNC_FD, ERROR_FD, CONSOLE_FD];
 
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` points at the ChildArgs the parent keeps alive across clone.
     let a = unsafe { &*(arg as *const ChildArgs) };
-    let mut high = [0; 5];
+    let mut high = [0; 6];
     for (i, fd) in a.fds.iter().enumerate() {
         // SAFETY: async-signal-safe fcntl; moves each source above the targets.
         high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
@@ -123,6 +126,8 @@ pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, La
             stdio.stderr,
             sync_r.as_raw_fd(),
             err_w.as_raw_fd(),
+            // Without a terminal, fd 5 is a harmless second stdin.
+            stdio.console.unwrap_or(stdio.stdin),
         ],
     };
     const STACK: usize = 256 * 1024;

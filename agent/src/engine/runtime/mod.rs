@@ -1,5 +1,6 @@
 //! Containers: processes in their own namespaces on an overlay of an image.
 //!
+//! - [`attach`]: the shim's attach socket: output to clients, their input in.
 //! - [`caps`]: capability names, Docker's default set, add/drop, applying them.
 //! - [`cgroup`]: resource limits, accounting, OOM kills and freezing (v1 and v2).
 //! - [`container`]: a container on disk (config, init spec, state) and its state
@@ -20,6 +21,7 @@
 //!   settings (capabilities, seccomp, privileged) from the options.
 //! - [`supervisor`]: restart policies, health probes and `--rm`, as a loop.
 //! - [`sys`]: checked system call wrappers.
+pub mod attach;
 pub mod caps;
 pub mod cgroup;
 pub mod container;

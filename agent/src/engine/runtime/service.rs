@@ -401,6 +401,7 @@ impl ContainerService {
             why: e.to_string(),
         })?;
         let init = InitSpec {
+            tty: req.tty,
             security,
             rootfs: dir.join("rootfs"),
             overlay: Snapshots::overlay(&lowers, &dir.join("upper"), &dir.join("work")),
@@ -445,6 +446,7 @@ impl ContainerService {
             health,
             volumes,
             resources,
+            open_stdin: req.open_stdin,
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(

@@ -1,14 +1,16 @@
 //! `orch shim DIR`: the parent of one container's process. It detaches from the
-//! engine (fork, setsid), starts the container (launch + go), tells the engine how the
-//! start went on fd 3, writes the process's stdout and stderr to the log, waits for the
-//! exit and records it in `state.json`. Because it is not the engine's child, an
-//! engine restart or crash neither stops the container nor loses a log line.
+//! engine (fork, setsid), starts the container (launch, cgroup, go), tells the
+//! engine how the start went on fd 3, writes the process's output to the log and to
+//! attached clients ([`super::attach`]), waits for the exit and records it in
+//! `state.json`. Because it is not the engine's child, an engine restart or crash
+//! neither stops the container nor loses a log line.
 
+use super::attach::{Hub, Input, socket_path, split_master};
 use super::cgroup::{self, Cgroups, Exit};
 use super::container::{ContainerRecord, StateFile, read_json, rfc3339_nanos, set_state};
 use super::launch::{Stdio, launch, wait};
 use super::logs::LogWriter;
-use api::container::ContainerStatus;
+use api::container::{ContainerStatus, frame};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -29,21 +31,27 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Copy `from` line by line into the log as `stream`.
+/// Copy `from` line by line into the log as `stream` and, as it comes, to `hub`.
 fn pump(
-    from: OwnedFd,
+    mut reader: File,
     stream: &'static str,
     log: Arc<Mutex<LogWriter>>,
+    hub: Hub,
 ) -> std::thread::JoinHandle<()> {
+    let kind = if stream == "stderr" {
+        frame::STDERR
+    } else {
+        frame::STDOUT
+    };
     std::thread::spawn(move || {
-        let mut reader = File::from(from);
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         let mut line: Vec<u8> = Vec::new();
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            hub.output(kind, &buf[..n]);
             for &b in &buf[..n] {
                 line.push(b);
                 if b == b'\n' || line.len() >= 16 * 1024 {
@@ -62,51 +70,105 @@ fn pump(
     })
 }
 
-/// What a started container needs watched: its pid, start time, log pumps and cgroups.
+/// What a started container needs watched.
 struct Started {
     pid: i32,
     started: String,
     pumps: Vec<std::thread::JoinHandle<()>>,
     cgroups: Box<dyn Cgroups>,
+    hub: Hub,
 }
 
-/// Start the container in `dir`; the shim's report on success, or the error text.
+fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two fds we then own.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds from socketpair.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Start the container in `dir`; the error text when it cannot.
 fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
+    let e = |what: &'static str| move |err: std::io::Error| format!("{what}: {err}");
     let log = LogWriter::open(dir, record.log)
-        .map_err(|e| format!("open the log in {}: {e}", dir.display()))?;
+        .map_err(|err| format!("open the log in {}: {err}", dir.display()))?;
     let log = Arc::new(Mutex::new(log));
-    let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    let (out_r, out_w) = pipe().map_err(e("pipe"))?;
+    let (err_r, err_w) = pipe().map_err(e("pipe"))?;
+    let tty = record.init.tty;
+    let (stdin_r, stdin_w) = if record.open_stdin && !tty {
+        let (r, w) = pipe().map_err(e("pipe"))?;
+        (r, Some(w))
+    } else {
+        (
+            OwnedFd::from(File::open("/dev/null").map_err(e("open /dev/null"))?),
+            None,
+        )
+    };
+    let console = if tty {
+        Some(socketpair().map_err(e("socketpair"))?)
+    } else {
+        None
+    };
     let stdio = Stdio {
-        stdin: null.as_raw_fd(),
+        stdin: stdin_r.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
+        console: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
     };
     let launched = launch(Path::new("/proc/self/exe"), &dir.join("init.json"), stdio)
-        .map_err(|e| e.to_string())?;
-    drop((out_w, err_w, null));
-    let pumps = vec![
-        pump(out_r, "stdout", log.clone()),
-        pump(err_r, "stderr", log),
-    ];
+        .map_err(|err| err.to_string())?;
+    drop((out_w, err_w, stdin_r));
+    let ours = console.map(|(ours, theirs)| {
+        drop(theirs);
+        ours
+    });
     let cgroups =
-        cgroup::probe(Path::new(cgroup::ROOT), cgroup::PARENT).map_err(|e| e.to_string())?;
+        cgroup::probe(Path::new(cgroup::ROOT), cgroup::PARENT).map_err(|err| err.to_string())?;
     cgroups
         .create(&record.id, &record.resources)
-        .map_err(|e| e.to_string())?;
-    if let Err(e) = launched.join_cgroup(&*cgroups, &record.id) {
+        .map_err(|err| err.to_string())?;
+    if let Err(err) = launched.join_cgroup(&*cgroups, &record.id) {
         drop(launched);
         let _ = cgroups.remove(&record.id, Duration::from_secs(2));
-        return Err(e.to_string());
+        return Err(err.to_string());
     }
     let pid = match launched.go() {
         Ok(pid) => pid,
-        Err(e) => {
+        Err(err) => {
             let _ = cgroups.remove(&record.id, Duration::from_secs(2));
-            return Err(e.to_string());
+            return Err(err.to_string());
         }
     };
+    let (hub, mut pumps) = match ours {
+        Some(sock) => {
+            let master = super::sys::recv_fd(sock.as_raw_fd())
+                .map_err(e("receive the container's terminal"))?;
+            let (reader, writer) = split_master(master).map_err(e("the container's terminal"))?;
+            let hub = Hub::new(Input::Terminal(writer));
+            let pumps = vec![pump(reader, "stdout", log.clone(), hub.clone())];
+            (hub, pumps)
+        }
+        None => (
+            Hub::new(stdin_w.map_or(Input::None, |w| Input::Pipe(File::from(w)))),
+            Vec::new(),
+        ),
+    };
+    pumps.push(pump(File::from(out_r), "stdout", log.clone(), hub.clone()));
+    pumps.push(pump(File::from(err_r), "stderr", log, hub.clone()));
+    let data = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    hub.serve(&socket_path(data, &record.id))
+        .map_err(e("listen for attach"))?;
     let started = rfc3339_nanos(SystemTime::now());
     let running = StateFile {
         status: ContainerStatus::Running {
@@ -116,12 +178,13 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         // SAFETY: getpid has no preconditions.
         shim_pid: Some(unsafe { libc::getpid() }),
     };
-    set_state(dir, &record.id, running).map_err(|e| e.to_string())?;
+    set_state(dir, &record.id, running).map_err(|err| err.to_string())?;
     Ok(Started {
         pid,
         started,
         pumps,
         cgroups,
+        hub,
     })
 }
 
@@ -145,12 +208,7 @@ pub fn run(dir: &Path) -> ! {
             std::process::exit(1);
         }
     };
-    let Started {
-        pid,
-        started,
-        pumps,
-        cgroups,
-    } = match start(dir, &record) {
+    let s = match start(dir, &record) {
         Ok(s) => s,
         Err(e) => {
             let _ = report.write_all(e.as_bytes());
@@ -159,21 +217,24 @@ pub fn run(dir: &Path) -> ! {
     };
     let _ = report.write_all(b"ok");
     drop(report);
-    let code = wait(pid).unwrap_or(255);
-    for p in pumps {
+    let code = wait(s.pid).unwrap_or(255);
+    for p in s.pumps {
         let _ = p.join();
     }
-    let exit = Exit::new(code, &cgroups.stats(&record.id).unwrap_or_default());
-    let _ = cgroups.remove(&record.id, Duration::from_secs(5));
+    let exit = Exit::new(code, &s.cgroups.stats(&record.id).unwrap_or_default());
+    let _ = s.cgroups.remove(&record.id, Duration::from_secs(5));
     let exited = StateFile {
         status: ContainerStatus::Exited {
             exit_code: exit.code,
             oom_killed: exit.oom_killed,
-            started_at: started,
+            started_at: s.started,
             finished_at: rfc3339_nanos(SystemTime::now()),
         },
         shim_pid: None,
     };
     let _ = set_state(dir, &record.id, exited);
+    s.hub.exit(exit.code);
+    let data = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    let _ = std::fs::remove_file(socket_path(data, &record.id));
     std::process::exit(0)
 }

@@ -109,6 +109,7 @@ pub fn execute(
         mounts: Vec::new(),
         no_new_privileges: false,
         security: Security::default(),
+        tty: false,
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
@@ -128,6 +129,7 @@ pub fn execute(
         stdin: null.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: out_w.as_raw_fd(),
+        console: None,
     };
     let started = launch(&env.init_exe, &spec_path, stdio).and_then(|l| {
         drop(out_w);
