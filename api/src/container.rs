@@ -142,6 +142,9 @@ pub struct ContainerDetail {
     /// Capabilities its process has.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Its processes are frozen (`pause`).
+    #[serde(default)]
+    pub paused: bool,
     pub privileged: bool,
     /// The restart policy.
     pub restart_policy: String,
@@ -296,4 +299,21 @@ pub mod frame {
             assert!(d.next_frame().is_err());
         }
     }
+}
+
+/// `GET /v1/containers/{id}/stats`: what a running container uses now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub id: String,
+    pub name: String,
+    /// Bytes of memory charged now.
+    pub memory_usage: u64,
+    /// The memory limit, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// CPU time used so far, nanoseconds (sample twice for a rate).
+    pub cpu_usage_ns: u64,
+    pub pids: u64,
+    /// When these were read (RFC 3339).
+    pub read_at: String,
 }

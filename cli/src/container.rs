@@ -33,6 +33,22 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     /// Wait for containers to exit; print their exit codes.
     Wait(IdsArgs),
+    /// Freeze every process of containers.
+    Pause(IdsArgs),
+    /// Thaw paused containers.
+    Unpause(IdsArgs),
+    /// Live CPU, memory and process counts of running containers.
+    Stats(StatsArgs),
+}
+
+/// Flags of `orch container stats`.
+#[derive(Args)]
+pub struct StatsArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+    /// Print one sample and stop.
+    #[arg(long)]
+    no_stream: bool,
 }
 
 /// Flags of `orch container run`.
@@ -249,6 +265,19 @@ pub fn run(client: &EngineClient, cmd: ContainerCommand) -> anyhow::Result<ExitC
                 })
                 .await
             }
+            ContainerCommand::Pause(a) => {
+                each(&a.containers, |c| async move {
+                    client.pause_container(&c, true).await.map(|_| c)
+                })
+                .await
+            }
+            ContainerCommand::Unpause(a) => {
+                each(&a.containers, |c| async move {
+                    client.pause_container(&c, false).await.map(|_| c)
+                })
+                .await
+            }
+            ContainerCommand::Stats(a) => stats(client, a).await,
             ContainerCommand::Wait(a) => {
                 each(&a.containers, |c| async move {
                     client
@@ -494,4 +523,45 @@ async fn ls(client: &EngineClient, a: LsArgs) -> anyhow::Result<ExitCode> {
         &rows,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print CPU %, memory and pids, once a second (or once with `--no-stream`).
+async fn stats(client: &EngineClient, a: StatsArgs) -> anyhow::Result<ExitCode> {
+    let mut last: std::collections::HashMap<String, (u64, std::time::Instant)> = Default::default();
+    loop {
+        let mut rows = Vec::new();
+        for c in &a.containers {
+            let s = client.container_stats(c).await?;
+            let now = std::time::Instant::now();
+            let cpu = match last.insert(c.clone(), (s.cpu_usage_ns, now)) {
+                Some((prev, t)) => {
+                    let dt = now.duration_since(t).as_nanos().max(1) as f64;
+                    format!(
+                        "{:.2}%",
+                        (s.cpu_usage_ns.saturating_sub(prev)) as f64 / dt * 100.0
+                    )
+                }
+                None => "--".into(),
+            };
+            let mem = match s.memory_limit {
+                Some(l) => format!("{} / {}", render::size(s.memory_usage), render::size(l)),
+                None => render::size(s.memory_usage),
+            };
+            rows.push(vec![
+                s.id[..12].to_owned(),
+                s.name.clone(),
+                cpu,
+                mem,
+                s.pids.to_string(),
+            ]);
+        }
+        render::table(
+            &["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"],
+            &rows,
+        )?;
+        if a.no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }

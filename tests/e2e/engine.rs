@@ -1034,3 +1034,51 @@ fn interactive_runs_with_pipes_or_a_terminal_and_attach() {
     );
     ok(&a.orch(&["container", "rm", "talk"], None));
 }
+
+#[test]
+fn pause_freezes_and_stats_report() {
+    let a = Agent::start("pause");
+    if !a.busybox() {
+        return;
+    }
+    let counter = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done";
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "c",
+            "-m",
+            "64m",
+            "busybox",
+            "sh",
+            "-c",
+            counter,
+        ],
+        None,
+    ));
+    let stats = ok(&a.orch(&["container", "stats", "--no-stream", "c"], None));
+    assert!(
+        stats.contains("/ 67.1MB") && stats.contains("CPU %"),
+        "{stats}"
+    );
+    let lines = |a: &Agent| {
+        ok(&a.orch(&["container", "logs", "c"], None))
+            .lines()
+            .count()
+    };
+    eventually(&a, "c", "logging", |_| lines(&a) > 2);
+    ok(&a.orch(&["container", "pause", "c"], None));
+    assert_eq!(state_of(&a, "c")["paused"], true);
+    let frozen = lines(&a);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(lines(&a), frozen, "a paused container writes nothing");
+    ok(&a.orch(&["container", "unpause", "c"], None));
+    eventually(&a, "c", "logging again", |_| lines(&a) > frozen);
+    ok(&a.orch(&["container", "rm", "-f", "c"], None));
+    fails(
+        &a.orch(&["container", "pause", "c"], None),
+        "no container c",
+    );
+}

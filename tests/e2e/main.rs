@@ -186,6 +186,8 @@ fn help_for_every_command() {
         &["container", "ls", "--help"],
         &["container", "logs", "--help"],
         &["container", "exec", "--help"],
+        &["container", "pause", "--help"],
+        &["container", "stats", "--help"],
         &["container", "stop", "--help"],
         &["container", "kill", "--help"],
         &["container", "rm", "--help"],

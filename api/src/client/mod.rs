@@ -507,6 +507,23 @@ impl EngineClient {
             .map_err(|source| ClientError::Http { op, source })
     }
 
+    /// `POST /v1/containers/{id}/pause` (or `unpause`).
+    pub async fn pause_container(&self, id: &str, paused: bool) -> Result<(), ClientError> {
+        let verb = if paused { "pause" } else { "unpause" };
+        let r = self.request(Method::POST, &format!("/v1/containers/{id}/{verb}"), &[]);
+        self.send(&format!("{verb} {id}"), r).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/containers/{id}/stats`.
+    pub async fn container_stats(
+        &self,
+        id: &str,
+    ) -> Result<crate::container::ContainerStats, ClientError> {
+        let r = self.request(Method::GET, &format!("/v1/containers/{id}/stats"), &[]);
+        self.json(&format!("stats of {id}"), r).await
+    }
+
     /// `GET /v1/volumes`.
     pub async fn volumes(&self) -> Result<Vec<Volume>, ClientError> {
         self.json(

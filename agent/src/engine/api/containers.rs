@@ -190,3 +190,26 @@ pub async fn logs(
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
+
+/// `POST /v1/containers/{id}/pause`
+pub async fn pause(State(e): St, Path(what): Path<String>) -> Result<StatusCode, Failure> {
+    let id = e.containers.resolve(&what)?;
+    e.containers.pause(&id, true)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/containers/{id}/unpause`
+pub async fn unpause(State(e): St, Path(what): Path<String>) -> Result<StatusCode, Failure> {
+    let id = e.containers.resolve(&what)?;
+    e.containers.pause(&id, false)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/containers/{id}/stats`
+pub async fn stats(
+    State(e): St,
+    Path(what): Path<String>,
+) -> Result<Json<api::container::ContainerStats>, Failure> {
+    let id = e.containers.resolve(&what)?;
+    Ok(Json(e.containers.stats(&id)?))
+}

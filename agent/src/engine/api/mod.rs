@@ -71,6 +71,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/containers/{id}/logs", get(containers::logs))
         .route("/v1/containers/{id}/exec", post(exec::exec))
         .route("/v1/containers/{id}/attach", post(exec::attach))
+        .route("/v1/containers/{id}/pause", post(containers::pause))
+        .route("/v1/containers/{id}/unpause", post(containers::unpause))
+        .route("/v1/containers/{id}/stats", get(containers::stats))
         .route("/v1/volumes", get(volumes::list).post(volumes::create))
         .route("/v1/volumes/prune", post(volumes::prune))
         .route(

@@ -702,6 +702,7 @@ impl ContainerService {
                 .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned))
                 .collect(),
             privileged: r.init.security.privileged,
+            paused: self.paused(id),
             restart_policy: match r.restart {
                 RestartPolicy::No => "no".into(),
                 RestartPolicy::OnFailure { max: None } => "on-failure".into(),
@@ -732,6 +733,71 @@ impl ContainerService {
     /// Where container `id` keeps its files.
     pub fn path(&self, id: &str) -> PathBuf {
         self.dir(id)
+    }
+
+    /// Freeze (or thaw) the processes of running container `id`.
+    pub fn pause(&self, id: &str, paused: bool) -> Result<(), ContainerError> {
+        if !matches!(self.state(id)?.status, ContainerStatus::Running { .. }) {
+            return Err(ContainerError::State {
+                id: id.to_owned(),
+                status: "not running",
+                hint: "only a running container can be paused or resumed",
+            });
+        }
+        let cg = super::cgroup::probe(Path::new(super::cgroup::ROOT), super::cgroup::PARENT)
+            .map_err(|e| ContainerError::Start {
+                id: id.to_owned(),
+                why: e.to_string(),
+            })?;
+        cg.freeze(id, paused).map_err(|e| ContainerError::Start {
+            id: id.to_owned(),
+            why: e.to_string(),
+        })?;
+        let marker = self.dir(id).join("paused");
+        if paused {
+            std::fs::write(&marker, b"").map_err(io("write", &marker))
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &marker)(e)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Whether container `id` is paused.
+    pub fn paused(&self, id: &str) -> bool {
+        matches!(
+            self.state(id).map(|s| s.status),
+            Ok(ContainerStatus::Running { .. })
+        ) && self.dir(id).join("paused").exists()
+    }
+
+    /// What running container `id` uses now.
+    pub fn stats(&self, id: &str) -> Result<api::container::ContainerStats, ContainerError> {
+        if !matches!(self.state(id)?.status, ContainerStatus::Running { .. }) {
+            return Err(ContainerError::State {
+                id: id.to_owned(),
+                status: "not running",
+                hint: "stats are for running containers",
+            });
+        }
+        let record = self.record(id)?;
+        let fail = |e: super::cgroup::CgroupError| ContainerError::Start {
+            id: id.to_owned(),
+            why: e.to_string(),
+        };
+        let cg = super::cgroup::probe(Path::new(super::cgroup::ROOT), super::cgroup::PARENT)
+            .map_err(fail)?;
+        let st = cg.stats(id).map_err(fail)?;
+        Ok(api::container::ContainerStats {
+            id: id.to_owned(),
+            name: record.name,
+            memory_usage: st.memory_usage,
+            memory_limit: record.resources.memory,
+            cpu_usage_ns: st.cpu_usage_ns,
+            pids: st.pids_current,
+            read_at: rfc3339_nanos(SystemTime::now()),
+        })
     }
 
     /// The images containers use (kept by prune).
