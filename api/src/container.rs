@@ -82,6 +82,12 @@ pub struct ContainerCreate {
     pub tty: bool,
     /// Keep its stdin open for attached clients.
     pub open_stdin: bool,
+    /// `name=soft[:hard]` rlimits (`nofile=1024:2048`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<String>,
+    /// Kernel settings of the container's namespaces (`net.ipv4.ip_forward`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// Where a container is in its life.

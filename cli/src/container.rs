@@ -158,6 +158,12 @@ pub struct RunArgs {
     /// Every capability, no seccomp filter, all devices, /sys writable.
     #[arg(long)]
     privileged: bool,
+    /// An rlimit `NAME=SOFT[:HARD]` (e.g. nofile=1024:2048).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimits: Vec<String>,
+    /// A namespaced kernel setting `KEY=VALUE` (net.*, kernel.shm*, fs.mqueue.*).
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    sysctls: Vec<String>,
 }
 
 /// Flags of `orch container ls`.
@@ -366,6 +372,15 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         privileged: a.privileged,
         tty: a.tty,
         open_stdin: a.interactive,
+        ulimits: a.ulimits.clone(),
+        sysctls: a
+            .sysctls
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
         image: a.image.clone(),
         name: a.name.clone(),
         cmd: a.command.clone(),

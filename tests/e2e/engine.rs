@@ -972,6 +972,28 @@ fn limits_and_security_through_the_cli() {
         "{out:?}"
     );
     ok(&a.orch(&["container", "rm", "oom"], None));
+
+    // rlimits and namespaced sysctls; host-wide sysctls are refused.
+    let out = ok(&run(&[
+        "--rm",
+        "--ulimit",
+        "nofile=512:1024",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_forward",
+    ]));
+    assert_eq!(out, "512\n1024\n1\n");
+    fails(
+        &run(&["--sysctl", "vm.swappiness=1", "busybox", "true"]),
+        "vm.swappiness",
+    );
+    fails(
+        &run(&["--ulimit", "files=1", "busybox", "true"]),
+        "unknown limit",
+    );
 }
 
 #[test]

@@ -190,6 +190,8 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         no_new_privileges: case.no_new_privileges,
         security: security(&case.security).unwrap(),
         tty: false,
+        ulimits: Vec::new(),
+        sysctls: Default::default(),
     };
     let spec_path = c.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();

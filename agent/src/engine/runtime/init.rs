@@ -69,6 +69,12 @@ pub struct InitSpec {
     /// Give the process a terminal (its master goes to the launcher on [`CONSOLE_FD`]).
     #[serde(default)]
     pub tty: bool,
+    /// rlimits of the process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<super::limits::Ulimit>,
+    /// Namespaced kernel settings, written under /proc/sys before it is read-only.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctls: std::collections::BTreeMap<String, String>,
 }
 
 /// Why init failed.
@@ -340,6 +346,27 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         setup_mount(root, m)?;
     }
     sys::pivot_root_here(root)?;
+    for (key, value) in &spec.sysctls {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        fs::write(&path, value).map_err(io("write a sysctl to", &path))?;
+    }
+    for u in &spec.ulimits {
+        let Some(res) = super::limits::resource(&u.name) else {
+            continue;
+        };
+        let lim = libc::rlimit {
+            rlim_cur: u.soft,
+            rlim_max: u.hard,
+        };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err(InitError::Io {
+                op: "set the rlimit",
+                path: format!("{} ({}:{})", u.name, u.soft, u.hard),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
     if !security.privileged {
         mask_paths()?;
     }

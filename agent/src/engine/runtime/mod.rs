@@ -11,6 +11,7 @@
 //!   (overlay, /proc, /dev, /sys, mounts, masked paths), pivot_root, capabilities,
 //!   seccomp, user, exec.
 //! - [`launch`]: clone into new namespaces, sync and error pipes, wait.
+//! - [`limits`] (pure): `--ulimit` as rlimits, `--sysctl` kept to namespaced keys.
 //! - [`logs`]: JSON-lines logs, rotated by size; read, tail, follow.
 //! - [`policy`] (pure): restart decisions with back-off, health from probes.
 //! - [`seccomp`]: the default seccomp profile and its BPF.
@@ -29,6 +30,7 @@ pub mod enter;
 pub mod exec;
 pub mod init;
 pub mod launch;
+pub mod limits;
 pub mod logs;
 pub mod policy;
 pub mod seccomp;

@@ -7,6 +7,7 @@ use super::container::{
     status_name, write_json,
 };
 use super::init::{InitSpec, Mount, MountKind};
+use super::limits::{check_sysctls, parse_ulimit};
 use super::policy::{HealthConfig, HealthState, RestartPolicy, RestartState};
 use super::shim::REPORT_FD;
 use super::spec::{ProcessOptions, SecurityOptions, SpecError, plan, security};
@@ -400,7 +401,24 @@ impl ContainerService {
             value: format!("{resources:?}"),
             why: e.to_string(),
         })?;
+        let ulimits = req
+            .ulimits
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ContainerError::Invalid {
+                what: "ulimit",
+                value: req.ulimits.join(" "),
+                why: e.to_string(),
+            })?;
+        check_sysctls(&req.sysctls).map_err(|e| ContainerError::Invalid {
+            what: "sysctl",
+            value: format!("{:?}", req.sysctls),
+            why: e.to_string(),
+        })?;
         let init = InitSpec {
+            ulimits,
+            sysctls: req.sysctls.clone(),
             tty: req.tty,
             security,
             rootfs: dir.join("rootfs"),

@@ -110,6 +110,8 @@ pub fn execute(
         no_new_privileges: false,
         security: Security::default(),
         tty: false,
+        ulimits: Vec::new(),
+        sysctls: Default::default(),
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
