@@ -88,6 +88,9 @@ pub struct ContainerCreate {
     /// Kernel settings of the container's namespaces (`net.ipv4.ip_forward`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// Host devices passed in: `HOST[:CONTAINER[:PERMS]]` (`/dev/fuse`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 /// Where a container is in its life.

@@ -164,6 +164,9 @@ pub struct RunArgs {
     /// A namespaced kernel setting `KEY=VALUE` (net.*, kernel.shm*, fs.mqueue.*).
     #[arg(long = "sysctl", value_name = "KEY=VALUE")]
     sysctls: Vec<String>,
+    /// A host device `HOST[:CONTAINER[:PERMS]]` (e.g. /dev/fuse).
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:PERMS]]")]
+    devices: Vec<String>,
 }
 
 /// Flags of `orch container ls`.
@@ -373,6 +376,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         tty: a.tty,
         open_stdin: a.interactive,
         ulimits: a.ulimits.clone(),
+        devices: a.devices.clone(),
         sysctls: a
             .sysctls
             .iter()

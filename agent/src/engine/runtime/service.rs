@@ -123,6 +123,50 @@ fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     Ok((host.to_owned(), target.to_owned(), readonly, true))
 }
 
+/// Parse `--device HOST[:CONTAINER[:PERMS]]`: the bind mount of the node and its
+/// cgroup rule (`c 10:229 rwm`).
+fn device(spec: &str) -> Result<(Mount, String), ContainerError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let bad = |why: String| ContainerError::Invalid {
+        what: "device",
+        value: spec.to_owned(),
+        why,
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, t] => (*h, *t, "rwm"),
+        [h, t, p] => (*h, *t, *p),
+        _ => return Err(bad("expected HOST[:CONTAINER[:PERMS]]".into())),
+    };
+    if !perms.chars().all(|c| "rwm".contains(c)) || perms.is_empty() {
+        return Err(bad(format!(
+            "permissions {perms:?} are a mix of r, w and m"
+        )));
+    }
+    if !target.starts_with("/dev/") {
+        return Err(bad("the container path must be under /dev".into()));
+    }
+    let meta = std::fs::metadata(host).map_err(|e| bad(format!("{host}: {e}")))?;
+    let kind = if meta.file_type().is_char_device() {
+        'c'
+    } else if meta.file_type().is_block_device() {
+        'b'
+    } else {
+        return Err(bad(format!("{host} is not a device node")));
+    };
+    let rdev = meta.rdev();
+    let rule = format!("{kind} {}:{} {perms}", libc::major(rdev), libc::minor(rdev));
+    let mount = Mount {
+        target: target.to_owned(),
+        kind: MountKind::Bind {
+            source: PathBuf::from(host),
+        },
+        readonly: !perms.contains('w'),
+    };
+    Ok((mount, rule))
+}
+
 /// Parse `PATH[:size=BYTES,mode=OCTAL,ro]`.
 fn tmpfs(spec: &str) -> Result<Mount, ContainerError> {
     let bad = |why: String| ContainerError::Invalid {
@@ -377,6 +421,11 @@ impl ContainerService {
                 },
             );
         }
+        let devices = req
+            .devices
+            .iter()
+            .map(|d| device(d))
+            .collect::<Result<Vec<_>, _>>()?;
         let security = security(&SecurityOptions {
             cap_add: req.cap_add.clone(),
             cap_drop: req.cap_drop.clone(),
@@ -395,7 +444,11 @@ impl ContainerService {
             } else {
                 DeviceAccess::Default
             },
+            device_rules: devices.iter().map(|(_, rule)| rule.clone()).collect(),
         };
+        for (m, _) in devices {
+            mounts.push(m);
+        }
         resources.validate().map_err(|e| ContainerError::Invalid {
             what: "resources",
             value: format!("{resources:?}"),

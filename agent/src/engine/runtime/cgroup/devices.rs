@@ -20,8 +20,9 @@ pub const DEFAULT_ALLOW: [&str; 12] = [
     "c 10:200 rwm", // tun
 ];
 
-/// v1 settings: deny all then allow the list, or allow all.
-pub fn v1(access: DeviceAccess) -> Vec<Setting> {
+/// v1 settings: deny all then allow the list and `extra` (`c 10:229 rwm` rules of
+/// devices passed in), or allow all.
+pub fn v1(access: DeviceAccess, extra: &[String]) -> Vec<Setting> {
     let d = Controller::Devices;
     match access {
         DeviceAccess::All => vec![Setting::new(d, "devices.allow", "a")],
@@ -29,6 +30,8 @@ pub fn v1(access: DeviceAccess) -> Vec<Setting> {
             .chain(
                 DEFAULT_ALLOW
                     .iter()
+                    .copied()
+                    .chain(extra.iter().map(String::as_str))
                     .map(|r| Setting::new(d, "devices.allow", r)),
             )
             .collect(),
@@ -41,9 +44,11 @@ mod tests {
 
     #[test]
     fn lists() {
-        let s = v1(DeviceAccess::Default);
+        let s = v1(DeviceAccess::Default, &[]);
         assert_eq!((s[0].file, s[0].value.as_str()), ("devices.deny", "a"));
         assert_eq!(s.len(), 1 + DEFAULT_ALLOW.len());
-        assert_eq!(v1(DeviceAccess::All)[0].value, "a");
+        assert_eq!(v1(DeviceAccess::All, &[])[0].value, "a");
+        let fuse = v1(DeviceAccess::Default, &["c 10:229 rwm".into()]);
+        assert_eq!(fuse.last().map(|s| s.value.as_str()), Some("c 10:229 rwm"));
     }
 }

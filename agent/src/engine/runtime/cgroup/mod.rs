@@ -120,6 +120,8 @@ pub struct Resources {
     /// `--pids-limit`; zero or negative is unlimited.
     pub pids_limit: Option<i64>,
     pub devices: DeviceAccess,
+    /// Device rules for nodes passed in (`--device`), v1 syntax: `c 10:229 rwm`.
+    pub device_rules: Vec<String>,
 }
 
 impl Resources {

@@ -76,7 +76,7 @@ impl V1 {
         let mut s = memory::v1(r).map_err(err)?;
         s.extend(cpu::v1(r).map_err(err)?);
         s.extend(pids::settings(r));
-        s.extend(devices::v1(r.devices));
+        s.extend(devices::v1(r.devices, &r.device_rules));
         Ok(s)
     }
 
