@@ -42,6 +42,7 @@ fn resources() -> Resources {
         cpu_shares: Some(512),
         pids_limit: Some(20),
         devices: DeviceAccess::Default,
+        device_rules: Vec::new(),
     }
 }
 
