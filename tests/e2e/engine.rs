@@ -912,6 +912,50 @@ fn named_volumes_start_with_the_image_content_and_outlive_containers() {
         "volume",
     );
     ok(&a.orch(&["container", "rm", "writer"], None));
+    // An image's VOLUME gets an anonymous volume, filled from the image, that goes
+    // with the container.
+    let df = a.dir.join("Dockerfile.vol");
+    std::fs::write(
+        &df,
+        "FROM busybox\nRUN mkdir /state && echo seed > /state/seed\nVOLUME /state\n",
+    )
+    .unwrap();
+    ok(&a.orch(
+        &[
+            "build",
+            "-q",
+            "-t",
+            "vol:1",
+            "-f",
+            df.to_str().unwrap(),
+            "examples/build",
+        ],
+        None,
+    ));
+    let out = ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "--name",
+            "anon",
+            "vol:1",
+            "cat",
+            "/state/seed",
+        ],
+        None,
+    ));
+    assert_eq!(out, "seed\n");
+    let names = ok(&a.orch(&["volume", "ls", "-q"], None));
+    assert_eq!(
+        names.lines().count(),
+        2,
+        "site and the anonymous one: {names}"
+    );
+    ok(&a.orch(&["container", "rm", "anon"], None));
+    assert_eq!(
+        ok(&a.orch(&["volume", "ls", "-q"], None)).lines().count(),
+        1
+    );
     ok(&a.orch(&["volume", "create", "spare"], None));
     let out = ok(&a.orch(&["volume", "prune"], None));
     assert!(

@@ -68,6 +68,9 @@ pub struct ContainerRecord {
     /// Keep stdin open for attached clients.
     #[serde(default)]
     pub open_stdin: bool,
+    /// Volumes made for the image's VOLUMEs (removed with the container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<String>,
 }
 
 /// `state.json`: the status plus the shim that watches the process.

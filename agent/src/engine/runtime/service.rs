@@ -377,6 +377,36 @@ impl ContainerService {
         for t in &req.tmpfs {
             mounts.push(tmpfs(t)?);
         }
+        // The image's VOLUMEs that no mount covers get anonymous volumes, as in Docker.
+        let mut anonymous = Vec::new();
+        let declared = config
+            .config
+            .as_ref()
+            .and_then(|c| c.volumes.clone())
+            .unwrap_or_default();
+        for path in declared.keys() {
+            let target = Path::new("/").join(path.trim_start_matches('/'));
+            let target = target.display().to_string();
+            if mounts.iter().any(|m| m.target == target) {
+                continue;
+            }
+            let name = random_id();
+            let source = self
+                .volumes
+                .mount_source(&name, &tree, Path::new(&target))
+                .map_err(|e| ContainerError::Invalid {
+                    what: "image volume",
+                    value: target.clone(),
+                    why: e.to_string(),
+                })?;
+            volumes.push(name.clone());
+            anonymous.push(name);
+            mounts.push(Mount {
+                target,
+                kind: MountKind::Bind { source },
+                readonly: false,
+            });
+        }
         let records = self.records();
         let id = random_id();
         let name = match &req.name {
@@ -518,6 +548,7 @@ impl ContainerService {
             volumes,
             resources,
             open_stdin: req.open_stdin,
+            anonymous_volumes: anonymous,
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(
@@ -682,6 +713,12 @@ impl ContainerService {
         if let Ok(cg) = super::cgroup::probe(Path::new(super::cgroup::ROOT), super::cgroup::PARENT)
         {
             let _ = cg.remove(id, Duration::ZERO);
+        }
+        // Its anonymous volumes (from the image's VOLUMEs) go with it.
+        if let Ok(record) = self.record(id) {
+            for v in &record.anonymous_volumes {
+                let _ = self.volumes.remove(v);
+            }
         }
         let dir = self.dir(id);
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
