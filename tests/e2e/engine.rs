@@ -556,8 +556,9 @@ fn containers_run_log_stop_and_fail_clearly() {
 
     // Bad input: clear errors, nothing left behind.
     fails(
-        &a.orch(&["container", "run", "nope:1", "true"], None),
-        "nope:1",
+        // Missing here, so `run` pulls it: from a loopback port where nothing listens.
+        &a.orch(&["container", "run", "127.0.0.1:9/nope:1", "true"], None),
+        "127.0.0.1:9",
     );
     fails(
         &a.orch(
