@@ -14,6 +14,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use tokio::sync::oneshot;
 
 /// A string-keyed table of JSON values.
 pub(crate) type MetaTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -72,11 +73,30 @@ impl DiskError {
     }
 }
 
+/// An open database that reports when it is closed (when the last clone of the `Arc`
+/// holding it drops), so a shutdown can wait until the file may be opened again.
+pub(crate) struct Db {
+    db: Database,
+    // Dropped after `db` (fields drop in order): the receiver learns the file is closed.
+    _closed: oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Resolves once a [`Db`] is closed.
+pub(crate) type Closed = oneshot::Receiver<()>;
+
 /// Open (or create) the database at `path`, then run `init` (create its tables).
 pub(crate) fn open(
     path: &Path,
     init: impl FnOnce(&redb::WriteTransaction) -> Result<(), DiskError>,
-) -> Result<Database, StoreError> {
+) -> Result<(Db, Closed), StoreError> {
     let db = Database::create(path).map_err(|e| DiskError::from(e).store("open database", path))?;
     let create = || -> Result<(), DiskError> {
         let txn = db.begin_write()?;
@@ -85,7 +105,8 @@ pub(crate) fn open(
         Ok(())
     };
     create().map_err(|e| e.store("create tables", path))?;
-    Ok(db)
+    let (tx, rx) = oneshot::channel();
+    Ok((Db { db, _closed: tx }, rx))
 }
 
 /// Run blocking redb work (fsyncs) off the async workers.

@@ -2,6 +2,7 @@
 //! commit), read (linearizable or local), watch, metrics.
 
 use super::command::{Applied, Command, CommandResult, Proposal};
+use super::disk::Closed;
 use super::error::StoreError;
 use super::log_store::LogStore;
 use super::network::{self, HttpNetwork};
@@ -30,6 +31,9 @@ pub struct StoreConfig {
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (so slightly late followers need no snapshot).
     pub keep_logs: u64,
+    /// How long sending and installing one snapshot chunk may take (openraft's 200 ms
+    /// default is too short for megabytes of state).
+    pub snapshot_timeout: Duration,
     /// Recent commits kept for watchers that resume.
     pub history: usize,
     /// How long `write` waits for a commit before answering `Timeout`.
@@ -43,6 +47,7 @@ impl Default for StoreConfig {
             election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
             snapshot_every: 5000,
             keep_logs: 1000,
+            snapshot_timeout: Duration::from_secs(10),
             history: 4096,
             write_timeout: Duration::from_secs(10),
         }
@@ -63,6 +68,8 @@ pub struct Store {
     raft: Raft,
     shared: Arc<Shared>,
     write_timeout: Duration,
+    /// Resolve when the two database files are closed.
+    closed: tokio::sync::Mutex<Vec<Closed>>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -103,8 +110,9 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let log = LogStore::open(&dir.join("log.redb"))?;
-        let state_machine = StateMachineStore::open(&dir.join("state.redb"), config.history)?;
+        let (log, log_closed) = LogStore::open_closing(&dir.join("log.redb"))?;
+        let (state_machine, state_closed) =
+            StateMachineStore::open_closing(&dir.join("state.redb"), config.history)?;
         let shared = state_machine.shared();
         let raft_config = openraft::Config {
             cluster_name: "orch".to_owned(),
@@ -113,8 +121,9 @@ impl Store {
             election_timeout_max: millis(config.election_timeout.1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.keep_logs,
-            // Well under the server's body limit, even as JSON.
-            snapshot_max_chunk_size: 4 << 20,
+            // Well under the server's body limit, even as JSON (about 4 bytes per byte).
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: millis(config.snapshot_timeout),
             ..openraft::Config::default()
         }
         .validate()
@@ -135,6 +144,7 @@ impl Store {
             raft,
             shared,
             write_timeout: config.write_timeout,
+            closed: tokio::sync::Mutex::new(vec![log_closed, state_closed]),
         })
     }
 
@@ -275,9 +285,16 @@ impl Store {
             .ok_or(StoreError::Timeout { after: timeout })
     }
 
-    /// Stop raft; the data files are closed once its tasks ended.
+    /// Stop raft and wait until its tasks closed the data files (so the directory can be
+    /// opened again, e.g. by a restart in the same process).
     pub async fn shutdown(&self) -> Result<(), StoreError> {
-        self.raft.shutdown().await.map_err(|_| StoreError::Stopped)
+        let stopped = self.raft.shutdown().await.map_err(|_| StoreError::Stopped);
+        let closed = std::mem::take(&mut *self.closed.lock().await);
+        for file in closed {
+            // An error only means the sender is gone, i.e. the file is closed.
+            let _ = file.await;
+        }
+        stopped
     }
 
     /// The raft handle (for tests and the future HTTP layer's metrics).

@@ -5,12 +5,12 @@
 //! from a quorum), so it is written without fsync and becomes durable with the next
 //! append.
 
-use super::disk::{self, DiskError, MetaTable};
+use super::disk::{self, Closed, Db, DiskError, MetaTable};
 use super::error::StoreError;
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -24,18 +24,23 @@ const META: MetaTable = TableDefinition::new("log_meta");
 /// The raft log store (cheap to clone: clones share the database).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
 }
 
 impl LogStore {
     /// Open or create the log in `path`.
     pub fn open(path: &Path) -> Result<LogStore, StoreError> {
-        let db = disk::open(path, |txn| {
+        Ok(LogStore::open_closing(path)?.0)
+    }
+
+    /// Open, and learn when the file is closed (all clones dropped).
+    pub(crate) fn open_closing(path: &Path) -> Result<(LogStore, Closed), StoreError> {
+        let (db, closed) = disk::open(path, |txn| {
             txn.open_table(LOG)?;
             txn.open_table(META)?;
             Ok(())
         })?;
-        Ok(LogStore { db: Arc::new(db) })
+        Ok((LogStore { db: Arc::new(db) }, closed))
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DiskError> {

@@ -9,7 +9,7 @@
 
 use super::apply::apply;
 use super::command::{Applied, CommandResult};
-use super::disk::{self, DiskError, MetaTable};
+use super::disk::{self, Closed, Db, DiskError, MetaTable};
 use super::error::StoreError;
 use super::state::State;
 use super::types::{
@@ -77,7 +77,7 @@ struct SnapshotBody {
 /// The state machine store (clones share everything; a clone builds snapshots).
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     path: Arc<PathBuf>,
     shared: Arc<Shared>,
     snapshot_seq: Arc<AtomicU64>,
@@ -86,7 +86,15 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// Open or create the state in `path`; `history` commits are kept for watchers.
     pub fn open(path: &Path, history: usize) -> Result<StateMachineStore, StoreError> {
-        let db = disk::open(path, |txn| {
+        Ok(StateMachineStore::open_closing(path, history)?.0)
+    }
+
+    /// Open, and learn when the file is closed (all clones dropped).
+    pub(crate) fn open_closing(
+        path: &Path,
+        history: usize,
+    ) -> Result<(StateMachineStore, Closed), StoreError> {
+        let (db, closed) = disk::open(path, |txn| {
             txn.open_table(META)?;
             for kind in Kind::ALL {
                 txn.open_table(table_of(kind))?;
@@ -104,7 +112,7 @@ impl StateMachineStore {
             rewrite().map_err(|e| e.store("restore state from snapshot", path))?;
         }
         let floor = machine.last_applied.map_or(0, |l| l.index);
-        Ok(StateMachineStore {
+        let store = StateMachineStore {
             db: Arc::new(db),
             path: Arc::new(path.to_owned()),
             shared: Arc::new(Shared {
@@ -112,7 +120,8 @@ impl StateMachineStore {
                 hub: Arc::new(Hub::new(floor, history)),
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
-        })
+        };
+        Ok((store, closed))
     }
 
     pub(crate) fn shared(&self) -> Arc<Shared> {
