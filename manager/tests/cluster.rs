@@ -51,15 +51,18 @@ fn next(id: NodeId) -> NodeId {
     id % MANAGERS + 1
 }
 
-/// What a client does: try a manager, follow `NotLeader` hints, move on when a manager
-/// is gone or has no leader yet. `Ok(None)`: an earlier, unanswered attempt of this
+/// What a client does: try the manager it last wrote through (`target`), follow
+/// `NotLeader` hints, move on when a manager is gone or has no leader yet. `Ok(None)`: an earlier, unanswered attempt of this
 /// create had committed (the retry found the object).
-async fn write(cluster: &Cluster, command: Command) -> Result<Option<Applied>, StoreError> {
-    let mut target: NodeId = 1;
+async fn write(
+    cluster: &Cluster,
+    target: &mut NodeId,
+    command: Command,
+) -> Result<Option<Applied>, StoreError> {
     let mut retried = false;
     for _ in 0..2_000 {
-        let Some(store) = cluster.get(target) else {
-            target = next(target);
+        let Some(store) = cluster.get(*target) else {
+            *target = next(*target);
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
@@ -68,7 +71,7 @@ async fn write(cluster: &Cluster, command: Command) -> Result<Option<Applied>, S
             Err(StoreError::Exists { .. }) if retried => return Ok(None),
             Err(StoreError::NotLeader {
                 leader: Some((leader, _)),
-            }) if leader != target => target = leader,
+            }) if leader != *target => *target = leader,
             Err(
                 StoreError::NotLeader { .. }
                 | StoreError::Timeout { .. }
@@ -78,7 +81,7 @@ async fn write(cluster: &Cluster, command: Command) -> Result<Option<Applied>, S
             ) => {
                 // The outcome of a timed-out or interrupted write is unknown: retry.
                 retried = true;
-                target = next(target);
+                *target = next(*target);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(other) => return Err(other),
@@ -200,9 +203,15 @@ async fn run() {
             kill_now.clone(),
         );
         writers.push(tokio::spawn(async move {
+            let mut target = 1;
             for n in (w..WRITES).step_by(WRITERS) {
                 let id = format!("t{n:05}");
-                let result = write(&cluster, Command::create(task(&id, &format!("svc{w}")))).await;
+                let result = write(
+                    &cluster,
+                    &mut target,
+                    Command::create(task(&id, &format!("svc{w}"))),
+                )
+                .await;
                 result.unwrap_or_else(|e| panic!("write {id}: {e}"));
                 acked.lock().expect("acked").insert(id);
                 if count.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
@@ -212,13 +221,18 @@ async fn run() {
         }));
     }
     kill_now.notified().await;
+    let before_kill = started.elapsed();
+    println!(
+        "first {KILL_AFTER} writes in {before_kill:?}: {:.0} writes/s (steady state)",
+        KILL_AFTER as f64 / before_kill.as_secs_f64()
+    );
     let victim = leader(&cluster, 1..=MANAGERS).await.id();
-    let killed_at = Instant::now();
     let acked_at_kill = count.load(Ordering::SeqCst);
     cluster.set(victim, None);
     if let Some(node) = nodes.remove(&victim) {
         node.stop().await;
     }
+    let killed_at = Instant::now();
     println!("killed leader {victim} after {acked_at_kill} acknowledged writes");
     let survivors: Vec<NodeId> = (1..=MANAGERS).filter(|id| *id != victim).collect();
     let new_leader = leader(&cluster, survivors.iter().copied()).await;
@@ -252,9 +266,13 @@ async fn run() {
         .expect("t00000");
     let mut moved = object.clone();
     moved.node = Some("n1".into());
-    write(&cluster, Command::update(Object::Task(moved.clone()), v1))
-        .await
-        .expect("update");
+    write(
+        &cluster,
+        &mut 1,
+        Command::update(Object::Task(moved.clone()), v1),
+    )
+    .await
+    .expect("update");
     let stale = leader_now
         .write(Command::update(Object::Task(object), v1))
         .await;

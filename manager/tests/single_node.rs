@@ -142,3 +142,43 @@ async fn single_manager_commits_reads_watches_and_restarts() {
         .await
         .expect("test hung");
 }
+
+/// POST a raw body to the raft endpoint and return the HTTP status line.
+async fn post_raw(addr: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_raft_rpcs_get_client_errors() {
+    let run = async {
+        let dir = TempDir::new("rpc");
+        let (listener, addr) = listen().await;
+        let node = TestNode::start(dir.path(), 1, listener).await;
+        for (path, body) in [
+            ("/raft/vote", "{not json"),
+            ("/raft/append", r#"{"vote": 3}"#),
+            ("/raft/snapshot", "[]"),
+        ] {
+            let status = post_raw(&addr, path, body).await;
+            let code: u16 = status
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            assert!((400..500).contains(&code), "{path}: {status}");
+        }
+        node.stop().await;
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("test hung");
+}

@@ -225,3 +225,27 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call(VOTE, &rpc, option.hard_ttl()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::Vote;
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        // Bind, note the port, close it: nothing listens there any more.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let mut network = HttpNetwork::new().expect("client");
+        let mut peer = network.new_client(2, &BasicNode::new(addr)).await;
+        let vote = VoteRequest::new(Vote::new(1, 1), None);
+        let answer = peer
+            .vote(vote, RPCOption::new(Duration::from_secs(5)))
+            .await;
+        assert!(
+            matches!(answer, Err(RPCError::Unreachable(_))),
+            "{answer:?}"
+        );
+    }
+}

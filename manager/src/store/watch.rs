@@ -9,6 +9,7 @@
 
 use super::error::StoreError;
 use api::cluster::Event;
+use futures_core::Stream;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -141,6 +142,17 @@ impl Watcher {
     /// The version of the last commit this watcher has queued or returned.
     pub fn version(&self) -> u64 {
         self.last
+    }
+
+    /// As a stream; it ends after yielding its first error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Event, StoreError>> + Send {
+        futures_util::stream::unfold(Some(self), |watcher| async move {
+            let mut watcher = watcher?;
+            match watcher.next().await {
+                Ok(event) => Some((Ok(event), Some(watcher))),
+                Err(e) => Some((Err(e), None)),
+            }
+        })
     }
 
     /// The next event, waiting for the next commit if needed. Errors: `Compacted` (resync
