@@ -1,6 +1,7 @@
 //! orch's shared language: the object types every other crate speaks.
 //!
 //! Modules:
+//! - [`cluster`]: cluster objects (nodes, stacks, services, tasks) and their events.
 //! - [`stack`]: a stack (services, networks, volumes, secrets, configs).
 //! - [`service`]: a service in the compose model's canonical long form.
 //! - [`deploy`]: placement, resources, restart and update policies.
@@ -14,6 +15,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod cluster;
 pub mod container;
 pub mod deploy;
 pub mod error;

@@ -1,0 +1,319 @@
+//! Cluster objects as the manager stores them and the API shows them: nodes, stacks,
+//! services and tasks, each with the same [`Meta`], plus the [`Event`]s a commit emits.
+//!
+//! Desired state (specs) is written by users; observed state (node status, task status)
+//! by the system. Every write names the version it read (optimistic concurrency).
+
+use crate::is_default;
+use crate::service::ServiceSpec;
+use crate::stack::StackSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A point in time: milliseconds since the Unix epoch (UTC), as the leader's clock said.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+/// The kinds of cluster objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Node,
+    Stack,
+    Service,
+    Task,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 4] = [Kind::Node, Kind::Stack, Kind::Service, Kind::Task];
+
+    /// The lowercase name (`node`, `stack`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Stack => "stack",
+            Kind::Service => "service",
+            Kind::Task => "task",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What every object carries. `version`, `created` and `updated` are set by the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// Unique within its kind; chosen by the creator.
+    pub id: String,
+    /// The raft log index of the object's last change.
+    pub version: u64,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    /// User labels (a node's labels are what placement constraints match).
+    #[serde(skip_serializing_if = "is_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Meta {
+    /// A meta with only an id (what a create names).
+    pub fn new(id: impl Into<String>) -> Meta {
+        Meta {
+            id: id.into(),
+            ..Meta::default()
+        }
+    }
+}
+
+/// Whether the scheduler may place tasks on a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// New tasks may be placed here.
+    #[default]
+    Active,
+    /// No new tasks; running ones stay.
+    Pause,
+    /// No tasks: running ones are moved away.
+    Drain,
+}
+
+/// What a node does in the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    #[default]
+    Worker,
+    Manager,
+}
+
+/// The user-written part of a node (its labels are in [`Meta::labels`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSpec {
+    pub availability: Availability,
+    pub role: NodeRole,
+}
+
+/// Whether a node is alive, as the dispatcher sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    #[default]
+    Unknown,
+    Ready,
+    Down,
+}
+
+/// The system-written part of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub state: NodeState,
+    /// The address the node's agent is reached at.
+    #[serde(skip_serializing_if = "is_default")]
+    pub addr: Option<String>,
+    /// Why the node is in this state, for people.
+    #[serde(skip_serializing_if = "is_default")]
+    pub message: Option<String>,
+}
+
+/// A host of the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Node {
+    pub meta: Meta,
+    pub spec: NodeSpec,
+    pub status: NodeStatus,
+}
+
+/// A deployed stack (its services are [`Service`] objects naming it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stack {
+    pub meta: Meta,
+    pub spec: StackSpec,
+}
+
+/// A service of a stack: the template of its tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Service {
+    pub meta: Meta,
+    /// The id of the stack this service belongs to (empty: none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub stack: String,
+    /// The service's name within its stack.
+    pub name: String,
+    pub spec: ServiceSpec,
+}
+
+/// The life of a task; desired and observed states use the same scale (swarmkit's).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    #[default]
+    New,
+    Pending,
+    Assigned,
+    Accepted,
+    Preparing,
+    Starting,
+    Running,
+    Complete,
+    Shutdown,
+    Failed,
+    Rejected,
+    Remove,
+    Orphaned,
+}
+
+impl TaskState {
+    /// The lowercase name (`running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::New => "new",
+            TaskState::Pending => "pending",
+            TaskState::Assigned => "assigned",
+            TaskState::Accepted => "accepted",
+            TaskState::Preparing => "preparing",
+            TaskState::Starting => "starting",
+            TaskState::Running => "running",
+            TaskState::Complete => "complete",
+            TaskState::Shutdown => "shutdown",
+            TaskState::Failed => "failed",
+            TaskState::Rejected => "rejected",
+            TaskState::Remove => "remove",
+            TaskState::Orphaned => "orphaned",
+        }
+    }
+}
+
+/// What the system last observed of a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskStatus {
+    pub state: TaskState,
+    /// When the state was observed (agent or manager clock).
+    pub timestamp: Timestamp,
+    #[serde(skip_serializing_if = "is_default")]
+    pub message: String,
+    #[serde(skip_serializing_if = "is_default")]
+    pub exit_code: Option<i32>,
+}
+
+/// One replica (or one node's instance, for global services) of a service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Task {
+    pub meta: Meta,
+    /// The id of the service this task runs.
+    pub service: String,
+    /// Replica slot (1-based) for replicated services; 0 for global ones.
+    pub slot: u64,
+    /// The node the scheduler assigned, once assigned.
+    #[serde(skip_serializing_if = "is_default")]
+    pub node: Option<String>,
+    /// What the orchestrator wants.
+    pub desired_state: TaskState,
+    /// What the system observed.
+    pub status: TaskStatus,
+}
+
+/// Any cluster object, tagged by kind (`{"kind": "task", "meta": ..., ...}`). A service
+/// is boxed: its compose spec is some kilobytes, the other kinds are small.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Object {
+    Node(Node),
+    Stack(Stack),
+    Service(Box<Service>),
+    Task(Task),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Node(_) => Kind::Node,
+            Object::Stack(_) => Kind::Stack,
+            Object::Service(_) => Kind::Service,
+            Object::Task(_) => Kind::Task,
+        }
+    }
+
+    /// The object's meta.
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Object::Node(o) => &o.meta,
+            Object::Stack(o) => &o.meta,
+            Object::Service(o) => &o.meta,
+            Object::Task(o) => &o.meta,
+        }
+    }
+
+    /// The object's meta, to change.
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        match self {
+            Object::Node(o) => &mut o.meta,
+            Object::Stack(o) => &mut o.meta,
+            Object::Service(o) => &mut o.meta,
+            Object::Task(o) => &mut o.meta,
+        }
+    }
+}
+
+/// A change committed to the cluster state. A commit emits its object changes, then
+/// `Commit { version }`; resuming a stream from `version` replays every later commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The object as created.
+    Created { object: Object },
+    /// The object after the update.
+    Updated { object: Object },
+    /// The object as it was when deleted.
+    Deleted { object: Object },
+    /// Everything of the commit at `version` was emitted.
+    Commit { version: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_carry_their_kind_on_the_wire() {
+        let task = Object::Task(Task {
+            meta: Meta::new("t1"),
+            service: "web".into(),
+            slot: 1,
+            ..Task::default()
+        });
+        let json = serde_json::to_value(&task).unwrap();
+        assert_eq!(json["kind"], "task");
+        assert_eq!(json["meta"]["id"], "t1");
+        let back: Object = serde_json::from_value(json).unwrap();
+        assert_eq!(back, task);
+    }
+
+    #[test]
+    fn missing_fields_take_defaults() {
+        let node: Object = serde_json::from_str(r#"{"kind":"node","meta":{"id":"n1"}}"#).unwrap();
+        let Object::Node(node) = node else {
+            panic!("not a node")
+        };
+        assert_eq!(node.spec.availability, Availability::Active);
+        assert_eq!(node.status.state, NodeState::Unknown);
+    }
+}

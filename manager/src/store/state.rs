@@ -1,0 +1,83 @@
+//! The cluster state: one [`Table`] per kind, and kind-generic access for `apply`.
+
+use super::table::{Record, Table};
+use api::cluster::{Kind, Node, Object, Service, Stack, Task};
+
+/// Every table of the cluster state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    pub nodes: Table<Node>,
+    pub stacks: Table<Stack>,
+    pub services: Table<Service>,
+    pub tasks: Table<Task>,
+}
+
+impl State {
+    /// A state holding `objects` (a later object with the same kind and id wins).
+    pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> State {
+        let mut state = State::default();
+        for object in objects {
+            state.put(object);
+        }
+        state
+    }
+
+    /// The object of `kind` with `id`.
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
+        match kind {
+            Kind::Node => self.nodes.get(id).cloned().map(Record::into_object),
+            Kind::Stack => self.stacks.get(id).cloned().map(Record::into_object),
+            Kind::Service => self.services.get(id).cloned().map(Record::into_object),
+            Kind::Task => self.tasks.get(id).cloned().map(Record::into_object),
+        }
+    }
+
+    /// The version of the object of `kind` with `id`, if it exists.
+    pub fn version(&self, kind: Kind, id: &str) -> Option<u64> {
+        match kind {
+            Kind::Node => self.nodes.get(id).map(|o| o.meta.version),
+            Kind::Stack => self.stacks.get(id).map(|o| o.meta.version),
+            Kind::Service => self.services.get(id).map(|o| o.meta.version),
+            Kind::Task => self.tasks.get(id).map(|o| o.meta.version),
+        }
+    }
+
+    /// Insert or replace an object; returns the one it replaced.
+    pub fn put(&mut self, object: Object) -> Option<Object> {
+        match object {
+            Object::Node(o) => self.nodes.insert(o).map(Record::into_object),
+            Object::Stack(o) => self.stacks.insert(o).map(Record::into_object),
+            Object::Service(o) => self.services.insert(*o).map(Record::into_object),
+            Object::Task(o) => self.tasks.insert(o).map(Record::into_object),
+        }
+    }
+
+    /// Remove an object; returns it.
+    pub fn remove(&mut self, kind: Kind, id: &str) -> Option<Object> {
+        match kind {
+            Kind::Node => self.nodes.remove(id).map(Record::into_object),
+            Kind::Stack => self.stacks.remove(id).map(Record::into_object),
+            Kind::Service => self.services.remove(id).map(Record::into_object),
+            Kind::Task => self.tasks.remove(id).map(Record::into_object),
+        }
+    }
+
+    /// Every object, kind by kind, by id.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        let nodes = self.nodes.iter().cloned().map(Record::into_object);
+        let stacks = self.stacks.iter().cloned().map(Record::into_object);
+        let services = self.services.iter().cloned().map(Record::into_object);
+        let tasks = self.tasks.iter().cloned().map(Record::into_object);
+        nodes.chain(stacks).chain(services).chain(tasks)
+    }
+
+    /// The number of objects of `kind`.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Node => self.nodes.len(),
+            Kind::Stack => self.stacks.len(),
+            Kind::Service => self.services.len(),
+            Kind::Task => self.tasks.len(),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The raft store for real, in one test binary: openraft's storage conformance suite
+//! on the redb log store and state machine ([`storage_suite`]), a single manager
+//! ([`single_node`]), and three managers with a leader killed mid-stream ([`cluster`]).
+
+mod cluster;
+mod common;
+mod single_node;
+mod storage_suite;

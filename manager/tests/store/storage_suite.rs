@@ -1,0 +1,29 @@
+//! openraft's storage conformance suite against the redb log store and state machine.
+
+use crate::common::TempDir;
+use manager::store::TypeConfig;
+use manager::store::log_store::LogStore;
+use manager::store::state_machine::StateMachineStore;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
+
+struct RedbBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
+        let dir = TempDir::new("suite");
+        let open_err = |e: manager::store::StoreError| {
+            StorageIOError::new(ErrorSubject::Store, ErrorVerb::Read, &e)
+        };
+        let log = LogStore::open(&dir.path().join("log.redb")).map_err(open_err)?;
+        let sm = StateMachineStore::open(&dir.path().join("state.redb"), 16).map_err(open_err)?;
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn redb_storage_passes_the_openraft_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder) {
+        panic!("storage suite failed: {e}");
+    }
+}
