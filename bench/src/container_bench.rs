@@ -490,6 +490,7 @@ fn json_write(dir: &Path) -> Result<Duration> {
     let state = StateFile {
         status: ContainerStatus::Created,
         shim_pid: None,
+        pid_start: None,
     };
     let path = dir.join("bench-state.json");
     let t = Instant::now();

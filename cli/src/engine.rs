@@ -14,5 +14,8 @@ pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> anyhow::Result<
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    Ok(rt.block_on(fut))
+    let out = rt.block_on(fut);
+    // A read of stdin may still block a thread of the runtime: do not wait for it.
+    rt.shutdown_background();
+    Ok(out)
 }

@@ -115,6 +115,13 @@ fn contained(raw: &[u8], entry: &str) -> Result<Option<PathBuf>, UnpackError> {
 
 /// The host path of directory `rel` inside `root`, following symlinks inside the root
 /// and creating missing directories.
+/// The directory `rel` inside `root`, with symlinks resolved inside `root` (never
+/// leaving it) and missing directories created: the one safe way to reach a path of
+/// an untrusted tree from the host.
+pub fn resolve_in_root(root: &Path, rel: &Path) -> Result<PathBuf, UnpackError> {
+    resolve_dir(root, rel, &rel.display().to_string())
+}
+
 fn resolve_dir(root: &Path, rel: &Path, entry: &str) -> Result<PathBuf, UnpackError> {
     let mut resolved = PathBuf::new();
     let mut queue: VecDeque<OsString> =

@@ -36,7 +36,11 @@ struct State {
     clients: Vec<UnixStream>,
     replay: VecDeque<(u8, Vec<u8>)>,
     replay_bytes: usize,
-    input: Input,
+    /// Input bytes go to a writer thread, never written under the lock (a full
+    /// stdin pipe would stall the container's output).
+    stdin: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    /// The terminal's master, for resizes.
+    terminal: Option<File>,
 }
 
 /// Connected clients and recent output.
@@ -46,11 +50,31 @@ pub struct Hub(Arc<Mutex<State>>);
 impl Hub {
     /// A hub feeding `input`.
     pub fn new(input: Input) -> Hub {
+        let (writer, terminal) = match input {
+            Input::None => (None, None),
+            Input::Pipe(w) => (Some(w), None),
+            Input::Terminal(m) => {
+                let resize = m.try_clone().ok();
+                (Some(m), resize)
+            }
+        };
+        let stdin = writer.map(|mut w| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            std::thread::spawn(move || {
+                while let Ok(bytes) = rx.recv() {
+                    if w.write_all(&bytes).is_err() {
+                        break;
+                    }
+                }
+            });
+            tx
+        });
         Hub(Arc::new(Mutex::new(State {
             clients: Vec::new(),
             replay: VecDeque::new(),
             replay_bytes: 0,
-            input,
+            stdin,
+            terminal,
         })))
     }
 
@@ -81,26 +105,34 @@ impl Hub {
 
     fn input(&self, f: frame::Frame) {
         let Ok(mut s) = self.0.lock() else { return };
-        match (f.kind, &mut s.input) {
-            (frame::STDIN, Input::Pipe(w) | Input::Terminal(w)) => {
-                let _ = w.write_all(&f.payload);
+        match f.kind {
+            frame::STDIN => {
+                if let Some(tx) = &s.stdin {
+                    let _ = tx.send(f.payload);
+                }
             }
-            (frame::STDIN_CLOSE, Input::Pipe(_)) => s.input = Input::None,
-            (frame::RESIZE, Input::Terminal(m)) if f.payload.len() == 4 => {
-                let ws = libc::winsize {
-                    ws_row: u16::from_be_bytes([f.payload[0], f.payload[1]]),
-                    ws_col: u16::from_be_bytes([f.payload[2], f.payload[3]]),
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                // SAFETY: TIOCSWINSZ with a valid winsize on the terminal's master.
-                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            // Closing a terminal's input would end the session for every client.
+            frame::STDIN_CLOSE if s.terminal.is_none() => s.stdin = None,
+            frame::RESIZE if f.payload.len() == 4 => {
+                if let Some(m) = &s.terminal {
+                    let ws = libc::winsize {
+                        ws_row: u16::from_be_bytes([f.payload[0], f.payload[1]]),
+                        ws_col: u16::from_be_bytes([f.payload[2], f.payload[3]]),
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: TIOCSWINSZ with a valid winsize on the terminal's master.
+                    unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                }
             }
             _ => {}
         }
     }
 
     fn join(&self, mut conn: UnixStream) {
+        // A client that stops reading is dropped instead of stalling the container's
+        // output for everyone.
+        let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(1)));
         let Ok(mut s) = self.0.lock() else { return };
         for (kind, bytes) in &s.replay {
             if conn.write_all(&frame::encode(*kind, bytes)).is_err() {

@@ -80,6 +80,11 @@ pub struct StateFile {
     pub status: ContainerStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shim_pid: Option<i32>,
+    /// When the container's process started (clock ticks after boot, field 22 of
+    /// /proc/PID/stat): a pid reused by another process after a reboot or crash is
+    /// not mistaken for the container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
 }
 
 /// Why a container's files could not be read or written.
@@ -214,6 +219,19 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s - offset).ok()?;
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+/// When process `pid` started (clock ticks after boot), if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its `)`.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `start` (when known).
+pub fn same_process(pid: i32, start: Option<u64>) -> bool {
+    alive(pid) && start.is_none_or(|s| start_time(pid) == Some(s))
 }
 
 /// Whether process `pid` exists.

@@ -19,6 +19,11 @@ pub struct EnterSpec {
     /// stdin is a terminal to make the controlling terminal of a new session.
     pub tty: bool,
     pub no_new_privileges: bool,
+    /// The container's capabilities and seccomp profile, which exec'd processes get
+    /// too.
+    pub security: super::spec::Security,
+    /// The container's cgroup (its id), which the process joins before anything else.
+    pub cgroup: String,
 }
 
 /// The namespaces joined, in order (mount last: it changes what /proc shows).
@@ -54,6 +59,8 @@ fn join(pid: i32) -> Result<(), String> {
 
 fn exec(spec: &EnterSpec) -> Result<(), InitError> {
     let p = &spec.process;
+    // SAFETY: prctl with integer arguments: die with the `orch enter` parent.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if spec.tty {
         // SAFETY: a new session whose controlling terminal is stdin (the pty).
         unsafe {
@@ -61,20 +68,15 @@ fn exec(spec: &EnterSpec) -> Result<(), InitError> {
             libc::ioctl(0, libc::TIOCSCTTY, 0);
         }
     }
-    std::env::set_current_dir(&p.cwd).map_err(|source| InitError::Io {
-        op: "chdir",
-        path: p.cwd.clone(),
-        source,
-    })?;
     let program = super::init::find_program(&p.args[0], &p.env)?;
-    super::sys::set_ids(p.ids.uid, p.ids.gid, &p.ids.groups)?;
-    if spec.no_new_privileges {
-        super::sys::no_new_privs()?;
-    }
-    Err(InitError::Exec {
-        what: p.args[0].clone(),
-        source: super::sys::execve(&program, &p.args, &p.env),
-    })
+    let filter = super::init::seccomp_filter(&spec.security)?;
+    super::init::become_user_and_exec(
+        &program,
+        p,
+        &spec.security,
+        filter.as_deref(),
+        spec.no_new_privileges,
+    )
 }
 
 /// The body of `orch enter SPEC` (never returns): exits with the command's status.
@@ -87,6 +89,16 @@ pub fn run(spec_path: &Path) -> ! {
         Err(e) => fail(format!("read {}: {e}", spec_path.display())),
     };
     let _ = std::fs::remove_file(spec_path);
+    // Into the container's cgroup first (its limits, its freezer), through the
+    // host's view of the hierarchy.
+    let joined = super::cgroup::probe(Path::new(super::cgroup::ROOT), super::cgroup::PARENT)
+        .and_then(|cg| cg.add(&spec.cgroup, std::process::id() as i32));
+    if let Err(e) = joined {
+        fail(format!("join the container's cgroup: {e}"));
+    }
+    // SAFETY: prctl with integer arguments: no core dumps or ptrace of this process
+    // while it holds the host's view.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if let Err(e) = join(spec.pid) {
         fail(e);
     }

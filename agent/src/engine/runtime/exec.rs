@@ -132,6 +132,8 @@ impl ContainerService {
             process,
             tty: req.tty,
             no_new_privileges: record.init.no_new_privileges,
+            security: record.init.security.clone(),
+            cgroup: record.id.clone(),
         };
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let path = dir.join(format!(
@@ -146,7 +148,7 @@ impl ContainerService {
             source,
         };
         let mut cmd = tokio::process::Command::new("/proc/self/exe");
-        cmd.arg("enter").arg(&path);
+        cmd.arg("enter").arg(&path).kill_on_drop(true);
         let started = if req.tty {
             let (master, slave) =
                 container_pty(pid).map_err(|e| io_err("open a terminal for", e))?;

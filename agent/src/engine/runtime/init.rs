@@ -137,7 +137,21 @@ fn inside(root: &Path, target: &str) -> Result<PathBuf, InitError> {
     if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(InitError::Target(target.to_owned()));
     }
-    Ok(root.join(p.strip_prefix("/").unwrap_or(p)))
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    // The image is untrusted and this runs before pivot_root: its parent directories
+    // are resolved inside the root, so a symlink in the image cannot lead the mount
+    // (or the directories made for it) out to the host.
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let dir =
+        crate::engine::image::unpack::resolve_in_root(root, parent).map_err(|e| InitError::Io {
+            op: "resolve",
+            path: target.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    Ok(match rel.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    })
 }
 
 fn mkdirs(path: &Path) -> Result<(), InitError> {
@@ -150,8 +164,14 @@ fn mkdirs(path: &Path) -> Result<(), InitError> {
 
 /// Make `path` exist as the same kind (file or directory) as `like`.
 fn make_target(path: &Path, dir: bool) -> Result<(), InitError> {
-    if path.symlink_metadata().is_ok() {
-        return Ok(());
+    match path.symlink_metadata() {
+        // A symlink at the mount point is replaced, never followed (it could point
+        // anywhere on the host).
+        Ok(m) if m.file_type().is_symlink() => {
+            fs::remove_file(path).map_err(io("replace the symlink", path))?;
+        }
+        Ok(_) => return Ok(()),
+        Err(_) => {}
     }
     if dir {
         mkdirs(path)
@@ -174,8 +194,8 @@ const DEVICES: [(&str, u32, u32); 6] = [
 
 /// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue.
 fn setup_dev(root: &Path) -> Result<(), InitError> {
-    let dev = root.join("dev");
-    mkdirs(&dev)?;
+    let dev = inside(root, "/dev")?;
+    make_target(&dev, true)?;
     let nosuid = libc::MS_NOSUID;
     sys::mount(
         "tmpfs",
@@ -310,10 +330,7 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     let root = &spec.rootfs;
     let security = &spec.security;
     sys::unshare(libc::CLONE_NEWCGROUP)?;
-    let filter = match security.seccomp {
-        Seccomp::Default => Some(seccomp::compile(&seccomp::denials(&security.capabilities))?),
-        Seccomp::Unconfined => None,
-    };
+    let filter = seccomp_filter(security)?;
     sys::mount(
         "",
         Path::new("/"),
@@ -329,13 +346,13 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         0,
         Some(&o.options.join(",")),
     )?;
-    let proc_dir = root.join("proc");
-    mkdirs(&proc_dir)?;
+    let proc_dir = inside(root, "/proc")?;
+    make_target(&proc_dir, true)?;
     let safe = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
     sys::mount("proc", &proc_dir, Some("proc"), safe, None)?;
     setup_dev(root)?;
-    let sys_dir = root.join("sys");
-    mkdirs(&sys_dir)?;
+    let sys_dir = inside(root, "/sys")?;
+    make_target(&sys_dir, true)?;
     let sys_ro = if security.privileged {
         0
     } else {
@@ -389,8 +406,27 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     // SAFETY: closing an fd nothing else uses any more.
     unsafe { libc::close(CONSOLE_FD) };
     let program = find_program(&p.args[0], &p.env)?;
-    let nnp = spec.no_new_privileges;
-    if let Some(f) = filter.as_ref().filter(|_| !nnp) {
+    become_user_and_exec(
+        &program,
+        p,
+        security,
+        filter.as_deref(),
+        spec.no_new_privileges,
+    )
+}
+
+/// The last steps before a container's command runs (init's, and exec's): the
+/// seccomp filter, capabilities, user, no_new_privs, working directory, exec — in
+/// runc's order (without no_new_privs the filter goes in while `CAP_SYS_ADMIN` is
+/// still held; with it, last). Returns only on failure.
+pub fn become_user_and_exec(
+    program: &Path,
+    p: &ProcessPlan,
+    security: &super::spec::Security,
+    filter: Option<&[Vec<libc::sock_filter>]>,
+    nnp: bool,
+) -> Result<(), InitError> {
+    if let Some(f) = filter.filter(|_| !nnp) {
         seccomp::install(f)?;
     }
     caps::drop_bounding(&security.capabilities)?;
@@ -400,12 +436,22 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         sys::no_new_privs()?;
     }
     std::env::set_current_dir(&p.cwd).map_err(io("chdir", Path::new(&p.cwd)))?;
-    if let Some(f) = filter.as_ref().filter(|_| nnp) {
+    if let Some(f) = filter.filter(|_| nnp) {
         seccomp::install(f)?;
     }
     Err(InitError::Exec {
         what: p.args[0].clone(),
-        source: super::sys::execve(&program, &p.args, &p.env),
+        source: super::sys::execve(program, &p.args, &p.env),
+    })
+}
+
+/// The seccomp programs `security` asks for.
+pub fn seccomp_filter(
+    security: &super::spec::Security,
+) -> Result<Option<Vec<Vec<libc::sock_filter>>>, InitError> {
+    Ok(match security.seccomp {
+        Seccomp::Default => Some(seccomp::compile(&seccomp::denials(&security.capabilities))?),
+        Seccomp::Unconfined => None,
     })
 }
 

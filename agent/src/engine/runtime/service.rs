@@ -4,7 +4,7 @@
 use super::cgroup::{DeviceAccess, Resources};
 use super::container::{
     ContainerRecord, LogOptions, RecordError, StateFile, alive, read_json, rfc3339_nanos,
-    status_name, write_json,
+    same_process, status_name, write_json,
 };
 use super::init::{InitSpec, Mount, MountKind};
 use super::limits::{check_sysctls, parse_ulimit};
@@ -275,7 +275,7 @@ impl ContainerService {
         let dir = self.dir(id);
         let mut s: StateFile = read_json(&dir.join("state.json"))?;
         if let ContainerStatus::Running { pid, started_at } = &s.status
-            && !alive(*pid)
+            && !same_process(*pid, s.pid_start)
             && !s.shim_pid.is_some_and(alive)
         {
             s = StateFile {
@@ -286,6 +286,7 @@ impl ContainerService {
                     finished_at: rfc3339_nanos(SystemTime::now()),
                 },
                 shim_pid: None,
+                pid_start: None,
             };
             write_json(&dir.join("state.json"), &s)?;
         }
@@ -556,6 +557,7 @@ impl ContainerService {
             &StateFile {
                 status: ContainerStatus::Created,
                 shim_pid: None,
+                pid_start: None,
             },
         )?;
         // config.json last: a directory without it is not a container yet.
@@ -618,10 +620,18 @@ impl ContainerService {
         })
     }
 
-    /// Send `signal` to the process of running container `id`.
+    /// Send `signal` to the process of running container `id` (a paused one is
+    /// thawed first, or the signal would wait for the thaw).
     pub fn kill(&self, id: &str, signal: i32) -> Result<(), ContainerError> {
-        match self.state(id)?.status {
+        let state = self.state(id)?;
+        match state.status {
             ContainerStatus::Running { pid, .. } => {
+                if !same_process(pid, state.pid_start) {
+                    return Ok(());
+                }
+                if self.paused(id) {
+                    let _ = self.pause(id, false);
+                }
                 // SAFETY: kill with a pid read from the container's state.
                 if unsafe { libc::kill(pid, signal) } != 0 {
                     let e = std::io::Error::last_os_error();
@@ -721,7 +731,14 @@ impl ContainerService {
             }
         }
         let dir = self.dir(id);
-        std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
+        })
+        .await
+        .map_err(|e| ContainerError::Start {
+            id: id.to_owned(),
+            why: e.to_string(),
+        })?
     }
 
     /// The record of container `id`.
@@ -759,6 +776,27 @@ impl ContainerService {
         Ok(write_json(&self.dir(id).join("health.json"), health)?)
     }
 
+    /// Record that created container `id` could not start (exit code 127), so
+    /// policies and `--rm` see an exit.
+    pub fn fail_start(&self, id: &str) -> Result<(), ContainerError> {
+        let now = rfc3339_nanos(SystemTime::now());
+        super::container::set_state(
+            &self.dir(id),
+            id,
+            StateFile {
+                status: ContainerStatus::Exited {
+                    exit_code: 127,
+                    oom_killed: false,
+                    started_at: now.clone(),
+                    finished_at: now,
+                },
+                shim_pid: None,
+                pid_start: None,
+            },
+        )?;
+        Ok(())
+    }
+
     /// Start exited container `id` again (a restart policy's doing).
     pub fn restart(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
@@ -768,6 +806,7 @@ impl ContainerService {
             StateFile {
                 status: ContainerStatus::Created,
                 shim_pid: None,
+                pid_start: None,
             },
         )?;
         let _ = std::fs::remove_file(dir.join("health.json"));

@@ -7,7 +7,9 @@
 
 use super::attach::{Hub, Input, socket_path, split_master};
 use super::cgroup::{self, Cgroups, Exit};
-use super::container::{ContainerRecord, StateFile, read_json, rfc3339_nanos, set_state};
+use super::container::{
+    ContainerRecord, StateFile, read_json, rfc3339_nanos, set_state, start_time,
+};
 use super::launch::{Stdio, launch, wait};
 use super::logs::LogWriter;
 use api::container::{ContainerStatus, frame};
@@ -177,8 +179,17 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         },
         // SAFETY: getpid has no preconditions.
         shim_pid: Some(unsafe { libc::getpid() }),
+        pid_start: start_time(pid),
     };
-    set_state(dir, &record.id, running).map_err(|err| err.to_string())?;
+    if let Err(err) = set_state(dir, &record.id, running) {
+        // Someone else moved this container on (a concurrent start): this process
+        // must not live on untracked.
+        // SAFETY: signalling and reaping our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = wait(pid);
+        let _ = cgroups.remove(&record.id, Duration::from_secs(2));
+        return Err(err.to_string());
+    }
     Ok(Started {
         pid,
         started,
@@ -231,10 +242,13 @@ pub fn run(dir: &Path) -> ! {
             finished_at: rfc3339_nanos(SystemTime::now()),
         },
         shim_pid: None,
+        pid_start: None,
     };
-    let _ = set_state(dir, &record.id, exited);
-    s.hub.exit(exit.code);
+    // The socket goes before the exit is recorded: a restart may bind it anew as soon
+    // as the state says exited.
     let data = dir.parent().and_then(Path::parent).unwrap_or(dir);
     let _ = std::fs::remove_file(socket_path(data, &record.id));
+    let _ = set_state(dir, &record.id, exited);
+    s.hub.exit(exit.code);
     std::process::exit(0)
 }

@@ -89,6 +89,10 @@ pub async fn run(containers: Arc<ContainerService>) {
                     if handled.get(&id) == Some(finished_at) {
                         if due.get(&id).is_some_and(|t| *t <= now) {
                             due.remove(&id);
+                            // A stop through the API during the back-off wins.
+                            if containers.restart_state(&id).manually_stopped {
+                                continue;
+                            }
                             let c = containers.clone();
                             let rid = id.clone();
                             if let Ok(Err(e)) =
