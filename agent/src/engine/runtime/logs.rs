@@ -163,14 +163,12 @@ impl Follower {
         })
     }
 
-    /// Lines written since the last call (none when nothing new).
-    pub fn poll(&mut self) -> io::Result<Vec<LogLine>> {
-        let mut out = Vec::new();
+    /// Read whole lines from the current reader to its end into `out`.
+    fn drain(&mut self, out: &mut Vec<LogLine>) -> io::Result<()> {
         loop {
             let mut buf = String::new();
-            let n = self.reader.read_line(&mut buf)?;
-            if n == 0 {
-                break;
+            if self.reader.read_line(&mut buf)? == 0 {
+                return Ok(());
             }
             self.partial.push_str(&buf);
             if self.partial.ends_with('\n') {
@@ -180,10 +178,18 @@ impl Follower {
                 self.partial.clear();
             }
         }
-        // Rotated: the old file is drained; go on with the new one from its start.
+    }
+
+    /// Lines written since the last call (none when nothing new).
+    pub fn poll(&mut self) -> io::Result<Vec<LogLine>> {
+        let mut out = Vec::new();
+        self.drain(&mut out)?;
+        // Rotated: drain what reached the old file after the read above, then go on
+        // with the new one from its start.
         if let Ok(m) = fs::metadata(&self.path)
             && m.ino() != self.inode
         {
+            self.drain(&mut out)?;
             self.reader = BufReader::new(File::open(&self.path)?);
             self.inode = m.ino();
             self.partial.clear();

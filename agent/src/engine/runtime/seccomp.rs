@@ -93,6 +93,10 @@ pub const DENIED: &[Denial] = &[
     deny("request_key", libc::SYS_request_key, NONE),
     deny("uselib", libc::SYS_uselib, NONE),
     deny("userfaultfd", libc::SYS_userfaultfd, NONE),
+    // io_uring bypasses the filter for the operations it performs (Docker denies it).
+    deny("io_uring_setup", libc::SYS_io_uring_setup, NONE),
+    deny("io_uring_enter", libc::SYS_io_uring_enter, NONE),
+    deny("io_uring_register", libc::SYS_io_uring_register, NONE),
     deny("mount", libc::SYS_mount, ADMIN),
     deny("umount2", libc::SYS_umount2, ADMIN),
     deny("unshare", libc::SYS_unshare, ADMIN),
