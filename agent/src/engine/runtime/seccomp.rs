@@ -350,6 +350,9 @@ mod tests {
                 "request_key",
                 "uselib",
                 "userfaultfd",
+                "io_uring_setup",
+                "io_uring_enter",
+                "io_uring_register",
                 "personality",
             ]
             .contains(n)
