@@ -303,7 +303,13 @@ fn mask_paths() -> Result<(), InitError> {
         let path = Path::new(p);
         if path.exists() {
             sys::mount(p, path, None, libc::MS_BIND | libc::MS_REC, None)?;
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
+            let flags = libc::MS_BIND
+                | libc::MS_REMOUNT
+                | libc::MS_RDONLY
+                | libc::MS_REC
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC;
             sys::mount("", path, None, flags, None)?;
         }
     }

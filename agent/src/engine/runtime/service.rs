@@ -66,6 +66,13 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Container
     move |source| ContainerError::Io { op, path, source }
 }
 
+/// What a create has made so far (to undo when it fails).
+#[derive(Default)]
+struct Made {
+    dir: Option<PathBuf>,
+    volumes: Vec<String>,
+}
+
 /// The containers of one engine, under `<data>/containers/<id>/`.
 pub struct ContainerService {
     root: PathBuf,
@@ -295,6 +302,25 @@ impl ContainerService {
 
     /// Create a container (not started).
     pub fn create(&self, req: &ContainerCreate) -> Result<(String, String), ContainerError> {
+        let mut made = Made::default();
+        let result = self.create_steps(req, &mut made);
+        if result.is_err() {
+            // A create that fails late leaves nothing: no directory, no anonymous volume.
+            if let Some(dir) = &made.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            for v in &made.volumes {
+                let _ = self.volumes.remove(v);
+            }
+        }
+        result
+    }
+
+    fn create_steps(
+        &self,
+        req: &ContainerCreate,
+        made: &mut Made,
+    ) -> Result<(String, String), ContainerError> {
         let digest = self.images.resolve(&req.image)?;
         let images = self.images.images();
         let manifest_bytes = {
@@ -400,6 +426,7 @@ impl ContainerService {
                     value: target.clone(),
                     why: e.to_string(),
                 })?;
+            made.volumes.push(name.clone());
             volumes.push(name.clone());
             anonymous.push(name);
             mounts.push(Mount {
@@ -426,6 +453,7 @@ impl ContainerService {
         };
         let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_owned());
         let dir = self.dir(&id);
+        made.dir = Some(dir.clone());
         for d in ["rootfs", "upper", "work"] {
             let p = dir.join(d);
             std::fs::create_dir_all(&p).map_err(io("create", &p))?;

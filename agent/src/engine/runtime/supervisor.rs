@@ -69,7 +69,11 @@ pub async fn run(containers: Arc<ContainerService>) {
     loop {
         tokio::time::sleep(TICK).await;
         let now = Instant::now();
-        for summary in containers.list(true).unwrap_or_default() {
+        let c = containers.clone();
+        let all = tokio::task::spawn_blocking(move || c.list(true).unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        for summary in all {
             let id = summary.id.clone();
             let Ok(record) = containers.record(&id) else {
                 continue;
