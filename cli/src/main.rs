@@ -49,27 +49,27 @@ enum Command {
     Login(login::LoginArgs),
     /// Forget the credentials of a registry.
     Logout(login::LogoutArgs),
-    /// A container's first process (started by the engine, not by hand).
-    #[command(hide = true)]
-    Init {
-        /// The container's init spec (JSON).
-        spec: std::path::PathBuf,
-    },
-    /// A process joining a container (started by the engine for exec).
-    #[command(hide = true)]
-    Enter {
-        /// The exec spec (JSON).
-        spec: std::path::PathBuf,
-    },
-    /// A container's shim (started by the engine, not by hand).
-    #[command(hide = true)]
-    Shim {
-        /// The container's directory.
-        dir: std::path::PathBuf,
-    },
+}
+
+/// The engine's own helpers (`orch shim DIR`, `orch init SPEC`, `orch enter SPEC`),
+/// started by the engine, never by hand: dispatched before the command line parser
+/// so that the per-container shim touches as little of the binary as it can.
+fn internal() {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(cmd), Some(path), None) = (args.next(), args.next(), args.next()) else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    match cmd.to_str() {
+        Some("shim") => agent::engine::runtime::shim::run(&path),
+        Some("init") => agent::engine::runtime::init::run(&path),
+        Some("enter") => agent::engine::runtime::enter::run(&path),
+        _ => {}
+    }
 }
 
 fn main() -> ExitCode {
+    internal();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(args) => config::run(args),
@@ -90,9 +90,6 @@ fn main() -> ExitCode {
             engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))
         }
         Command::Logout(args) => login::logout(args),
-        Command::Init { spec } => agent::engine::runtime::init::run(&spec),
-        Command::Shim { dir } => agent::engine::runtime::shim::run(&dir),
-        Command::Enter { spec } => agent::engine::runtime::enter::run(&spec),
     };
     match result {
         Ok(code) => code,
