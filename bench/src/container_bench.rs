@@ -11,19 +11,15 @@
 //! a SKIP line says when it is missing). crun 1.8.1 refuses cgroup v1 "hybrid" hosts,
 //! so it runs in a private mount namespace without /sys/fs/cgroup/unified.
 //!
-//! Measured on this machine (2 vCPU VM shared with other sessions' builds; 30 rounds,
-//! two runs, medians): `orch container run --rm` 119 / 121 ms, engine API
-//! create+start+wait 64 / 64 ms (phases: create 2.0-3.2 ms, start 7.5-9.6 ms, exit in
-//! state.json 1.1-1.7 ms after start returned), `runc run` 31 / 33 ms, `crun run`
-//! 7.4 / 7.2 ms. Ratios: CLI / crun 16.1x / 16.8x, API / crun 8.7x / 8.9x, CLI / runc
-//! 3.9x / 3.7x; the engine phases alone 1.6x / 1.9x crun (1.24x in a quieter run). The
-//! rest is polling: the engine's wait re-reads state.json every 50 ms and the log
-//! follow that `run` waits on every 100 ms (min over runs, when the first check already
-//! sees the exit: API 9-10 ms, CLI 13-22 ms). The CLI's own cost: exec 1.4 ms, and
-//! `EngineClient::new` 2.2 ms (it loads every root certificate for a unix socket).
-//! Idle shim: VmRSS 4.1 MiB (anon 0.74 MiB, the rest shared pages of the orch binary
-//! and libc; target < 2 MiB), PSS 1.16 MiB with 5 shims; agent 8.9-9.6 MiB idle,
-//! +1.2 MiB with 5 idle containers.
+//! Measured on this machine (2 vCPU VM shared with other builds; medians, the
+//! numbers move with the load): after the engine's wait moved from polling to the
+//! shim's pidfd, `orch container run --rm` 15.8-29.3 ms, engine API create+start+wait
+//! 10.8-15.4 ms, `runc run` 21.5-28.4 ms, `crun run` 7.7-14.9 ms in the same runs:
+//! CLI / crun 1.06x-2.48x, API / crun 0.72x-1.30x, CLI / runc 0.74x-1.03x (it was
+//! 119 ms, 16x crun, while wait polled every 50 ms and log follow every 100 ms).
+//! Idle shim: VmRSS 4.6 MiB, of which 0.5 MiB anonymous and the rest shared pages of
+//! the orch binary and libc (PSS 1.2-1.4 MiB with 5 shims; the target is
+//! 2 MiB RSS); agent 10-11 MiB idle, +1.2-1.5 MiB with 5 idle containers.
 
 use agent::engine::runtime::container::{StateFile, read_json, write_json};
 use anyhow::{Context, Result, bail};
