@@ -78,6 +78,10 @@ pub struct ContainerService {
     root: PathBuf,
     images: Arc<ImageService>,
     volumes: Arc<Volumes>,
+    /// One lock per container: start, restart and remove never interleave.
+    locks: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+    >,
 }
 
 fn random_id() -> String {
@@ -222,7 +226,20 @@ impl ContainerService {
             root: root.to_owned(),
             images,
             volumes,
+            locks: Default::default(),
         })
+    }
+
+    /// The lock of container `id`.
+    fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = map.get(id).and_then(std::sync::Weak::upgrade) {
+            return l;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(id.to_owned(), Arc::downgrade(&l));
+        l
     }
 
     /// The named volumes.
@@ -595,6 +612,12 @@ impl ContainerService {
 
     /// Start container `id` through its shim; returns once the process runs.
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
+        let lock = self.lock(id);
+        let _held = lock.blocking_lock();
+        self.start_locked(id)
+    }
+
+    fn start_locked(&self, id: &str) -> Result<(), ContainerError> {
         let s = self.state(id)?;
         if !matches!(s.status, ContainerStatus::Created) {
             return Err(ContainerError::State {
@@ -735,6 +758,8 @@ impl ContainerService {
 
     /// Remove container `id` (a running one only with `force`, which kills it).
     pub async fn remove(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let lock = self.lock(id);
+        let _held = lock.lock().await;
         if let ContainerStatus::Running { .. } = self.state(id)?.status {
             if !force {
                 return Err(ContainerError::State {
@@ -827,6 +852,12 @@ impl ContainerService {
 
     /// Start exited container `id` again (a restart policy's doing).
     pub fn restart(&self, id: &str) -> Result<(), ContainerError> {
+        let lock = self.lock(id);
+        let _held = lock.blocking_lock();
+        // A stop or remove that came first wins.
+        if self.restart_state(id).manually_stopped {
+            return Ok(());
+        }
         let dir = self.dir(id);
         super::container::set_state(
             &dir,
@@ -838,7 +869,7 @@ impl ContainerService {
             },
         )?;
         let _ = std::fs::remove_file(dir.join("health.json"));
-        self.start(id)
+        self.start_locked(id)
     }
 
     /// Summaries (running ones only unless `all`), newest first.
