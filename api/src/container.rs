@@ -91,6 +91,16 @@ pub struct ContainerCreate {
     /// Host devices passed in: `HOST[:CONTAINER[:PERMS]]` (`/dev/fuse`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// `bridge` (default: the networks below, else the engine's default network),
+    /// `host`, `none` or `container:NAME|ID` (share that container's network).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Networks to join (in bridge mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::network::NetworkAttach>,
+    /// Published ports: `[IP:][HOST[-END]:]CONTAINER[-END][/tcp|udp]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
 }
 
 /// Where a container is in its life.
@@ -165,6 +175,15 @@ pub struct ContainerDetail {
     /// The last health probes (time, exit code, output), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health_log: Vec<(String, i32, String)>,
+    /// `bridge`, `host`, `none` or `container:ID`.
+    #[serde(default)]
+    pub network_mode: String,
+    /// Its places on networks (name -> endpoint).
+    #[serde(default)]
+    pub networks: BTreeMap<String, crate::network::Endpoint>,
+    /// Its published ports.
+    #[serde(default)]
+    pub ports: Vec<crate::network::PortBinding>,
 }
 
 /// `POST /v1/containers`'s answer.

@@ -8,6 +8,7 @@
 //! - [`units`]: durations, byte sizes and file modes as stack files write them.
 //! - [`value`]: a free-form value for `x-*` extensions.
 //! - [`volume`]: named volumes as the engine's API shows them.
+//! - [`network`]: networks as the engine's API shows them, and published ports.
 //! - [`container`]: containers as the engine's API shows them, and log lines.
 //! - [`error`]: errors on the wire (`{"error": {"code", "message", "details"}}`).
 //! - [`image`]: images as the engine's API shows them, and transfer progress.
@@ -20,6 +21,7 @@ pub mod container;
 pub mod deploy;
 pub mod error;
 pub mod image;
+pub mod network;
 pub mod service;
 pub mod stack;
 pub mod units;

@@ -167,6 +167,21 @@ pub struct RunArgs {
     /// A host device `HOST[:CONTAINER[:PERMS]]` (e.g. /dev/fuse).
     #[arg(long = "device", value_name = "HOST[:CONTAINER[:PERMS]]")]
     devices: Vec<String>,
+    /// A network to join (repeatable), or `host`, `none`, `container:NAME`.
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
+    networks: Vec<String>,
+    /// Another name the container answers to on its (first) network.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    network_aliases: Vec<String>,
+    /// A fixed IPv4 address on its (first) network.
+    #[arg(long)]
+    ip: Option<String>,
+    /// A fixed MAC address on its (first) network.
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Publish a port `[IP:][HOST[-END]:]CONTAINER[-END][/tcp|udp]`.
+    #[arg(short = 'p', long = "publish", value_name = "[IP:][HOST:]PORT")]
+    publish: Vec<String>,
 }
 
 /// Flags of `orch container ls`.
@@ -363,7 +378,11 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
                 .0,
         )?),
     };
+    let (network_mode, networks) = network_flags(&a)?;
     let req = ContainerCreate {
+        network_mode,
+        networks,
+        publish: a.publish.clone(),
         memory: bytes("memory", &a.memory)?,
         memory_reservation: bytes("memory-reservation", &a.memory_reservation)?,
         memory_swap,
@@ -583,4 +602,39 @@ async fn stats(client: &EngineClient, a: StatsArgs) -> anyhow::Result<ExitCode> 
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// `--network` values as a mode (host, none, container:X) or networks to join, with
+/// `--network-alias`, `--ip` and `--mac-address` on the first.
+fn network_flags(
+    a: &RunArgs,
+) -> anyhow::Result<(Option<String>, Vec<api::network::NetworkAttach>)> {
+    let special = |n: &str| matches!(n, "host" | "none") || n.starts_with("container:");
+    if let Some(mode) = a.networks.iter().find(|n| special(n)) {
+        if a.networks.len() > 1 {
+            anyhow::bail!("--network {mode} cannot be combined with other networks");
+        }
+        return Ok((Some(mode.clone()), Vec::new()));
+    }
+    let mut names = a.networks.clone();
+    if names.is_empty()
+        && (a.ip.is_some() || a.mac_address.is_some() || !a.network_aliases.is_empty())
+    {
+        names.push("bridge".into());
+    }
+    let attach = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, network)| api::network::NetworkAttach {
+            network,
+            aliases: if i == 0 {
+                a.network_aliases.clone()
+            } else {
+                Vec::new()
+            },
+            ipv4: if i == 0 { a.ip.clone() } else { None },
+            mac: if i == 0 { a.mac_address.clone() } else { None },
+        })
+        .collect();
+    Ok((None, attach))
 }

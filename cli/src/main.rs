@@ -10,6 +10,7 @@ mod engine;
 mod exec;
 mod image;
 mod login;
+mod network;
 mod progress;
 mod render;
 mod volume;
@@ -32,7 +33,7 @@ struct Cli {
 enum Command {
     /// Validate stack files and print the normalized stack (like `docker compose config`).
     Config(config::ConfigArgs),
-    /// Run this node's engine (images today; containers and networks follow).
+    /// Run this node's engine: images, containers, volumes and networks.
     Agent(agent_cmd::AgentArgs),
     /// Manage containers of the local engine.
     #[command(subcommand)]
@@ -45,6 +46,9 @@ enum Command {
     /// Manage named volumes of the local engine.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Manage networks of the local engine (bridge, overlay).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Log in to a registry (credentials are checked, then kept in ~/.orch/config.json).
     Login(login::LoginArgs),
     /// Forget the credentials of a registry.
@@ -85,6 +89,9 @@ fn main() -> ExitCode {
         }
         Command::Volume(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| volume::run(&c, cmd))
+        }
+        Command::Network(cmd) => {
+            engine::client(cli.engine.as_deref()).and_then(|c| network::run(&c, cmd))
         }
         Command::Login(args) => {
             engine::client(cli.engine.as_deref()).and_then(|c| login::login(&c, args))

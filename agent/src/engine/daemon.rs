@@ -4,6 +4,7 @@
 
 use super::api::{Engine, router};
 use super::image::service::{ImageService, ImageServiceError};
+use super::network::service::NetworkService;
 use super::runtime::service::{ContainerError, ContainerService};
 use super::volume::{VolumeError, Volumes};
 use std::fs;
@@ -49,6 +50,8 @@ pub enum DaemonError {
     Containers(#[from] ContainerError),
     #[error("open the volumes: {0}")]
     Volumes(#[from] VolumeError),
+    #[error("set up the networks: {0}")]
+    Networks(String),
     #[error("serve the API on {path}: {source}")]
     Serve { path: PathBuf, source: io::Error },
 }
@@ -143,13 +146,24 @@ pub async fn serve(
         config.insecure_registries.clone(),
     )?);
     let volumes = Arc::new(Volumes::open(&data.join("volumes"))?);
+    let networks = {
+        let data = data.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || NetworkService::open(&data))
+                .await
+                .map_err(|e| DaemonError::Networks(e.to_string()))?
+                .map_err(|e| DaemonError::Networks(e.to_string()))?,
+        )
+    };
     let containers = Arc::new(ContainerService::open(
         &data.join("containers"),
         images.clone(),
         volumes,
+        networks.clone(),
     )?);
     let engine = Arc::new(Engine {
         containers,
+        networks: networks.clone(),
         images,
         data_dir: data.clone(),
         scratch,
@@ -162,6 +176,8 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     drop(supervisor);
+    // With no container left, nothing of orch stays in the kernel.
+    let _ = tokio::task::spawn_blocking(move || networks.teardown_if_idle()).await;
     let _ = fs::remove_file(&config.socket);
     result.map_err(|source| DaemonError::Serve {
         path: config.socket.clone(),

@@ -8,5 +8,6 @@
 pub mod api;
 pub mod daemon;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod volume;

@@ -14,6 +14,7 @@ use crate::image::{
     BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
     REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
+use crate::network::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers};
 use crate::volume::{Volume, VolumeCreate, VolumePrune};
 pub use events::Events;
 use reqwest::{Method, RequestBuilder, Response};
@@ -555,6 +556,74 @@ impl EngineClient {
         );
         self.send(&format!("remove volume {name}"), r).await?;
         Ok(())
+    }
+
+    /// `GET /v1/networks`.
+    pub async fn networks(&self) -> Result<Vec<Network>, ClientError> {
+        self.json(
+            "list networks",
+            self.request(Method::GET, "/v1/networks", &[]),
+        )
+        .await
+    }
+
+    /// `POST /v1/networks`.
+    pub async fn create_network(&self, req: &NetworkCreate) -> Result<Network, ClientError> {
+        let r = self.request(Method::POST, "/v1/networks", &[]).json(req);
+        self.json(&format!("create network {}", req.name), r).await
+    }
+
+    /// `GET /v1/networks/{id}`.
+    pub async fn network(&self, id: &str) -> Result<Network, ClientError> {
+        let r = self.request(Method::GET, &format!("/v1/networks/{id}"), &[]);
+        self.json(&format!("inspect network {id}"), r).await
+    }
+
+    /// `DELETE /v1/networks/{id}`.
+    pub async fn remove_network(&self, id: &str) -> Result<(), ClientError> {
+        let r = self.request(Method::DELETE, &format!("/v1/networks/{id}"), &[]);
+        self.send(&format!("remove network {id}"), r).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/networks/{id}/connect`.
+    pub async fn connect_network(&self, id: &str, req: &NetworkConnect) -> Result<(), ClientError> {
+        let r = self
+            .request(Method::POST, &format!("/v1/networks/{id}/connect"), &[])
+            .json(req);
+        self.send(&format!("connect {} to network {id}", req.container), r)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/networks/{id}/disconnect`.
+    pub async fn disconnect_network(
+        &self,
+        id: &str,
+        req: &NetworkDisconnect,
+    ) -> Result<(), ClientError> {
+        let r = self
+            .request(Method::POST, &format!("/v1/networks/{id}/disconnect"), &[])
+            .json(req);
+        self.send(
+            &format!("disconnect {} from network {id}", req.container),
+            r,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `PUT /v1/networks/{id}/peers`.
+    pub async fn set_network_peers(
+        &self,
+        id: &str,
+        req: &OverlayPeers,
+    ) -> Result<Network, ClientError> {
+        let r = self
+            .request(Method::PUT, &format!("/v1/networks/{id}/peers"), &[])
+            .json(req);
+        self.json(&format!("set the peers of network {id}"), r)
+            .await
     }
 
     /// `POST /v1/volumes/prune`.

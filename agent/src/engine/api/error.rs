@@ -43,6 +43,7 @@ impl From<ContainerError> for Failure {
     fn from(e: ContainerError) -> Failure {
         let code = match &e {
             ContainerError::Image(i) => return Failure(image_error(i)),
+            ContainerError::Network(n) => return Failure(super::networks::net_error(n)),
             ContainerError::NotFound(_) => ErrorCode::NotFound,
             ContainerError::Ambiguous { .. }
             | ContainerError::Invalid { .. }

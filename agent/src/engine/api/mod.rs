@@ -7,6 +7,7 @@
 //! - [`error`]: engine errors as `{"error": {...}}` with their HTTP status.
 //! - [`exec`]: the exec endpoint: an upgraded connection carrying frames.
 //! - [`images`]: `/v1/images/...` and `/v1/auth`.
+//! - [`networks`]: the `/v1/networks/...` endpoints.
 //! - [`params`]: query parameters.
 //! - [`volumes`]: the `/v1/volumes/...` endpoints.
 
@@ -16,15 +17,17 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod params;
 pub mod volumes;
 
 use crate::engine::image::service::ImageService;
+use crate::engine::network::service::NetworkService;
 use crate::engine::runtime::service::ContainerService;
 use api::error::{ApiError, ErrorCode};
 use api::image::EngineVersion;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +38,8 @@ pub struct Engine {
     pub images: Arc<ImageService>,
     /// Containers.
     pub containers: Arc<ContainerService>,
+    /// Networks.
+    pub networks: Arc<NetworkService>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Where uploads are spooled (same file system as the content store).
@@ -80,6 +85,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/v1/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
         )
+        .route("/v1/networks", get(networks::list).post(networks::create))
+        .route(
+            "/v1/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/v1/networks/{id}/connect", post(networks::connect))
+        .route("/v1/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/v1/networks/{id}/peers", put(networks::peers))
         .fallback(not_found)
         .with_state(engine)
 }

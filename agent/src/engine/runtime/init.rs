@@ -75,6 +75,9 @@ pub struct InitSpec {
     /// Namespaced kernel settings, written under /proc/sys before it is read-only.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// The network namespace to be in.
+    #[serde(default)]
+    pub netns: crate::engine::network::service::NetNs,
 }
 
 /// Why init failed.
@@ -331,10 +334,26 @@ pub fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
         .ok_or_else(|| InitError::NotFound(name.to_owned()))
 }
 
+/// Enter the network namespace held at `path` (before the root changes).
+fn join_netns(path: &Path) -> Result<(), InitError> {
+    use std::os::fd::AsRawFd;
+    let ns = fs::File::open(path).map_err(io("open the network namespace", path))?;
+    // SAFETY: setns on a namespace fd we hold.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io("join the network namespace", path)(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Build the container's root and execute its process (returns only on failure).
 fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     let root = &spec.rootfs;
     let security = &spec.security;
+    if let crate::engine::network::service::NetNs::Join(path) = &spec.netns {
+        join_netns(path)?;
+    }
     sys::unshare(libc::CLONE_NEWCGROUP)?;
     let filter = seccomp_filter(security)?;
     sys::mount(

@@ -7,6 +7,7 @@
 
 use super::cgroup::{CgroupError, Cgroups};
 use super::init::{CONSOLE_FD, ERROR_FD, SYNC_FD};
+use crate::engine::network::service::NetNs;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -102,8 +103,18 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     127
 }
 
-/// Clone `init_exe init SPEC` into new namespaces with `stdio`.
-pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, LaunchError> {
+/// Clone `init_exe init SPEC` into new namespaces with `stdio`; a new network
+/// namespace only when `net` asks for one (init joins a held one itself).
+pub fn launch(
+    init_exe: &Path,
+    spec: &Path,
+    stdio: Stdio,
+    net: &NetNs,
+) -> Result<Launched, LaunchError> {
+    let flags = match net {
+        NetNs::New => NAMESPACES,
+        NetNs::Join(_) | NetNs::Host => NAMESPACES & !libc::CLONE_NEWNET,
+    };
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let c = |b: &[u8]| CString::new(b).unwrap_or_else(|_| CString::from(c"?"));
@@ -140,7 +151,7 @@ pub fn launch(init_exe: &Path, spec: &Path, stdio: Stdio) -> Result<Launched, La
         libc::clone(
             child,
             top as *mut libc::c_void,
-            NAMESPACES | libc::SIGCHLD,
+            flags | libc::SIGCHLD,
             &args as *const ChildArgs as *mut libc::c_void,
         )
     };

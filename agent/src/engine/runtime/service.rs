@@ -15,6 +15,7 @@ use crate::engine::image::build::tree::{ImageTree, read_text};
 use crate::engine::image::manifest::{ImageConfig, ImageManifest, Manifest};
 use crate::engine::image::service::{ImageService, ImageServiceError};
 use crate::engine::image::snapshot::Snapshots;
+use crate::engine::network::service::{NetError, NetworkService, Request as NetRequest};
 use crate::engine::volume::Volumes;
 use api::container::{ContainerCreate, ContainerDetail, ContainerStatus, ContainerSummary};
 use std::io::Read;
@@ -53,6 +54,8 @@ pub enum ContainerError {
     },
     #[error("start container {id}: {why}")]
     Start { id: String, why: String },
+    #[error(transparent)]
+    Network(NetError),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -71,6 +74,8 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Container
 struct Made {
     dir: Option<PathBuf>,
     volumes: Vec<String>,
+    /// Its network setup was made (by id).
+    network: Option<String>,
 }
 
 /// The containers of one engine, under `<data>/containers/<id>/`.
@@ -78,6 +83,7 @@ pub struct ContainerService {
     root: PathBuf,
     images: Arc<ImageService>,
     volumes: Arc<Volumes>,
+    networks: Arc<NetworkService>,
     /// One lock per container: start, restart and remove never interleave.
     locks: std::sync::Mutex<
         std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
@@ -220,12 +226,14 @@ impl ContainerService {
         root: &Path,
         images: Arc<ImageService>,
         volumes: Arc<Volumes>,
+        networks: Arc<NetworkService>,
     ) -> Result<ContainerService, ContainerError> {
         std::fs::create_dir_all(root).map_err(io("create", root))?;
         Ok(ContainerService {
             root: root.to_owned(),
             images,
             volumes,
+            networks,
             locks: Default::default(),
         })
     }
@@ -328,6 +336,9 @@ impl ContainerService {
             }
             for v in &made.volumes {
                 let _ = self.volumes.remove(v);
+            }
+            if let Some(id) = &made.network {
+                let _ = self.networks.release(id);
             }
         }
         result
@@ -475,15 +486,35 @@ impl ContainerService {
             let p = dir.join(d);
             std::fs::create_dir_all(&p).map_err(io("create", &p))?;
         }
+        let resolve = |what: &str| self.resolve(what).ok();
+        let prepared = self
+            .networks
+            .prepare(
+                &id,
+                &name,
+                &NetRequest {
+                    mode: req.network_mode.as_deref(),
+                    networks: &req.networks,
+                    publish: &req.publish,
+                    hostname: &hostname,
+                },
+                resolve,
+            )
+            .map_err(ContainerError::Network)?;
+        made.network = Some(id.clone());
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if prepared.hosts.is_empty() {
+            hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        }
+        for line in &prepared.hosts {
+            hosts.push_str(line);
+            hosts.push('\n');
+        }
         let files = [
             ("hostname", format!("{hostname}\n")),
-            (
-                "hosts",
-                format!(
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-                ),
-            ),
-            ("resolv.conf", String::from("nameserver 127.0.0.53\n")),
+            ("hosts", hosts),
+            ("resolv.conf", prepared.resolv_conf.clone()),
         ];
         for (name, text) in &files {
             let p = dir.join(name);
@@ -557,6 +588,7 @@ impl ContainerService {
             process,
             mounts,
             no_new_privileges: req.no_new_privileges,
+            netns: prepared.netns.clone(),
         };
         let restart: RestartPolicy =
             req.restart
@@ -777,6 +809,8 @@ impl ContainerService {
         {
             let _ = cg.remove(id, Duration::ZERO);
         }
+        // Its network setup: endpoints, addresses, ports, namespace.
+        self.networks.release(id).map_err(ContainerError::Network)?;
         // Its anonymous volumes (from the image's VOLUMEs) go with it.
         if let Ok(record) = self.record(id) {
             for v in &record.anonymous_volumes {
@@ -890,6 +924,7 @@ impl ContainerService {
         let r: ContainerRecord = read_json(&dir.join("config.json"))?;
         let s = self.state(id)?;
         let p = &r.init.process;
+        let (network_mode, networks, ports) = self.networks.of_container(id);
         Ok(ContainerDetail {
             summary: summary(&r, s.status),
             image_digest: r.image_digest.clone(),
@@ -933,6 +968,9 @@ impl ContainerService {
                         .collect()
                 })
                 .unwrap_or_default(),
+            network_mode,
+            networks,
+            ports,
         })
     }
 

@@ -128,8 +128,13 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         stderr: err_w.as_raw_fd(),
         console: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
     };
-    let launched = launch(Path::new("/proc/self/exe"), &dir.join("init.json"), stdio)
-        .map_err(|err| err.to_string())?;
+    let launched = launch(
+        Path::new("/proc/self/exe"),
+        &dir.join("init.json"),
+        stdio,
+        &record.init.netns,
+    )
+    .map_err(|err| err.to_string())?;
     drop((out_w, err_w, stdin_r));
     let ours = console.map(|(ours, theirs)| {
         drop(theirs);

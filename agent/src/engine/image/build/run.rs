@@ -14,6 +14,7 @@ use super::state::State;
 use crate::engine::image::images::Images;
 use crate::engine::image::manifest::RunConfig;
 use crate::engine::image::snapshot::Snapshots;
+use crate::engine::network::service::NetNs;
 use crate::engine::runtime::init::InitSpec;
 use crate::engine::runtime::launch::{Stdio, launch, wait};
 use crate::engine::runtime::spec::Security;
@@ -112,6 +113,9 @@ pub fn execute(
         tty: false,
         ulimits: Vec::new(),
         sysctls: Default::default(),
+        // RUN steps use the host's network, as BuildKit's default worker does, so
+        // package installs can reach their mirrors.
+        netns: NetNs::Host,
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
@@ -133,7 +137,7 @@ pub fn execute(
         stderr: out_w.as_raw_fd(),
         console: None,
     };
-    let started = launch(&env.init_exe, &spec_path, stdio).and_then(|l| {
+    let started = launch(&env.init_exe, &spec_path, stdio, &spec.netns).and_then(|l| {
         drop(out_w);
         l.go()
     });

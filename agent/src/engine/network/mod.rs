@@ -1,0 +1,15 @@
+//! Networks of the engine: bridges with NAT and isolation, published ports, vxlan
+//! overlays, and each container's place on them.
+//!
+//! - [`subnet`], [`ipam`], [`ports`]: pure address and port bookkeeping.
+//! - [`nft`]: the packet rules as data, applied as one nftables transaction.
+//! - [`netns`]: network namespaces held by the engine.
+//! - [`link`]: links, addresses, routes and forwarding entries over rtnetlink.
+//! - [`service`]: the networks, containers' endpoints and ports, kept on disk.
+pub mod ipam;
+pub mod link;
+pub mod netns;
+pub mod nft;
+pub mod ports;
+pub mod service;
+pub mod subnet;

@@ -1,0 +1,206 @@
+//! The engine's packet rules as data, rendered to one nftables script that replaces
+//! the table `ip orch` atomically (`nft -f -`): outbound NAT per network, isolation
+//! between networks, `internal` networks sealed, and published ports by DNAT so the
+//! client's address is kept. orch touches no other table.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+/// The table orch owns.
+pub const TABLE: &str = "orch";
+
+/// One local bridge network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeRules {
+    pub device: String,
+    /// `172.18.0.0/24`.
+    pub subnet: String,
+    pub internal: bool,
+}
+
+/// One published port: `host_ip:host_port/protocol` -> `dest:dest_port`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortRule {
+    pub protocol: &'static str,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub dest: Ipv4Addr,
+    pub dest_port: u16,
+}
+
+/// Everything the table holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    pub bridges: Vec<BridgeRules>,
+    pub ports: Vec<PortRule>,
+}
+
+fn quoted(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{ {} }}", list.join(", "))
+}
+
+/// The script: create-or-keep, delete, then define the table, in one transaction.
+pub fn render(rules: &Ruleset) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{"
+    );
+    let hook = |s: &mut String, name: &str, kind: &str, hook: &str, prio: &str| {
+        let _ = writeln!(
+            s,
+            "  chain {name} {{\n    type {kind} hook {hook} priority {prio}; policy accept;"
+        );
+    };
+    // Published ports, from other hosts (prerouting) and from this one (output).
+    let _ = writeln!(s, "  chain published {{");
+    for p in &rules.ports {
+        let daddr = p
+            .host_ip
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "    {daddr}{proto} dport {port} dnat to {dest}:{dport}",
+            proto = p.protocol,
+            port = p.host_port,
+            dest = p.dest,
+            dport = p.dest_port
+        );
+    }
+    let _ = writeln!(s, "  }}");
+    hook(&mut s, "prerouting", "nat", "prerouting", "dstnat");
+    let _ = writeln!(s, "    fib daddr type local jump published\n  }}");
+    hook(&mut s, "output", "nat", "output", "-100");
+    let _ = writeln!(s, "    fib daddr type local jump published\n  }}");
+    hook(&mut s, "postrouting", "nat", "postrouting", "srcnat");
+    for b in &rules.bridges {
+        // Published ports reached from this host's loopback leave with the bridge's
+        // address (the bridge has route_localnet set).
+        let _ = writeln!(
+            s,
+            "    oifname \"{d}\" ip saddr 127.0.0.0/8 masquerade",
+            d = b.device
+        );
+        if !b.internal {
+            let _ = writeln!(
+                s,
+                "    ip saddr {net} oifname != \"{d}\" masquerade",
+                net = b.subnet,
+                d = b.device
+            );
+        }
+    }
+    let _ = writeln!(s, "  }}");
+    hook(&mut s, "forward", "filter", "forward", "filter");
+    // A published port is open to every network.
+    let _ = writeln!(s, "    ct status dnat accept");
+    for b in &rules.bridges {
+        let d = b.device.as_str();
+        if b.internal {
+            let _ = writeln!(s, "    iifname \"{d}\" oifname != \"{d}\" drop");
+            let _ = writeln!(s, "    oifname \"{d}\" iifname != \"{d}\" drop");
+            continue;
+        }
+        let others: Vec<&str> = rules
+            .bridges
+            .iter()
+            .map(|o| o.device.as_str())
+            .filter(|o| *o != d)
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(s, "    iifname \"{d}\" oifname {} drop", quoted(&others));
+        }
+    }
+    let _ = writeln!(s, "  }}");
+    // Internal networks cannot reach the host either.
+    hook(&mut s, "input", "filter", "input", "filter");
+    for b in rules.bridges.iter().filter(|b| b.internal) {
+        let _ = writeln!(s, "    iifname \"{}\" drop", b.device);
+    }
+    let _ = writeln!(s, "  }}\n}}");
+    s
+}
+
+/// Why the rules could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("nft: {0} (orch needs the nftables program: apt-get install nftables)")]
+pub struct NftError(String);
+
+fn nft(script: &str) -> Result<(), NftError> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NftError(format!("run nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| NftError(format!("write to nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NftError(format!("wait for nft: {e}")))?;
+    if !out.status.success() {
+        return Err(NftError(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Replace the table with `rules` in one transaction.
+pub fn apply(rules: &Ruleset) -> Result<(), NftError> {
+    nft(&render(rules))
+}
+
+/// Remove the table (nothing of orch's stays behind).
+pub fn remove() -> Result<(), NftError> {
+    nft(&format!("table ip {TABLE}\ndelete table ip {TABLE}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nat_isolation_and_ports() {
+        let rules = Ruleset {
+            bridges: vec![
+                BridgeRules {
+                    device: "orch0".into(),
+                    subnet: "172.18.0.0/24".into(),
+                    internal: false,
+                },
+                BridgeRules {
+                    device: "orchb1".into(),
+                    subnet: "172.18.1.0/24".into(),
+                    internal: true,
+                },
+            ],
+            ports: vec![PortRule {
+                protocol: "udp",
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 5353,
+                dest: Ipv4Addr::new(172, 18, 0, 2),
+                dest_port: 53,
+            }],
+        };
+        let s = render(&rules);
+        assert!(s.starts_with("table ip orch\ndelete table ip orch\n"));
+        assert!(s.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 172.18.0.2:53"));
+        assert!(s.contains("ip saddr 172.18.0.0/24 oifname != \"orch0\" masquerade"));
+        assert!(
+            !s.contains("ip saddr 172.18.1.0/24"),
+            "internal: no NAT\n{s}"
+        );
+        assert!(s.contains("iifname \"orch0\" oifname { \"orchb1\" } drop"));
+        assert!(s.contains("iifname \"orchb1\" oifname != \"orchb1\" drop"));
+        assert_eq!(s.matches('{').count(), s.matches('}').count());
+    }
+}
