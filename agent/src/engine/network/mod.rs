@@ -1,0 +1,2 @@
+//! Container networks: today the embedded DNS server each container resolves through.
+pub mod dns;
