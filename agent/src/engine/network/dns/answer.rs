@@ -14,7 +14,8 @@
 //!   name that appears later resolves at once.
 //! - A message that is not a query: dropped, so two servers can never loop replies.
 //!   A query whose header parses but whose body does not: FORMERR. Opcodes other than
-//!   QUERY: NOTIMP. Anything shorter than a header: dropped (nothing to reply to).
+//!   QUERY: NOTIMP. EDNS versions above 0: BADVERS. Anything shorter than a header:
+//!   dropped (nothing to reply to).
 //!
 //! Answers carry a [`TTL`] of 5 seconds, not Docker's 600: names change as tasks come
 //! and go, and a client that caches (nginx, Java, nscd) should notice within a few
@@ -76,6 +77,9 @@ pub fn answer(records: &Records, query: &[u8], turn: usize, forward: bool) -> Ou
     if request.metadata.op_code != OpCode::Query {
         return encode(&reply_to(&request, ResponseCode::NotImp, forward));
     }
+    if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        return encode(&reply_to(&request, ResponseCode::BADVERS, forward));
+    }
     let [question] = request.queries.as_slice() else {
         return encode(&response(&header.metadata, ResponseCode::FormErr, forward));
     };
@@ -103,11 +107,11 @@ fn local(records: &Records, question: &Query, turn: usize) -> Option<Vec<Record>
     if !addrs.is_empty() {
         return Some(match question.query_type {
             RecordType::A | RecordType::ANY => {
-                let start = turn % addrs.len();
-                addrs[start..]
-                    .iter()
-                    .chain(&addrs[..start])
-                    .map(|ip| Record::from_rdata(question.name.clone(), TTL, RData::A(A(*ip))))
+                let mut rotated = addrs.to_vec();
+                rotated.rotate_left(turn % addrs.len());
+                rotated
+                    .into_iter()
+                    .map(|ip| Record::from_rdata(question.name.clone(), TTL, RData::A(A(ip))))
                     .collect()
             }
             _ => Vec::new(),

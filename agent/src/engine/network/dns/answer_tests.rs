@@ -205,6 +205,22 @@ fn edns_queries_get_edns_replies() {
 }
 
 #[test]
+fn edns_versions_above_zero_get_badvers() {
+    let mut q = query("web.", RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    q.set_edns(edns);
+    let answered = reply(ask(&records(), &q, 0, true));
+    // 16 on the wire, which hickory-proto reads back as BADSIG (same number).
+    assert_eq!(
+        u16::from(answered.metadata.response_code),
+        u16::from(ResponseCode::BADVERS)
+    );
+    assert!(answered.answers.is_empty());
+    assert_eq!(answered.edns.map(|edns| edns.version()), Some(0));
+}
+
+#[test]
 fn big_udp_replies_are_truncated_unless_edns_allows_them() {
     let many: Records = (1..=60u8)
         .map(|i| ("many", Ipv4Addr::new(10, 0, 1, i)))

@@ -53,6 +53,7 @@ pub struct DnsServer {
 
 /// The running server of one container: [`DnsHandle::stop`] (or dropping it) ends its
 /// tasks and closes its sockets.
+#[must_use = "dropping the handle stops the server"]
 pub struct DnsHandle {
     /// Dropped to tell the loops to stop.
     stop: watch::Sender<()>,
@@ -77,11 +78,13 @@ impl DnsServer {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DnsError::NoRuntime)?;
         let socket_err = |op, socket| move |source| DnsError::Socket { op, socket, source };
         udp.set_nonblocking(true)
-            .map_err(socket_err("make non-blocking", "UDP"))?;
-        let udp = UdpSocket::from_std(udp).map_err(socket_err("register", "UDP"))?;
+            .map_err(socket_err("set non-blocking mode on", "UDP"))?;
+        let udp =
+            UdpSocket::from_std(udp).map_err(socket_err("register with the runtime", "UDP"))?;
         tcp.set_nonblocking(true)
-            .map_err(socket_err("make non-blocking", "TCP"))?;
-        let tcp = TcpListener::from_std(tcp).map_err(socket_err("register", "TCP"))?;
+            .map_err(socket_err("set non-blocking mode on", "TCP"))?;
+        let tcp =
+            TcpListener::from_std(tcp).map_err(socket_err("register with the runtime", "TCP"))?;
         let server = Arc::new(DnsServer {
             records,
             upstreams,
