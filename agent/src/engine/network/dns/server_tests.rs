@@ -2,7 +2,7 @@
 //! small upstream responder (written here with hickory-proto) answers `example.test`.
 
 use super::records::Records;
-use super::server::DnsServer;
+use super::server::{DnsServer, MAX_FORWARDS};
 use super::upstream::{read_frame, write_frame};
 use super::{DnsError, DnsHandle};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -242,6 +242,36 @@ async fn no_upstream_answering_gets_servfail() {
     );
     served.stop().await;
     drop((silent_udp, silent_tcp));
+}
+
+#[tokio::test]
+async fn a_flood_forwards_at_most_max_forwards_at_once() {
+    // The upstream never answers, so every forward holds its permit until it times
+    // out; the queries beyond the limit get SERVFAIL without going upstream.
+    let (silent, _silent_tcp) = bind_pair();
+    let served = serve(Records::new(), vec![silent.local_addr().unwrap()], true);
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let flood = MAX_FORWARDS + 8;
+    for id in 0..flood {
+        let q = query(id as u16, "example.test.").to_vec().unwrap();
+        client.send_to(&q, served.addr).await.unwrap();
+    }
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..flood {
+        let (len, _) = tokio::time::timeout(PATIENCE, client.recv_from(&mut buf))
+            .await
+            .expect("a query got no reply")
+            .unwrap();
+        let reply = Message::from_vec(&buf[..len]).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+    silent.set_nonblocking(true).unwrap();
+    let mut reached = 0;
+    while silent.recv_from(&mut buf).is_ok() {
+        reached += 1;
+    }
+    assert_eq!(reached, MAX_FORWARDS);
+    served.stop().await;
 }
 
 #[tokio::test]
