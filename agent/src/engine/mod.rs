@@ -3,6 +3,7 @@
 //! - [`api`]: the HTTP API on the engine's unix socket.
 //! - [`daemon`]: the engine as a daemon: data dir lock, socket, serve.
 //! - [`image`]: content-addressed blobs and layer snapshots.
+//! - [`network`]: container networks (the embedded DNS server).
 //! - [`runtime`]: containers: namespaces, root file system, process.
 //! - [`volume`]: named volumes, filled from the image on first use.
 pub mod api;

@@ -6,6 +6,8 @@
 //! - [`netns`]: network namespaces held by the engine.
 //! - [`link`]: links, addresses, routes and forwarding entries over rtnetlink.
 //! - [`service`]: the networks, containers' endpoints and ports, kept on disk.
+//! - [`dns`]: the embedded DNS server each container resolves through.
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod netns;
