@@ -19,6 +19,16 @@ pub struct AgentArgs {
     /// registries always are).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure_registries: Vec<String>,
+    /// A DNS server (IP[:PORT]) containers' names that are not the engine's are
+    /// sent to (repeatable; default: the nameservers of /etc/resolv.conf).
+    #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = upstream)]
+    dns_upstreams: Vec<std::net::SocketAddr>,
+}
+
+fn upstream(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse::<std::net::SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("{text:?} is not IP or IP:PORT"))
 }
 
 /// Run the engine until SIGINT or SIGTERM.
@@ -50,6 +60,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 data_dir: args.data_dir,
                 socket: args.socket,
                 insecure_registries: args.insecure_registries,
+                dns_upstreams: args.dns_upstreams,
             },
             shutdown,
         )

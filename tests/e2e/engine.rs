@@ -3,24 +3,43 @@
 //! real docker-registry on loopback.
 
 use super::repo;
+use agent::engine::network::{link, netns};
 use agent::testing::registry::{HTPASSWD, start_registry, start_registry_with};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `orch agent` with its own data dir and socket; stopped and removed on drop.
-struct Agent {
+/// A running `orch agent` with its own data dir and socket, in a network namespace of
+/// its own (its "host": bridges, rules and ports of one test never meet another's);
+/// stopped and removed on drop.
+pub struct Agent {
     child: Option<Child>,
-    dir: PathBuf,
+    pub dir: PathBuf,
+    /// Extra `orch agent` flags.
+    flags: Vec<String>,
 }
 
 impl Agent {
-    fn start(tag: &str) -> Agent {
+    pub fn start(tag: &str) -> Agent {
+        Agent::start_with(tag, &[])
+    }
+
+    pub fn start_with(tag: &str, flags: &[&str]) -> Agent {
         let dir = std::env::temp_dir().join(format!("orch-e2e-agent-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("home")).unwrap();
-        let mut agent = Agent { child: None, dir };
+        let host = dir.join("host.netns");
+        netns::create(&host).expect("create the test host's network namespace");
+        link::netlink(Some(&host), |nl| async move { nl.up("lo").await })
+            .expect("bring the test host's loopback up");
+        let mut agent = Agent {
+            child: None,
+            dir,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        };
         agent.child = Some(agent.spawn());
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(agent.socket()).is_err() {
@@ -34,15 +53,38 @@ impl Agent {
     }
 
     fn spawn(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_orch"))
-            .args(["agent", "--data-dir"])
+        let host = std::fs::File::open(self.host()).expect("open the test host's namespace");
+        let fd = host.as_raw_fd();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
+        cmd.args(["agent", "--data-dir"])
             .arg(self.dir.join("data"))
             .arg("--socket")
             .arg(self.socket())
+            .args(&self.flags)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start orch agent")
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.join("agent.log")).expect("agent log"),
+            ));
+        // SAFETY: setns is async-signal-safe; it moves the child into its test host.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().expect("start orch agent")
+    }
+
+    /// The agent's network namespace.
+    pub fn host(&self) -> PathBuf {
+        self.dir.join("host.netns")
+    }
+
+    /// Run `f` on a thread inside the agent's network namespace.
+    pub fn on_host<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        netns::run_in(Some(&self.host()), f).expect("enter the test host")
     }
 
     fn socket(&self) -> PathBuf {
@@ -50,7 +92,7 @@ impl Agent {
     }
 
     /// `orch ARGS` against this engine, with credentials kept in this agent's dir.
-    fn orch(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub fn orch(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = self.command(env!("CARGO_BIN_EXE_orch"));
         cmd.args(args);
         run(cmd, stdin)
@@ -68,7 +110,7 @@ impl Agent {
 
     /// The busybox image from scripts/busybox-image; `false` (after saying why) when
     /// busybox-static is missing.
-    fn busybox(&self) -> bool {
+    pub fn busybox(&self) -> bool {
         if !Path::new("/bin/busybox").exists() {
             eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
             return false;
@@ -101,13 +143,14 @@ impl Drop for Agent {
             }
         }
         self.stop();
+        let _ = netns::remove(&self.host());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Agent {
     /// Stop the engine (SIGTERM, then SIGKILL after 10 s).
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: signalling a child we spawned.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -163,7 +206,7 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(out: &Output) -> String {
+pub fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -174,7 +217,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fails(out: &Output, needle: &str) {
+pub fn fails(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code() == Some(1) && err.contains(needle),
@@ -191,10 +234,11 @@ fn digest_of(line: &str) -> String {
 
 #[test]
 fn images_move_between_engines_through_a_registry() {
-    let Some(reg) = start_registry("e2e-roundtrip") else {
+    let a = Agent::start("a");
+    // The registry runs on the agent's host (its network namespace).
+    let Some(reg) = a.on_host(|| start_registry("e2e-roundtrip")) else {
         return;
     };
-    let a = Agent::start("a");
     assert_eq!(
         std::fs::metadata(a.socket()).unwrap().permissions().mode() & 0o777,
         0o600,
@@ -220,8 +264,18 @@ fn images_move_between_engines_through_a_registry() {
         "{list}"
     );
 
-    // A fresh engine pulls it back: same digest, layers unpacked.
-    let b = Agent::start("b");
+    // With every trace of it gone, the engine pulls it back: same digest, layers
+    // unpacked again.
+    ok(&a.orch(&["image", "rm", &name, "busybox"], None));
+    ok(&a.orch(&["image", "prune", "--all"], None));
+    assert_eq!(
+        std::fs::read_dir(a.dir.join("data/snapshots"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing left before the pull"
+    );
+    let b = &a;
     let pulled = digest_of(&ok(&b.orch(&["image", "pull", &name], None)));
     assert_eq!(pulled, pushed);
     let snapshots = std::fs::read_dir(b.dir.join("data/snapshots"))
@@ -265,10 +319,10 @@ fn images_move_between_engines_through_a_registry() {
 
 #[test]
 fn login_then_push_and_pull_with_basic_auth() {
-    let Some(reg) = start_registry_with("e2e-auth", Some(HTPASSWD)) else {
+    let a = Agent::start("auth");
+    let Some(reg) = a.on_host(|| start_registry_with("e2e-auth", Some(HTPASSWD))) else {
         return;
     };
-    let a = Agent::start("auth");
     if !a.busybox() {
         return;
     }
@@ -476,7 +530,7 @@ async fn until_exit(mut conn: impl tokio::io::AsyncRead + Unpin) -> (String, i32
     }
 }
 
-fn state_of(a: &Agent, name: &str) -> serde_json::Value {
+pub fn state_of(a: &Agent, name: &str) -> serde_json::Value {
     let detail: serde_json::Value =
         serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
     detail[0].clone()
@@ -743,7 +797,7 @@ fn exec_joins_a_running_container_with_pipes_or_a_terminal() {
 }
 
 /// Poll `check` on the container's inspect JSON for up to 15 s.
-fn eventually(
+pub fn eventually(
     a: &Agent,
     name: &str,
     what: &str,

@@ -3,6 +3,7 @@
 //! ([`runtime`]).
 
 mod engine;
+mod network;
 mod runtime;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub socket: PathBuf,
     /// Registries (host[:port]) reached over plain http besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Where containers' DNS servers send names they do not know (default: the
+    /// host's /etc/resolv.conf).
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
 }
 
 /// Why the engine could not start or stopped.
@@ -148,8 +151,9 @@ pub async fn serve(
     let volumes = Arc::new(Volumes::open(&data.join("volumes"))?);
     let networks = {
         let data = data.clone();
+        let upstreams = config.dns_upstreams.clone();
         Arc::new(
-            tokio::task::spawn_blocking(move || NetworkService::open(&data))
+            tokio::task::spawn_blocking(move || NetworkService::open(&data, upstreams))
                 .await
                 .map_err(|e| DaemonError::Networks(e.to_string()))?
                 .map_err(|e| DaemonError::Networks(e.to_string()))?,

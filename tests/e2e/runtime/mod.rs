@@ -9,6 +9,7 @@ mod security;
 use agent::engine::image::images::{Images, ImportConfig};
 use agent::engine::image::manifest::RunConfig;
 use agent::engine::image::snapshot::Snapshots;
+use agent::engine::network::service::NetNs;
 use agent::engine::runtime::cgroup::{self, Cgroups, Exit, Resources, Stats};
 use agent::engine::runtime::init::{InitSpec, Mount, MountKind};
 use agent::engine::runtime::launch::{LaunchError, Stdio, launch, wait};
@@ -192,6 +193,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         tty: false,
         ulimits: Vec::new(),
         sysctls: Default::default(),
+        netns: NetNs::New,
     };
     let spec_path = c.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
@@ -219,7 +221,12 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         cgroups.create(&id, res).unwrap();
         CgroupGuard { cgroups, id }
     });
-    let launched = launch(Path::new(env!("CARGO_BIN_EXE_orch")), &spec_path, stdio)?;
+    let launched = launch(
+        Path::new(env!("CARGO_BIN_EXE_orch")),
+        &spec_path,
+        stdio,
+        &NetNs::New,
+    )?;
     drop((out_w, in_r));
     if let Some(g) = &cgroup {
         launched.join_cgroup(g.cgroups.as_ref(), &g.id)?;

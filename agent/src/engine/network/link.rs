@@ -291,9 +291,12 @@ impl Nl {
         netns_fd: i32,
         to: &str,
     ) -> Result<(), LinkError> {
+        // Proxy: the device answers ARP for remote endpoints from its neighbour
+        // table, so no broadcast ever crosses the underlay.
         let mut b = LinkVxlan::new(name, vni)
             .port(port)
             .learning(false)
+            .proxy(true)
             .mtu(mtu);
         if let Some(local) = local {
             b = b.local(local);
@@ -332,18 +335,16 @@ impl Nl {
             .map_err(fail(format!("attach {name} to {bridge}")))
     }
 
-    /// Frames for `mac` leave `vxlan` towards `remote`; `ip` answers ARP as `mac`
-    /// on `bridge`.
+    /// Frames for `mac` leave `vxlan` towards `remote`; ARP for `ip` is answered as
+    /// `mac` by the vxlan device (proxy mode).
     pub async fn add_peer(
         &self,
         vxlan: &str,
-        bridge: &str,
         mac: [u8; 6],
         ip: Ipv4Addr,
         remote: Ipv4Addr,
     ) -> Result<(), LinkError> {
         let v = self.need(vxlan).await?;
-        let b = self.need(bridge).await?;
         let mut fdb = self.0.neighbours().add_bridge(v, &mac).replace();
         fdb = fdb.destination(IpAddr::V4(remote));
         fdb.message_mut().header.flags = rtnetlink::packet_route::neighbour::NeighbourFlags::Own;
@@ -352,7 +353,7 @@ impl Nl {
             .map_err(fail(format!("forward {} to {remote}", mac_text(&mac))))?;
         self.0
             .neighbours()
-            .add(b, IpAddr::V4(ip))
+            .add(v, IpAddr::V4(ip))
             .link_layer_address(&mac)
             .replace()
             .execute()
@@ -381,7 +382,7 @@ impl Nl {
         {
             let hit = m.attributes.iter().any(|a| match a {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                    m.header.ifindex == b && a == &ip
+                    (m.header.ifindex == v || m.header.ifindex == b) && a == &ip
                 }
                 NeighbourAttribute::LinkLayerAddress(l) => {
                     m.header.ifindex == v && l.as_slice() == mac

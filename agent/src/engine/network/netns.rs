@@ -24,7 +24,7 @@ pub fn is_held(path: &Path) -> bool {
     let Ok(c) = cstr(path) else { return false };
     // SAFETY: statfs on a NUL-terminated path into a zeroed struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == libc::NSFS_MAGIC as i64 }
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == libc::NSFS_MAGIC }
 }
 
 /// Make a new network namespace held at `path` (the file is created).

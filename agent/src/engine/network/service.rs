@@ -3,6 +3,7 @@
 //! disconnect, publish ports, program overlay peers, and repair what an agent
 //! restart or a host reboot left behind.
 
+use super::dns::{DnsHandle, DnsServer, Records};
 use super::ipam::{Ipam, IpamError};
 use super::link::{LinkError, mac_for, mac_text, netlink, parse_mac};
 use super::netns;
@@ -15,7 +16,7 @@ use api::network::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -178,7 +179,21 @@ pub struct NetworkService {
     root: PathBuf,
     netns_dir: PathBuf,
     state: Mutex<State>,
+    /// Each container's DNS server (by container id) and the names it answers.
+    dns: Mutex<BTreeMap<String, DnsEntry>>,
+    /// Where names that are not the engine's are asked.
+    upstreams: Vec<SocketAddr>,
+    runtime: tokio::runtime::Handle,
 }
+
+/// A running DNS server of one container.
+struct DnsEntry {
+    records: tokio::sync::watch::Sender<Records>,
+    _server: DnsHandle,
+}
+
+/// The address of the DNS server in every container.
+pub const DNS_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -285,8 +300,18 @@ fn endpoint_view(cid: &str, e: &EndpointRecord, net: &NetRecord, state: &State) 
 
 impl NetworkService {
     /// Open (or start) the networks under `data`, make the default network, and
-    /// repair what is missing or stale.
-    pub fn open(data: &Path) -> Result<NetworkService, NetError> {
+    /// repair what is missing or stale. Containers' DNS servers forward to
+    /// `upstreams` (empty: the host's /etc/resolv.conf). Call inside the engine's
+    /// runtime (DNS servers run on it).
+    pub fn open(data: &Path, upstreams: Vec<SocketAddr>) -> Result<NetworkService, NetError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            NetError::State("the network service needs the engine's async runtime".into())
+        })?;
+        let upstreams = if upstreams.is_empty() {
+            super::dns::upstreams_from_resolv_conf(&host_resolv_conf())
+        } else {
+            upstreams
+        };
         let root = data.join("networks");
         let netns_dir = data.join("netns");
         for d in [&root, &netns_dir] {
@@ -302,6 +327,9 @@ impl NetworkService {
             root,
             netns_dir,
             state: Mutex::new(state),
+            dns: Mutex::new(BTreeMap::new()),
+            upstreams,
+            runtime,
         };
         set_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
         {
@@ -616,7 +644,54 @@ impl NetworkService {
                 Ok(())
             })?;
         }
+        for cid in &wanted {
+            self.start_dns(st, cid)?;
+        }
+        self.refresh_dns(st);
         self.apply_rules(st)
+    }
+
+    /// Serve DNS on 127.0.0.11:53 inside container `cid`'s namespace.
+    fn start_dns(&self, st: &State, cid: &str) -> Result<(), NetError> {
+        let Some(a) = st.containers.get(cid) else {
+            return Ok(());
+        };
+        if a.mode != Mode::Own || a.isolated {
+            return Ok(());
+        }
+        let path = self.netns_path(cid);
+        let addr = SocketAddr::from((DNS_ADDRESS, 53));
+        let (udp, tcp) = netns::run_in(Some(&path), || {
+            Ok::<_, std::io::Error>((
+                std::net::UdpSocket::bind(addr)?,
+                std::net::TcpListener::bind(addr)?,
+            ))
+        })
+        .and_then(|r| r)
+        .map_err(io("serve DNS on 127.0.0.11:53 in", &path))?;
+        let (tx, rx) = tokio::sync::watch::channel(records_for(st, cid));
+        let _guard = self.runtime.enter();
+        let server = DnsServer::spawn(udp, tcp, rx, self.upstreams.clone(), forwards(st, cid))
+            .map_err(|e| NetError::State(format!("start the DNS server of {}: {e}", a.name)))?;
+        self.dns_lock().insert(
+            cid.to_owned(),
+            DnsEntry {
+                records: tx,
+                _server: server,
+            },
+        );
+        Ok(())
+    }
+
+    fn dns_lock(&self) -> MutexGuard<'_, BTreeMap<String, DnsEntry>> {
+        self.dns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Give every container's DNS server the names it may see now.
+    fn refresh_dns(&self, st: &State) {
+        for (cid, entry) in self.dns_lock().iter() {
+            entry.records.send_replace(records_for(st, cid));
+        }
     }
 
     /// The packet rules of the whole state.
@@ -887,9 +962,13 @@ impl NetworkService {
                 resolv_conf: "nameserver 127.0.0.11\noptions ndots:0\n".into(),
             })
         })();
-        match result {
+        match result.and_then(|p| {
+            self.start_dns(&st, cid)?;
+            Ok(p)
+        }) {
             Ok(p) => {
                 self.save(&st)?;
+                self.refresh_dns(&st);
                 self.apply_rules(&st)?;
                 Ok(p)
             }
@@ -1032,8 +1111,8 @@ impl NetworkService {
         }
         let mut taken: Vec<(String, PortBinding)> = st
             .containers
-            .iter()
-            .flat_map(|(_, a)| a.ports.iter().map(|p| (a.name.clone(), p.clone())))
+            .values()
+            .flat_map(|a| a.ports.iter().map(|p| (a.name.clone(), p.clone())))
             .collect();
         let mut out = Vec::new();
         for w in wanted {
@@ -1087,10 +1166,13 @@ impl NetworkService {
         let mut st = self.lock();
         self.release_locked(&mut st, cid)?;
         self.save(&st)?;
+        self.refresh_dns(&st);
         self.apply_rules(&st)
     }
 
     fn release_locked(&self, st: &mut State, cid: &str) -> Result<(), NetError> {
+        // Dropping the handle ends the server and closes its sockets.
+        self.dns_lock().remove(cid);
         let ids: Vec<String> = st.networks.keys().cloned().collect();
         for nid in ids {
             self.leave(st, cid, &nid)?;
@@ -1148,6 +1230,7 @@ impl NetworkService {
         };
         self.join(&mut st, cid, &w)?;
         self.save(&st)?;
+        self.refresh_dns(&st);
         self.apply_rules(&st)
     }
 
@@ -1163,6 +1246,7 @@ impl NetworkService {
         }
         self.leave(&mut st, cid, &net.id)?;
         self.save(&st)?;
+        self.refresh_dns(&st);
         self.apply_rules(&st)
     }
 
@@ -1203,6 +1287,7 @@ impl NetworkService {
         next.peers.sort();
         st.networks.insert(next.id.clone(), next.clone());
         self.save(&st)?;
+        self.refresh_dns(&st);
         Ok(next.view(&st))
     }
 
@@ -1229,7 +1314,7 @@ impl NetworkService {
                     op: "peer".into(),
                     why,
                 })?;
-                nl.add_peer("vx0", &bridge, mac, ip, host).await?;
+                nl.add_peer("vx0", mac, ip, host).await?;
             }
             Ok(())
         })?;
@@ -1277,6 +1362,59 @@ impl NetworkService {
         nft::remove()?;
         Ok(true)
     }
+}
+
+/// The names container `cid` may resolve: on each of its networks, every
+/// container's name, its aliases and `tasks.ALIAS` (all of an alias' addresses),
+/// and an overlay's remote endpoints likewise. Names go in before aliases, so an
+/// address' reverse lookup gives its container.
+fn records_for(st: &State, cid: &str) -> Records {
+    let mut r = Records::new();
+    let nets: Vec<&NetRecord> = st
+        .networks
+        .values()
+        .filter(|n| n.endpoints.contains_key(cid))
+        .collect();
+    for n in &nets {
+        for (other, e) in &n.endpoints {
+            if let Some(a) = st.containers.get(other) {
+                r.insert(&a.name, e.ip);
+            }
+            r.insert(&other[..12], e.ip);
+        }
+        for p in &n.peers {
+            if let (Some(first), Ok(ip)) = (p.names.first(), p.ipv4.parse()) {
+                r.insert(first, ip);
+            }
+        }
+    }
+    for n in &nets {
+        for e in n.endpoints.values() {
+            for alias in &e.aliases {
+                r.insert(alias, e.ip);
+                r.insert(&format!("tasks.{alias}"), e.ip);
+            }
+        }
+        for p in &n.peers {
+            let Ok(ip) = p.ipv4.parse() else { continue };
+            for alias in p.names.iter().skip(1) {
+                r.insert(alias, ip);
+                r.insert(&format!("tasks.{alias}"), ip);
+            }
+        }
+    }
+    r
+}
+
+/// Whether `cid`'s names may be looked up outside: not when every network it is on
+/// is internal.
+fn forwards(st: &State, cid: &str) -> bool {
+    let mut nets = st
+        .networks
+        .values()
+        .filter(|n| n.endpoints.contains_key(cid))
+        .peekable();
+    nets.peek().is_none() || nets.any(|n| !n.internal)
 }
 
 /// The first network of `cid` other than `nid` that gives a default route (or

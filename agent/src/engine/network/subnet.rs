@@ -16,7 +16,7 @@ pub struct Subnet {
 impl Subnet {
     /// The subnet of `addr/prefix` (host bits cleared).
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet, String> {
-        if prefix > 30 || prefix < 8 {
+        if !(8..=30).contains(&prefix) {
             return Err(format!(
                 "prefix /{prefix} is out of range: use /8 to /30 (a network needs room for a gateway and hosts)"
             ));

@@ -1,0 +1,459 @@
+//! Networks through the `orch` binary: every agent runs in a network namespace of its
+//! own (its test host), so bridges, rules and published ports stay inside it; two
+//! such hosts joined by a private bridge in a third namespace carry the overlay.
+
+use crate::engine::{Agent, fails, ok};
+use agent::engine::network::{link, netns};
+use api::client::EngineClient;
+use api::network::{OverlayPeer, OverlayPeers};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// `orch container run --rm ... busybox sh -c SCRIPT` on `net`: (exit ok, output).
+fn sh(a: &Agent, net: &str, script: &str) -> (bool, String) {
+    let out = a.orch(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+        None,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `orch container exec NAME sh -c SCRIPT`: (exit ok, output).
+fn exec(a: &Agent, name: &str, script: &str) -> (bool, String) {
+    let out = a.orch(&["container", "exec", name, "sh", "-c", script], None);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn http_server(a: &Agent, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["container", "run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let id = ok(&a.orch(&args, None)).trim().to_owned();
+    id[..12].to_owned()
+}
+
+fn inspect(a: &Agent, name: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
+    v[0].clone()
+}
+
+/// The kernel objects of orch in the agent's namespace: links with orch's prefixes
+/// and orch's nftables table.
+fn leftovers(a: &Agent) -> Vec<String> {
+    let links = link::netlink(Some(&a.host()), |nl| async move { nl.names().await }).unwrap();
+    let mut out: Vec<String> = links
+        .into_iter()
+        .filter(|n| n.starts_with("orch") || n.starts_with("ov") || n.starts_with("vx"))
+        .collect();
+    let tables = a.on_host(|| {
+        std::process::Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    });
+    if tables.contains("table ip orch") {
+        out.push("table ip orch".into());
+    }
+    let netns_dir = a.dir.join("data/netns");
+    for e in std::fs::read_dir(netns_dir).into_iter().flatten().flatten() {
+        out.push(e.path().display().to_string());
+    }
+    out
+}
+
+#[test]
+fn bridge_networks_resolve_names_isolate_and_seal_internal_ones() {
+    let mut a = Agent::start("net-bridge");
+    if !a.busybox() {
+        return;
+    }
+    for n in ["front", "back"] {
+        ok(&a.orch(&["network", "create", n], None));
+    }
+    ok(&a.orch(&["network", "create", "--internal", "sealed"], None));
+    fails(
+        &a.orch(&["network", "create", "front"], None),
+        "exists already",
+    );
+    fails(
+        &a.orch(&["network", "create", "--subnet", "10.1.0.5/16", "x"], None),
+        "host bits",
+    );
+    let web = http_server(&a, "web", &["--network", "front", "--network-alias", "api"]);
+    let web_ip = inspect(&a, "web")["networks"]["front"]["ipv4"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Same network: by name, by alias, over TCP.
+    let (fine, out) = sh(
+        &a,
+        "front",
+        "wget -qO- http://web/hostname && wget -qO- http://api/hostname",
+    );
+    assert!(fine && out.matches(&web).count() == 2, "{out}");
+
+    // Another network: neither the name nor the address.
+    let (fine, out) = sh(&a, "back", "nslookup web");
+    assert!(!fine, "web resolves from another network: {out}");
+    let script = format!("timeout 3 nc {web_ip} 80 </dev/null && echo REACHED");
+    let (_, out) = sh(&a, "back", &script);
+    assert!(
+        !out.contains("REACHED"),
+        "another network reached web: {out}"
+    );
+
+    // Internal: no default route, neither the host's gateways nor other networks.
+    let script = format!(
+        "ip route; timeout 3 nc 172.17.0.1 80 </dev/null; timeout 3 nc {web_ip} 80 </dev/null && echo REACHED"
+    );
+    let (_, out) = sh(&a, "sealed", &script);
+    assert!(!out.contains("default"), "{out}");
+    assert!(!out.contains("REACHED"), "{out}");
+
+    // Connect puts it on a second network live; disconnect takes it off.
+    ok(&a.orch(&["network", "connect", "back", "web"], None));
+    let (fine, out) = sh(&a, "back", "wget -qO- http://web/hostname");
+    assert!(fine && out.contains(&web), "{out}");
+    ok(&a.orch(&["network", "disconnect", "back", "web"], None));
+    let (fine, _) = sh(&a, "back", "nslookup web");
+    assert!(!fine, "web still resolves after disconnect");
+
+    // A network with containers stays; then everything goes.
+    fails(
+        &a.orch(&["network", "rm", "front"], None),
+        "has containers: web",
+    );
+    ok(&a.orch(&["container", "rm", "-f", "web"], None));
+    for n in ["front", "back", "sealed"] {
+        ok(&a.orch(&["network", "rm", n], None));
+    }
+    fails(
+        &a.orch(&["network", "rm", "bridge"], None),
+        "default network",
+    );
+    a.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+}
+
+/// `GET /hostname` on `addr` from inside the agent's host.
+fn get_hostname(a: &Agent, addr: &str) -> String {
+    let addr = addr.to_owned();
+    a.on_host(move || {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to the published port");
+        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body
+    })
+}
+
+#[test]
+fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
+    let mut a = Agent::start("net-ports");
+    if !a.busybox() {
+        return;
+    }
+    let web = http_server(&a, "web", &["-p", "18080:80"]);
+    assert!(get_hostname(&a, "127.0.0.1:18080").contains(&web));
+    let ports = &inspect(&a, "web")["ports"][0];
+    assert_eq!(ports["host_port"], 18080);
+    assert_eq!(ports["container_port"], 80);
+    fails(
+        &a.orch(
+            &[
+                "container",
+                "run",
+                "-d",
+                "--name",
+                "two",
+                "-p",
+                "18080:80",
+                "busybox",
+                "true",
+            ],
+            None,
+        ),
+        "port 18080/tcp is already published by container web",
+    );
+    // A port something on the host holds is refused too.
+    let holder = a.on_host(|| std::net::TcpListener::bind("0.0.0.0:18081").unwrap());
+    fails(
+        &a.orch(
+            &[
+                "container",
+                "run",
+                "-d",
+                "--name",
+                "three",
+                "-p",
+                "18081:80",
+                "busybox",
+                "true",
+            ],
+            None,
+        ),
+        "in use on the host",
+    );
+    drop(holder);
+
+    // UDP takes the same kernel path (busybox has no UDP server to answer it, so
+    // the rule is what is checked here).
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "echo",
+            "-p",
+            "127.0.0.1:15353:53/udp",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+        None,
+    ));
+    let echo_ip = inspect(&a, "echo")["networks"]["bridge"]["ipv4"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let rules = a.on_host(|| {
+        std::process::Command::new("nft")
+            .args(["list", "table", "ip", "orch"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    });
+    assert!(
+        rules.contains(&format!(
+            "ip daddr 127.0.0.1 udp dport 15353 dnat to {echo_ip}:53"
+        )),
+        "{rules}"
+    );
+    ok(&a.orch(&["container", "rm", "-f", "web", "echo"], None));
+    a.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+}
+
+#[test]
+fn dns_lists_every_replica_and_forgets_removed_ones() {
+    let mut a = Agent::start("net-dns");
+    if !a.busybox() {
+        return;
+    }
+    ok(&a.orch(&["network", "create", "shop"], None));
+    let mut ips = Vec::new();
+    for i in 0..3 {
+        http_server(
+            &a,
+            &format!("web-{i}"),
+            &["--network", "shop", "--network-alias", "web"],
+        );
+        let ip = inspect(&a, &format!("web-{i}"))["networks"]["shop"]["ipv4"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        ips.push(ip);
+    }
+    let (fine, out) = sh(&a, "shop", "nslookup tasks.web");
+    assert!(fine, "{out}");
+    for ip in &ips {
+        assert!(
+            out.contains(ip.as_str()),
+            "{ip} missing from tasks.web: {out}"
+        );
+    }
+    ok(&a.orch(&["container", "rm", "-f", "web-1"], None));
+    let (fine, out) = sh(&a, "shop", "nslookup tasks.web");
+    assert!(fine, "{out}");
+    assert!(
+        !out.contains(ips[1].as_str()),
+        "a removed replica is still listed: {out}"
+    );
+    assert!(
+        out.contains(ips[0].as_str()) && out.contains(ips[2].as_str()),
+        "{out}"
+    );
+    ok(&a.orch(&["container", "rm", "-f", "web-0", "web-2"], None));
+    ok(&a.orch(&["network", "rm", "shop"], None));
+    a.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+}
+
+/// A private bridge in a namespace of its own, with a link into each test host.
+struct Lan {
+    path: PathBuf,
+}
+
+impl Lan {
+    fn new(dir: &Path) -> Lan {
+        let path = dir.join("lan.netns");
+        netns::create(&path).unwrap();
+        link::netlink(Some(&path), |nl| async move {
+            nl.up("lo").await?;
+            nl.bridge("lan", 1500, None).await.map(|_| ())
+        })
+        .unwrap();
+        Lan { path }
+    }
+
+    /// Give `host` the address `ip`/24 on a link to the lan.
+    fn plug(&self, host: &Path, port: &str, ip: [u8; 4]) {
+        let file = std::fs::File::open(host).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let (port, peer) = (port.to_owned(), format!("{port}p"));
+        let peer2 = peer.clone();
+        link::netlink(Some(&self.path), move |nl| async move {
+            nl.veth_into(&port, &peer2, 1500, "lan", fd).await
+        })
+        .unwrap();
+        let ip = std::net::Ipv4Addr::from(ip);
+        link::netlink(Some(host), move |nl| async move {
+            nl.configure(&peer, "eth0", link::mac_for(ip), (ip, 24), None)
+                .await
+        })
+        .unwrap();
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = netns::remove(&self.path);
+    }
+}
+
+fn set_peers(a: &Agent, local: &str, peers: Vec<OverlayPeer>) {
+    let client =
+        EngineClient::new(&format!("unix://{}", a.dir.join("engine.sock").display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(client.set_network_peers(
+        "ov",
+        &OverlayPeers {
+            local: Some(local.into()),
+            peers,
+        },
+    ))
+    .expect("set the overlay's peers");
+}
+
+#[test]
+fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
+    let mut a = Agent::start("ov-a");
+    let mut b = Agent::start("ov-b");
+    if !a.busybox() || !b.busybox() {
+        return;
+    }
+    let lan = Lan::new(&a.dir);
+    lan.plug(&a.host(), "la", [10, 99, 0, 1]);
+    lan.plug(&b.host(), "lb", [10, 99, 0, 2]);
+    let mut ids = Vec::new();
+    for (agent, name, ip) in [(&a, "alpha", "10.200.0.10"), (&b, "beta", "10.200.0.20")] {
+        ok(&agent.orch(
+            &[
+                "network",
+                "create",
+                "--driver",
+                "overlay",
+                "--attachable",
+                "--subnet",
+                "10.200.0.0/24",
+                "--vni",
+                "4242",
+                "ov",
+            ],
+            None,
+        ));
+        ids.push(http_server(agent, name, &["--network", "ov", "--ip", ip]));
+    }
+    let (alpha, beta) = (ids[0].clone(), ids[1].clone());
+    let peer = |host: &str, ip: &str, name: &str| OverlayPeer {
+        host: host.into(),
+        ipv4: ip.into(),
+        mac: link::mac_text(&link::mac_for(ip.parse().unwrap())),
+        names: vec![name.into()],
+    };
+    set_peers(
+        &a,
+        "10.99.0.1",
+        vec![peer("10.99.0.2", "10.200.0.20", "beta")],
+    );
+    set_peers(
+        &b,
+        "10.99.0.2",
+        vec![peer("10.99.0.1", "10.200.0.10", "alpha")],
+    );
+
+    // Every endpoint must be known to the other side, so the checks run in the two
+    // containers themselves.
+    let (fine, out) = exec(
+        &a,
+        "alpha",
+        "ping -c 1 -W 2 10.200.0.20 && wget -qO- http://beta/hostname",
+    );
+    assert!(
+        fine && out.contains(&beta),
+        "alpha cannot reach beta: {out}"
+    );
+    let (fine, out) = exec(
+        &b,
+        "beta",
+        "ping -c 1 -W 2 10.200.0.10 && wget -qO- http://alpha/hostname",
+    );
+    assert!(
+        fine && out.contains(&alpha),
+        "beta cannot reach alpha: {out}"
+    );
+
+    // Removing the peer entry cuts exactly that peer.
+    set_peers(&a, "10.99.0.1", Vec::new());
+    let (fine, out) = exec(&a, "alpha", "ping -c 1 -W 2 10.200.0.20");
+    assert!(
+        !fine,
+        "beta is still reachable after its peer entry went: {out}"
+    );
+
+    for (agent, name) in [(&a, "alpha"), (&b, "beta")] {
+        ok(&agent.orch(&["container", "rm", "-f", name], None));
+        ok(&agent.orch(&["network", "rm", "ov"], None));
+    }
+    a.stop();
+    b.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+    assert_eq!(leftovers(&b), Vec::<String>::new());
+    drop(lan);
+}
