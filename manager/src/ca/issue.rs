@@ -145,3 +145,7 @@ fn node_params(
     params.not_after = utc(not_after);
     Ok(params)
 }
+
+#[cfg(test)]
+#[path = "issue_tests.rs"]
+mod tests;
