@@ -158,9 +158,8 @@ impl CaError {
                 next = Some(inner);
                 continue;
             }
-            if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                other,
-            ))) = err.downcast_ref::<rustls::Error>()
+            if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
+                err.downcast_ref::<rustls::Error>()
             {
                 next = Some(other.0.as_ref());
                 continue;

@@ -72,12 +72,11 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// Reads the node identity of a certificate (no signature or time check).
     pub fn read(der: &[u8]) -> Result<PeerIdentity, CaError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|err| {
-            CaError::BadCertificate {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|err| CaError::BadCertificate {
                 what: "node",
                 source: x509_error(err),
-            }
-        })?;
+            })?;
         let sans = cert
             .subject_alternative_name()
             .map_err(|source| CaError::BadCertificate {
@@ -105,7 +104,9 @@ impl PeerIdentity {
     }
 }
 
-pub(crate) fn x509_error(err: x509_parser::nom::Err<x509_parser::error::X509Error>) -> x509_parser::error::X509Error {
+pub(crate) fn x509_error(
+    err: x509_parser::nom::Err<x509_parser::error::X509Error>,
+) -> x509_parser::error::X509Error {
     match err {
         x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e,
         x509_parser::nom::Err::Incomplete(_) => x509_parser::error::X509Error::InvalidCertificate,
@@ -130,12 +131,11 @@ pub struct NodeKey {
 impl NodeKey {
     /// A fresh ECDSA P-256 key.
     pub fn generate() -> Result<NodeKey, CaError> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| {
-            CaError::Generate {
+        let key =
+            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| CaError::Generate {
                 what: "a node key",
                 source,
-            }
-        })?;
+            })?;
         Ok(NodeKey {
             pem: key.serialize_pem(),
         })
@@ -170,7 +170,9 @@ impl NodeKey {
         let key = self.key_pair()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "orch node");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "orch node");
         params
             .serialize_request(&key)
             .and_then(|csr| csr.pem())
@@ -218,17 +220,14 @@ impl NodeIdentity {
         let cert = cert_from_pem(&issued.cert_pem, "node certificate")?;
         let ca = cert_from_pem(&issued.ca_cert_pem, "CA certificate")?;
         let peer = PeerIdentity::read(&cert)?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(&cert).map_err(|err| {
-            CaError::BadCertificate {
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&cert).map_err(|err| CaError::BadCertificate {
                 what: "node",
                 source: x509_error(err),
-            }
-        })?;
+            })?;
         let key_pair = key.key_pair()?;
         if parsed.public_key().subject_public_key.data.as_ref() != key_pair.public_key_raw() {
-            return Err(CaError::KeyMismatch {
-                node: peer.node_id,
-            });
+            return Err(CaError::KeyMismatch { node: peer.node_id });
         }
         Ok(NodeIdentity {
             key,
@@ -314,7 +313,14 @@ mod tests {
         for good in ["n1", "node-1.a_b", &"x".repeat(MAX_ID_LEN)] {
             assert!(check_node_id(good).is_ok(), "{good}");
         }
-        for bad in ["", "a b", "a/b", "a?role=manager", "é", &"x".repeat(MAX_ID_LEN + 1)] {
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a?role=manager",
+            "é",
+            &"x".repeat(MAX_ID_LEN + 1),
+        ] {
             assert!(check_node_id(bad).is_err(), "{bad}");
         }
     }

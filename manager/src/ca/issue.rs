@@ -121,10 +121,13 @@ fn node_params(
     params
         .distinguished_name
         .push(DnType::CommonName, node_id.to_string());
+    params.distinguished_name.push(
+        DnType::OrganizationalUnitName,
+        super::error::role_name(role),
+    );
     params
         .distinguished_name
-        .push(DnType::OrganizationalUnitName, super::error::role_name(role));
-    params.distinguished_name.push(DnType::OrganizationName, "orch");
+        .push(DnType::OrganizationName, "orch");
     let uri = node_uri(node_id, role);
     let uri = uri.try_into().map_err(|source| CaError::Generate {
         what: "the node's identity URI",
@@ -139,7 +142,10 @@ fn node_params(
     ];
     params.use_authority_key_identifier_extension = true;
     let serial = serial.to_be_bytes();
-    let first = serial.iter().position(|b| *b != 0).unwrap_or(serial.len() - 1);
+    let first = serial
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(serial.len() - 1);
     params.serial_number = Some(SerialNumber::from_slice(&serial[first..]));
     params.not_before = utc(now.checked_sub(CLOCK_SKEW).unwrap_or(now));
     params.not_after = utc(not_after);

@@ -46,7 +46,10 @@ fn verify(ca: &CaState, issued: &IssuedCert, at: SystemTime) -> Result<PeerIdent
 fn a_joined_node_has_a_certificate_the_ca_verifies() {
     let mut ca = ca();
     let (key, issued) = join(&mut ca, NodeRole::Worker, "n1", now());
-    assert_eq!((issued.node_id.as_str(), issued.role), ("n1", NodeRole::Worker));
+    assert_eq!(
+        (issued.node_id.as_str(), issued.role),
+        ("n1", NodeRole::Worker)
+    );
     assert_eq!(issued.not_after, now() + 90 * DAY);
     assert_eq!(issued.ca_cert_pem, ca.ca_cert_pem());
 
@@ -64,17 +67,29 @@ fn a_joined_node_has_a_certificate_the_ca_verifies() {
     assert!(as_server.is_ok(), "{as_server:?}");
 
     let identity = NodeIdentity::new(key, &issued).unwrap();
-    assert_eq!((identity.node_id(), identity.role()), ("n1", NodeRole::Worker));
+    assert_eq!(
+        (identity.node_id(), identity.role()),
+        ("n1", NodeRole::Worker)
+    );
     assert!(identity.check(now()).is_ok());
-    assert_eq!(identity.renew_after(), identity.peer().not_before + (90 * DAY + CLOCK_SKEW) / 3 * 2);
+    assert_eq!(
+        identity.renew_after(),
+        identity.peer().not_before + (90 * DAY + CLOCK_SKEW) / 3 * 2
+    );
 
     let cert_der = der(&issued);
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     let subject = cert.subject().to_string();
-    assert!(subject.contains("CN=n1") && subject.contains("OU=worker"), "{subject}");
+    assert!(
+        subject.contains("CN=n1") && subject.contains("OU=worker"),
+        "{subject}"
+    );
     let ca_der = ca.ca_cert().unwrap();
     let (_, ca_cert) = x509_parser::parse_x509_certificate(ca_der.der()).unwrap();
-    assert_eq!(ca_cert.subject().to_string(), "CN=orch cluster CA c1, O=orch");
+    assert_eq!(
+        ca_cert.subject().to_string(),
+        "CN=orch cluster CA c1, O=orch"
+    );
     assert!(ca_cert.is_ca());
 }
 
@@ -83,7 +98,10 @@ fn the_manager_token_gives_the_manager_role_and_serials_differ() {
     let mut ca = ca();
     let (_, worker) = join(&mut ca, NodeRole::Worker, "w1", now());
     let (_, manager) = join(&mut ca, NodeRole::Manager, "m1", now());
-    assert_eq!(verify(&ca, &manager, now()).unwrap().role, NodeRole::Manager);
+    assert_eq!(
+        verify(&ca, &manager, now()).unwrap().role,
+        NodeRole::Manager
+    );
     let serial = |issued: &IssuedCert| {
         let der = der(issued);
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
@@ -109,7 +127,9 @@ fn a_wrong_secret_is_refused_and_says_so() {
     token.secret = ca.token(NodeRole::Manager).unwrap().secret;
     assert!(matches!(
         ca.issue(&token, &csr, "n1", now()),
-        Err(CaError::WrongSecret { role: NodeRole::Worker })
+        Err(CaError::WrongSecret {
+            role: NodeRole::Worker
+        })
     ));
 }
 
@@ -125,7 +145,9 @@ fn rotation_refuses_the_old_token_and_accepts_the_new_one() {
     let csr = NodeKey::generate().unwrap().csr().unwrap();
     assert!(matches!(
         ca.issue(&old, &csr, "m2", now()),
-        Err(CaError::WrongSecret { role: NodeRole::Manager })
+        Err(CaError::WrongSecret {
+            role: NodeRole::Manager
+        })
     ));
     assert!(ca.issue(&new, &csr, "m2", now()).is_ok());
     // The other role's token is untouched.
@@ -142,7 +164,10 @@ fn a_token_of_another_ca_is_refused_naming_both() {
     let message = err.to_string();
     let ours = ca.ca_cert().unwrap().digest().to_string();
     let theirs = other.ca_cert().unwrap().digest().to_string();
-    assert!(message.contains(&ours) && message.contains(&theirs), "{message}");
+    assert!(
+        message.contains(&ours) && message.contains(&theirs),
+        "{message}"
+    );
     assert!(matches!(err, CaError::TokenForOtherCa { .. }));
 }
 
@@ -152,7 +177,10 @@ fn a_certificate_of_another_ca_is_untrusted() {
     let mut other = init("c2", &CaConfig::default(), now()).unwrap();
     let (_, issued) = join(&mut other, NodeRole::Manager, "m1", now());
     let err = verify(&ours, &issued, now()).unwrap_err();
-    assert!(matches!(err, CaError::Untrusted { ref node, .. } if node == "m1"), "{err}");
+    assert!(
+        matches!(err, CaError::Untrusted { ref node, .. } if node == "m1"),
+        "{err}"
+    );
     let (_, mine) = join(&mut ours, NodeRole::Worker, "n1", now());
     assert!(verify(&ours, &mine, now()).is_ok());
 }
@@ -188,7 +216,10 @@ fn an_expired_certificate_is_refused_with_its_date() {
          expired node joins again with a token",
         rfc3339(now() - 9 * DAY)
     );
-    assert_eq!(verify(&ca, &issued, now()).unwrap_err().to_string(), expected);
+    assert_eq!(
+        verify(&ca, &issued, now()).unwrap_err().to_string(),
+        expected
+    );
     let identity = NodeIdentity::new(key, &issued).unwrap();
     assert_eq!(identity.check(now()).unwrap_err().to_string(), expected);
     let csr = NodeKey::generate().unwrap().csr().unwrap();
@@ -197,7 +228,10 @@ fn an_expired_certificate_is_refused_with_its_date() {
         Err(CaError::Expired { .. })
     ));
     let too_early = verify(&ca, &issued, now() - 20 * DAY).unwrap_err();
-    assert!(matches!(too_early, CaError::NotYetValid { .. }), "{too_early}");
+    assert!(
+        matches!(too_early, CaError::NotYetValid { .. }),
+        "{too_early}"
+    );
 }
 
 #[test]
@@ -206,8 +240,13 @@ fn renewal_keeps_id_and_role_for_a_new_key() {
     let (_, first) = join(&mut ca, NodeRole::Manager, "m1", now());
     let new_key = NodeKey::generate().unwrap();
     let later = now() + 70 * DAY;
-    let renewed = ca.renew(&der(&first), &new_key.csr().unwrap(), later).unwrap();
-    assert_eq!((renewed.node_id.as_str(), renewed.role), ("m1", NodeRole::Manager));
+    let renewed = ca
+        .renew(&der(&first), &new_key.csr().unwrap(), later)
+        .unwrap();
+    assert_eq!(
+        (renewed.node_id.as_str(), renewed.role),
+        ("m1", NodeRole::Manager)
+    );
     assert_eq!(renewed.not_after, later + 90 * DAY);
     let identity = NodeIdentity::new(new_key, &renewed).unwrap();
     assert_eq!(identity.role(), NodeRole::Manager);
@@ -238,7 +277,9 @@ fn bad_requests_and_ids_are_refused() {
     assert!(matches!(err, CaError::BadCsr { .. }), "{err}");
     assert!(err.is_refusal());
     let csr = NodeKey::generate().unwrap().csr().unwrap();
-    let err = ca.issue(&token, &csr, "n1?role=manager", now()).unwrap_err();
+    let err = ca
+        .issue(&token, &csr, "n1?role=manager", now())
+        .unwrap_err();
     assert!(matches!(err, CaError::BadNodeId { .. }), "{err}");
     // A request whose signature does not match its key.
     let mut der = rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(csr.as_bytes())
@@ -260,7 +301,10 @@ fn pem_of(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|chunk| std::str::from_utf8(chunk).unwrap())
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! - [`tls`]: rustls configurations for managers (client certificates optional or
 //!   required, removal checked at each handshake through [`Revocations`]), for joining
 //!   nodes (the CA pinned by the token's digest) and for nodes with certificates.
-//! - [`error`]: [`CaError`].
+//! - [`error`]: the one error type, [`CaError`].
 
 pub mod error;
 pub mod identity;
@@ -28,8 +28,8 @@ pub use error::{CaError, TokenProblem};
 pub use identity::{IssuedCert, NodeIdentity, NodeKey, PeerIdentity, check_node_id};
 pub use state::{CaConfig, CaState, init};
 pub use tls::{
-    ClientAuth, Revocations, SERVER_NAME, join_client_config, node_client_config,
-    peer_identity, server_config,
+    ClientAuth, Revocations, SERVER_NAME, join_client_config, node_client_config, peer_identity,
+    server_config,
 };
 pub use token::{CaDigest, JoinToken, TokenSecret};
 pub use verify::{CaCert, Usage, verify_peer};

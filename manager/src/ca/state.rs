@@ -65,19 +65,19 @@ pub struct CaState {
 /// random worker and manager join secrets.
 pub fn init(cluster_id: &str, config: &CaConfig, now: SystemTime) -> Result<CaState, CaError> {
     check_node_id(cluster_id)?;
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| {
-        CaError::Generate {
+    let key =
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| CaError::Generate {
             what: "the CA key",
             source,
-        }
-    })?;
+        })?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(
-        DnType::CommonName,
-        format!("orch cluster CA {cluster_id}"),
-    );
-    params.distinguished_name.push(DnType::OrganizationName, "orch");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("orch cluster CA {cluster_id}"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "orch");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -243,7 +243,11 @@ impl ClientCertVerifier for NodeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let removed = self.revocations.0.read().unwrap_or_else(PoisonError::into_inner);
+        let removed = self
+            .revocations
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         verify_peer(
             &self.ca,
             end_entity,

@@ -103,9 +103,8 @@ impl TokenSecret {
         let bytes = BASE32_NOPAD
             .decode(text.to_ascii_uppercase().as_bytes())
             .map_err(|_| TokenProblem::SecretEncoding)?;
-        let bytes: [u8; SECRET_BYTES] = bytes
-            .try_into()
-            .map_err(|_| TokenProblem::SecretEncoding)?;
+        let bytes: [u8; SECRET_BYTES] =
+            bytes.try_into().map_err(|_| TokenProblem::SecretEncoding)?;
         Ok(TokenSecret(bytes))
     }
 }
@@ -170,7 +169,11 @@ fn parse(text: &str) -> Result<JoinToken, TokenProblem> {
     let digest = HEXLOWER_PERMISSIVE
         .decode(digest.as_bytes())
         .map_err(|_| TokenProblem::DigestEncoding)?;
-    let ca = CaDigest(digest.try_into().map_err(|_| TokenProblem::DigestEncoding)?);
+    let ca = CaDigest(
+        digest
+            .try_into()
+            .map_err(|_| TokenProblem::DigestEncoding)?,
+    );
     let role = match role {
         "W" | "w" => NodeRole::Worker,
         "M" | "m" => NodeRole::Manager,

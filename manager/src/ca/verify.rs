@@ -21,12 +21,11 @@ pub struct CaCert {
 impl CaCert {
     /// From DER.
     pub fn from_der(der: CertificateDer<'static>) -> Result<CaCert, CaError> {
-        let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|err| {
-            CaError::BadCertificate {
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&der).map_err(|err| CaError::BadCertificate {
                 what: "CA",
                 source: x509_error(err),
-            }
-        })?;
+            })?;
         let subject = parsed.subject().as_raw().to_vec();
         let digest = CaDigest::of(&der);
         let not_after = system_time(parsed.validity().not_after.timestamp());
@@ -112,9 +111,7 @@ pub fn verify_peer(
         )
         .map_err(untrusted)?;
     if removed.contains(&peer.node_id) {
-        return Err(CaError::Removed {
-            node: peer.node_id,
-        });
+        return Err(CaError::Removed { node: peer.node_id });
     }
     Ok(peer)
 }
