@@ -58,6 +58,12 @@ pub enum CaError {
         #[source]
         source: rcgen::Error,
     },
+    /// A request for a key type orch does not accept (RSA, ML-DSA...).
+    #[error(
+        "certificate request for node {node} is for a key type orch does not accept: use \
+         ECDSA P-256 (what orch nodes make), ECDSA P-384 or Ed25519"
+    )]
+    KeyAlgorithm { node: String },
     /// The node was removed: it gets no certificate and its certificate is refused.
     #[error("node {node} was removed from the cluster")]
     Removed { node: String },

@@ -12,9 +12,18 @@ use api::cluster::NodeRole;
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    SignatureAlgorithm,
 };
 use rustls::pki_types::CertificateDer;
 use std::time::SystemTime;
+
+/// The key types a node certificate may carry: ECDSA (what nodes make) and Ed25519.
+/// RSA is refused: ring would not verify keys under 2048 bits, and orch needs none.
+const ACCEPTED_KEYS: [&SignatureAlgorithm; 3] = [
+    &rcgen::PKCS_ECDSA_P256_SHA256,
+    &rcgen::PKCS_ECDSA_P384_SHA384,
+    &rcgen::PKCS_ED25519,
+];
 
 impl CaState {
     /// Issues a certificate to a joining node: checks that `token` is for this CA and
@@ -75,6 +84,11 @@ impl CaState {
                 source,
             }
         })?;
+        if !ACCEPTED_KEYS.contains(&csr.public_key.algorithm()) {
+            return Err(CaError::KeyAlgorithm {
+                node: node_id.to_string(),
+            });
+        }
         let key = KeyPair::from_pem(&self.ca_key_pem).map_err(|source| CaError::BadStoredPem {
             what: "CA key",
             source,
@@ -96,7 +110,7 @@ impl CaState {
                 what: "a node certificate",
                 source,
             })?;
-        self.next_serial += 1;
+        self.next_serial = self.next_serial.saturating_add(1);
         Ok(IssuedCert {
             node_id: node_id.to_string(),
             role,

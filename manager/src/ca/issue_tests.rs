@@ -294,6 +294,33 @@ fn bad_requests_and_ids_are_refused() {
     assert_eq!(ca.next_serial, 1, "refusals issue nothing");
 }
 
+/// Made once with `openssl req -new -newkey rsa:2048 -nodes -subj /CN=rsa-node`.
+const RSA_CSR: &str = "\
+-----BEGIN CERTIFICATE REQUEST-----\n\
+MIICWDCCAUACAQAwEzERMA8GA1UEAwwIcnNhLW5vZGUwggEiMA0GCSqGSIb3DQEB\n\
+AQUAA4IBDwAwggEKAoIBAQDJBvU33BDnhRgcouOrotOqiersQzGYgZhd3qGx8vFH\n\
+h442ys25DedsSloKW77NHPog76rzY9D8+yDrBvQrmqA8gSnqgNLx085nqSAp3V70\n\
+nRovsHDDmhp0yXJH7D+raeNbPj7roYq6uSyqgP1Im6CrIBAvv2XgP4zIQrb9dwMg\n\
+BpRzmk5ggMExG7bopQWa4IxcNW6XqdqmhGzC25LjpVQd/XbsE5x0GtuTiwkxTyP4\n\
+fi8JuF/JvTAHMiqAENPtADdRnNEd1BmGNq48JlpJLVjGTJ9iRmYbzax3eNmeDDJ7\n\
+/tBa9FO928wbA4L4GuiVE503lt+qqnDmWznKzBLQcOfBAgMBAAGgADANBgkqhkiG\n\
+9w0BAQsFAAOCAQEAHvUD0wEGEaglIi2r9nlQj+nS8lLCZHUxKbhvtSuEJ4FspYLR\n\
+hhUi/1zb4ApL3LkzIW2SCiCW3824YVgiEjLXAggUb/V44edkNeDSF79cM6jMq63W\n\
+4MPTE1GeHZTgGYPYdGezBY9gaTCHfC03FtuG5lexZvG/qsFC6KAdUimd3Or1hWjL\n\
+0uk4xh3Wwv7Xb1CftkLzU0Xiw0ovAW2R31NciurvQMjgI4nW320iygSeXF7bt/0H\n\
+2rFJPqbByaERoTVWGE7h3NLvGLeXCrQDLNOdzT6QzUDNdGjpNGvRFA1sgkyV5imN\n\
+3DflOj4Ii+t1W/xJmru4OkKm1SKf+M/6AC9GcA==\n\
+-----END CERTIFICATE REQUEST-----\n\
+";
+
+#[test]
+fn rsa_keys_are_refused() {
+    let mut ca = ca();
+    let token = ca.token(NodeRole::Worker).unwrap();
+    let err = ca.issue(&token, RSA_CSR, "n1", now()).unwrap_err();
+    assert!(matches!(err, CaError::KeyAlgorithm { .. }), "{err}");
+}
+
 fn pem_of(label: &str, der: &[u8]) -> String {
     let body = data_encoding::BASE64.encode(der);
     let lines: Vec<&str> = body

@@ -1,7 +1,7 @@
 //! The cluster CA: join tokens, node certificates, revocation, TLS configurations.
 //!
 //! - [`state`]: [`CaState`], the CA as data for the replicated store; [`init`] makes it
-//!   at `orch manager init` (ECDSA P-256, "orch cluster CA <cluster id>", 10 years).
+//!   at `orch manager init` (ECDSA P-256, `orch cluster CA <cluster id>`, 10 years).
 //! - [`token`]: [`JoinToken`] `ORCH1-<sha256 of the CA certificate>-<W|M>-<secret>`,
 //!   parsed with errors that say what is wrong; secrets compared in constant time.
 //! - [`issue`]: [`CaState::issue`] (join token + request) and [`CaState::renew`]

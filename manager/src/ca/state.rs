@@ -61,7 +61,7 @@ pub struct CaState {
 }
 
 /// Creates the cluster CA at `orch manager init`: an ECDSA P-256 key, a self-signed
-/// certificate "orch cluster CA <cluster id>" valid for [`CA_VALIDITY`] from `now`, and
+/// certificate `orch cluster CA <cluster id>` valid for [`CA_VALIDITY`] from `now`, and
 /// random worker and manager join secrets.
 pub fn init(cluster_id: &str, config: &CaConfig, now: SystemTime) -> Result<CaState, CaError> {
     check_node_id(cluster_id)?;
