@@ -45,12 +45,12 @@ pub enum CaError {
     NotAManager { node: String, role: NodeRole },
 
     // --- refusals: requests --------------------------------------------------------
-    /// A node id that cannot name a node in a certificate.
+    /// A node (or cluster) id that cannot be written in a certificate.
     #[error(
-        "node id {id:?} is not valid: use 1 to {max} letters, digits, '-', '_' or '.'",
+        "{what} id {id:?} is not valid: use 1 to {max} letters, digits, '-', '_' or '.'",
         max = super::identity::MAX_ID_LEN
     )]
-    BadNodeId { id: String },
+    BadId { what: &'static str, id: String },
     /// A certificate signing request that cannot be parsed or whose signature is wrong.
     #[error("certificate request for node {node} is not valid: {source}")]
     BadCsr {

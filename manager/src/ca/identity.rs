@@ -20,9 +20,14 @@ pub const MAX_ID_LEN: usize = 128;
 
 const URI_PREFIX: &str = "orch://node/";
 
-/// Checks that an id can name a node (or a cluster) in a certificate: 1 to
-/// [`MAX_ID_LEN`] ASCII letters, digits, `-`, `_` or `.`.
+/// Checks that an id can name a node in a certificate: 1 to [`MAX_ID_LEN`] ASCII
+/// letters, digits, `-`, `_` or `.`.
 pub fn check_node_id(id: &str) -> Result<(), CaError> {
+    check_id("node", id)
+}
+
+/// The same rule for any id written in a certificate (`what`: "node", "cluster").
+pub(crate) fn check_id(what: &'static str, id: &str) -> Result<(), CaError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id
@@ -31,7 +36,8 @@ pub fn check_node_id(id: &str) -> Result<(), CaError> {
     if ok {
         Ok(())
     } else {
-        Err(CaError::BadNodeId {
+        Err(CaError::BadId {
+            what,
             id: id.chars().take(MAX_ID_LEN + 1).collect(),
         })
     }

@@ -280,7 +280,12 @@ fn bad_requests_and_ids_are_refused() {
     let err = ca
         .issue(&token, &csr, "n1?role=manager", now())
         .unwrap_err();
-    assert!(matches!(err, CaError::BadNodeId { .. }), "{err}");
+    assert!(matches!(err, CaError::BadId { what: "node", .. }), "{err}");
+    let err = init("my cluster", &CaConfig::default(), now()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cluster id \"my cluster\" is not valid: use 1 to 128 letters, digits, '-', '_' or '.'"
+    );
     // A request whose signature does not match its key.
     let mut der = rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(csr.as_bytes())
         .unwrap()

@@ -2,7 +2,7 @@
 //! certificate and key, the join secrets, the removed nodes, the next serial number.
 
 use super::error::CaError;
-use super::identity::check_node_id;
+use super::identity::check_id;
 use super::token::{JoinToken, TokenSecret};
 use super::utc;
 use super::verify::CaCert;
@@ -64,7 +64,7 @@ pub struct CaState {
 /// certificate `orch cluster CA <cluster id>` valid for [`CA_VALIDITY`] from `now`, and
 /// random worker and manager join secrets.
 pub fn init(cluster_id: &str, config: &CaConfig, now: SystemTime) -> Result<CaState, CaError> {
-    check_node_id(cluster_id)?;
+    check_id("cluster", cluster_id)?;
     let key =
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| CaError::Generate {
             what: "the CA key",

@@ -12,6 +12,7 @@
 //!
 //! Verifiers do not compare server names: identity is the node URI in the certificate,
 //! so clients may use any name (e.g. [`SERVER_NAME`], or the address they dial).
+//! For HTTP/2, set `alpn_protocols` on the returned configurations.
 //! Session resumption is off on both sides, so every connection is verified in full and a
 //! removed node is refused at its next connection.
 

@@ -29,6 +29,11 @@ struct JoinRequest {
     node_id: String,
 }
 
+#[derive(Serialize, Deserialize)]
+struct RenewRequest {
+    csr: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Reply {
     Issued(IssuedCert),
@@ -42,6 +47,7 @@ enum Outcome {
     Issued(String),
     Refused(String),
     Greeted(PeerIdentity),
+    Renewed(String),
     HandshakeFailed(String),
     Failed(String),
 }
@@ -155,9 +161,37 @@ async fn handle(acceptor: &TlsAcceptor, tcp: TcpStream, state: &Mutex<CaState>) 
         Err(err) => return Outcome::Failed(err.to_string()),
     };
     if let Some(peer) = peer {
-        // A node with a certificate: the handshake verified it; greet it.
-        return match write_line(&mut tls, &Reply::Peer(peer.clone())).await {
-            Ok(()) => Outcome::Greeted(peer),
+        // A node with a certificate: the handshake verified it; greet it, then renew its
+        // certificate if it sends a request (or it just leaves).
+        if let Err(err) = write_line(&mut tls, &Reply::Peer(peer.clone())).await {
+            return Outcome::Failed(err.to_string());
+        }
+        let mut line = String::new();
+        match BufReader::new(&mut tls).read_line(&mut line).await {
+            Ok(n) if n > 0 => {}
+            _ => return Outcome::Greeted(peer),
+        }
+        let Some(current) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+            return Outcome::Failed("no peer certificate".into());
+        };
+        let result = serde_json::from_str::<RenewRequest>(&line)
+            .map_err(|err| err.to_string())
+            .and_then(|request| {
+                state
+                    .lock()
+                    .unwrap()
+                    .renew(current, &request.csr, SystemTime::now())
+                    .map_err(|err| err.to_string())
+            });
+        let (reply, outcome) = match result {
+            Ok(issued) => {
+                let id = issued.node_id.clone();
+                (Reply::Issued(issued), Outcome::Renewed(id))
+            }
+            Err(message) => (Reply::Refused(message.clone()), Outcome::Refused(message)),
+        };
+        return match write_line(&mut tls, &reply).await {
+            Ok(()) => outcome,
             Err(err) => Outcome::Failed(err.to_string()),
         };
     }
@@ -281,6 +315,43 @@ async fn a_node_joins_over_the_pinned_ca_then_speaks_mutual_tls() {
     let other = join_ok(&mut manager, NodeRole::Manager, "m2").await;
     let (reply, _) = hello(manager.addr, &other).await.unwrap();
     assert!(matches!(reply, Reply::Peer(peer) if peer.role == NodeRole::Manager));
+    assert!(matches!(manager.outcome().await, Outcome::Greeted(_)));
+    manager.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_renews_its_certificate_over_mutual_tls_with_a_new_key() {
+    let mut manager = Manager::start("c1", ClientAuth::Optional).await;
+    let node = join_ok(&mut manager, NodeRole::Manager, "m2").await;
+
+    let mut tls = connect(ca::node_client_config(&node).unwrap(), manager.addr)
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(&mut tls);
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).await.unwrap();
+    let new_key = NodeKey::generate().unwrap();
+    let request = RenewRequest {
+        csr: new_key.csr().unwrap(),
+    };
+    write_line(reader.get_mut(), &request).await.unwrap();
+    let reply = read_reply(reader).await.unwrap();
+    let Reply::Issued(renewed) = reply else {
+        panic!("renewal refused: {reply:?}");
+    };
+    assert!(matches!(manager.outcome().await, Outcome::Renewed(id) if id == "m2"));
+    assert_eq!(
+        (renewed.node_id.as_str(), renewed.role),
+        ("m2", NodeRole::Manager)
+    );
+
+    // The new certificate is for the new key only, and works.
+    assert!(NodeIdentity::new(node.key().clone(), &renewed).is_err());
+    let renewed = NodeIdentity::new(new_key, &renewed).unwrap();
+    let (reply, _) = hello(manager.addr, &renewed).await.unwrap();
+    assert!(
+        matches!(reply, Reply::Peer(peer) if peer.node_id == "m2" && peer.role == NodeRole::Manager)
+    );
     assert!(matches!(manager.outcome().await, Outcome::Greeted(_)));
     manager.stop().await;
 }
