@@ -1,8 +1,11 @@
 //! The orch manager: the cluster's control plane.
 //!
 //! Modules:
+//! - [`ca`]: the cluster CA — join tokens, node certificates, revocation, and the rustls
+//!   configurations of mutual TLS between nodes.
 //! - [`store`]: the replicated store — openraft with a durable log and state machine on
 //!   redb, typed tables of the cluster objects, optimistic concurrency by version, and a
 //!   watch of committed events.
 
+pub mod ca;
 pub mod store;
