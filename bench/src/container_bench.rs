@@ -422,6 +422,8 @@ impl Api {
             req: ContainerCreate {
                 image: "busybox".into(),
                 cmd: vec!["/bin/true".into()],
+                // Like the peers' bundles: a network namespace with loopback only.
+                network_mode: Some("none".into()),
                 ..ContainerCreate::default()
             },
         })
@@ -503,7 +505,16 @@ fn idle_memory(agent: &Agent) -> Result<()> {
         for _ in 0..IDLE_CONTAINERS {
             let out = agent
                 .orch()
-                .args(["container", "run", "-d", "busybox", "sleep", "1000"])
+                .args([
+                    "container",
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "busybox",
+                    "sleep",
+                    "1000",
+                ])
                 .output()?;
             if !out.status.success() {
                 bail!(
@@ -642,6 +653,8 @@ fn main() -> Result<()> {
                 "container",
                 "run",
                 "--rm",
+                "--network",
+                "none",
                 "busybox",
                 "/bin/true",
             ]))?,
