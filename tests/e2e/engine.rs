@@ -143,6 +143,14 @@ impl Drop for Agent {
             }
         }
         self.stop();
+        // Containers (and so their held namespaces) outlive a stopped engine.
+        for entry in std::fs::read_dir(self.dir.join("data/netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = netns::remove(&entry.path());
+        }
         let _ = netns::remove(&self.host());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
