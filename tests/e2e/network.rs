@@ -9,22 +9,8 @@ use api::network::{OverlayPeer, OverlayPeers};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// `orch container run --rm ... busybox sh -c SCRIPT` on `net`: (exit ok, output).
-fn sh(a: &Agent, net: &str, script: &str) -> (bool, String) {
-    let out = a.orch(
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--network",
-            net,
-            "busybox",
-            "sh",
-            "-c",
-            script,
-        ],
-        None,
-    );
+/// (exit ok, stdout and stderr) of a command.
+fn outcome(out: std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -33,15 +19,25 @@ fn sh(a: &Agent, net: &str, script: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `orch container run --rm ... busybox sh -c SCRIPT` on `net`: (exit ok, output).
+fn sh(a: &Agent, net: &str, script: &str) -> (bool, String) {
+    let args = [
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    outcome(a.orch(&args, None))
+}
+
 /// `orch container exec NAME sh -c SCRIPT`: (exit ok, output).
 fn exec(a: &Agent, name: &str, script: &str) -> (bool, String) {
-    let out = a.orch(&["container", "exec", name, "sh", "-c", script], None);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(a.orch(&["container", "exec", name, "sh", "-c", script], None))
 }
 
 fn http_server(a: &Agent, name: &str, extra: &[&str]) -> String {
@@ -58,6 +54,27 @@ fn inspect(a: &Agent, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
+/// Container `name`'s address on `network` (no prefix length).
+fn address(a: &Agent, name: &str, network: &str) -> String {
+    let cidr = inspect(a, name)["networks"][network]["ipv4"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no address on {network}"))
+        .to_owned();
+    cidr.split('/').next().unwrap_or_default().to_owned()
+}
+
+/// `nft ARGS` run on the agent's host: its standard output.
+fn nft(a: &Agent, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.on_host(move || {
+        std::process::Command::new("nft")
+            .args(&args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+}
+
 /// The kernel objects of orch in the agent's namespace: links with orch's prefixes
 /// and orch's nftables table.
 fn leftovers(a: &Agent) -> Vec<String> {
@@ -66,14 +83,7 @@ fn leftovers(a: &Agent) -> Vec<String> {
         .into_iter()
         .filter(|n| n.starts_with("orch") || n.starts_with("ov") || n.starts_with("vx"))
         .collect();
-    let tables = a.on_host(|| {
-        std::process::Command::new("nft")
-            .args(["list", "tables"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    });
-    if tables.contains("table ip orch") {
+    if nft(a, &["list", "tables"]).contains("table ip orch") {
         out.push("table ip orch".into());
     }
     let netns_dir = a.dir.join("data/netns");
@@ -102,13 +112,7 @@ fn bridge_networks_resolve_names_isolate_and_seal_internal_ones() {
         "host bits",
     );
     let web = http_server(&a, "web", &["--network", "front", "--network-alias", "api"]);
-    let web_ip = inspect(&a, "web")["networks"]["front"]["ipv4"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let web_ip = address(&a, "web", "front");
 
     // Same network: by name, by alias, over TCP.
     let (fine, out) = sh(
@@ -239,20 +243,8 @@ fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
         ],
         None,
     ));
-    let echo_ip = inspect(&a, "echo")["networks"]["bridge"]["ipv4"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let rules = a.on_host(|| {
-        std::process::Command::new("nft")
-            .args(["list", "table", "ip", "orch"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    });
+    let echo_ip = address(&a, "echo", "bridge");
+    let rules = nft(&a, &["list", "table", "ip", "orch"]);
     assert!(
         rules.contains(&format!(
             "ip daddr 127.0.0.1 udp dport 15353 dnat to {echo_ip}:53"
@@ -278,14 +270,7 @@ fn dns_lists_every_replica_and_forgets_removed_ones() {
             &format!("web-{i}"),
             &["--network", "shop", "--network-alias", "web"],
         );
-        let ip = inspect(&a, &format!("web-{i}"))["networks"]["shop"]["ipv4"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        ips.push(ip);
+        ips.push(address(&a, &format!("web-{i}"), "shop"));
     }
     let (fine, out) = sh(&a, "shop", "nslookup tasks.web");
     assert!(fine, "{out}");
@@ -456,4 +441,97 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
     assert_eq!(leftovers(&a), Vec::<String>::new());
     assert_eq!(leftovers(&b), Vec::<String>::new());
     drop(lan);
+}
+
+#[test]
+fn network_modes_share_or_skip_namespaces_and_bad_requests_are_named() {
+    let mut a = Agent::start("net-modes");
+    if !a.busybox() {
+        return;
+    }
+    let web = http_server(&a, "web", &[]);
+    let web_ip = address(&a, "web", "bridge");
+    // none: loopback only.
+    let (fine, out) = sh(&a, "none", "ip -o link | wc -l; ip route | wc -l");
+    assert!(
+        fine && out.split_whitespace().collect::<Vec<_>>() == ["1", "0"],
+        "{out}"
+    );
+    // host: the engine's namespace, with its bridge.
+    let (fine, out) = sh(&a, "host", "ip -o link");
+    assert!(fine && out.contains("orch0"), "{out}");
+    // container:web: web's namespace, so its address and its loopback.
+    let (fine, out) = sh(
+        &a,
+        "container:web",
+        "ip -o addr; wget -qO- http://127.0.0.1/hostname",
+    );
+    assert!(fine && out.contains(&web_ip) && out.contains(&web), "{out}");
+
+    let run = |args: &[&str]| {
+        let mut all = vec!["container", "run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["busybox", "true"]);
+        a.orch(&all, None)
+    };
+    fails(
+        &run(&["--network", "host", "-p", "80:80"]),
+        "need the container's own network",
+    );
+    fails(&run(&["--network", "nosuch"]), "no network nosuch");
+    fails(
+        &run(&["--network", "container:nosuch"]),
+        "no container nosuch",
+    );
+    fails(&run(&["--ip", "10.9.9.9"]), "not in the network's subnet");
+    fails(&run(&["--ip", &web_ip]), "is taken on this network");
+    fails(
+        &run(&["-p", "80/sctp"]),
+        "protocol \"sctp\" is not tcp or udp",
+    );
+    fails(&run(&["--mac-address", "zz"]), "not a MAC address");
+
+    // Peers: only for overlays, and every field is checked.
+    let client =
+        EngineClient::new(&format!("unix://{}", a.dir.join("engine.sock").display())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bad = OverlayPeer {
+        host: "10.0.0.2".into(),
+        ipv4: "10.200.0.9".into(),
+        mac: "nope".into(),
+        names: Vec::new(),
+    };
+    let put = |net: &str, peer: OverlayPeer| {
+        rt.block_on(client.set_network_peers(
+            net,
+            &OverlayPeers {
+                local: None,
+                peers: vec![peer],
+            },
+        ))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(put("bridge", bad.clone()).contains("not an overlay network"));
+    ok(&a.orch(&["network", "create", "--driver", "overlay", "ov"], None));
+    let e = put("ov", bad.clone());
+    assert!(e.contains("\"nope\" is not a MAC address"), "{e}");
+    let e = put(
+        "ov",
+        OverlayPeer {
+            mac: "02:42:0a:c8:00:09".into(),
+            host: "somewhere".into(),
+            ..bad
+        },
+    );
+    assert!(e.contains("host address \"somewhere\""), "{e}");
+
+    ok(&a.orch(&["container", "rm", "-f", "web"], None));
+    ok(&a.orch(&["network", "rm", "ov"], None));
+    a.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
 }

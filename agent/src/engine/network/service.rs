@@ -31,6 +31,8 @@ pub const VXLAN_PORT: u16 = 4789;
 /// Bytes a vxlan header (with outer IPv4 and UDP) takes from the MTU.
 pub const VXLAN_OVERHEAD: u32 = 50;
 
+/// The vxlan device in an overlay's namespace.
+const OVERLAY_VXLAN: &str = "vx0";
 /// Prefix of the host ends of container veths.
 const VETH_PREFIX: &str = "ov";
 /// Prefix of user bridges.
@@ -535,36 +537,29 @@ impl NetworkService {
                     netns::create(&ns).map_err(io("create the overlay namespace", &ns))?;
                 }
                 let (bridge, mtu) = (net.bridge.clone(), net.mtu);
-                let vx = "vx0".to_owned();
-                let vni = net.vni.unwrap_or(1);
-                let local = net.local;
-                let ns_for_move = ns.clone();
-                netlink(Some(&ns), {
+                let (vni, local) = (net.vni.unwrap_or(1), net.local);
+                let made = netlink(Some(&ns), {
                     let bridge = bridge.clone();
                     move |nl| async move {
                         nl.bridge(&bridge, mtu, None).await?;
-                        nl.up("lo").await
+                        nl.up("lo").await?;
+                        nl.index(OVERLAY_VXLAN).await
                     }
                 })?;
-                let exists = netlink(Some(&ns), {
-                    let vx = vx.clone();
-                    move |nl| async move { nl.index(&vx).await }
-                })?;
-                if exists.is_none() {
+                if made.is_none() {
                     // Made in the engine's namespace, so its UDP socket uses the
                     // underlay, then moved into the overlay's.
                     let tmp = format!("vx{}", &net.id[..10]);
-                    let file =
-                        std::fs::File::open(&ns_for_move).map_err(io("open", &ns_for_move))?;
+                    let file = std::fs::File::open(&ns).map_err(io("open", &ns))?;
                     let fd = file.as_raw_fd();
                     netlink(None, move |nl| async move {
                         nl.delete(&tmp).await?;
-                        nl.vxlan_detached(&tmp, vni, local, VXLAN_PORT, mtu, fd, "vx0")
+                        nl.vxlan_detached(&tmp, vni, local, VXLAN_PORT, mtu, fd, OVERLAY_VXLAN)
                             .await
                     })?;
                 }
                 netlink(Some(&ns), move |nl| async move {
-                    nl.attach_up(&vx, &bridge).await
+                    nl.attach_up(OVERLAY_VXLAN, &bridge).await
                 })?;
             }
         }
@@ -850,7 +845,6 @@ impl NetworkService {
             }
             Ok(())
         };
-        let hosts_of = |_: &State| Vec::new();
         match mode {
             "host" => {
                 own_only(mode)?;
@@ -866,7 +860,7 @@ impl NetworkService {
                 self.save(&st)?;
                 return Ok(Prepared {
                     netns: NetNs::Host,
-                    hosts: hosts_of(&st),
+                    hosts: Vec::new(),
                     resolv_conf: host_resolv_conf(),
                 });
             }
@@ -1277,7 +1271,10 @@ impl NetworkService {
         if local != net.local {
             // The tunnel's source address is fixed at creation: make it again.
             let ns = self.overlay_ns(&net.id);
-            netlink(Some(&ns), |nl| async move { nl.delete("vx0").await })?;
+            netlink(
+                Some(&ns),
+                |nl| async move { nl.delete(OVERLAY_VXLAN).await },
+            )?;
             self.build(&next)?;
             self.program_peers(&next, &[], &req.peers)?;
         } else {
@@ -1307,14 +1304,14 @@ impl NetworkService {
                     op: "peer".into(),
                     why,
                 })?;
-                nl.remove_peer("vx0", &bridge, mac, ip).await?;
+                nl.remove_peer(OVERLAY_VXLAN, &bridge, mac, ip).await?;
             }
             for p in added {
                 let (mac, ip, host) = peer_parts(&p).map_err(|why| LinkError {
                     op: "peer".into(),
                     why,
                 })?;
-                nl.add_peer("vx0", mac, ip, host).await?;
+                nl.add_peer(OVERLAY_VXLAN, mac, ip, host).await?;
             }
             Ok(())
         })?;
