@@ -126,12 +126,34 @@ pub struct NodeStatus {
     pub message: Option<String>,
 }
 
+/// What a node's agent reports about its host when its session starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeDescription {
+    pub hostname: String,
+    /// Online CPUs.
+    pub cpus: u32,
+    /// Physical memory in bytes.
+    pub memory_bytes: u64,
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, ... (OCI names).
+    pub arch: String,
+    /// The agent's version.
+    pub engine_version: String,
+    /// Labels the agent was started with (`engine.labels.*` in constraints).
+    #[serde(skip_serializing_if = "is_default")]
+    pub engine_labels: BTreeMap<String, String>,
+}
+
 /// A host of the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Node {
     pub meta: Meta,
     pub spec: NodeSpec,
+    /// What the agent reported (empty until its first session).
+    pub description: NodeDescription,
     pub status: NodeStatus,
 }
 

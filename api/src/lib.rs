@@ -2,6 +2,8 @@
 //!
 //! Modules:
 //! - [`cluster`]: cluster objects (nodes, stacks, services, tasks) and their events.
+//! - [`join`]: joining a cluster (token + certificate request -> node certificate).
+//! - [`session`]: an agent's session with the managers (register, heartbeat).
 //! - [`stack`]: a stack (services, networks, volumes, secrets, configs).
 //! - [`service`]: a service in the compose model's canonical long form.
 //! - [`deploy`]: placement, resources, restart and update policies.
@@ -21,8 +23,10 @@ pub mod container;
 pub mod deploy;
 pub mod error;
 pub mod image;
+pub mod join;
 pub mod network;
 pub mod service;
+pub mod session;
 pub mod stack;
 pub mod units;
 pub mod value;

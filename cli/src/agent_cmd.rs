@@ -1,4 +1,5 @@
-//! `orch agent`: run the node's engine (alone, like dockerd, until `--join` exists).
+//! `orch agent`: run the node's engine — alone (like dockerd), or as a node of a
+//! cluster: `--join HOST:PORT --token T` the first time, then its kept identity.
 
 use agent::engine::daemon::{DEFAULT_DATA_DIR, DEFAULT_SOCKET, EngineConfig, serve};
 use anyhow::Context;
@@ -23,6 +24,67 @@ pub struct AgentArgs {
     /// sent to (repeatable; default: the nameservers of /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = upstream)]
     dns_upstreams: Vec<std::net::SocketAddr>,
+    /// A manager of the cluster to join (the first start) or to reach.
+    #[arg(long, value_name = "HOST:PORT")]
+    join: Option<String>,
+    /// The worker join token (`orch token worker`), needed the first time.
+    #[arg(long, env = "ORCH_TOKEN", value_name = "TOKEN")]
+    token: Option<String>,
+    /// The address other nodes reach this node at.
+    #[arg(long, value_name = "ADDR")]
+    advertise: Option<String>,
+}
+
+/// The node's cluster identity: joined once, kept in DATA/cluster.
+async fn cluster_session(
+    args: &AgentArgs,
+) -> anyhow::Result<Option<agent::worker::session::SessionConfig>> {
+    use manager::server::{Layout, NodeFile, client, node_http_client, raft_id};
+    let layout = Layout::new(&args.data_dir.join("cluster"));
+    let node = match (layout.node()?, &args.join) {
+        (Some(node), _) => node,
+        (None, None) => return Ok(None),
+        (None, Some(remote)) => {
+            let token = args
+                .token
+                .as_deref()
+                .context("--join needs --token (the worker token: `orch token worker`)")?;
+            let hostname = agent::worker::session::describe_host("").hostname;
+            let joined = client::join(remote, token, &hostname, args.advertise.clone())
+                .await
+                .with_context(|| format!("join the cluster of {remote}"))?;
+            if joined.response.role != api::cluster::NodeRole::Worker {
+                anyhow::bail!(
+                    "that is a manager token: an agent joins with the worker token; a manager joins with `orch manager join`"
+                );
+            }
+            let node = NodeFile {
+                node_id: joined.response.node_id.clone(),
+                raft_id: raft_id(&joined.response.node_id),
+                cluster_id: joined.response.cluster_id.clone(),
+            };
+            layout.save(&node, &joined.key, &joined.issued())?;
+            let managers = joined.response.managers.join(",");
+            layout.save_managers(&joined.response.managers)?;
+            eprintln!(
+                "orch agent: joined as node {} (managers: {managers})",
+                node.node_id
+            );
+            node
+        }
+    };
+    let identity = layout.identity(&node)?;
+    let mut managers = layout.managers()?;
+    if let Some(remote) = &args.join {
+        managers.retain(|m| m != remote);
+        managers.insert(0, remote.clone());
+    }
+    Ok(Some(agent::worker::session::SessionConfig {
+        http: node_http_client(&identity)?,
+        managers,
+        description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
+        addr: args.advertise.clone(),
+    }))
 }
 
 fn upstream(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -50,12 +112,17 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("orch agent: shutting down");
         };
+        let session = cluster_session(&args).await?.map(|config| {
+            tokio::spawn(agent::worker::session::run(config, |event| {
+                eprintln!("orch agent: {}", render_session(&event));
+            }))
+        });
         eprintln!(
             "orch agent: engine on unix://{} (data in {})",
             args.socket.display(),
             args.data_dir.display()
         );
-        serve(
+        let served = serve(
             EngineConfig {
                 data_dir: args.data_dir,
                 socket: args.socket,
@@ -64,7 +131,21 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             },
             shutdown,
         )
-        .await
+        .await;
+        if let Some(session) = session {
+            session.abort();
+        }
+        served.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn render_session(event: &agent::worker::session::SessionEvent) -> String {
+    use agent::worker::session::SessionEvent;
+    match event {
+        SessionEvent::Opened { leader, session_id } => {
+            format!("session {session_id} open with the leader at {leader}")
+        }
+        SessionEvent::Lost { why } => format!("session lost ({why}); retrying"),
+    }
 }

@@ -6,10 +6,12 @@ mod agent_cmd;
 mod build;
 mod config;
 mod container;
+mod context;
 mod engine;
 mod exec;
 mod image;
 mod login;
+mod manager_cmd;
 mod network;
 mod progress;
 mod render;
@@ -35,6 +37,9 @@ enum Command {
     Config(config::ConfigArgs),
     /// Run this node's engine: images, containers, volumes and networks.
     Agent(agent_cmd::AgentArgs),
+    /// Run a manager of the cluster's control plane (init, join, run).
+    #[command(subcommand)]
+    Manager(manager_cmd::ManagerCommand),
     /// Manage containers of the local engine.
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent_cmd::run(args),
+        Command::Manager(cmd) => manager_cmd::run(cmd),
         Command::Container(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| container::run(&c, cmd))
         }

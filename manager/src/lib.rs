@@ -3,9 +3,13 @@
 //! Modules:
 //! - [`ca`]: the cluster CA — join tokens, node certificates, revocation, and the rustls
 //!   configurations of mutual TLS between nodes.
+//! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
+//! - [`server`]: the manager daemon — data directory, TLS listener, join endpoints.
 //! - [`store`]: the replicated store — openraft with a durable log and state machine on
 //!   redb, typed tables of the cluster objects, optimistic concurrency by version, and a
 //!   watch of committed events.
 
 pub mod ca;
+pub mod dispatcher;
+pub mod server;
 pub mod store;

@@ -2,8 +2,10 @@
 //! its unix socket (`unix:///run/orch/engine.sock`).
 //!
 //! - [`events`]: newline-delimited JSON streams (pull, push and build progress).
+//! - [`managers`]: calls to the cluster's managers over mutual TLS, leader-following.
 
 pub mod events;
+pub mod managers;
 
 use crate::container::{
     ContainerCreate, ContainerCreated, ContainerDetail, ContainerExit, ContainerSummary,

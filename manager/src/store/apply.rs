@@ -5,6 +5,7 @@
 //! the state exactly as it was: every change records how to undo it, and a rejection
 //! undoes them in reverse order.
 
+use super::cluster::ClusterRecord;
 use super::command::{Applied, Command, CommandResult, Problem, Proposal, Rejection};
 use super::state::State;
 use api::cluster::{Event, Kind, Object, Timestamp};
@@ -19,6 +20,7 @@ pub fn apply(state: &mut State, version: u64, proposal: &Proposal) -> CommandRes
         version,
         at: proposal.at,
         undo: Vec::new(),
+        cluster_undo: None,
         changes: Vec::new(),
     };
     match run.command(&proposal.command, false) {
@@ -40,6 +42,8 @@ struct Run<'s> {
     at: Timestamp,
     /// What each change replaced: `(kind, id, previous object)`.
     undo: Vec<(Kind, String, Option<Object>)>,
+    /// The cluster record before the first change to it, if it changed.
+    cluster_undo: Option<Option<ClusterRecord>>,
     changes: Vec<Event>,
 }
 
@@ -56,6 +60,10 @@ impl Run<'_> {
                 id,
                 expected_version,
             } => self.delete(*kind, id, *expected_version),
+            Command::SetCluster {
+                record,
+                expected_version,
+            } => self.set_cluster(record, *expected_version),
             Command::Batch { commands } => {
                 if in_batch {
                     return Err(invalid(Problem::NestedBatch));
@@ -129,7 +137,26 @@ impl Run<'_> {
         Ok(())
     }
 
+    fn set_cluster(
+        &mut self,
+        record: &ClusterRecord,
+        expected: Option<u64>,
+    ) -> Result<(), Rejection> {
+        let actual = self.state.cluster.as_ref().map(|c| c.version);
+        if actual != expected {
+            return Err(Rejection::ClusterChanged { expected, actual });
+        }
+        let mut record = record.clone();
+        record.version = self.version;
+        let previous = self.state.cluster.replace(record);
+        self.cluster_undo.get_or_insert(previous);
+        Ok(())
+    }
+
     fn rollback(&mut self) {
+        if let Some(previous) = self.cluster_undo.take() {
+            self.state.cluster = previous;
+        }
         for (kind, id, previous) in self.undo.drain(..).rev() {
             match previous {
                 Some(object) => {

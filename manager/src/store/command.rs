@@ -5,6 +5,7 @@
 //! tolerant: new fields get `#[serde(default)]`, and a command this binary does not know
 //! decodes as [`Command::Unknown`] and is rejected the same way on every replica.
 
+use super::cluster::ClusterRecord;
 use api::cluster::{Event, Kind, Object, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,13 @@ pub enum Command {
     Delete {
         kind: Kind,
         id: String,
+        #[serde(default)]
+        expected_version: Option<u64>,
+    },
+    /// Set the cluster record. With `expected_version: None` only while there is none
+    /// (`orch manager init`); otherwise only while it is still at that version.
+    SetCluster {
+        record: Box<ClusterRecord>,
         #[serde(default)]
         expected_version: Option<u64>,
     },
@@ -100,6 +108,11 @@ pub enum Rejection {
     Exists { kind: Kind, id: String },
     #[error("{kind} {id} does not exist")]
     NotFound { kind: Kind, id: String },
+    #[error("the cluster record changed: the write expected {}, it is at {}", version_text(*expected), version_text(*actual))]
+    ClusterChanged {
+        expected: Option<u64>,
+        actual: Option<u64>,
+    },
     #[error("invalid command: {problem}")]
     Invalid { problem: Problem },
 }
@@ -116,4 +129,9 @@ pub enum Problem {
     NestedBatch,
     #[error("this manager does not know the command (written by a newer version)")]
     UnknownCommand,
+}
+
+/// A version for messages: "version N" or "none".
+fn version_text(version: Option<u64>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| format!("version {v}"))
 }

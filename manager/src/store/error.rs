@@ -23,6 +23,9 @@ pub enum StoreError {
     Exists { kind: Kind, id: String },
     #[error("{kind} {id} does not exist")]
     NotFound { kind: Kind, id: String },
+    /// The cluster record changed since the caller read it (or exists already).
+    #[error("{0}")]
+    ClusterChanged(Rejection),
     #[error("invalid request: {problem}")]
     Invalid { problem: Problem },
     /// This manager is not the leader; `leader` is the one it knows of (id, address).
@@ -131,6 +134,7 @@ impl From<Rejection> for StoreError {
             Rejection::Exists { kind, id } => StoreError::Exists { kind, id },
             Rejection::NotFound { kind, id } => StoreError::NotFound { kind, id },
             Rejection::Invalid { problem } => StoreError::Invalid { problem },
+            changed @ Rejection::ClusterChanged { .. } => StoreError::ClusterChanged(changed),
         }
     }
 }

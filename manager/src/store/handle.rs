@@ -1,11 +1,12 @@
 //! [`Store`]: the handle the rest of the manager uses — open, join, write (returns after
 //! commit), read (linearizable or local), watch, metrics.
 
+use super::cluster::ClusterRecord;
 use super::command::{Applied, Command, CommandResult, Proposal};
 use super::disk::Closed;
 use super::error::StoreError;
 use super::log_store::LogStore;
-use super::network::{self, HttpNetwork};
+use super::network::{self, HttpNetwork, Transport};
 use super::state::State;
 use super::state_machine::{Shared, StateMachineStore};
 use super::types::{Metrics, NodeId, Raft};
@@ -38,6 +39,8 @@ pub struct StoreConfig {
     pub history: usize,
     /// How long `write` waits for a commit before answering `Timeout`.
     pub write_timeout: Duration,
+    /// How RPCs reach peers; `None`: plain HTTP (tests of the store alone).
+    pub transport: Option<Transport>,
 }
 
 impl Default for StoreConfig {
@@ -50,6 +53,7 @@ impl Default for StoreConfig {
             snapshot_timeout: Duration::from_secs(10),
             history: 4096,
             write_timeout: Duration::from_secs(10),
+            transport: None,
         }
     }
 }
@@ -130,9 +134,12 @@ impl Store {
         .map_err(|source| StoreError::Config {
             source: Box::new(source),
         })?;
-        let network = HttpNetwork::new().map_err(|source| StoreError::Transport {
-            source: Box::new(source),
-        })?;
+        let network = match config.transport {
+            Some(transport) => HttpNetwork::with(transport),
+            None => HttpNetwork::new().map_err(|source| StoreError::Transport {
+                source: Box::new(source),
+            })?,
+        };
         let raft = Raft::new(id, Arc::new(raft_config), network, log, state_machine)
             .await
             .map_err(|source| StoreError::Raft {
@@ -256,6 +263,11 @@ impl Store {
     /// Events of every commit after `version` (use the version a read returned).
     pub fn watch_from(&self, version: u64) -> Result<Watcher, StoreError> {
         self.shared.hub.watch_from(version)
+    }
+
+    /// The cluster record as this node last applied it, and its changes from now on.
+    pub fn cluster(&self) -> tokio::sync::watch::Receiver<Option<Arc<ClusterRecord>>> {
+        self.shared.cluster.subscribe()
     }
 
     /// Raft's view of this node: state, term, leader, log and applied indexes, members.

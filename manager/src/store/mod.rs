@@ -1,6 +1,7 @@
 //! The replicated store: openraft over redb, typed tables, watch.
 //!
 //! - [`command`]: what goes through raft (proposals, commands, results, rejections).
+//! - [`cluster`]: the cluster singleton (CA, settings, API token hashes).
 //! - [`table`], [`tables`]: a typed table with indexes; one file per kind.
 //! - [`state`]: all tables together; [`apply`]: the pure state transition.
 //! - [`log_store`], [`state_machine`]: raft storage on redb (`log.redb`, `state.redb`).
@@ -9,6 +10,7 @@
 //! - [`handle`]: [`Store`], the handle the manager uses; [`error`]: [`StoreError`].
 
 pub mod apply;
+pub mod cluster;
 pub mod command;
 mod disk;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod tables;
 pub mod types;
 pub mod watch;
 
+pub use cluster::{ClusterRecord, ClusterSettings};
 pub use command::{Applied, Command, CommandResult, Problem, Proposal, Rejection};
 pub use error::StoreError;
 pub use handle::{Store, StoreConfig, Versioned};

@@ -94,6 +94,15 @@ pub enum TransportError {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    scheme: &'static str,
+}
+
+/// How raft RPCs reach peers: a client (with its TLS identity) and the URL scheme.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    pub client: reqwest::Client,
+    /// `https` with mutual TLS; `http` in tests of the store alone.
+    pub scheme: &'static str,
 }
 
 impl HttpNetwork {
@@ -111,7 +120,18 @@ impl HttpNetwork {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(TransportError::Client)?;
-        Ok(HttpNetwork { client })
+        Ok(HttpNetwork {
+            client,
+            scheme: "http",
+        })
+    }
+
+    /// A network over `transport` (the manager's mutual-TLS client).
+    pub fn with(transport: Transport) -> HttpNetwork {
+        HttpNetwork {
+            client: transport.client,
+            scheme: transport.scheme,
+        }
     }
 }
 
@@ -122,7 +142,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
         // No connection here: each RPC connects (or reuses a pooled connection).
         PeerClient {
             target,
-            base: format!("http://{}", node.addr),
+            base: format!("{}://{}", self.scheme, node.addr),
             client: self.client.clone(),
         }
     }

@@ -1,5 +1,6 @@
 //! The cluster state: one [`Table`] per kind, and kind-generic access for `apply`.
 
+use super::cluster::ClusterRecord;
 use super::table::{Record, Table};
 use api::cluster::{Kind, Node, Object, Service, Stack, Task};
 
@@ -10,6 +11,8 @@ pub struct State {
     pub stacks: Table<Stack>,
     pub services: Table<Service>,
     pub tasks: Table<Task>,
+    /// The cluster singleton (none before `orch manager init` wrote it).
+    pub cluster: Option<ClusterRecord>,
 }
 
 impl State {

@@ -8,6 +8,7 @@
 //! new state before its own redb commit: the raft log already holds it durably.
 
 use super::apply::apply;
+use super::cluster::ClusterRecord;
 use super::command::{Applied, CommandResult};
 use super::disk::{self, Closed, Db, DiskError, MetaTable};
 use super::error::StoreError;
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// `last_applied`, `membership`, `snapshot_meta`, `snapshot_data`.
+/// `last_applied`, `membership`, `cluster`, `snapshot_meta`, `snapshot_data`.
 const META: MetaTable = TableDefinition::new("state_meta");
 
 /// The redb table holding objects of `kind`, by id.
@@ -52,6 +53,8 @@ pub(crate) struct Machine {
 pub(crate) struct Shared {
     machine: RwLock<Machine>,
     pub hub: Arc<Hub>,
+    /// The cluster record as last applied, for whoever follows its changes.
+    pub cluster: tokio::sync::watch::Sender<Option<Arc<ClusterRecord>>>,
 }
 
 impl Shared {
@@ -72,6 +75,16 @@ impl Shared {
 struct SnapshotBody {
     #[serde(default)]
     objects: Vec<Object>,
+    #[serde(default)]
+    cluster: Option<ClusterRecord>,
+}
+
+impl SnapshotBody {
+    fn into_state(self) -> State {
+        let mut state = State::from_objects(self.objects);
+        state.cluster = self.cluster;
+        state
+    }
 }
 
 /// The state machine store (clones share everything; a clone builds snapshots).
@@ -112,12 +125,14 @@ impl StateMachineStore {
             rewrite().map_err(|e| e.store("restore state from snapshot", path))?;
         }
         let floor = machine.last_applied.map_or(0, |l| l.index);
+        let cluster = tokio::sync::watch::Sender::new(machine.state.cluster.clone().map(Arc::new));
         let store = StateMachineStore {
             db: Arc::new(db),
             path: Arc::new(path.to_owned()),
             shared: Arc::new(Shared {
                 machine: RwLock::new(machine),
                 hub: Arc::new(Hub::new(floor, history)),
+                cluster,
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
@@ -149,7 +164,7 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
             .unwrap_or_default();
         let body: SnapshotBody = disk::decode(&data)?;
         let machine = Machine {
-            state: State::from_objects(body.objects),
+            state: body.into_state(),
             last_applied: snapshot.last_log_id,
             membership: snapshot.last_membership,
         };
@@ -162,8 +177,10 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
             objects.push(disk::decode::<Object>(value.value())?);
         }
     }
+    let mut state = State::from_objects(objects);
+    state.cluster = disk::get(&meta, "cluster")?;
     let machine = Machine {
-        state: State::from_objects(objects),
+        state,
         last_applied,
         membership: disk::get(&meta, "membership")?.unwrap_or_default(),
     };
@@ -181,6 +198,10 @@ fn write_all(txn: &redb::WriteTransaction, machine: &Machine) -> Result<(), Disk
             .insert(object.meta().id.as_str(), bytes.as_slice())?;
     }
     let mut meta = txn.open_table(META)?;
+    match &machine.state.cluster {
+        Some(cluster) => meta.insert("cluster", disk::encode(cluster)?.as_slice())?,
+        None => meta.remove("cluster")?,
+    };
     meta.insert(
         "last_applied",
         disk::encode(&machine.last_applied)?.as_slice(),
@@ -228,8 +249,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut results = Vec::new();
         let mut published = Vec::new();
         let mut dirty = Dirty::new();
+        let mut cluster = None;
         let (last_applied, membership) = {
             let mut machine = self.shared.write();
+            let cluster_before = machine.state.cluster.as_ref().map(|c| c.version);
             for entry in entries {
                 let version = entry.log_id.index;
                 machine.last_applied = Some(entry.log_id);
@@ -256,7 +279,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 results.push(result);
             }
+            if machine.state.cluster.as_ref().map(|c| c.version) != cluster_before {
+                cluster = machine.state.cluster.clone();
+            }
             (machine.last_applied, machine.membership.clone())
+        };
+        let cluster_row = match &cluster {
+            Some(record) => Some(disk::encode(record).map_err(|e| sm_err(e, ErrorVerb::Write))?),
+            None => None,
         };
         let last_applied = disk::encode(&last_applied).map_err(|e| sm_err(e, ErrorVerb::Write))?;
         let membership = disk::encode(&membership).map_err(|e| sm_err(e, ErrorVerb::Write))?;
@@ -271,6 +301,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 };
             }
             let mut meta = txn.open_table(META)?;
+            if let Some(row) = &cluster_row {
+                meta.insert("cluster", row.as_slice())?;
+            }
             meta.insert("last_applied", last_applied.as_slice())?;
             meta.insert("membership", membership.as_slice())?;
             drop(meta);
@@ -281,6 +314,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(|e| sm_err(e, ErrorVerb::Write))?;
         for (version, changes) in published {
             self.shared.hub.publish(version, changes);
+        }
+        if let Some(record) = cluster {
+            self.shared.cluster.send_replace(Some(Arc::new(record)));
         }
         Ok(results)
     }
@@ -307,7 +343,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let body: SnapshotBody = disk::decode(&data).map_err(snap_err)?;
         let machine = Machine {
-            state: State::from_objects(body.objects),
+            state: body.into_state(),
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
@@ -325,7 +361,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(snap_err)?;
+        let cluster = machine.state.cluster.clone().map(Arc::new);
         *self.shared.write() = machine;
+        self.shared.cluster.send_replace(cluster);
         self.shared
             .hub
             .reset(meta.last_log_id.map_or(0, |l| l.index));
@@ -354,10 +392,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (objects, last_applied, membership) = {
+        let (objects, cluster, last_applied, membership) = {
             let machine = self.shared.read();
             (
                 machine.state.objects().collect::<Vec<_>>(),
+                machine.state.cluster.clone(),
                 machine.last_applied,
                 machine.membership.clone(),
             )
@@ -378,7 +417,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 ErrorVerb::Write,
             )
         };
-        let data = disk::encode(&SnapshotBody { objects }).map_err(snap_err)?;
+        let data = disk::encode(&SnapshotBody { objects, cluster }).map_err(snap_err)?;
         let encoded_meta = disk::encode(&meta).map_err(snap_err)?;
         let db = self.db.clone();
         let stored = data.clone();

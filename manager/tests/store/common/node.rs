@@ -19,6 +19,7 @@ pub fn test_config() -> StoreConfig {
         snapshot_timeout: Duration::from_secs(10),
         history: 4096,
         write_timeout: Duration::from_secs(5),
+        transport: None,
     }
 }
 

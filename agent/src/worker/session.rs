@@ -1,0 +1,150 @@
+//! An agent's session: open it on the leader (any manager names the leader), then
+//! heartbeat at the period the cluster sets. On any failure the agent tries the next
+//! manager it knows (the list comes back with every heartbeat), opening a new session.
+
+use api::client::ClientError;
+use api::client::managers::post_to_leader;
+use api::cluster::NodeDescription;
+use api::error::ErrorCode;
+use api::session::{Heartbeat, SessionInfo, SessionOpen};
+use std::time::Duration;
+
+/// What a session needs.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// A client with the node's certificate (mutual TLS).
+    pub http: reqwest::Client,
+    /// Managers to try (`host:port`), e.g. the one joined and those it named.
+    pub managers: Vec<String>,
+    /// What this host has.
+    pub description: NodeDescription,
+    /// The address other nodes reach this node at.
+    pub addr: Option<String>,
+}
+
+/// What the session loop reports to its owner (for logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A session is open on the manager at `leader`.
+    Opened { leader: String, session_id: String },
+    /// The session broke; the agent retries.
+    Lost { why: String },
+}
+
+/// A node description of this host (hostname, cpus, memory, platform).
+pub fn describe_host(engine_version: &str) -> NodeDescription {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1);
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    NodeDescription {
+        hostname,
+        cpus,
+        memory_bytes,
+        os: std::env::consts::OS.to_owned(),
+        arch: arch.to_owned(),
+        engine_version: engine_version.to_owned(),
+        engine_labels: Default::default(),
+    }
+}
+
+/// Keep a session open until the future is dropped; `report` hears of changes.
+pub async fn run(config: SessionConfig, mut report: impl FnMut(SessionEvent)) {
+    let mut managers = config.managers.clone();
+    let open = SessionOpen {
+        description: config.description.clone(),
+        addr: config.addr.clone(),
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let opened: Result<SessionInfo, ClientError> = post_to_leader(
+            &config.http,
+            &managers,
+            "/v1/session",
+            "open a session",
+            &open,
+        )
+        .await;
+        let info = match opened {
+            Ok(info) => info,
+            Err(e) => {
+                report(SessionEvent::Lost { why: e.to_string() });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                let turn = 1.min(managers.len());
+                managers.rotate_left(turn);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        if !info.managers.is_empty() {
+            managers = info.managers.clone();
+        }
+        let leader = managers.first().cloned().unwrap_or_default();
+        report(SessionEvent::Opened {
+            leader: leader.clone(),
+            session_id: info.session_id.clone(),
+        });
+        let why = beat(&config.http, &leader, info, &mut managers).await;
+        report(SessionEvent::Lost { why });
+        // The leader failed: start with the others.
+        if let Some(pos) = managers.iter().position(|m| *m == leader) {
+            let failed = managers.remove(pos);
+            managers.push(failed);
+        }
+    }
+}
+
+/// Heartbeat the leader until it fails; returns why.
+async fn beat(
+    http: &reqwest::Client,
+    leader: &str,
+    mut info: SessionInfo,
+    managers: &mut Vec<String>,
+) -> String {
+    loop {
+        tokio::time::sleep(Duration::from_millis(info.heartbeat_ms.max(50))).await;
+        let req = Heartbeat {
+            session_id: info.session_id.clone(),
+        };
+        let answer = tokio::time::timeout(
+            Duration::from_millis(info.heartbeat_ms.max(500)),
+            api::client::managers::post::<_, SessionInfo>(
+                http,
+                leader,
+                "/v1/session/heartbeat",
+                "heartbeat",
+                &req,
+            ),
+        )
+        .await;
+        match answer {
+            Ok(Ok(next)) => {
+                if !next.managers.is_empty() {
+                    *managers = next.managers.clone();
+                }
+                info = next;
+            }
+            Ok(Err(ClientError::Api(e))) if e.code == ErrorCode::NotFound => {
+                return format!("the leader forgot the session: {e}");
+            }
+            Ok(Err(e)) => return e.to_string(),
+            Err(_) => return format!("no heartbeat answer from {leader} in time"),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The manager daemon's error type: starting, initializing, joining, serving.
+
+use crate::ca::CaError;
+use crate::store::StoreError;
+use api::error::ApiError;
+use std::path::PathBuf;
+
+/// What can go wrong running a manager.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("decode {path}: {source}")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{dir} already holds a manager (node {node}); start it with `orch manager --data-dir {dir}`, or remove the directory to make a new cluster"
+    )]
+    AlreadyInitialized { dir: PathBuf, node: String },
+    #[error(
+        "{dir} holds no manager: run `orch manager init` or `orch manager join` with this --data-dir first"
+    )]
+    NotInitialized { dir: PathBuf },
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("build the HTTP client for {what}: {source}")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot reach the manager at {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the manager at {addr} refused to {op}: {error}")]
+    Refused {
+        addr: String,
+        op: &'static str,
+        error: ApiError,
+    },
+    #[error("the manager at {addr} answered {op} with something else than expected: {why}")]
+    BadAnswer {
+        addr: String,
+        op: &'static str,
+        why: String,
+    },
+    #[error("the cluster has no record yet (its first manager did not finish `orch manager init`)")]
+    NoCluster,
+    #[error("generate {what}: the system's random source failed")]
+    Random { what: &'static str },
+}

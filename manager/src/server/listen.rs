@@ -1,0 +1,86 @@
+//! Serving the manager's router: over TLS on its TCP address (each connection's client
+//! certificate becomes the [`Caller`] of its requests) and over a root-only unix
+//! socket (the caller is [`Caller::Local`]).
+
+use super::Caller;
+use crate::ca::peer_identity;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve `app` over TLS on `listener` until the returned future is dropped (its
+/// connections are dropped with it).
+pub(crate) async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((tcp, _)) = accepted else {
+            // Out of file descriptors and the like: wait a little rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        connections.spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let caller = match peer_identity(stream.get_ref().1) {
+                Ok(Some(peer)) => Caller::Node {
+                    id: peer.node_id,
+                    role: peer.role,
+                },
+                _ => Caller::Anonymous,
+            };
+            serve_connection(TokioIo::new(stream), app, caller).await;
+        });
+    }
+}
+
+/// Serve `app` on a unix socket: every request comes from [`Caller::Local`].
+pub(crate) async fn serve_unix(listener: UnixListener, app: Router) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        connections.spawn(serve_connection(TokioIo::new(stream), app, Caller::Local));
+    }
+}
+
+async fn serve_connection<IO>(io: TokioIo<IO>, app: Router, caller: Caller)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(caller.clone());
+        req
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+        .await;
+}

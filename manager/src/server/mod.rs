@@ -1,0 +1,458 @@
+//! The manager daemon: what `orch manager init|join` and `orch manager` run.
+//!
+//! - [`layout`]: the data directory (identity, store) and id helpers.
+//! - [`listen`]: serving the router over TLS (the client certificate becomes the
+//!   request's [`Caller`]) and over a root-only unix socket.
+//! - [`join`]: `POST /v1/join` and `POST /v1/managers`; [`client`]: the joining side.
+//! - [`failure`]: the daemon's endpoints' answers in the API's error shape.
+//! - [`error`]: the daemon's error type, [`ServerError`].
+//!
+//! One TCP port serves everything: raft RPCs (manager certificates only), joining
+//! (a token instead of a certificate) and the REST API.
+
+pub mod client;
+pub mod error;
+mod failure;
+mod join;
+pub mod layout;
+mod listen;
+
+pub use error::ServerError;
+pub use layout::{Layout, NodeFile, raft_id, random_id};
+
+use crate::ca::{self, CaConfig, ClientAuth, NodeIdentity, NodeKey, Revocations};
+use crate::dispatcher::Dispatcher;
+use crate::store::network::Transport;
+use crate::store::{ClusterRecord, ClusterSettings, Command, Store, StoreConfig};
+use api::cluster::{
+    Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Object,
+};
+use api::join::Member;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinSet;
+
+/// Who sent a request, as the listener saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// Root on this host, through the unix socket.
+    Local,
+    /// A node of the cluster, by its verified certificate.
+    Node { id: String, role: NodeRole },
+    /// A TLS client without a certificate (joining nodes, bearer-token clients).
+    Anonymous,
+}
+
+/// How to run a manager.
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Where its identity and store live.
+    pub data_dir: PathBuf,
+    /// The TCP address to listen on (`0.0.0.0:4242`, `127.0.0.1:0`, ...).
+    pub listen: String,
+    /// The address other nodes reach it at; default: the listen address, unless that
+    /// is unspecified (0.0.0.0), when it must be given.
+    pub advertise: Option<String>,
+    /// The root-only unix socket of the local CLI (none: no socket).
+    pub socket: Option<PathBuf>,
+    /// Raft tuning.
+    pub store: StoreConfig,
+}
+
+/// What `init` hands to the person who made the cluster.
+#[derive(Clone, Debug)]
+pub struct InitTokens {
+    pub worker: String,
+    pub manager: String,
+    /// A bearer token of the REST API (only its hash is stored).
+    pub api: String,
+}
+
+/// What the daemon's handlers share.
+pub(crate) struct Shared {
+    pub store: Arc<Store>,
+    pub node: NodeFile,
+    pub ca_cert_pem: String,
+}
+
+impl Shared {
+    /// The raft members, leader first.
+    fn members(&self) -> Vec<Member> {
+        let metrics = self.store.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let ids: BTreeMap<u64, String> = self
+            .store
+            .view(|state| {
+                state
+                    .nodes
+                    .iter()
+                    .filter(|n| n.spec.role == NodeRole::Manager)
+                    .map(|n| (raft_id(&n.meta.id), n.meta.id.clone()))
+                    .collect()
+            })
+            .value;
+        let mut members: Vec<Member> = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                node_id: ids.get(id).cloned().unwrap_or_default(),
+                raft_id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        members.sort_by_key(|m| (Some(m.raft_id) != metrics.current_leader, m.raft_id));
+        members
+    }
+
+    /// The managers' addresses, leader first.
+    pub(crate) fn manager_addrs(&self) -> Vec<String> {
+        self.members().into_iter().map(|m| m.addr).collect()
+    }
+}
+
+/// A running manager. Dropping it stops serving; [`Manager::shutdown`] also closes the
+/// store.
+pub struct Manager {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    advertise: String,
+    tasks: JoinSet<()>,
+}
+
+/// The HTTP client of a node with a certificate: mutual TLS to managers of its cluster.
+pub fn node_http_client(identity: &NodeIdentity) -> Result<reqwest::Client, ServerError> {
+    let mut tls = ca::node_client_config(identity)?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|source| ServerError::Client {
+            what: "node traffic",
+            source,
+        })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl Manager {
+    /// `orch manager init`: a new cluster with this manager as its only member — the
+    /// CA, the join tokens, an API token, this manager's certificate and Node object.
+    pub async fn init(
+        config: ManagerConfig,
+        settings: ClusterSettings,
+    ) -> Result<(Manager, InitTokens), ServerError> {
+        let layout = Layout::new(&config.data_dir);
+        layout.check_empty()?;
+        let (listener, advertise) = bind(&config).await?;
+        let cluster_id = random_id(10, "a cluster id")?;
+        let node_id = random_id(10, "a node id")?;
+        let now = SystemTime::now();
+        let mut ca_state = ca::init(&cluster_id, &CaConfig::default(), now)?;
+        let key = NodeKey::generate()?;
+        let manager_token = ca_state.token(NodeRole::Manager)?;
+        let issued = ca_state.issue(&manager_token, &key.csr()?, &node_id, now)?;
+        let node = NodeFile {
+            node_id: node_id.clone(),
+            raft_id: raft_id(&node_id),
+            cluster_id,
+        };
+        let identity = NodeIdentity::new(key.clone(), &issued)?;
+        let api_token = format!("orchapi-{}", random_id(20, "an API token")?);
+        let tokens = InitTokens {
+            worker: ca_state.token(NodeRole::Worker)?.to_string(),
+            manager: manager_token.to_string(),
+            api: api_token.clone(),
+        };
+        layout.save(&node, &key, &issued)?;
+        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let store = &manager.shared.store;
+        store
+            .initialize(BTreeMap::from([(
+                manager.shared.node.raft_id,
+                manager.advertise.clone(),
+            )]))
+            .await?;
+        store.wait_for_leader(Duration::from_secs(10)).await?;
+        let record = ClusterRecord {
+            version: 0,
+            ca: ca_state,
+            settings,
+            api_tokens: BTreeMap::from([("admin".to_owned(), token_hash(&api_token))]),
+        };
+        let me = Node {
+            meta: Meta::new(node_id),
+            spec: NodeSpec {
+                role: NodeRole::Manager,
+                ..NodeSpec::default()
+            },
+            description: NodeDescription {
+                hostname: hostname(),
+                ..NodeDescription::default()
+            },
+            status: NodeStatus {
+                state: NodeState::Ready,
+                addr: Some(manager.advertise.clone()),
+                message: None,
+            },
+        };
+        store
+            .write(Command::Batch {
+                commands: vec![
+                    Command::SetCluster {
+                        record: Box::new(record),
+                        expected_version: None,
+                    },
+                    Command::create(Object::Node(me)),
+                ],
+            })
+            .await?;
+        Ok((manager, tokens))
+    }
+
+    /// `orch manager join --token T HOST:PORT`: get a manager certificate from the
+    /// cluster at `remote`, then become a raft member.
+    pub async fn join(
+        config: ManagerConfig,
+        remote: &str,
+        token: &str,
+    ) -> Result<Manager, ServerError> {
+        let layout = Layout::new(&config.data_dir);
+        layout.check_empty()?;
+        let (listener, advertise) = bind(&config).await?;
+        let joined = client::join(remote, token, &hostname(), Some(advertise.clone())).await?;
+        if joined.response.role != NodeRole::Manager {
+            return Err(ServerError::BadAnswer {
+                addr: remote.to_owned(),
+                op: "join",
+                why: "a worker token makes a worker: use `orch agent --join` or the manager token"
+                    .to_owned(),
+            });
+        }
+        let node = NodeFile {
+            node_id: joined.response.node_id.clone(),
+            raft_id: raft_id(&joined.response.node_id),
+            cluster_id: joined.response.cluster_id.clone(),
+        };
+        layout.save(&node, &joined.key, &joined.issued())?;
+        let identity = layout.identity(&node)?;
+        let http = node_http_client(&identity)?;
+        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let managers = joined.response.managers.clone();
+        client::add_manager(&http, &managers, &manager.advertise).await?;
+        manager
+            .shared
+            .store
+            .wait_for_leader(Duration::from_secs(10))
+            .await?;
+        Ok(manager)
+    }
+
+    /// `orch manager`: start the manager kept in the data directory.
+    pub async fn start(config: ManagerConfig) -> Result<Manager, ServerError> {
+        let layout = Layout::new(&config.data_dir);
+        let node = layout.node()?.ok_or_else(|| ServerError::NotInitialized {
+            dir: config.data_dir.clone(),
+        })?;
+        let identity = layout.identity(&node)?;
+        let (listener, advertise) = bind(&config).await?;
+        Manager::serve(&config, layout, node, identity, listener, advertise).await
+    }
+
+    async fn serve(
+        config: &ManagerConfig,
+        layout: Layout,
+        node: NodeFile,
+        identity: NodeIdentity,
+        listener: tokio::net::TcpListener,
+        advertise: String,
+    ) -> Result<Manager, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let mut store_config = config.store.clone();
+        store_config.transport = Some(Transport {
+            client: node_http_client(&identity)?,
+            scheme: "https",
+        });
+        let store = Arc::new(
+            Store::open(
+                &layout.raft_dir(),
+                node.raft_id,
+                advertise.clone(),
+                store_config,
+            )
+            .await?,
+        );
+        let revocations = Revocations::default();
+        let mut tls = ca::server_config(&identity, revocations.clone(), ClientAuth::Optional)?;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let ca_cert_pem = layout.ca_cert_pem()?;
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            node,
+            ca_cert_pem,
+        });
+        let dispatcher = Dispatcher::new(store.clone());
+        let app = router(shared.clone()).merge(dispatcher.router());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(dispatcher.run());
+        tasks.spawn(listen::serve_tls(listener, Arc::new(tls), app.clone()));
+        if let Some(path) = &config.socket {
+            let unix = bind_unix(path)?;
+            tasks.spawn(listen::serve_unix(unix, app));
+        }
+        tasks.spawn(follow_revocations(store, revocations));
+        Ok(Manager {
+            shared,
+            addr,
+            advertise,
+            tasks,
+        })
+    }
+
+    /// The TCP address the manager listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address other nodes reach it at.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
+    /// The cluster CA certificate (PEM), for clients to pin.
+    pub fn ca_cert_pem(&self) -> String {
+        self.shared.ca_cert_pem.clone()
+    }
+
+    /// This manager's node id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.node.node_id
+    }
+
+    /// The store (for tests and the components started on it).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
+    /// Stop serving, then stop raft and close the store's files.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+        let _ = self.shared.store.shutdown().await;
+    }
+}
+
+/// The lowercase hex SHA-256 of an API token (what the cluster record keeps).
+pub fn token_hash(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    data_encoding::HEXLOWER.encode(digest.as_ref())
+}
+
+async fn bind(config: &ManagerConfig) -> Result<(tokio::net::TcpListener, String), ServerError> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let advertise = match &config.advertise {
+        Some(a) => a.clone(),
+        None if local.ip().is_unspecified() => {
+            return Err(ServerError::Listen {
+                addr: config.listen.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "listening on every address: say which one other nodes use with --advertise",
+                ),
+            });
+        }
+        None => local.to_string(),
+    };
+    Ok((listener, advertise))
+}
+
+fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |op, source| ServerError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove the old socket", e)),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(|e| io("bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("restrict", e))?;
+    Ok(listener)
+}
+
+/// Keeps the TLS verifiers' set of removed nodes equal to the cluster record's.
+async fn follow_revocations(store: Arc<Store>, revocations: Revocations) {
+    let mut cluster = store.cluster();
+    loop {
+        if let Some(record) = cluster.borrow_and_update().as_ref() {
+            revocations.replace(record.ca.removed_nodes().clone());
+        }
+        if cluster.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Everything one manager serves.
+fn router(shared: Arc<Shared>) -> Router {
+    let raft = shared
+        .store
+        .router()
+        .layer(middleware::from_fn(managers_only));
+    Router::new()
+        .route("/v1/join", post(join::join))
+        .route("/v1/managers", post(join::add_manager))
+        .with_state(shared)
+        .merge(raft)
+}
+
+/// Raft RPCs come only from managers of the cluster.
+async fn managers_only(req: Request, next: Next) -> Response {
+    match req.extensions().get::<Caller>() {
+        Some(Caller::Node {
+            role: NodeRole::Manager,
+            ..
+        }) => next.run(req).await,
+        _ => failure::Failure(api::error::ApiError::new(
+            api::error::ErrorCode::Unauthorized,
+            "raft RPCs need a manager certificate of this cluster",
+        ))
+        .into_response(),
+    }
+}
