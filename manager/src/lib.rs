@@ -3,9 +3,12 @@
 //! Modules:
 //! - [`ca`]: the cluster CA — join tokens, node certificates, revocation, and the rustls
 //!   configurations of mutual TLS between nodes.
+//! - [`http`]: the REST API `/v1` (resources, events, cluster, OpenAPI document) and
+//!   `/metrics`, with authentication and leader forwarding.
 //! - [`store`]: the replicated store — openraft with a durable log and state machine on
 //!   redb, typed tables of the cluster objects, optimistic concurrency by version, and a
 //!   watch of committed events.
 
 pub mod ca;
+pub mod http;
 pub mod store;
