@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
 /// The kinds of cluster objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Node,
@@ -50,6 +52,7 @@ impl std::fmt::Display for Kind {
 
 /// What every object carries. `version`, `created` and `updated` are set by the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Meta {
     /// Unique within its kind; chosen by the creator.
@@ -75,6 +78,7 @@ impl Meta {
 
 /// Whether the scheduler may place tasks on a node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
     /// New tasks may be placed here.
@@ -88,6 +92,7 @@ pub enum Availability {
 
 /// What a node does in the cluster.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeRole {
     #[default]
@@ -97,6 +102,7 @@ pub enum NodeRole {
 
 /// The user-written part of a node (its labels are in [`Meta::labels`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NodeSpec {
     pub availability: Availability,
@@ -105,6 +111,7 @@ pub struct NodeSpec {
 
 /// Whether a node is alive, as the dispatcher sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeState {
     #[default]
@@ -115,6 +122,7 @@ pub enum NodeState {
 
 /// The system-written part of a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NodeStatus {
     pub state: NodeState,
@@ -127,6 +135,7 @@ pub struct NodeStatus {
 }
 
 /// What a node's agent reports about its host when its session starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeDescription {
@@ -148,6 +157,7 @@ pub struct NodeDescription {
 
 /// A host of the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Node {
     pub meta: Meta,
@@ -159,6 +169,7 @@ pub struct Node {
 
 /// A deployed stack (its services are [`Service`] objects naming it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Stack {
     pub meta: Meta,
@@ -167,6 +178,7 @@ pub struct Stack {
 
 /// A service of a stack: the template of its tasks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Service {
     pub meta: Meta,
@@ -182,6 +194,7 @@ pub struct Service {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     #[default]
@@ -223,6 +236,7 @@ impl TaskState {
 
 /// What the system last observed of a task.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TaskStatus {
     pub state: TaskState,
@@ -236,6 +250,7 @@ pub struct TaskStatus {
 
 /// One replica (or one node's instance, for global services) of a service.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Task {
     pub meta: Meta,
@@ -255,6 +270,7 @@ pub struct Task {
 /// Any cluster object, tagged by kind (`{"kind": "task", "meta": ..., ...}`). A service
 /// is boxed: its compose spec is some kilobytes, the other kinds are small.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Object {
     Node(Node),
@@ -298,6 +314,7 @@ impl Object {
 /// A change committed to the cluster state. A commit emits its object changes, then
 /// `Commit { version }`; resuming a stream from `version` replays every later commit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The object as created.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// Deployment settings of a service.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DeploySpec {
     #[serde(skip_serializing_if = "is_default")]
@@ -33,6 +34,7 @@ pub struct DeploySpec {
 
 /// How many tasks a service has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum DeployMode {
     /// `replicas` tasks, spread by the scheduler.
@@ -48,6 +50,7 @@ pub enum DeployMode {
 
 /// How clients reach the service's tasks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointMode {
     /// One virtual IP load-balanced over the tasks.
@@ -59,6 +62,7 @@ pub enum EndpointMode {
 
 /// Where tasks may run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Placement {
     /// Expressions such as `node.role == manager`, `node.labels.zone != east`.
@@ -72,6 +76,7 @@ pub struct Placement {
 
 /// Spread tasks evenly over the values of a node label.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PlacementPreference {
     /// E.g. `node.labels.zone`.
@@ -80,6 +85,7 @@ pub struct PlacementPreference {
 
 /// Resource limits and reservations.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Resources {
     #[serde(skip_serializing_if = "is_default")]
@@ -90,6 +96,7 @@ pub struct Resources {
 
 /// Upper bounds of a task's resources.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ResourceLimits {
     #[serde(skip_serializing_if = "is_default")]
@@ -102,6 +109,7 @@ pub struct ResourceLimits {
 
 /// What the scheduler sets aside for a task.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ResourceReservations {
     #[serde(skip_serializing_if = "is_default")]
@@ -116,6 +124,7 @@ pub struct ResourceReservations {
 
 /// When a task that stopped is replaced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartCondition {
     /// Never.
@@ -129,6 +138,7 @@ pub enum RestartCondition {
 
 /// Restart policy of a service's tasks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RestartPolicy {
     #[serde(skip_serializing_if = "is_default")]
@@ -143,6 +153,7 @@ pub struct RestartPolicy {
 
 /// What to do when an update fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FailureAction {
     #[default]
@@ -153,6 +164,7 @@ pub enum FailureAction {
 
 /// Whether a replacement starts before or after the old task stops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum UpdateOrder {
     #[default]
@@ -162,6 +174,7 @@ pub enum UpdateOrder {
 
 /// A rolling update (or rollback) of a service's tasks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct UpdateConfig {
     #[serde(skip_serializing_if = "is_default")]

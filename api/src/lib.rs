@@ -15,6 +15,8 @@
 //! - [`error`]: errors on the wire (`{"error": {"code", "message", "details"}}`).
 //! - [`image`]: images as the engine's API shows them, and transfer progress.
 //! - `client` (feature `client`): the typed HTTP client of the APIs.
+//! - `openapi` (feature `openapi`): hand-written OpenAPI schemas; with the feature, the
+//!   types derive `utoipa::ToSchema` for the manager's `/v1/openapi.json`.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -25,6 +27,8 @@ pub mod error;
 pub mod image;
 pub mod join;
 pub mod network;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod service;
 pub mod session;
 pub mod stack;

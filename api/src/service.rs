@@ -11,6 +11,7 @@ pub type Environment = BTreeMap<String, Option<String>>;
 
 /// One service: the template of its tasks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ServiceSpec {
     #[serde(skip_serializing_if = "is_default")]
@@ -79,6 +80,7 @@ pub struct ServiceSpec {
     pub entrypoint: Option<Vec<String>>,
     /// Final environment: `env_file` contents merged under `environment`.
     #[serde(skip_serializing_if = "is_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_string_map))]
     pub environment: Environment,
     #[serde(skip_serializing_if = "is_default")]
     pub expose: Vec<String>,
@@ -126,6 +128,7 @@ pub struct ServiceSpec {
     pub network_mode: Option<String>,
     /// Networks the service joins; `None` means "attached with defaults".
     #[serde(skip_serializing_if = "is_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::service_networks))]
     pub networks: BTreeMap<String, Option<ServiceNetwork>>,
     #[serde(skip_serializing_if = "is_default")]
     pub oom_kill_disable: Option<bool>,
@@ -205,11 +208,13 @@ pub struct ServiceSpec {
 
 /// `build:` of a service; `context` is absolute (or a URL) after loading.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct BuildSpec {
     #[serde(skip_serializing_if = "is_default")]
     pub additional_contexts: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "is_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_string_map))]
     pub args: BTreeMap<String, Option<String>>,
     #[serde(skip_serializing_if = "is_default")]
     pub cache_from: Vec<String>,
@@ -261,6 +266,7 @@ pub struct BuildSpec {
 
 /// When a dependency counts as ready.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DependsOnCondition {
     /// The dependency's tasks have started.
@@ -274,6 +280,7 @@ pub enum DependsOnCondition {
 
 /// One `depends_on` entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DependsOn {
     pub condition: DependsOnCondition,
@@ -296,6 +303,7 @@ impl Default for DependsOn {
 
 /// A device node passed into the container.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DeviceMapping {
     pub source: String,
@@ -306,6 +314,7 @@ pub struct DeviceMapping {
 
 /// A health check; `test` is `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", "cmd"]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Healthcheck {
     #[serde(skip_serializing_if = "is_default")]
@@ -326,6 +335,7 @@ pub struct Healthcheck {
 
 /// Log driver and its options.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Logging {
     #[serde(skip_serializing_if = "is_default")]
@@ -336,6 +346,7 @@ pub struct Logging {
 
 /// How a service attaches to one network.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ServiceNetwork {
     #[serde(skip_serializing_if = "is_default")]
@@ -360,6 +371,7 @@ pub struct ServiceNetwork {
 
 /// Transport protocol of a port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -370,6 +382,7 @@ pub enum Protocol {
 
 /// How a published port is exposed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PortMode {
     /// Through the cluster's routing mesh, on every node.
@@ -381,6 +394,7 @@ pub enum PortMode {
 
 /// A port of a service, in long syntax.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PortSpec {
     #[serde(skip_serializing_if = "is_default")]
@@ -399,6 +413,7 @@ pub struct PortSpec {
 
 /// A lifecycle hook command.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ServiceHook {
     pub command: Vec<String>,
@@ -409,11 +424,13 @@ pub struct ServiceHook {
     #[serde(skip_serializing_if = "is_default")]
     pub working_dir: Option<String>,
     #[serde(skip_serializing_if = "is_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::nullable_string_map))]
     pub environment: Environment,
 }
 
 /// A secret or config made visible inside the container.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct FileReference {
     pub source: String,
@@ -429,6 +446,7 @@ pub struct FileReference {
 
 /// Soft and hard limit of one resource.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Ulimit {
     pub soft: i64,
@@ -437,6 +455,7 @@ pub struct Ulimit {
 
 /// Kind of a service mount.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MountType {
     /// A named or anonymous volume.
@@ -456,6 +475,7 @@ pub enum MountType {
 
 /// A mount of a service, in long syntax.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ServiceVolume {
     #[serde(rename = "type")]
@@ -482,6 +502,7 @@ pub struct ServiceVolume {
 
 /// Options of a bind mount.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct BindOptions {
     #[serde(skip_serializing_if = "is_default")]
@@ -497,6 +518,7 @@ pub struct BindOptions {
 
 /// Options of a volume mount.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct VolumeOptions {
     #[serde(skip_serializing_if = "is_default")]
@@ -509,6 +531,7 @@ pub struct VolumeOptions {
 
 /// Options of a tmpfs mount.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TmpfsOptions {
     #[serde(skip_serializing_if = "is_default")]
@@ -519,6 +542,7 @@ pub struct TmpfsOptions {
 
 /// Options of an image mount.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ImageMountOptions {
     #[serde(skip_serializing_if = "is_default")]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// A whole stack in canonical long form; `orch config` prints exactly this.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct StackSpec {
     /// Project name: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
@@ -31,6 +32,7 @@ pub struct StackSpec {
 
 /// A network of the stack.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NetworkSpec {
     /// Name on the cluster: `<stack>_<key>` unless set or external.
@@ -59,6 +61,7 @@ pub struct NetworkSpec {
 
 /// Address management of a network.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Ipam {
     #[serde(skip_serializing_if = "is_default")]
@@ -71,6 +74,7 @@ pub struct Ipam {
 
 /// One address pool of a network.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IpamPool {
     #[serde(skip_serializing_if = "is_default")]
@@ -85,6 +89,7 @@ pub struct IpamPool {
 
 /// A named volume of the stack.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct VolumeSpec {
     /// Name on the node: `<stack>_<key>` unless set or external.
@@ -104,6 +109,7 @@ pub struct VolumeSpec {
 /// A secret or config of the stack: its content comes from a file, an environment
 /// variable, inline text (configs) or already exists (external).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct FileObjectSpec {
     pub name: String,

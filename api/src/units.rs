@@ -319,3 +319,60 @@ mod tests {
         assert!(parse_file_mode("0999").is_err());
     }
 }
+
+#[cfg(feature = "openapi")]
+mod schema {
+    //! OpenAPI schemas of the units: what they accept on input, in the compose spelling.
+    use super::{Bytes, Duration, FileMode};
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+
+    fn text(description: &str, example: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some(description))
+            .examples([example])
+    }
+
+    fn integer_or_text(description: &str, example: &str) -> RefOr<Schema> {
+        let integer = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(0));
+        OneOfBuilder::new()
+            .item(integer)
+            .item(text(description, example))
+            .description(Some(description))
+            .into()
+    }
+
+    impl utoipa::PartialSchema for Duration {
+        fn schema() -> RefOr<Schema> {
+            text(
+                "A duration like Go's time.Duration: `1h2m3s`, `500ms`, `1.5s`.",
+                "30s",
+            )
+            .into()
+        }
+    }
+
+    impl utoipa::ToSchema for Duration {}
+
+    impl utoipa::PartialSchema for Bytes {
+        fn schema() -> RefOr<Schema> {
+            integer_or_text(
+                "A size in bytes: an integer, or text with a binary unit (`512m`, `2GiB`).",
+                "512m",
+            )
+        }
+    }
+
+    impl utoipa::ToSchema for Bytes {}
+
+    impl utoipa::PartialSchema for FileMode {
+        fn schema() -> RefOr<Schema> {
+            integer_or_text("A file mode: an integer, or octal text (`0440`).", "0440")
+        }
+    }
+
+    impl utoipa::ToSchema for FileMode {}
+}

@@ -4,6 +4,7 @@
 
 mod agent_cmd;
 mod build;
+mod cluster_cmd;
 mod config;
 mod container;
 mod context;
@@ -37,6 +38,20 @@ enum Command {
     Config(config::ConfigArgs),
     /// Run this node's engine: images, containers, volumes and networks.
     Agent(agent_cmd::AgentArgs),
+    /// The cluster's nodes (through a manager's API).
+    Node {
+        #[command(flatten)]
+        host: cluster_cmd::HostArgs,
+        #[command(subcommand)]
+        cmd: cluster_cmd::NodeCommand,
+    },
+    /// The cluster's control plane as a manager sees it.
+    Cluster {
+        #[command(flatten)]
+        host: cluster_cmd::HostArgs,
+        #[command(subcommand)]
+        cmd: cluster_cmd::ClusterCommand,
+    },
     /// Run a manager of the cluster's control plane (init, join, run).
     #[command(subcommand)]
     Manager(manager_cmd::ManagerCommand),
@@ -84,6 +99,8 @@ fn main() -> ExitCode {
         Command::Config(args) => config::run(args),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Manager(cmd) => manager_cmd::run(cmd),
+        Command::Node { host, cmd } => cluster_cmd::node(cmd, &host),
+        Command::Cluster { host, cmd } => cluster_cmd::cluster(cmd, &host),
         Command::Container(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| container::run(&c, cmd))
         }

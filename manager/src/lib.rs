@@ -5,11 +5,14 @@
 //!   configurations of mutual TLS between nodes.
 //! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
 //! - [`server`]: the manager daemon — data directory, TLS listener, join endpoints.
+//! - [`http`]: the REST API `/v1` (resources, events, cluster, OpenAPI document) and
+//!   `/metrics`, with authentication and leader forwarding.
 //! - [`store`]: the replicated store — openraft with a durable log and state machine on
 //!   redb, typed tables of the cluster objects, optimistic concurrency by version, and a
 //!   watch of committed events.
 
 pub mod ca;
 pub mod dispatcher;
+pub mod http;
 pub mod server;
 pub mod store;

@@ -2,6 +2,7 @@
 //! engine daemon with its image commands ([`engine`]), and the container runtime
 //! ([`runtime`]).
 
+mod cluster;
 mod engine;
 mod network;
 mod runtime;

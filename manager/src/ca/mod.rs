@@ -29,7 +29,7 @@ pub use identity::{IssuedCert, NodeIdentity, NodeKey, PeerIdentity, check_node_i
 pub use state::{CaConfig, CaState, init};
 pub use tls::{
     ClientAuth, Revocations, SERVER_NAME, join_client_config, node_client_config, peer_identity,
-    server_config,
+    pinned_client_config, server_config,
 };
 pub use token::{CaDigest, JoinToken, TokenSecret};
 pub use verify::{CaCert, Usage, verify_peer};

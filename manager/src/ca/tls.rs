@@ -114,9 +114,15 @@ pub fn server_config(
 /// The client configuration of a node joining with `token`: no client certificate; the
 /// manager must present the token's CA.
 pub fn join_client_config(token: &JoinToken) -> Result<ClientConfig, CaError> {
+    pinned_client_config(token.ca)
+}
+
+/// The client configuration of an API client without a certificate (the CLI with a
+/// bearer token): the manager must present the CA whose SHA-256 is `ca`.
+pub fn pinned_client_config(ca: CaDigest) -> Result<ClientConfig, CaError> {
     let provider = provider();
     let verifier = PinnedCaVerifier {
-        expected: token.ca,
+        expected: ca,
         algorithms: provider.signature_verification_algorithms,
     };
     let mut config = ClientConfig::builder_with_provider(provider)

@@ -7,14 +7,14 @@
 
 pub mod table;
 
+use crate::http::error::HttpError as Refusal;
 use crate::server::{Caller, random_id};
 use crate::store::{Command, Store, StoreError};
 use api::cluster::{Node, NodeState, NodeStatus, Object};
-use api::error::{ApiError, ErrorCode, ErrorEnvelope};
+use api::error::{ApiError, ErrorCode};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,28 +28,6 @@ const TICK: Duration = Duration::from_millis(200);
 pub struct Dispatcher {
     store: Arc<Store>,
     sessions: Mutex<Sessions>,
-}
-
-/// A failed session call.
-struct Refusal(ApiError);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorEnvelope { error: self.0 })).into_response()
-    }
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Refusal {
-        let code = if e.is_request_error() {
-            ErrorCode::Unavailable
-        } else {
-            ErrorCode::Internal
-        };
-        Refusal(ApiError::new(code, format!("update the node: {e}")))
-    }
 }
 
 impl Dispatcher {
@@ -199,10 +177,10 @@ impl Dispatcher {
 fn node_caller(caller: Option<Extension<Caller>>) -> Result<String, Refusal> {
     match caller {
         Some(Extension(Caller::Node { id, .. })) => Ok(id),
-        _ => Err(Refusal(ApiError::new(
+        _ => Err(Refusal::new(
             ErrorCode::Unauthorized,
             "a session needs the node certificate the node got when it joined",
-        ))),
+        )),
     }
 }
 
@@ -219,13 +197,13 @@ async fn open(
         message: None,
     };
     if !d.set_node(&node, status, Some(&req)).await? {
-        return Err(Refusal(ApiError::new(
+        return Err(Refusal::new(
             ErrorCode::NotFound,
             format!("node {node} is not in the cluster (was it removed?)"),
-        )));
+        ));
     }
     let session_id = random_id(10, "a session id")
-        .map_err(|e| Refusal(ApiError::new(ErrorCode::Internal, e.to_string())))?;
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
     let grace = d.settings().node_down_grace();
     d.sessions()
         .open(&node, &session_id, Instant::now() + grace);
@@ -244,13 +222,13 @@ async fn heartbeat(
         .sessions()
         .beat(&node, &req.session_id, Instant::now() + grace)
     {
-        return Err(Refusal(ApiError::new(
+        return Err(Refusal::new(
             ErrorCode::NotFound,
             format!(
                 "session {} of node {node} is not open on the leader: open a new one",
                 req.session_id
             ),
-        )));
+        ));
     }
     Ok(Json(d.info(req.session_id)))
 }

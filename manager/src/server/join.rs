@@ -3,15 +3,15 @@
 //! joined becomes a raft member). Both write through the leader; a follower answers
 //! `unavailable` with the leader's address, which the joining side follows.
 
-use super::failure::Failure;
 use super::layout::{raft_id, random_id};
 use super::{Caller, Shared};
 use crate::ca::JoinToken;
+use crate::http::error::HttpError as Failure;
 use crate::store::{ClusterRecord, Command, StoreError};
 use api::cluster::{
     Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Object,
 };
-use api::error::{ApiError, ErrorCode};
+use api::error::ErrorCode;
 use api::join::{JoinRequest, JoinResponse, ManagerAdd, Member};
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -76,10 +76,10 @@ pub(crate) async fn join(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Failure(ApiError::new(
+    Err(Failure::new(
         ErrorCode::Unavailable,
         "the cluster record kept changing while issuing the certificate; try again",
-    )))
+    ))
 }
 
 /// The cluster record, read linearizably (so only the leader issues certificates).
@@ -90,10 +90,10 @@ async fn cluster_record(shared: &Shared) -> Result<Arc<ClusterRecord>, Failure> 
         .await
         .map_err(Failure::from)?;
     read.value.map(Arc::new).ok_or_else(|| {
-        Failure(ApiError::new(
+        Failure::new(
             ErrorCode::Unavailable,
             "the cluster has no CA yet: its first manager has not finished `orch manager init`",
-        ))
+        )
     })
 }
 
@@ -108,10 +108,10 @@ pub(crate) async fn add_manager(
         role: NodeRole::Manager,
     })) = caller
     else {
-        return Err(Failure(ApiError::new(
+        return Err(Failure::new(
             ErrorCode::Unauthorized,
             "only a manager's certificate may join the raft group",
-        )));
+        ));
     };
     let exists = shared
         .store
@@ -119,10 +119,10 @@ pub(crate) async fn add_manager(
         .await
         .map_err(Failure::from)?;
     if !exists.value {
-        return Err(Failure(ApiError::new(
+        return Err(Failure::new(
             ErrorCode::NotFound,
             format!("node {id} is not in the cluster (was it removed?)"),
-        )));
+        ));
     }
     let raft = raft_id(&id);
     shared.store.add_learner(raft, req.addr.clone()).await?;

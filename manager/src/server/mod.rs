@@ -22,6 +22,7 @@ pub use layout::{Layout, NodeFile, raft_id, random_id};
 
 use crate::ca::{self, CaConfig, ClientAuth, NodeIdentity, NodeKey, Revocations};
 use crate::dispatcher::Dispatcher;
+use crate::http::{ApiState, Forwarder, Tokens};
 use crate::store::network::Transport;
 use crate::store::{ClusterRecord, ClusterSettings, Command, Store, StoreConfig};
 use api::cluster::{
@@ -40,16 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
-/// Who sent a request, as the listener saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
-    /// Root on this host, through the unix socket.
-    Local,
-    /// A node of the cluster, by its verified certificate.
-    Node { id: String, role: NodeRole },
-    /// A TLS client without a certificate (joining nodes, bearer-token clients).
-    Anonymous,
-}
+pub use crate::http::Caller;
 
 /// How to run a manager.
 #[derive(Clone, Debug)]
@@ -311,7 +303,17 @@ impl Manager {
             ca_cert_pem,
         });
         let dispatcher = Dispatcher::new(store.clone());
-        let app = router(shared.clone()).merge(dispatcher.router());
+        let api = Arc::new(ApiState::new(
+            store.clone(),
+            Tokens::default(),
+            Some(Forwarder {
+                client: node_http_client(&identity)?,
+                scheme: "https".to_owned(),
+            }),
+        ));
+        let app = router(shared.clone())
+            .merge(dispatcher.router())
+            .merge(crate::http::router(api.clone()));
         let mut tasks = JoinSet::new();
         tasks.spawn(dispatcher.run());
         tasks.spawn(listen::serve_tls(listener, Arc::new(tls), app.clone()));
@@ -319,7 +321,7 @@ impl Manager {
             let unix = bind_unix(path)?;
             tasks.spawn(listen::serve_unix(unix, app));
         }
-        tasks.spawn(follow_revocations(store, revocations));
+        tasks.spawn(follow_cluster(store, revocations, api));
         Ok(Manager {
             shared,
             addr,
@@ -416,12 +418,14 @@ fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServerE
     Ok(listener)
 }
 
-/// Keeps the TLS verifiers' set of removed nodes equal to the cluster record's.
-async fn follow_revocations(store: Arc<Store>, revocations: Revocations) {
+/// Keeps the TLS verifiers' set of removed nodes and the API's bearer tokens equal to
+/// the cluster record's.
+async fn follow_cluster(store: Arc<Store>, revocations: Revocations, api: Arc<ApiState>) {
     let mut cluster = store.cluster();
     loop {
         if let Some(record) = cluster.borrow_and_update().as_ref() {
             revocations.replace(record.ca.removed_nodes().clone());
+            api.tokens().replace_digests(record.api_tokens.values());
         }
         if cluster.changed().await.is_err() {
             return;
@@ -449,10 +453,10 @@ async fn managers_only(req: Request, next: Next) -> Response {
             role: NodeRole::Manager,
             ..
         }) => next.run(req).await,
-        _ => failure::Failure(api::error::ApiError::new(
+        _ => crate::http::error::HttpError::new(
             api::error::ErrorCode::Unauthorized,
             "raft RPCs need a manager certificate of this cluster",
-        ))
+        )
         .into_response(),
     }
 }

@@ -1,0 +1,192 @@
+//! `/v1/services`: list (by stack, by label), get, create, update, delete services.
+
+use super::ApiState;
+use super::error::HttpError;
+use super::params::{Params, expected_version, matches_all};
+use super::resource::{self, Body, Found, Id, check_id, check_labels, required_version};
+use api::ServiceSpec;
+use api::cluster::{Kind, Meta, Service};
+use api::error::ErrorEnvelope;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// A service to create.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCreate {
+    /// The service's id.
+    pub id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The id of the stack the service belongs to (empty: none).
+    #[serde(default)]
+    pub stack: String,
+    /// The service's name within its stack.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+/// The new labels, stack, name and spec of a service.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUpdate {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stack: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+/// Services, as of `version` (watch events from there).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ServiceList {
+    pub version: u64,
+    pub items: Vec<Service>,
+}
+
+/// List services.
+#[utoipa::path(get, path = "/v1/services", tag = "services",
+    params(
+        ("stack" = Option<String>, Query, description = "Only the services of this stack"),
+        ("label" = Option<Vec<String>>, Query, description = "Only objects with this label: `key=value`, or `key` for any value; repeatable (all must match)"),
+        ("stale" = Option<bool>, Query, description = "Serve this manager's local state instead of a linearizable read"),
+    ),
+    responses((status = 200, description = "The services", body = ServiceList)))]
+pub async fn list(
+    State(api): State<Arc<ApiState>>,
+    mut params: Params,
+) -> Result<Json<ServiceList>, HttpError> {
+    let labels = params.labels()?;
+    let stack = params.take("stack")?;
+    let stale = params.flag("stale")?;
+    params.finish()?;
+    let read = resource::read(&api, stale, |state| {
+        let services: Box<dyn Iterator<Item = &Service>> = match &stack {
+            Some(stack) => Box::new(state.services.by_stack(stack)),
+            None => Box::new(state.services.iter()),
+        };
+        services
+            .filter(|s| matches_all(&labels, &s.meta.labels))
+            .cloned()
+            .collect()
+    })
+    .await?;
+    Ok(Json(ServiceList {
+        version: read.version,
+        items: read.value,
+    }))
+}
+
+/// Get a service.
+#[utoipa::path(get, path = "/v1/services/{id}", tag = "services",
+    params(
+        ("id" = String, Path, description = "The service's id"),
+        ("stale" = Option<bool>, Query, description = "Serve this manager's local state instead of a linearizable read"),
+    ),
+    responses(
+        (status = 200, description = "The service; `ETag` is its version", body = Service),
+        (status = 404, description = "No such service", body = ErrorEnvelope),
+    ))]
+pub async fn get(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    mut params: Params,
+) -> Result<Found<Service>, HttpError> {
+    let stale = params.flag("stale")?;
+    params.finish()?;
+    resource::get(&api, &id, stale).await
+}
+
+/// Create a service.
+#[utoipa::path(post, path = "/v1/services", tag = "services",
+    request_body = ServiceCreate,
+    responses(
+        (status = 201, description = "The service as committed; `ETag` is its version", body = Service),
+        (status = 409, description = "A service with this id exists", body = ErrorEnvelope),
+    ))]
+pub async fn create(
+    State(api): State<Arc<ApiState>>,
+    params: Params,
+    Body(body): Body<ServiceCreate>,
+) -> Result<Found<Service>, HttpError> {
+    params.finish()?;
+    check_id(Kind::Service, &body.id)?;
+    check_labels(Kind::Service, &body.labels)?;
+    let mut meta = Meta::new(body.id);
+    meta.labels = body.labels;
+    let service = Service {
+        meta,
+        stack: body.stack,
+        name: body.name,
+        spec: body.spec,
+    };
+    resource::create(&api, service).await
+}
+
+/// Replace a service's labels and spec, if it is still at the version read.
+#[utoipa::path(put, path = "/v1/services/{id}", tag = "services",
+    request_body = ServiceUpdate,
+    params(
+        ("id" = String, Path, description = "The service's id"),
+        ("version" = Option<u64>, Query, description = "The version read (or `If-Match`)"),
+        ("If-Match" = Option<String>, Header, description = "The version read, as `\"12\"`"),
+    ),
+    responses(
+        (status = 200, description = "The service as committed", body = Service),
+        (status = 404, description = "No such service", body = ErrorEnvelope),
+        (status = 409, description = "The service changed since the version read; details name both versions", body = ErrorEnvelope),
+    ))]
+pub async fn update(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    headers: HeaderMap,
+    mut params: Params,
+    Body(body): Body<ServiceUpdate>,
+) -> Result<Found<Service>, HttpError> {
+    let version = expected_version(&headers, &mut params)?;
+    params.finish()?;
+    let version = required_version(Kind::Service, &id, version)?;
+    check_labels(Kind::Service, &body.labels)?;
+    let mut meta = Meta::new(id);
+    meta.labels = body.labels;
+    let service = Service {
+        meta,
+        stack: body.stack,
+        name: body.name,
+        spec: body.spec,
+    };
+    resource::update(&api, service, version).await
+}
+
+/// Delete a service (only at the version given, if one is).
+#[utoipa::path(delete, path = "/v1/services/{id}", tag = "services",
+    params(
+        ("id" = String, Path, description = "The service's id"),
+        ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
+        ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
+    ),
+    responses(
+        (status = 200, description = "The service as it was", body = Service),
+        (status = 404, description = "No such service", body = ErrorEnvelope),
+        (status = 409, description = "The service changed since the version given", body = ErrorEnvelope),
+    ))]
+pub async fn delete(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    headers: HeaderMap,
+    mut params: Params,
+) -> Result<Found<Service>, HttpError> {
+    let version = expected_version(&headers, &mut params)?;
+    params.finish()?;
+    resource::delete(&api, &id, version).await
+}

@@ -1,0 +1,181 @@
+//! `/v1/stacks`: list, get, create, update, delete stacks.
+
+use super::ApiState;
+use super::error::HttpError;
+use super::params::{Params, expected_version, matches_all};
+use super::resource::{self, Body, Found, Id, check_id, check_labels, required_version};
+use api::StackSpec;
+use api::cluster::{Kind, Meta, Stack};
+use api::error::ErrorEnvelope;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// A stack to create.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StackCreate {
+    /// The stack's name, its id.
+    pub id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub spec: StackSpec,
+}
+
+/// The new labels and spec of a stack.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StackUpdate {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub spec: StackSpec,
+}
+
+/// Stacks, as of `version` (watch events from there).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StackList {
+    pub version: u64,
+    pub items: Vec<Stack>,
+}
+
+/// List stacks.
+#[utoipa::path(get, path = "/v1/stacks", tag = "stacks",
+    params(
+        ("label" = Option<Vec<String>>, Query, description = "Only objects with this label: `key=value`, or `key` for any value; repeatable (all must match)"),
+        ("stale" = Option<bool>, Query, description = "Serve this manager's local state instead of a linearizable read"),
+    ),
+    responses((status = 200, description = "The stacks", body = StackList)))]
+pub async fn list(
+    State(api): State<Arc<ApiState>>,
+    mut params: Params,
+) -> Result<Json<StackList>, HttpError> {
+    let labels = params.labels()?;
+    let stale = params.flag("stale")?;
+    params.finish()?;
+    let read = resource::read(&api, stale, |state| {
+        state
+            .stacks
+            .iter()
+            .filter(|s| matches_all(&labels, &s.meta.labels))
+            .cloned()
+            .collect()
+    })
+    .await?;
+    Ok(Json(StackList {
+        version: read.version,
+        items: read.value,
+    }))
+}
+
+/// Get a stack.
+#[utoipa::path(get, path = "/v1/stacks/{id}", tag = "stacks",
+    params(
+        ("id" = String, Path, description = "The stack's id"),
+        ("stale" = Option<bool>, Query, description = "Serve this manager's local state instead of a linearizable read"),
+    ),
+    responses(
+        (status = 200, description = "The stack; `ETag` is its version", body = Stack),
+        (status = 404, description = "No such stack", body = ErrorEnvelope),
+    ))]
+pub async fn get(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    mut params: Params,
+) -> Result<Found<Stack>, HttpError> {
+    let stale = params.flag("stale")?;
+    params.finish()?;
+    resource::get(&api, &id, stale).await
+}
+
+/// Create a stack.
+#[utoipa::path(post, path = "/v1/stacks", tag = "stacks",
+    request_body = StackCreate,
+    responses(
+        (status = 201, description = "The stack as committed; `ETag` is its version", body = Stack),
+        (status = 409, description = "A stack with this id exists", body = ErrorEnvelope),
+    ))]
+pub async fn create(
+    State(api): State<Arc<ApiState>>,
+    params: Params,
+    Body(body): Body<StackCreate>,
+) -> Result<Found<Stack>, HttpError> {
+    params.finish()?;
+    check_id(Kind::Stack, &body.id)?;
+    check_labels(Kind::Stack, &body.labels)?;
+    let mut meta = Meta::new(body.id);
+    meta.labels = body.labels;
+    resource::create(
+        &api,
+        Stack {
+            meta,
+            spec: body.spec,
+        },
+    )
+    .await
+}
+
+/// Replace a stack's labels and spec, if it is still at the version read.
+#[utoipa::path(put, path = "/v1/stacks/{id}", tag = "stacks",
+    request_body = StackUpdate,
+    params(
+        ("id" = String, Path, description = "The stack's id"),
+        ("version" = Option<u64>, Query, description = "The version read (or `If-Match`)"),
+        ("If-Match" = Option<String>, Header, description = "The version read, as `\"12\"`"),
+    ),
+    responses(
+        (status = 200, description = "The stack as committed", body = Stack),
+        (status = 404, description = "No such stack", body = ErrorEnvelope),
+        (status = 409, description = "The stack changed since the version read; details name both versions", body = ErrorEnvelope),
+    ))]
+pub async fn update(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    headers: HeaderMap,
+    mut params: Params,
+    Body(body): Body<StackUpdate>,
+) -> Result<Found<Stack>, HttpError> {
+    let version = expected_version(&headers, &mut params)?;
+    params.finish()?;
+    let version = required_version(Kind::Stack, &id, version)?;
+    check_labels(Kind::Stack, &body.labels)?;
+    let mut meta = Meta::new(id);
+    meta.labels = body.labels;
+    resource::update(
+        &api,
+        Stack {
+            meta,
+            spec: body.spec,
+        },
+        version,
+    )
+    .await
+}
+
+/// Delete a stack (only at the version given, if one is).
+#[utoipa::path(delete, path = "/v1/stacks/{id}", tag = "stacks",
+    params(
+        ("id" = String, Path, description = "The stack's id"),
+        ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
+        ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
+    ),
+    responses(
+        (status = 200, description = "The stack as it was", body = Stack),
+        (status = 404, description = "No such stack", body = ErrorEnvelope),
+        (status = 409, description = "The stack changed since the version given", body = ErrorEnvelope),
+    ))]
+pub async fn delete(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    headers: HeaderMap,
+    mut params: Params,
+) -> Result<Found<Stack>, HttpError> {
+    let version = expected_version(&headers, &mut params)?;
+    params.finish()?;
+    resource::delete(&api, &id, version).await
+}
