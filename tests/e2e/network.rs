@@ -10,6 +10,7 @@ use api::network::{OverlayPeer, OverlayPeers};
 use std::io::{Read, Write};
 
 mod lb;
+mod published;
 
 /// (exit ok, stdout and stderr) of a command.
 fn outcome(out: std::process::Output) -> (bool, String) {
@@ -228,8 +229,8 @@ fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
     );
     drop(holder);
 
-    // UDP takes the same kernel path (busybox has no UDP server to answer it, so
-    // the rule is what is checked here).
+    // A host address limits the rule to it (a UDP answer end to end is in
+    // `published`).
     ok(&a.orch(
         &[
             "container",
