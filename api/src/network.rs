@@ -60,6 +60,9 @@ pub struct Network {
     /// Remote endpoints of an overlay, as last set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<OverlayPeer>,
+    /// Services with names and load balancing on it, as last set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEndpoint>,
 }
 
 /// A container's place on a network.
@@ -147,4 +150,41 @@ pub struct PortBinding {
     pub container_port: u16,
     /// `tcp` or `udp`.
     pub protocol: String,
+}
+
+/// How a service's name leads to its tasks (compose's `endpoint_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointMode {
+    /// One virtual address; new connections to it spread over the tasks.
+    #[default]
+    Vip,
+    /// The name answers every task's address, rotated (DNS round-robin).
+    Dnsrr,
+}
+
+/// One service on a network: its names and the tasks behind them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoint {
+    /// The service's name (`web`); `tasks.NAME` answers every backend.
+    pub name: String,
+    /// More names for the same service (`web.stack`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub mode: EndpointMode,
+    /// The virtual address (`vip` mode only), in the network's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// The addresses of the service's healthy tasks on this network.
+    #[serde(default)]
+    pub backends: Vec<std::net::Ipv4Addr>,
+}
+
+/// `PUT /v1/networks/{id}/services`: every service of a network, replaced as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    pub services: Vec<ServiceEndpoint>,
 }

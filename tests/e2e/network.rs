@@ -3,11 +3,14 @@
 //! such hosts joined by a private bridge in a third namespace carry the overlay.
 
 use crate::engine::{Agent, fails, ok};
-use agent::engine::network::{link, netns};
+use agent::engine::network::link;
+use agent::testing::lan::Lan;
 use api::client::EngineClient;
 use api::network::{OverlayPeer, OverlayPeers};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+
+mod lb;
+mod published;
 
 /// (exit ok, stdout and stderr) of a command.
 fn outcome(out: std::process::Output) -> (bool, String) {
@@ -226,8 +229,8 @@ fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
     );
     drop(holder);
 
-    // UDP takes the same kernel path (busybox has no UDP server to answer it, so
-    // the rule is what is checked here).
+    // A host address limits the rule to it (a UDP answer end to end is in
+    // `published`).
     ok(&a.orch(
         &[
             "container",
@@ -297,48 +300,6 @@ fn dns_lists_every_replica_and_forgets_removed_ones() {
     assert_eq!(leftovers(&a), Vec::<String>::new());
 }
 
-/// A private bridge in a namespace of its own, with a link into each test host.
-struct Lan {
-    path: PathBuf,
-}
-
-impl Lan {
-    fn new(dir: &Path) -> Lan {
-        let path = dir.join("lan.netns");
-        netns::create(&path).unwrap();
-        link::netlink(Some(&path), |nl| async move {
-            nl.up("lo").await?;
-            nl.bridge("lan", 1500, None).await.map(|_| ())
-        })
-        .unwrap();
-        Lan { path }
-    }
-
-    /// Give `host` the address `ip`/24 on a link to the lan.
-    fn plug(&self, host: &Path, port: &str, ip: [u8; 4]) {
-        let file = std::fs::File::open(host).unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        let (port, peer) = (port.to_owned(), format!("{port}p"));
-        let peer2 = peer.clone();
-        link::netlink(Some(&self.path), move |nl| async move {
-            nl.veth_into(&port, &peer2, 1500, "lan", fd).await
-        })
-        .unwrap();
-        let ip = std::net::Ipv4Addr::from(ip);
-        link::netlink(Some(host), move |nl| async move {
-            nl.configure(&peer, "eth0", link::mac_for(ip), (ip, 24), None)
-                .await
-        })
-        .unwrap();
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        let _ = netns::remove(&self.path);
-    }
-}
-
 fn set_peers(a: &Agent, local: &str, peers: Vec<OverlayPeer>) {
     let client =
         EngineClient::new(&format!("unix://{}", a.dir.join("engine.sock").display())).unwrap();
@@ -363,9 +324,9 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
     if !a.busybox() || !b.busybox() {
         return;
     }
-    let lan = Lan::new(&a.dir);
-    lan.plug(&a.host(), "la", [10, 99, 0, 1]);
-    lan.plug(&b.host(), "lb", [10, 99, 0, 2]);
+    let lan = Lan::new(&a.dir.join("lan.netns")).unwrap();
+    lan.plug(&a.host(), "la", [10, 99, 0, 1].into()).unwrap();
+    lan.plug(&b.host(), "lb", [10, 99, 0, 2].into()).unwrap();
     let mut ids = Vec::new();
     for (agent, name, ip) in [(&a, "alpha", "10.200.0.10"), (&b, "beta", "10.200.0.20")] {
         ok(&agent.orch(

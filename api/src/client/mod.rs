@@ -16,7 +16,9 @@ use crate::image::{
     BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
     REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
-use crate::network::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers};
+use crate::network::{
+    Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers, ServiceEndpoints,
+};
 use crate::volume::{Volume, VolumeCreate, VolumePrune};
 pub use events::Events;
 use reqwest::{Method, RequestBuilder, Response};
@@ -625,6 +627,20 @@ impl EngineClient {
             .request(Method::PUT, &format!("/v1/networks/{id}/peers"), &[])
             .json(req);
         self.json(&format!("set the peers of network {id}"), r)
+            .await
+    }
+
+    /// `PUT /v1/networks/{id}/services`: the network's services (names, virtual
+    /// addresses and backends), replaced as a whole.
+    pub async fn set_network_services(
+        &self,
+        id: &str,
+        req: &ServiceEndpoints,
+    ) -> Result<Network, ClientError> {
+        let r = self
+            .request(Method::PUT, &format!("/v1/networks/{id}/services"), &[])
+            .json(req);
+        self.json(&format!("set the services of network {id}"), r)
             .await
     }
 

@@ -7,6 +7,7 @@ use crate::engine::network::service::NetError;
 use api::error::{ApiError, ErrorCode};
 use api::network::{
     Network, NetworkAttach, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers,
+    ServiceEndpoints,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -26,7 +27,9 @@ impl From<NetError> for Failure {
 pub fn net_error(e: &NetError) -> ApiError {
     let code = match e {
         NetError::NotFound(_) => ErrorCode::NotFound,
-        NetError::Invalid { .. } | NetError::Address { .. } => ErrorCode::InvalidArgument,
+        NetError::Invalid { .. } | NetError::Address { .. } | NetError::Service { .. } => {
+            ErrorCode::InvalidArgument
+        }
         NetError::NameTaken(_) | NetError::Conflict(_) => ErrorCode::Conflict,
         NetError::Link(_) | NetError::Nft(_) | NetError::Io { .. } | NetError::State(_) => {
             ErrorCode::Internal
@@ -125,5 +128,17 @@ pub async fn peers(
         Ok(n)
     })
     .await?;
+    Ok(Json(n))
+}
+
+/// `PUT /v1/networks/{id}/services` with [`ServiceEndpoints`]: the network's
+/// services (names, virtual addresses, backends), replaced as a whole.
+pub async fn services(
+    State(e): St,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Network>, Failure> {
+    let req: ServiceEndpoints = parse(&body, "services: the body is not a service list")?;
+    let n = blocking(move || Ok(e.networks.set_services(&id, &req)?)).await?;
     Ok(Json(n))
 }

@@ -7,6 +7,7 @@
 //! - [`link`]: links, addresses, routes and forwarding entries over rtnetlink.
 //! - [`service`]: the networks, containers' endpoints and ports, kept on disk.
 //! - [`dns`]: the embedded DNS server each container resolves through.
+//! - [`vip`]: services on a network: their names and virtual-address rules.
 pub mod dns;
 pub mod ipam;
 pub mod link;
@@ -15,3 +16,4 @@ pub mod nft;
 pub mod ports;
 pub mod service;
 pub mod subnet;
+pub mod vip;

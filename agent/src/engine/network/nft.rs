@@ -30,6 +30,14 @@ pub struct PortRule {
     pub dest_port: u16,
 }
 
+/// A service's virtual address in a container's namespace: new connections to it
+/// go to one of `backends`, picked at random (none: refused at once).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VipRule {
+    pub vip: Ipv4Addr,
+    pub backends: Vec<Ipv4Addr>,
+}
+
 /// Everything the table holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
@@ -125,6 +133,52 @@ pub fn render(rules: &Ruleset) -> String {
     s
 }
 
+/// The script for the table `ip orch` of one container's namespace: its services'
+/// virtual addresses, DNAT'ed as connections leave (`output`), so it covers exactly
+/// the containers on the service's network whatever the driver. `numgen random`
+/// rather than `inc`: each container counts on its own, so with `inc` every
+/// container's first connection would go to the first backend. No rules: the table
+/// goes.
+pub fn render_vips(vips: &[VipRule]) -> String {
+    let mut s = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
+    if vips.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "table ip {TABLE} {{\n  chain vips {{\n    type nat hook output priority -100; policy accept;"
+    );
+    for v in vips.iter().filter(|v| !v.backends.is_empty()) {
+        let map: Vec<String> = v
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("{i} : {b}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "    ip daddr {} dnat to numgen random mod {} map {{ {} }}",
+            v.vip,
+            v.backends.len(),
+            map.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  }}\n  chain idle {{\n    type filter hook output priority filter; policy accept;"
+    );
+    for v in vips.iter().filter(|v| v.backends.is_empty()) {
+        let _ = writeln!(s, "    ip daddr {} reject", v.vip);
+    }
+    let _ = writeln!(s, "  }}\n}}");
+    s
+}
+
+/// Replace the virtual-address table of the namespace this thread is in.
+pub fn apply_vips(vips: &[VipRule]) -> Result<(), NftError> {
+    nft(&render_vips(vips))
+}
+
 /// Why the rules could not be applied.
 #[derive(Debug, thiserror::Error)]
 #[error("nft: {0} (orch needs the nftables program: apt-get install nftables)")]
@@ -202,5 +256,30 @@ mod tests {
         assert!(s.contains("iifname \"orch0\" oifname { \"orchb1\" } drop"));
         assert!(s.contains("iifname \"orchb1\" oifname != \"orchb1\" drop"));
         assert_eq!(s.matches('{').count(), s.matches('}').count());
+    }
+
+    #[test]
+    fn renders_vips_spread_at_random_and_idle_ones_refused() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let s = render_vips(&[
+            VipRule {
+                vip: ip("10.0.0.100"),
+                backends: vec![ip("10.0.0.2"), ip("10.0.0.3")],
+            },
+            VipRule {
+                vip: ip("10.0.0.101"),
+                backends: vec![],
+            },
+        ]);
+        assert!(s.contains(
+            "ip daddr 10.0.0.100 dnat to numgen random mod 2 map { 0 : 10.0.0.2, 1 : 10.0.0.3 }"
+        ));
+        assert!(s.contains("ip daddr 10.0.0.101 reject"));
+        assert_eq!(s.matches('{').count(), s.matches('}').count());
+        assert_eq!(
+            render_vips(&[]),
+            "table ip orch\ndelete table ip orch\n",
+            "no services: the table goes"
+        );
     }
 }

@@ -7,12 +7,14 @@ use super::dns::{DnsHandle, DnsServer, Records};
 use super::ipam::{Ipam, IpamError};
 use super::link::{LinkError, mac_for, mac_text, netlink, parse_mac};
 use super::netns;
-use super::nft::{self, BridgeRules, NftError, PortRule, Ruleset};
+use super::nft::{self, BridgeRules, NftError, PortRule, Ruleset, VipRule};
 use super::ports::{self, PortSpec};
 use super::subnet::{self, Subnet};
+use super::vip::{self, valid_name};
 use crate::engine::runtime::container::{read_json, rfc3339_nanos, write_json};
 use api::network::{
     Endpoint, Network, NetworkAttach, NetworkCreate, OverlayPeer, OverlayPeers, PortBinding,
+    ServiceEndpoint,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ const VETH_PREFIX: &str = "ov";
 /// Prefix of user bridges.
 const BRIDGE_PREFIX: &str = "orchb";
 
+mod lb;
+
 /// What went wrong with a network request.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -55,6 +59,11 @@ pub enum NetError {
     Address { network: String, source: IpamError },
     #[error("{0}")]
     Conflict(String),
+    #[error("network {network}: {source}")]
+    Service {
+        network: String,
+        source: vip::ServiceProblem,
+    },
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -115,6 +124,9 @@ struct NetRecord {
     /// Overlay: remote endpoints, and this host's tunnel address.
     peers: Vec<OverlayPeer>,
     local: Option<Ipv4Addr>,
+    /// Services with names (and virtual addresses) on it, as last set.
+    #[serde(default)]
+    services: Vec<ServiceEndpoint>,
 }
 
 /// How a container is networked.
@@ -136,6 +148,13 @@ struct Attachment {
     /// `none` mode: no endpoints wanted.
     isolated: bool,
     ports: Vec<PortBinding>,
+}
+
+impl Attachment {
+    /// Whether it has a namespace of its own with endpoints on networks.
+    fn owns_endpoints(&self) -> bool {
+        self.mode == Mode::Own && !self.isolated
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -183,6 +202,8 @@ pub struct NetworkService {
     state: Mutex<State>,
     /// Each container's DNS server (by container id) and the names it answers.
     dns: Mutex<BTreeMap<String, DnsEntry>>,
+    /// The virtual-address rules last applied in each container's namespace.
+    vips: Mutex<BTreeMap<String, Vec<VipRule>>>,
     /// Where names that are not the engine's are asked.
     upstreams: Vec<SocketAddr>,
     runtime: tokio::runtime::Handle,
@@ -196,13 +217,6 @@ struct DnsEntry {
 
 /// The address of the DNS server in every container.
 pub const DNS_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
-
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
 
 fn random_id() -> String {
     use std::io::Read;
@@ -282,6 +296,7 @@ impl NetRecord {
                 .map(|(cid, e)| endpoint_view(cid, e, self, state))
                 .collect(),
             peers: self.peers.clone(),
+            services: self.services.clone(),
         }
     }
 }
@@ -330,6 +345,7 @@ impl NetworkService {
             netns_dir,
             state: Mutex::new(state),
             dns: Mutex::new(BTreeMap::new()),
+            vips: Mutex::new(BTreeMap::new()),
             upstreams,
             runtime,
         };
@@ -510,6 +526,7 @@ impl NetworkService {
             endpoints: BTreeMap::new(),
             peers: Vec::new(),
             local: None,
+            services: Vec::new(),
         })
     }
 
@@ -642,7 +659,7 @@ impl NetworkService {
         for cid in &wanted {
             self.start_dns(st, cid)?;
         }
-        self.refresh_dns(st);
+        self.refresh(st)?;
         self.apply_rules(st)
     }
 
@@ -682,11 +699,13 @@ impl NetworkService {
         self.dns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Give every container's DNS server the names it may see now.
-    fn refresh_dns(&self, st: &State) {
+    /// Give every container's DNS server the names it may see now, and its
+    /// namespace the virtual addresses of its networks' services.
+    fn refresh(&self, st: &State) -> Result<(), NetError> {
         for (cid, entry) in self.dns_lock().iter() {
             entry.records.send_replace(records_for(st, cid));
         }
+        self.sync_vips(st)
     }
 
     /// The packet rules of the whole state.
@@ -917,6 +936,8 @@ impl NetworkService {
         let isolated = mode == "none";
         let path = self.netns_path(cid);
         netns::create(&path).map_err(io("create the network namespace", &path))?;
+        // A new namespace has no rules of orch yet.
+        self.vips_lock().insert(cid.to_owned(), Vec::new());
         st.containers.insert(
             cid.into(),
             Attachment {
@@ -962,7 +983,7 @@ impl NetworkService {
         }) {
             Ok(p) => {
                 self.save(&st)?;
-                self.refresh_dns(&st);
+                self.refresh(&st)?;
                 self.apply_rules(&st)?;
                 Ok(p)
             }
@@ -1160,13 +1181,14 @@ impl NetworkService {
         let mut st = self.lock();
         self.release_locked(&mut st, cid)?;
         self.save(&st)?;
-        self.refresh_dns(&st);
+        self.refresh(&st)?;
         self.apply_rules(&st)
     }
 
     fn release_locked(&self, st: &mut State, cid: &str) -> Result<(), NetError> {
         // Dropping the handle ends the server and closes its sockets.
         self.dns_lock().remove(cid);
+        self.vips_lock().remove(cid);
         let ids: Vec<String> = st.networks.keys().cloned().collect();
         for nid in ids {
             self.leave(st, cid, &nid)?;
@@ -1224,7 +1246,7 @@ impl NetworkService {
         };
         self.join(&mut st, cid, &w)?;
         self.save(&st)?;
-        self.refresh_dns(&st);
+        self.refresh(&st)?;
         self.apply_rules(&st)
     }
 
@@ -1240,7 +1262,7 @@ impl NetworkService {
         }
         self.leave(&mut st, cid, &net.id)?;
         self.save(&st)?;
-        self.refresh_dns(&st);
+        self.refresh(&st)?;
         self.apply_rules(&st)
     }
 
@@ -1284,7 +1306,7 @@ impl NetworkService {
         next.peers.sort();
         st.networks.insert(next.id.clone(), next.clone());
         self.save(&st)?;
-        self.refresh_dns(&st);
+        self.refresh(&st)?;
         Ok(next.view(&st))
     }
 
@@ -1399,6 +1421,7 @@ fn records_for(st: &State, cid: &str) -> Records {
                 r.insert(&format!("tasks.{alias}"), ip);
             }
         }
+        vip::add_records(&mut r, &n.services);
     }
     r
 }

@@ -8,10 +8,11 @@
 //! accept), and an idle TCP client is closed after [`TCP_IDLE`].
 
 use super::DnsError;
-use super::answer::{Outcome, answer, error_reply, fit_udp};
+use super::answer::{Outcome, answer, error_reply, fit_udp, header_and_question};
 use super::records::Records;
 use super::upstream::{Transport, UPSTREAM_TIMEOUT, forward, read_frame, write_frame};
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,9 @@ pub struct DnsServer {
     upstreams: Vec<SocketAddr>,
     /// Whether names outside `records` may be forwarded (false on internal networks).
     forward: bool,
-    /// Grows with each query; rotates the addresses of a name.
+    /// Grows with each A (or ANY) query; rotates the addresses of a name. Other
+    /// types leave it alone: a stub resolver asks A and AAAA for each lookup, and a
+    /// turn per query would then skip every other address of a two-task service.
     turn: AtomicUsize,
     /// Permits for forwarded queries in flight.
     forwards: Arc<Semaphore>,
@@ -101,7 +104,14 @@ impl DnsServer {
 
     /// What to do with `query`, against the records as they are now.
     fn decide(&self, query: &[u8]) -> Outcome {
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let rotates = header_and_question(query).is_some_and(|(_, q)| {
+            q.is_some_and(|q| matches!(q.query_type, RecordType::A | RecordType::ANY))
+        });
+        let turn = if rotates {
+            self.turn.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.turn.load(Ordering::Relaxed)
+        };
         answer(&self.records.borrow(), query, turn, self.forward)
     }
 
