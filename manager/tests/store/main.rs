@@ -2,9 +2,11 @@
 //! on the redb log store and state machine ([`storage_suite`]), a single manager
 //! ([`single_node`]), and three managers with a leader killed mid-stream ([`cluster`]).
 //! The cluster CA over real TLS on 127.0.0.1 (join, mutual TLS, refusals): [`ca`].
+//! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
 
 mod ca;
 mod cluster;
 mod common;
+mod http;
 mod single_node;
 mod storage_suite;

@@ -42,13 +42,25 @@ pub async fn listen() -> (TcpListener, String) {
 impl TestNode {
     /// Open the store in `dir` and serve its raft RPCs on `listener`.
     pub async fn start(dir: &Path, id: NodeId, listener: TcpListener) -> TestNode {
+        TestNode::serve(dir, id, listener, test_config(), |_| axum::Router::new()).await
+    }
+
+    /// Open the store in `dir` with `config` and serve its raft RPCs plus the routes
+    /// `more` builds for it (e.g. the API) on `listener`.
+    pub async fn serve(
+        dir: &Path,
+        id: NodeId,
+        listener: TcpListener,
+        config: StoreConfig,
+        more: impl FnOnce(&Arc<Store>) -> axum::Router,
+    ) -> TestNode {
         let addr = listener.local_addr().expect("local addr").to_string();
-        let store = Store::open(dir, id, addr, test_config())
+        let store = Store::open(dir, id, addr, config)
             .await
             .expect("open store");
         let store = Arc::new(store);
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = store.router();
+        let router = store.router().merge(more(&store));
         let server = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
