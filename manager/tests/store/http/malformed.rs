@@ -24,11 +24,22 @@ async fn raw(
     super::answer(request.send().await.expect("send")).await
 }
 
+/// What is sent (name, method, path, content type, body) and the status and code due.
+type Case = (
+    &'static str,
+    Method,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
 #[tokio::test]
 async fn malformed_requests_get_4xx_envelopes() {
     let api = Api::start().await;
     let json = Some("application/json");
-    let cases: Vec<(&str, Method, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad JSON",
             Method::POST,
