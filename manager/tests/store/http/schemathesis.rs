@@ -64,5 +64,31 @@ async fn schemathesis_finds_no_server_errors() {
         run.status.success(),
         "schemathesis failed:\n{stdout}\n{stderr}"
     );
+    // How fast the API answered it all, from its own histograms.
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let total = |suffix: &str| -> f64 {
+        let prefix = format!("orch_http_request_duration_seconds_{suffix}{{");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let (count, sum) = (total("count"), total("sum"));
+    let mean_ms = if count > 0.0 {
+        sum * 1000.0 / count
+    } else {
+        0.0
+    };
+    eprintln!("API: {count} requests, mean latency {mean_ms:.2} ms");
     api.node.stop().await;
 }
