@@ -20,6 +20,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ServiceCreate {
     /// The service's id.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )]
     pub id: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

@@ -24,15 +24,15 @@ async fn raw(
     super::answer(request.send().await.expect("send")).await
 }
 
-/// (what, method, path, content type, body, expected status, expected code).
-type Case<'a> = (
-    &'a str,
+/// What is sent (name, method, path, content type, body) and the status and code due.
+type Case = (
+    &'static str,
     Method,
-    &'a str,
-    Option<&'a str>,
+    &'static str,
+    Option<&'static str>,
     Vec<u8>,
     u16,
-    &'a str,
+    &'static str,
 );
 
 #[tokio::test]

@@ -40,9 +40,11 @@ async fn schemathesis_finds_no_server_errors() {
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             // A stream never ends: its behaviour is tested in `events`.
             .args(["--exclude-path", "/v1/events"])
-            .args(["--phases", "examples,coverage,fuzzing"])
+            // The coverage phase trips over its own generator on the large service
+            // schema (a hypothesis "inconsistent results" error, no request involved).
+            .args(["--phases", "examples,fuzzing"])
             .args(["--max-examples", "25"])
-            .args(["--max-time", "90"])
+            .args(["--max-time", "75"])
             .args(["--request-timeout", "10"])
             .args(["--workers", "2"])
             .args(["--seed", "1"])
@@ -62,5 +64,31 @@ async fn schemathesis_finds_no_server_errors() {
         run.status.success(),
         "schemathesis failed:\n{stdout}\n{stderr}"
     );
+    // How fast the API answered it all, from its own histograms.
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let total = |suffix: &str| -> f64 {
+        let prefix = format!("orch_http_request_duration_seconds_{suffix}{{");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let (count, sum) = (total("count"), total("sum"));
+    let mean_ms = if count > 0.0 {
+        sum * 1000.0 / count
+    } else {
+        0.0
+    };
+    eprintln!("API: {count} requests, mean latency {mean_ms:.2} ms");
     api.node.stop().await;
 }
