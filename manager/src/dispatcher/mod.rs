@@ -9,8 +9,8 @@ pub mod table;
 
 use crate::http::error::HttpError as Refusal;
 use crate::server::{Caller, random_id};
-use crate::store::{Command, Store, StoreError};
-use api::cluster::{Node, NodeState, NodeStatus, Object};
+use crate::store::{Store, StoreError};
+use api::cluster::{NodeState, NodeStatus};
 use api::error::{ApiError, ErrorCode};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use axum::extract::State;
@@ -79,55 +79,39 @@ impl Dispatcher {
     }
 
     fn info(&self, session_id: String) -> SessionInfo {
-        let metrics = self.store.metrics();
-        let membership = metrics.membership_config.membership();
-        let mut managers: Vec<(bool, String)> = membership
-            .nodes()
-            .map(|(id, n)| (Some(*id) != metrics.current_leader, n.addr.clone()))
-            .collect();
-        managers.sort();
         SessionInfo {
             session_id,
             heartbeat_ms: self.settings().heartbeat_ms,
-            managers: managers.into_iter().map(|(_, a)| a).collect(),
+            managers: self.store.managers_leader_first(),
         }
     }
 
-    /// Sets a node's status (and, when given, what it reported), version-checked.
+    /// Sets a node's status (keeping its address unless a new one is given) and, on
+    /// a session's opening, what the node reported.
     async fn set_node(
         &self,
         id: &str,
         status: NodeStatus,
         open: Option<&SessionOpen>,
     ) -> Result<bool, StoreError> {
-        for _ in 0..16 {
-            let Some(mut node): Option<Node> = self.store.view(|s| s.nodes.get(id).cloned()).value
-            else {
-                return Ok(false);
-            };
-            let version = node.meta.version;
-            if let Some(open) = open {
-                node.description = open.description.clone();
-            }
-            let status = NodeStatus {
-                addr: status.addr.clone().or(node.status.addr.clone()),
-                ..status.clone()
-            };
-            if open.is_none() && node.status == status {
-                return Ok(true);
-            }
-            node.status = status;
-            match self
-                .store
-                .write(Command::update(Object::Node(node), version))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        let exists = self.store.view(|s| s.nodes.get(id).is_some()).value;
+        self.store
+            .update_node(id, |node| {
+                let status = NodeStatus {
+                    addr: status.addr.clone().or(node.status.addr.clone()),
+                    ..status.clone()
+                };
+                let description = open.map(|o| o.description.clone());
+                let unchanged = node.status == status
+                    && description.as_ref().is_none_or(|d| *d == node.description);
+                node.status = status;
+                if let Some(d) = description {
+                    node.description = d;
+                }
+                !unchanged
+            })
+            .await?;
+        Ok(exists)
     }
 
     /// Marks nodes down whose sessions expired; seeds the table when this manager

@@ -69,7 +69,7 @@ pub(crate) async fn join(
                     cert_pem: issued.cert_pem,
                     ca_cert_pem: issued.ca_cert_pem,
                     cluster_id: record.ca.cluster_id().to_owned(),
-                    managers: shared.manager_addrs(),
+                    managers: shared.store.managers_leader_first(),
                 }));
             }
             Err(StoreError::ClusterChanged(_)) => continue,
@@ -139,35 +139,24 @@ pub(crate) async fn add_manager(
     Ok(Json(shared.members()))
 }
 
-/// Marks a manager's node ready at `addr` (version-checked, retried).
+/// Marks a manager's node ready at `addr`.
 pub(crate) async fn set_manager_ready(
     shared: &Shared,
     id: &str,
     addr: &str,
 ) -> Result<(), Failure> {
-    for _ in 0..CAS_TRIES {
-        let read = shared
-            .store
-            .read(|state| state.nodes.get(id).cloned())
-            .await?;
-        let Some(mut node) = read.value else {
-            return Ok(());
-        };
-        let version = node.meta.version;
-        node.status = NodeStatus {
-            state: NodeState::Ready,
-            addr: Some(addr.to_owned()),
-            message: None,
-        };
-        match shared
-            .store
-            .write(Command::update(Object::Node(node), version))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let ready = NodeStatus {
+        state: NodeState::Ready,
+        addr: Some(addr.to_owned()),
+        message: None,
+    };
+    shared
+        .store
+        .update_node(id, |node| {
+            let changed = node.status != ready;
+            node.status = ready.clone();
+            changed
+        })
+        .await?;
     Ok(())
 }

@@ -104,11 +104,6 @@ impl Shared {
         members.sort_by_key(|m| (Some(m.raft_id) != metrics.current_leader, m.raft_id));
         members
     }
-
-    /// The managers' addresses, leader first.
-    pub(crate) fn manager_addrs(&self) -> Vec<String> {
-        self.members().into_iter().map(|m| m.addr).collect()
-    }
 }
 
 /// A running manager. Dropping it stops serving; [`Manager::shutdown`] also closes the

@@ -236,6 +236,50 @@ impl Store {
         }
     }
 
+    /// Change node `id` with `change` (which answers whether it changed anything) and
+    /// write it naming the version it read, again on a conflict. `Ok(false)`: no such
+    /// node, or nothing to change.
+    pub async fn update_node(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut api::cluster::Node) -> bool,
+    ) -> Result<bool, StoreError> {
+        const TRIES: usize = 16;
+        for _ in 0..TRIES {
+            let Some(mut node) = self.view(|s| s.nodes.get(id).cloned()).value else {
+                return Ok(false);
+            };
+            let version = node.meta.version;
+            if !change(&mut node) {
+                return Ok(false);
+            }
+            match self
+                .write(Command::update(api::cluster::Object::Node(node), version))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Timeout {
+            after: self.write_timeout,
+        })
+    }
+
+    /// The managers' raft addresses, the leader first.
+    pub fn managers_leader_first(&self) -> Vec<String> {
+        let metrics = self.metrics();
+        let mut managers: Vec<(bool, String)> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (Some(*id) != metrics.current_leader, n.addr.clone()))
+            .collect();
+        managers.sort();
+        managers.into_iter().map(|(_, addr)| addr).collect()
+    }
+
     /// A linearizable read: confirms leadership with a quorum, waits until this node
     /// applied everything committed before the read, then runs `f` on the state.
     pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<Versioned<T>, StoreError> {
