@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 
 mod lb;
 mod published;
+mod restart;
 mod stopped;
 
 /// (exit ok, stdout and stderr) of a command.
