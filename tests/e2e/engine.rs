@@ -175,7 +175,7 @@ impl Agent {
     }
 
     /// Kill the engine with SIGKILL, as a crash would.
-    fn crash(&mut self) {
+    pub fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -183,7 +183,7 @@ impl Agent {
     }
 
     /// Start the engine again on the same data dir and socket.
-    fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.child = Some(self.spawn());
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {

@@ -11,6 +11,8 @@ use std::io::{Read, Write};
 
 mod lb;
 mod published;
+mod restart;
+mod stopped;
 
 /// (exit ok, stdout and stderr) of a command.
 fn outcome(out: std::process::Output) -> (bool, String) {

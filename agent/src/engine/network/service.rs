@@ -17,7 +17,7 @@ use api::network::{
     ServiceEndpoint,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,7 @@ const VETH_PREFIX: &str = "ov";
 const BRIDGE_PREFIX: &str = "orchb";
 
 mod lb;
+mod running;
 
 /// What went wrong with a network request.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,8 @@ pub struct NetworkService {
     dns: Mutex<BTreeMap<String, DnsEntry>>,
     /// The virtual-address rules last applied in each container's namespace.
     vips: Mutex<BTreeMap<String, Vec<VipRule>>>,
+    /// Containers known not to run (created, or exited): their names do not resolve.
+    stopped: Mutex<BTreeSet<String>>,
     /// Where names that are not the engine's are asked.
     upstreams: Vec<SocketAddr>,
     runtime: tokio::runtime::Handle,
@@ -346,6 +349,7 @@ impl NetworkService {
             state: Mutex::new(state),
             dns: Mutex::new(BTreeMap::new()),
             vips: Mutex::new(BTreeMap::new()),
+            stopped: Mutex::new(BTreeSet::new()),
             upstreams,
             runtime,
         };
@@ -681,7 +685,7 @@ impl NetworkService {
         })
         .and_then(|r| r)
         .map_err(io("serve DNS on 127.0.0.11:53 in", &path))?;
-        let (tx, rx) = tokio::sync::watch::channel(records_for(st, cid));
+        let (tx, rx) = tokio::sync::watch::channel(records_for(st, cid, &self.stopped_lock()));
         let _guard = self.runtime.enter();
         let server = DnsServer::spawn(udp, tcp, rx, self.upstreams.clone(), forwards(st, cid))
             .map_err(|e| NetError::State(format!("start the DNS server of {}: {e}", a.name)))?;
@@ -702,8 +706,9 @@ impl NetworkService {
     /// Give every container's DNS server the names it may see now, and its
     /// namespace the virtual addresses of its networks' services.
     fn refresh(&self, st: &State) -> Result<(), NetError> {
+        let stopped = self.stopped_lock().clone();
         for (cid, entry) in self.dns_lock().iter() {
-            entry.records.send_replace(records_for(st, cid));
+            entry.records.send_replace(records_for(st, cid, &stopped));
         }
         self.sync_vips(st)
     }
@@ -934,6 +939,8 @@ impl NetworkService {
             }
         }
         let isolated = mode == "none";
+        // Its names resolve once it runs.
+        self.stopped_lock().insert(cid.to_owned());
         let path = self.netns_path(cid);
         netns::create(&path).map_err(io("create the network namespace", &path))?;
         // A new namespace has no rules of orch yet.
@@ -1189,6 +1196,7 @@ impl NetworkService {
         // Dropping the handle ends the server and closes its sockets.
         self.dns_lock().remove(cid);
         self.vips_lock().remove(cid);
+        self.stopped_lock().remove(cid);
         let ids: Vec<String> = st.networks.keys().cloned().collect();
         for nid in ids {
             self.leave(st, cid, &nid)?;
@@ -1385,9 +1393,11 @@ impl NetworkService {
 
 /// The names container `cid` may resolve: on each of its networks, every
 /// container's name, its aliases and `tasks.ALIAS` (all of an alias' addresses),
-/// and an overlay's remote endpoints likewise. Names go in before aliases, so an
-/// address' reverse lookup gives its container.
-fn records_for(st: &State, cid: &str) -> Records {
+/// and an overlay's remote endpoints likewise; containers in `stopped` have no
+/// name (like Docker, a stopped container's name does not resolve until it runs
+/// again). Names go in before aliases, so an address' reverse lookup gives its
+/// container.
+fn records_for(st: &State, cid: &str, stopped: &BTreeSet<String>) -> Records {
     let mut r = Records::new();
     let nets: Vec<&NetRecord> = st
         .networks
@@ -1395,7 +1405,7 @@ fn records_for(st: &State, cid: &str) -> Records {
         .filter(|n| n.endpoints.contains_key(cid))
         .collect();
     for n in &nets {
-        for (other, e) in &n.endpoints {
+        for (other, e) in n.endpoints.iter().filter(|(c, _)| !stopped.contains(*c)) {
             if let Some(a) = st.containers.get(other) {
                 r.insert(&a.name, e.ip);
             }
@@ -1408,7 +1418,7 @@ fn records_for(st: &State, cid: &str) -> Records {
         }
     }
     for n in &nets {
-        for e in n.endpoints.values() {
+        for (_, e) in n.endpoints.iter().filter(|(c, _)| !stopped.contains(*c)) {
             for alias in &e.aliases {
                 r.insert(alias, e.ip);
                 r.insert(&format!("tasks.{alias}"), e.ip);

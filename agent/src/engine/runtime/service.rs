@@ -690,6 +690,10 @@ impl ContainerService {
             .read_to_string(&mut report)
             .map_err(io("read the shim's report for", &dir))?;
         if report == "ok" {
+            // Its names resolve from now on.
+            self.networks
+                .set_running(id, true)
+                .map_err(ContainerError::Network)?;
             return Ok(());
         }
         let why = if report.is_empty() {
@@ -701,6 +705,13 @@ impl ContainerService {
             id: id.to_owned(),
             why,
         })
+    }
+
+    /// Tell the networks whether container `id` runs (its names resolve only then).
+    pub fn note_running(&self, id: &str, running: bool) -> Result<(), ContainerError> {
+        self.networks
+            .set_running(id, running)
+            .map_err(ContainerError::Network)
     }
 
     /// Send `signal` to the process of running container `id` (a paused one is

@@ -65,6 +65,8 @@ pub async fn run(containers: Arc<ContainerService>) {
     let mut handled: HashMap<String, String> = HashMap::new();
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut next_probe: HashMap<String, Instant> = HashMap::new();
+    // Whether each container ran when last seen.
+    let mut seen: HashMap<String, bool> = HashMap::new();
     let probing: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     loop {
         tokio::time::sleep(TICK).await;
@@ -73,11 +75,27 @@ pub async fn run(containers: Arc<ContainerService>) {
         let all = tokio::task::spawn_blocking(move || c.list(true).unwrap_or_default())
             .await
             .unwrap_or_default();
+        seen.retain(|id, _| all.iter().any(|s| &s.id == id));
         for summary in all {
             let id = summary.id.clone();
             let Ok(record) = containers.record(&id) else {
                 continue;
             };
+            // Tell the networks of runs and exits seen (a created container is
+            // already known not to run, and a start reports itself).
+            let running = match summary.status {
+                ContainerStatus::Running { .. } => Some(true),
+                ContainerStatus::Exited { .. } => Some(false),
+                ContainerStatus::Created => None,
+            };
+            if let Some(running) = running
+                && seen.get(&id) != Some(&running)
+            {
+                seen.insert(id.clone(), running);
+                if let Err(e) = containers.note_running(&id, running) {
+                    eprintln!("orch agent: container {id}: {e}");
+                }
+            }
             match &summary.status {
                 ContainerStatus::Exited {
                     exit_code,
