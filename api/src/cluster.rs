@@ -27,11 +27,18 @@ pub enum Kind {
     Stack,
     Service,
     Task,
+    Network,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 4] = [Kind::Node, Kind::Stack, Kind::Service, Kind::Task];
+    pub const ALL: [Kind; 5] = [
+        Kind::Node,
+        Kind::Stack,
+        Kind::Service,
+        Kind::Task,
+        Kind::Network,
+    ];
 
     /// The lowercase name (`node`, `stack`, ...).
     pub fn as_str(self) -> &'static str {
@@ -40,6 +47,7 @@ impl Kind {
             Kind::Stack => "stack",
             Kind::Service => "service",
             Kind::Task => "task",
+            Kind::Network => "network",
         }
     }
 }
@@ -188,6 +196,10 @@ pub struct Service {
     /// The service's name within its stack.
     pub name: String,
     pub spec: ServiceSpec,
+    /// The virtual address of the service on each of its networks (network id ->
+    /// address without prefix), set by the allocator for `endpoint_mode: vip`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub vips: BTreeMap<String, String>,
 }
 
 /// The life of a task; desired and observed states use the same scale (swarmkit's).
@@ -246,16 +258,39 @@ pub struct TaskStatus {
     pub message: String,
     #[serde(skip_serializing_if = "is_default")]
     pub exit_code: Option<i32>,
+    /// The container running the task on its node, once created.
+    #[serde(skip_serializing_if = "is_default")]
+    pub container: Option<String>,
+}
+
+/// A task's place on a network, allocated by the manager.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct TaskNetwork {
+    /// The [`Network`]'s id (also its name on the node's engine).
+    pub network: String,
+    /// The task's address with the prefix length (`10.0.1.5/24`).
+    pub address: String,
+    /// Names it answers to on this network besides the service's (compose `aliases`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub aliases: Vec<String>,
 }
 
 /// One replica (or one node's instance, for global services) of a service.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Task {
     pub meta: Meta,
     /// The id of the service this task runs.
     pub service: String,
+    /// The id of the service's stack (empty: none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub stack: String,
+    /// The service's name within its stack.
+    #[serde(skip_serializing_if = "is_default")]
+    pub name: String,
     /// Replica slot (1-based) for replicated services; 0 for global ones.
     pub slot: u64,
     /// The node the scheduler assigned, once assigned.
@@ -265,10 +300,44 @@ pub struct Task {
     pub desired_state: TaskState,
     /// What the system observed.
     pub status: TaskStatus,
+    /// The service's spec when the task was made: what the node runs, and what a
+    /// rolling update compares with the service's current spec.
+    pub spec: ServiceSpec,
+    /// The networks the task is on, with its addresses.
+    #[serde(skip_serializing_if = "is_default")]
+    pub networks: Vec<TaskNetwork>,
 }
 
-/// Any cluster object, tagged by kind (`{"kind": "task", "meta": ..., ...}`). A service
-/// is boxed: its compose spec is some kilobytes, the other kinds are small.
+/// Addresses the allocator gave a network, cluster-wide.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct NetworkAllocation {
+    /// IPv4 subnet in CIDR form.
+    pub subnet: String,
+    pub gateway: String,
+    /// The vxlan network identifier.
+    pub vni: u32,
+}
+
+/// A cluster network (an overlay that spans the nodes running its tasks).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct Network {
+    /// The id is the network's name on every node (`<stack>_<key>`).
+    pub meta: Meta,
+    /// The id of the stack that declared it (empty: created on its own).
+    #[serde(skip_serializing_if = "is_default")]
+    pub stack: String,
+    pub spec: crate::stack::NetworkSpec,
+    /// Set by the allocator; tasks are not placed on it before.
+    #[serde(skip_serializing_if = "is_default")]
+    pub allocation: Option<NetworkAllocation>,
+}
+
+/// Any cluster object, tagged by kind (`{"kind": "task", "meta": ..., ...}`). Services
+/// and tasks are boxed: they carry a compose service spec (some kilobytes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -276,7 +345,8 @@ pub enum Object {
     Node(Node),
     Stack(Stack),
     Service(Box<Service>),
-    Task(Task),
+    Task(Box<Task>),
+    Network(Network),
 }
 
 impl Object {
@@ -287,6 +357,7 @@ impl Object {
             Object::Stack(_) => Kind::Stack,
             Object::Service(_) => Kind::Service,
             Object::Task(_) => Kind::Task,
+            Object::Network(_) => Kind::Network,
         }
     }
 
@@ -297,6 +368,7 @@ impl Object {
             Object::Stack(o) => &o.meta,
             Object::Service(o) => &o.meta,
             Object::Task(o) => &o.meta,
+            Object::Network(o) => &o.meta,
         }
     }
 
@@ -307,6 +379,7 @@ impl Object {
             Object::Stack(o) => &mut o.meta,
             Object::Service(o) => &mut o.meta,
             Object::Task(o) => &mut o.meta,
+            Object::Network(o) => &mut o.meta,
         }
     }
 }
@@ -333,12 +406,12 @@ mod tests {
 
     #[test]
     fn objects_carry_their_kind_on_the_wire() {
-        let task = Object::Task(Task {
+        let task = Object::Task(Box::new(Task {
             meta: Meta::new("t1"),
             service: "web".into(),
             slot: 1,
             ..Task::default()
-        });
+        }));
         let json = serde_json::to_value(&task).unwrap();
         assert_eq!(json["kind"], "task");
         assert_eq!(json["meta"]["id"], "t1");

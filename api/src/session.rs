@@ -1,9 +1,11 @@
 //! An agent's session with the managers (swarmkit's dispatcher protocol, over HTTP/JSON
 //! with mutual TLS): the agent registers what its host has, then heartbeats at the
 //! period the manager sets. Only the leader's dispatcher holds sessions; a follower
-//! answers `unavailable` with the leader's address in `details.leader`.
+//! answers `unavailable` with the leader's address in `details.leader`. The agent then
+//! follows its [`Assignments`] and reports task status in [`StatusBatch`]es.
 
-use crate::cluster::NodeDescription;
+use crate::cluster::{NodeDescription, Task, TaskStatus};
+use crate::network::{NetworkCreate, OverlayPeer, ServiceEndpoint};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/session`: open a session (the node is the client certificate's).
@@ -32,4 +34,54 @@ pub struct SessionInfo {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub session_id: String,
+}
+
+/// What a node is told to run, as a whole (`GET /v1/session/assignments`, a stream of
+/// these, one whenever the node's share of the cluster changed). Tasks the node has
+/// that are not here are to be removed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Assignments {
+    /// The store version this set reflects.
+    pub version: u64,
+    /// The node's address as the managers know it: its overlay tunnel end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Every task assigned to the node that is not finished, with its spec and its
+    /// network addresses. `desired_state` says whether to run it (`running`) or
+    /// stop it (`shutdown` and later).
+    pub tasks: Vec<Task>,
+    /// The networks those tasks are on.
+    pub networks: Vec<NetworkAssignment>,
+}
+
+/// One network a node's tasks are on: how to create it, who is on it elsewhere and
+/// which services answer on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkAssignment {
+    /// What to create on the node's engine when it is missing (its `name` is the
+    /// cluster network's id; driver `overlay`, subnet, gateway and vni set).
+    pub create: NetworkCreate,
+    /// The network's endpoints on other nodes (whole list).
+    pub peers: Vec<OverlayPeer>,
+    /// The network's services with their names and tasks cluster-wide (whole list).
+    pub services: Vec<ServiceEndpoint>,
+}
+
+/// A task's status as the node observed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskReport {
+    /// The task's id.
+    pub task: String,
+    pub status: TaskStatus,
+}
+
+/// `POST /v1/session/status`: status changes, in the order they were observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBatch {
+    pub session_id: String,
+    pub reports: Vec<TaskReport>,
 }

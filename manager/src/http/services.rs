@@ -134,6 +134,7 @@ pub async fn create(
         stack: body.stack,
         name: body.name,
         spec: body.spec,
+        ..Service::default()
     };
     resource::create(&api, service).await
 }
@@ -169,6 +170,7 @@ pub async fn update(
         stack: body.stack,
         name: body.name,
         spec: body.spec,
+        ..Service::default()
     };
     resource::update(&api, service, version).await
 }

@@ -80,6 +80,7 @@ impl TaskUpdate {
             node: self.node,
             desired_state: self.desired_state,
             status: self.status,
+            ..Task::default()
         }
     }
 }

@@ -3,14 +3,14 @@ use api::cluster::{Meta, Node, NodeRole, Task, TaskState};
 use proptest::prelude::*;
 
 fn task(id: &str, service: &str, node: Option<&str>) -> Object {
-    Object::Task(Task {
+    Object::Task(Box::new(Task {
         meta: Meta::new(id),
         service: service.into(),
         slot: 1,
         node: node.map(str::to_owned),
         desired_state: TaskState::Running,
         ..Task::default()
-    })
+    }))
 }
 
 fn node(id: &str, role: NodeRole) -> Object {
@@ -64,7 +64,7 @@ fn create_stamps_version_and_times_from_the_proposal() {
     assert_eq!(
         result.changes,
         vec![Event::Created {
-            object: Object::Task(stored.clone())
+            object: Object::Task(Box::new(stored.clone()))
         }]
     );
 }

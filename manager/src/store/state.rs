@@ -2,7 +2,7 @@
 
 use super::cluster::ClusterRecord;
 use super::table::{Record, Table};
-use api::cluster::{Kind, Node, Object, Service, Stack, Task};
+use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task};
 
 /// Every table of the cluster state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11,6 +11,7 @@ pub struct State {
     pub stacks: Table<Stack>,
     pub services: Table<Service>,
     pub tasks: Table<Task>,
+    pub networks: Table<Network>,
     /// The cluster singleton (none before `orch manager init` wrote it).
     pub cluster: Option<ClusterRecord>,
 }
@@ -32,6 +33,7 @@ impl State {
             Kind::Stack => self.stacks.get(id).cloned().map(Record::into_object),
             Kind::Service => self.services.get(id).cloned().map(Record::into_object),
             Kind::Task => self.tasks.get(id).cloned().map(Record::into_object),
+            Kind::Network => self.networks.get(id).cloned().map(Record::into_object),
         }
     }
 
@@ -42,6 +44,7 @@ impl State {
             Kind::Stack => self.stacks.get(id).map(|o| o.meta.version),
             Kind::Service => self.services.get(id).map(|o| o.meta.version),
             Kind::Task => self.tasks.get(id).map(|o| o.meta.version),
+            Kind::Network => self.networks.get(id).map(|o| o.meta.version),
         }
     }
 
@@ -51,7 +54,8 @@ impl State {
             Object::Node(o) => self.nodes.insert(o).map(Record::into_object),
             Object::Stack(o) => self.stacks.insert(o).map(Record::into_object),
             Object::Service(o) => self.services.insert(*o).map(Record::into_object),
-            Object::Task(o) => self.tasks.insert(o).map(Record::into_object),
+            Object::Task(o) => self.tasks.insert(*o).map(Record::into_object),
+            Object::Network(o) => self.networks.insert(o).map(Record::into_object),
         }
     }
 
@@ -62,6 +66,7 @@ impl State {
             Kind::Stack => self.stacks.remove(id).map(Record::into_object),
             Kind::Service => self.services.remove(id).map(Record::into_object),
             Kind::Task => self.tasks.remove(id).map(Record::into_object),
+            Kind::Network => self.networks.remove(id).map(Record::into_object),
         }
     }
 
@@ -71,7 +76,12 @@ impl State {
         let stacks = self.stacks.iter().cloned().map(Record::into_object);
         let services = self.services.iter().cloned().map(Record::into_object);
         let tasks = self.tasks.iter().cloned().map(Record::into_object);
-        nodes.chain(stacks).chain(services).chain(tasks)
+        let networks = self.networks.iter().cloned().map(Record::into_object);
+        nodes
+            .chain(stacks)
+            .chain(services)
+            .chain(tasks)
+            .chain(networks)
     }
 
     /// The number of objects of `kind`.
@@ -81,6 +91,7 @@ impl State {
             Kind::Stack => self.stacks.len(),
             Kind::Service => self.services.len(),
             Kind::Task => self.tasks.len(),
+            Kind::Network => self.networks.len(),
         }
     }
 }

@@ -38,6 +38,7 @@ fn table_of(kind: Kind) -> MetaTable {
         Kind::Stack => TableDefinition::new("stacks"),
         Kind::Service => TableDefinition::new("services"),
         Kind::Task => TableDefinition::new("tasks"),
+        Kind::Network => TableDefinition::new("networks"),
     }
 }
 

@@ -188,10 +188,10 @@ mod tests {
 
     fn created(id: &str) -> Event {
         Event::Created {
-            object: Object::Task(Task {
+            object: Object::Task(Box::new(Task {
                 meta: Meta::new(id),
                 ..Task::default()
-            }),
+            })),
         }
     }
 

@@ -36,13 +36,13 @@ impl Cluster {
 }
 
 fn task(id: &str, service: &str) -> Object {
-    Object::Task(Task {
+    Object::Task(Box::new(Task {
         meta: Meta::new(id),
         service: service.into(),
         slot: 1,
         desired_state: TaskState::Running,
         ..Task::default()
-    })
+    }))
 }
 
 fn next(id: NodeId) -> NodeId {
@@ -267,12 +267,12 @@ async fn run() {
     write(
         &cluster,
         &mut 1,
-        Command::update(Object::Task(moved.clone()), v1),
+        Command::update(Object::Task(Box::new(moved.clone())), v1),
     )
     .await
     .expect("update");
     let stale = leader_now
-        .write(Command::update(Object::Task(object), v1))
+        .write(Command::update(Object::Task(Box::new(object)), v1))
         .await;
     assert!(
         matches!(stale, Err(StoreError::Conflict { kind: Kind::Task, expected, .. }) if expected == v1),

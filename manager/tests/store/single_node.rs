@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn task(id: &str, service: &str) -> Object {
-    Object::Task(Task {
+    Object::Task(Box::new(Task {
         meta: Meta::new(id),
         service: service.into(),
         slot: 1,
         desired_state: TaskState::Running,
         ..Task::default()
-    })
+    }))
 }
 
 async fn run() {

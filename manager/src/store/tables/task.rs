@@ -36,12 +36,12 @@ impl Record for Task {
     }
 
     fn into_object(self) -> Object {
-        Object::Task(self)
+        Object::Task(Box::new(self))
     }
 
     fn from_object(object: Object) -> Option<Self> {
         match object {
-            Object::Task(task) => Some(task),
+            Object::Task(task) => Some(*task),
             _ => None,
         }
     }
