@@ -1,9 +1,13 @@
 //! The orch manager: the cluster's control plane.
 //!
 //! Modules:
+//! - [`allocator`]: cluster-wide addresses — network subnets and vxlan ids, service
+//!   virtual IPs, task addresses.
 //! - [`ca`]: the cluster CA — join tokens, node certificates, revocation, and the rustls
 //!   configurations of mutual TLS between nodes.
 //! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
+//! - [`orchestrator`]: stacks to services and networks, services to tasks (replicas,
+//!   global, restarts, rolling updates), and the reconcile loop on the leader.
 //! - [`server`]: the manager daemon — data directory, TLS listener, join endpoints.
 //! - [`http`]: the REST API `/v1` (resources, events, cluster, OpenAPI document) and
 //!   `/metrics`, with authentication and leader forwarding.
@@ -11,8 +15,10 @@
 //!   redb, typed tables of the cluster objects, optimistic concurrency by version, and a
 //!   watch of committed events.
 
+pub mod allocator;
 pub mod ca;
 pub mod dispatcher;
 pub mod http;
+pub mod orchestrator;
 pub mod server;
 pub mod store;

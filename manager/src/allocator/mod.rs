@@ -1,0 +1,256 @@
+//! Cluster-wide addresses (swarmkit's allocator), a pure pass over the state: each
+//! network gets a subnet and a vxlan id, each `vip` service a virtual address on
+//! each of its networks, each new task an address on each of its networks, after
+//! which it is `pending` for the scheduler. Nothing is allocated twice: every pass
+//! sees every allocation committed before it, and its writes name the versions they
+//! read, so a concurrent pass that lost is recomputed.
+//!
+//! - [`subnet`]: IPv4 subnets.
+
+pub mod subnet;
+
+use crate::orchestrator::{Change, Plan, ended, wanted};
+use crate::store::State;
+use api::cluster::{NetworkAllocation, Task, TaskNetwork, TaskState, TaskStatus};
+use api::deploy::EndpointMode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use subnet::Subnet;
+
+/// The first vxlan id handed out (swarm's).
+pub const FIRST_VNI: u32 = 4097;
+
+/// Where default subnets come from: /24s of 10.0.0.0/8 (swarm's default pool).
+const POOL: &str = "10.0.0.0/8";
+
+/// The networks a task of `spec` joins (none with `network_mode`).
+pub fn task_networks(spec: &api::ServiceSpec) -> Vec<String> {
+    if spec.network_mode.is_some() {
+        return Vec::new();
+    }
+    spec.networks.keys().cloned().collect()
+}
+
+/// Addresses in use per network, and the allocated subnets.
+struct Usage {
+    subnets: BTreeMap<String, Subnet>,
+    used: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+}
+
+impl Usage {
+    fn of(state: &State) -> Usage {
+        let mut usage = Usage {
+            subnets: BTreeMap::new(),
+            used: BTreeMap::new(),
+        };
+        for network in state.networks.iter() {
+            if let Some(a) = &network.allocation
+                && let Ok(subnet) = Subnet::parse(&a.subnet)
+            {
+                usage.subnets.insert(network.meta.id.clone(), subnet);
+                let used = usage.used.entry(network.meta.id.clone()).or_default();
+                if let Ok(gw) = a.gateway.parse() {
+                    used.insert(gw);
+                }
+            }
+        }
+        for service in state.services.iter() {
+            for (network, vip) in &service.vips {
+                if let Ok(ip) = vip.parse() {
+                    usage.used.entry(network.clone()).or_default().insert(ip);
+                }
+            }
+        }
+        for task in state.tasks.iter() {
+            if ended(task.status.state) && !wanted(task) {
+                continue;
+            }
+            for attached in &task.networks {
+                if let Some(ip) = address_of(&attached.address) {
+                    usage
+                        .used
+                        .entry(attached.network.clone())
+                        .or_default()
+                        .insert(ip);
+                }
+            }
+        }
+        usage
+    }
+
+    /// The lowest free address of `network`, now taken.
+    fn take(&mut self, network: &str) -> Option<Ipv4Addr> {
+        let subnet = *self.subnets.get(network)?;
+        let used = self.used.entry(network.to_owned()).or_default();
+        let ip = subnet.hosts().find(|ip| !used.contains(ip))?;
+        used.insert(ip);
+        Some(ip)
+    }
+}
+
+/// The address part of `10.0.1.5/24`.
+pub fn address_of(text: &str) -> Option<Ipv4Addr> {
+    text.split('/').next()?.parse().ok()
+}
+
+/// Plans the allocations the state lacks.
+pub fn plan(state: &State) -> Plan {
+    let mut plan = Plan::default();
+    allocate_networks(state, &mut plan);
+    let mut usage = Usage::of(state);
+    allocate_vips(state, &mut usage, &mut plan);
+    allocate_tasks(state, &mut usage, &mut plan);
+    plan
+}
+
+fn allocate_networks(state: &State, plan: &mut Plan) {
+    let mut subnets: Vec<Subnet> = Vec::new();
+    let mut vnis: BTreeSet<u32> = BTreeSet::new();
+    for network in state.networks.iter() {
+        if let Some(a) = &network.allocation {
+            subnets.extend(Subnet::parse(&a.subnet).ok());
+            vnis.insert(a.vni);
+        }
+    }
+    let pool = Subnet::parse(POOL).ok();
+    for network in state.networks.iter().filter(|n| n.allocation.is_none()) {
+        let pool_config = network
+            .spec
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.first())
+            .cloned()
+            .unwrap_or_default();
+        let subnet = match pool_config.subnet.as_deref().map(Subnet::parse) {
+            Some(Ok(subnet)) => Some(subnet),
+            // The loader validated it; a bad one gets a default subnet.
+            Some(Err(_)) | None => pool.and_then(|pool| {
+                (1..pool.size() / 256)
+                    .map(|i| Subnet {
+                        base: pool.base + i * 256,
+                        prefix: 24,
+                    })
+                    .find(|s| !subnets.iter().any(|u| u.overlaps(*s)))
+            }),
+        };
+        let Some(subnet) = subnet else { continue };
+        let vni = (FIRST_VNI..)
+            .find(|v| !vnis.contains(v))
+            .unwrap_or(FIRST_VNI);
+        subnets.push(subnet);
+        vnis.insert(vni);
+        let gateway = pool_config
+            .gateway
+            .filter(|g| g.parse().is_ok_and(|ip| subnet.contains(ip)))
+            .unwrap_or_else(|| subnet.first_host().to_string());
+        let mut network = network.clone();
+        network.allocation = Some(NetworkAllocation {
+            subnet: subnet.to_string(),
+            gateway,
+            vni,
+        });
+        plan.push(Change::update_network(network));
+    }
+}
+
+fn allocate_vips(state: &State, usage: &mut Usage, plan: &mut Plan) {
+    for service in state.services.iter() {
+        let dnsrr = service
+            .spec
+            .deploy
+            .as_ref()
+            .and_then(|d| d.endpoint_mode)
+            .is_some_and(|m| m == EndpointMode::Dnsrr);
+        let mut vips = BTreeMap::new();
+        if !dnsrr {
+            for network in task_networks(&service.spec) {
+                if !usage.subnets.contains_key(&network) {
+                    continue;
+                }
+                let vip = match service.vips.get(&network) {
+                    Some(vip) => Some(vip.clone()),
+                    None => usage.take(&network).map(|ip| ip.to_string()),
+                };
+                if let Some(vip) = vip {
+                    vips.insert(network, vip);
+                }
+            }
+        }
+        if vips != service.vips {
+            let mut service = service.clone();
+            service.vips = vips;
+            plan.push(Change::update_service(service));
+        }
+    }
+}
+
+fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
+    for task in state.tasks.by_desired_state(TaskState::Running) {
+        if task.status.state != TaskState::New {
+            continue;
+        }
+        let networks = task_networks(&task.spec);
+        let missing: Vec<String> = networks
+            .iter()
+            .filter(|n| !usage.subnets.contains_key(*n))
+            .map(|n| match state.networks.get(n) {
+                None => format!("network {n} does not exist"),
+                Some(_) => format!("network {n} has no subnet yet"),
+            })
+            .collect();
+        if !missing.is_empty() {
+            let message = missing.join("; ");
+            if task.status.message != message {
+                plan.push(Change::update_task(with_status(
+                    task,
+                    TaskState::New,
+                    message,
+                )));
+            }
+            continue;
+        }
+        let mut attached = Vec::new();
+        let mut full = None;
+        for network in &networks {
+            let aliases = task
+                .spec
+                .networks
+                .get(network)
+                .and_then(|n| n.as_ref())
+                .map(|n| n.aliases.clone())
+                .unwrap_or_default();
+            match (usage.take(network), usage.subnets.get(network)) {
+                (Some(ip), Some(subnet)) => attached.push(TaskNetwork {
+                    network: network.clone(),
+                    address: format!("{ip}/{}", subnet.prefix),
+                    aliases,
+                }),
+                _ => full = Some(network.clone()),
+            }
+        }
+        if let Some(network) = full {
+            let message = format!("network {network} has no free address left");
+            if task.status.message != message {
+                plan.push(Change::update_task(with_status(
+                    task,
+                    TaskState::New,
+                    message,
+                )));
+            }
+            continue;
+        }
+        let mut task = with_status(task, TaskState::Pending, String::new());
+        task.networks = attached;
+        plan.push(Change::update_task(task));
+    }
+}
+
+fn with_status(task: &Task, state: TaskState, message: String) -> Task {
+    let mut task = task.clone();
+    task.status = TaskStatus {
+        state,
+        message,
+        ..task.status.clone()
+    };
+    task
+}

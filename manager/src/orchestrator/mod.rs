@@ -1,0 +1,95 @@
+//! Desired state to tasks, on the leader. Pure passes over a snapshot of the state
+//! (no I/O, no clock but the `now` given), and one loop that runs them:
+//!
+//! - [`stacks`]: a stack's services and networks as cluster objects.
+//! - [`tasks`]: each service's tasks — replicas or one per node, restarts, tasks of
+//!   lost nodes replaced, rolling updates, bounded history.
+//! - [`policy`]: restart and update settings with swarm's defaults.
+//! - [`change`]: what a pass wants written.
+//! - `run`: the loop on the leader: after each commit (and when a delay is due) it
+//!   runs the passes — orchestrator, allocator, scheduler — and writes their
+//!   changes, each naming the version it read.
+
+pub mod change;
+pub mod policy;
+mod run;
+pub mod stacks;
+pub mod tasks;
+
+pub use change::{Change, Plan, ended, wanted};
+pub use run::{Reconciler, to_command};
+
+use crate::store::State;
+use api::cluster::{Node, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Plans stacks, then services' tasks, then tasks of removed services.
+pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> Plan {
+    let mut plan = Plan::default();
+    let mut stack_ids: BTreeSet<&str> = state.stacks.iter().map(|s| s.meta.id.as_str()).collect();
+    stack_ids.extend(
+        state
+            .services
+            .iter()
+            .map(|s| s.stack.as_str())
+            .chain(state.networks.iter().map(|n| n.stack.as_str()))
+            .filter(|s| !s.is_empty()),
+    );
+    let tasks: Vec<&api::cluster::Task> = state.tasks.iter().collect();
+    for id in stack_ids {
+        let services: Vec<_> = state.services.by_stack(id).collect();
+        let networks: Vec<_> = state.networks.by_stack(id).collect();
+        plan.merge(stacks::plan_stack(
+            id,
+            state.stacks.get(id),
+            &services,
+            &networks,
+            &tasks,
+        ));
+    }
+    let nodes: BTreeMap<String, Node> = state
+        .nodes
+        .iter()
+        .map(|n| (n.meta.id.clone(), n.clone()))
+        .collect();
+    let cluster = tasks::Cluster { nodes: &nodes, now };
+    for service in state.services.iter() {
+        let of_service: Vec<_> = state.tasks.by_service(&service.meta.id).collect();
+        plan.merge(tasks::plan_service(service, &of_service, &cluster, ids));
+        let restart = policy::Restart::of(&service.spec);
+        plan.merge(tasks::trim_history(&of_service, true, Some(&restart)));
+    }
+    let orphans: Vec<_> = tasks
+        .iter()
+        .copied()
+        .filter(|t| state.services.get(&t.service).is_none())
+        .collect();
+    plan.merge(tasks::plan_orphans(&orphans, &cluster));
+    dedupe(plan)
+}
+
+/// One change per object: a later change of the same object wins (a task set to
+/// shut down by one rule and trimmed by another is only trimmed).
+fn dedupe(plan: Plan) -> Plan {
+    let mut seen = BTreeSet::new();
+    let mut changes = Vec::new();
+    for change in plan.changes.into_iter().rev() {
+        let key = match &change {
+            Change::Create(o) | Change::Update(o) => (o.kind(), o.meta().id.clone()),
+            Change::Delete { kind, id, .. } => (*kind, id.clone()),
+        };
+        if seen.insert(key) {
+            changes.push(change);
+        }
+    }
+    changes.reverse();
+    Plan {
+        changes,
+        wake_at: plan.wake_at,
+    }
+}
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;

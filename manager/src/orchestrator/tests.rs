@@ -1,0 +1,318 @@
+//! The orchestrator on a simulated cluster and clock.
+
+use super::sim::Sim;
+use api::ServiceSpec;
+use api::cluster::{Availability, NodeState, TaskState};
+use api::deploy::{
+    DeployMode, DeploySpec, RestartCondition, RestartPolicy, UpdateConfig, UpdateOrder,
+};
+use api::units::Duration;
+
+fn spec(image: &str, replicas: u64) -> ServiceSpec {
+    ServiceSpec {
+        image: Some(image.into()),
+        deploy: Some(DeploySpec {
+            replicas: Some(replicas),
+            ..DeploySpec::default()
+        }),
+        ..ServiceSpec::default()
+    }
+}
+
+fn secs(s: u64) -> Option<Duration> {
+    Some(Duration(s * 1_000_000_000))
+}
+
+#[test]
+fn replicas_are_made_placed_and_scaled_reusing_slots() {
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy("shop", &[("web", spec("busybox", 3))]);
+    sim.agents_run();
+    assert_eq!(sim.count("shop_web", TaskState::Running), 3);
+    let mut slots: Vec<u64> = sim.wanted("shop_web").iter().map(|t| t.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [1, 2, 3]);
+
+    sim.deploy("shop", &[("web", spec("busybox", 1))]);
+    sim.agents_run();
+    let wanted = sim.wanted("shop_web");
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].slot, 1, "the lowest slot stays");
+
+    sim.deploy("shop", &[("web", spec("busybox", 3))]);
+    sim.agents_run();
+    let mut slots: Vec<u64> = sim.wanted("shop_web").iter().map(|t| t.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [1, 2, 3], "freed slots are reused");
+    assert_eq!(sim.count("shop_web", TaskState::Running), 3);
+}
+
+#[test]
+fn restarts_follow_condition_delay_and_max_attempts() {
+    let mut s = spec("busybox", 1);
+    s.deploy.as_mut().unwrap().restart_policy = Some(RestartPolicy {
+        condition: Some(RestartCondition::OnFailure),
+        delay: secs(2),
+        max_attempts: Some(2),
+        window: None,
+    });
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("job", s)]);
+    sim.agents_run();
+    let fail = |sim: &mut Sim| {
+        sim.agents(|t| {
+            (super::wanted(t) && t.status.state == TaskState::Running)
+                .then_some((TaskState::Failed, Some(3)))
+        })
+    };
+    let total = |sim: &Sim| sim.state.tasks.by_service("app_job").count();
+    fail(&mut sim);
+    assert_eq!(total(&sim), 1, "no replacement before the delay");
+    sim.advance(1_999);
+    assert_eq!(total(&sim), 1);
+    sim.advance(1);
+    assert_eq!(total(&sim), 2, "replaced after the delay");
+    sim.agents_run();
+    fail(&mut sim);
+    sim.advance(2_000);
+    assert_eq!(total(&sim), 3, "second restart");
+    sim.agents_run();
+    fail(&mut sim);
+    sim.advance(60_000);
+    assert_eq!(total(&sim), 3, "max_attempts 2: no third restart");
+    assert!(sim.wanted("app_job").is_empty());
+}
+
+#[test]
+fn a_completed_task_with_on_failure_is_done_and_any_restarts_it() {
+    let mut once = spec("busybox", 1);
+    once.restart = Some("on-failure".into());
+    let mut always = spec("busybox", 1);
+    always.restart = Some("always".into());
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("once", once), ("always", always)]);
+    sim.agents_run();
+    sim.agents(|t| {
+        (super::wanted(t) && t.status.state == TaskState::Running)
+            .then_some((TaskState::Complete, Some(0)))
+    });
+    sim.advance(10_000);
+    assert_eq!(sim.state.tasks.by_service("app_once").count(), 1);
+    assert_eq!(sim.state.tasks.by_service("app_always").count(), 2);
+}
+
+fn rolling(parallelism: u64, order: UpdateOrder, image: &str) -> ServiceSpec {
+    let mut s = spec(image, 4);
+    s.deploy.as_mut().unwrap().update_config = Some(UpdateConfig {
+        parallelism: Some(parallelism),
+        delay: secs(10),
+        order: Some(order),
+        ..UpdateConfig::default()
+    });
+    s
+}
+
+fn images(sim: &Sim, state: TaskState) -> Vec<String> {
+    let mut v: Vec<String> = sim
+        .wanted("app_web")
+        .iter()
+        .filter(|t| t.status.state == state)
+        .map(|t| t.spec.image.clone().unwrap_or_default())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_rolling_update_replaces_parallelism_slots_then_waits_the_delay() {
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy("app", &[("web", rolling(2, UpdateOrder::StopFirst, "v1"))]);
+    sim.agents_run();
+    sim.deploy("app", &[("web", rolling(2, UpdateOrder::StopFirst, "v2"))]);
+    // Stop-first: two old tasks are stopped, two new ones are made.
+    assert_eq!(images(&sim, TaskState::Running), ["v1", "v1"]);
+    assert_eq!(sim.wanted("app_web").len(), 4);
+    sim.agents_run();
+    assert_eq!(images(&sim, TaskState::Running), ["v1", "v1", "v2", "v2"]);
+    sim.advance(9_000);
+    assert_eq!(
+        images(&sim, TaskState::Running),
+        ["v1", "v1", "v2", "v2"],
+        "delay"
+    );
+    sim.advance(1_000);
+    sim.agents_run();
+    assert_eq!(images(&sim, TaskState::Running), ["v2", "v2", "v2", "v2"]);
+    let mut slots: Vec<u64> = sim.wanted("app_web").iter().map(|t| t.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [1, 2, 3, 4], "updates keep slots");
+}
+
+#[test]
+fn start_first_keeps_the_old_task_until_the_new_one_runs() {
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", rolling(1, UpdateOrder::StartFirst, "v1"))]);
+    sim.agents_run();
+    sim.deploy("app", &[("web", rolling(1, UpdateOrder::StartFirst, "v2"))]);
+    assert_eq!(
+        sim.wanted("app_web").len(),
+        5,
+        "one extra task while it starts"
+    );
+    assert_eq!(images(&sim, TaskState::Running).len(), 4);
+    sim.agents_run();
+    assert_eq!(sim.wanted("app_web").len(), 4);
+    assert_eq!(images(&sim, TaskState::Running), ["v1", "v1", "v1", "v2"]);
+}
+
+#[test]
+fn tasks_of_a_down_node_are_replaced_elsewhere_and_drain_moves_them() {
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy("app", &[("web", spec("busybox", 2))]);
+    sim.agents_run();
+    sim.set_node("n1", |n| n.status.state = NodeState::Down);
+    sim.agents_run();
+    let wanted = sim.wanted("app_web");
+    assert_eq!(wanted.len(), 2);
+    assert!(wanted.iter().all(|t| t.node.as_deref() == Some("n2")));
+    let orphaned = sim
+        .state
+        .tasks
+        .by_service("app_web")
+        .filter(|t| t.status.state == TaskState::Orphaned)
+        .count();
+    assert_eq!(orphaned, 1);
+
+    sim.set_node("n1", |n| n.status.state = NodeState::Ready);
+    sim.set_node("n2", |n| n.spec.availability = Availability::Drain);
+    sim.agents_run();
+    let wanted = sim.wanted("app_web");
+    assert_eq!(wanted.len(), 2);
+    assert!(wanted.iter().all(|t| t.node.as_deref() == Some("n1")));
+    assert_eq!(sim.count("app_web", TaskState::Running), 2);
+}
+
+#[test]
+fn a_global_service_runs_on_a_node_that_joins_later() {
+    let mut s = spec("busybox", 0);
+    s.deploy.as_mut().unwrap().mode = Some(DeployMode::Global);
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy("app", &[("agent", s)]);
+    sim.agents_run();
+    assert_eq!(sim.count("app_agent", TaskState::Running), 2);
+    sim.add_node("n3");
+    sim.settle();
+    sim.agents_run();
+    let mut nodes: Vec<String> = sim
+        .wanted("app_agent")
+        .iter()
+        .filter_map(|t| t.node.clone())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2", "n3"]);
+    sim.set_node("n2", |n| n.spec.availability = Availability::Drain);
+    sim.agents_run();
+    assert_eq!(sim.wanted("app_agent").len(), 2, "not replaced elsewhere");
+}
+
+#[test]
+fn removing_the_stack_stops_then_forgets_its_tasks() {
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", spec("busybox", 2))]);
+    sim.agents_run();
+    let stack = sim.state.stacks.get("app").unwrap().clone();
+    sim.commit(vec![crate::store::Command::Delete {
+        kind: api::cluster::Kind::Stack,
+        id: stack.meta.id.clone(),
+        expected_version: None,
+    }]);
+    sim.settle();
+    assert!(sim.state.services.get("app_web").is_none());
+    assert_eq!(sim.state.tasks.len(), 2, "kept until they stop");
+    sim.agents_run();
+    assert_eq!(sim.state.tasks.len(), 0);
+}
+
+#[test]
+fn history_is_bounded_per_slot() {
+    let mut s = spec("busybox", 1);
+    s.deploy.as_mut().unwrap().restart_policy = Some(RestartPolicy {
+        delay: secs(0),
+        ..RestartPolicy::default()
+    });
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", s)]);
+    for _ in 0..12 {
+        sim.agents_run();
+        sim.agents(|t| {
+            (super::wanted(t) && t.status.state == TaskState::Running)
+                .then_some((TaskState::Failed, Some(1)))
+        });
+    }
+    let total = sim.state.tasks.by_service("app_web").count();
+    assert!(total <= super::tasks::HISTORY + 1, "{total} tasks kept");
+}
+
+#[test]
+fn networks_vips_and_task_addresses_are_allocated_once() {
+    let mut web = spec("busybox", 3);
+    web.networks.insert("front".into(), None);
+    web.networks.insert("back".into(), None);
+    let mut db = spec("busybox", 1);
+    db.networks.insert("back".into(), None);
+    db.deploy.as_mut().unwrap().endpoint_mode = Some(api::deploy::EndpointMode::Dnsrr);
+    let mut stack = api::StackSpec {
+        name: "app".into(),
+        ..api::StackSpec::default()
+    };
+    stack.services.insert("web".into(), web);
+    stack.services.insert("db".into(), db);
+    for key in ["front", "back"] {
+        stack.networks.insert(
+            key.into(),
+            api::stack::NetworkSpec {
+                name: format!("app_{key}"),
+                ..api::stack::NetworkSpec::default()
+            },
+        );
+    }
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy_spec("app", stack);
+    sim.agents_run();
+    let front = sim
+        .state
+        .networks
+        .get("app_front")
+        .unwrap()
+        .allocation
+        .clone()
+        .unwrap();
+    let back = sim
+        .state
+        .networks
+        .get("app_back")
+        .unwrap()
+        .allocation
+        .clone()
+        .unwrap();
+    assert_ne!(front.subnet, back.subnet);
+    assert_ne!(front.vni, back.vni);
+    let web = sim.state.services.get("app_web").unwrap();
+    assert_eq!(web.vips.len(), 2, "a vip on each network: {:?}", web.vips);
+    assert!(
+        sim.state.services.get("app_db").unwrap().vips.is_empty(),
+        "dnsrr"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for vip in web.vips.values() {
+        assert!(seen.insert(vip.clone()));
+    }
+    for task in sim.state.tasks.iter() {
+        assert_eq!(task.networks.len(), task.spec.networks.len());
+        for n in &task.networks {
+            let ip = n.address.split('/').next().unwrap().to_owned();
+            assert!(seen.insert(ip), "{} given twice", n.address);
+        }
+    }
+    assert_eq!(seen.len(), 2 + 3 * 2 + 1);
+}
