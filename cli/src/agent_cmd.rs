@@ -112,8 +112,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("orch agent: shutting down");
         };
+        let (assignments, _assigned) = tokio::sync::watch::channel(Default::default());
+        let (_reporter, reports) = tokio::sync::mpsc::channel(1024);
+        let work = agent::worker::session::Work {
+            assignments,
+            reports,
+        };
         let session = cluster_session(&args).await?.map(|config| {
-            tokio::spawn(agent::worker::session::run(config, |event| {
+            tokio::spawn(agent::worker::session::run(config, work, |event| {
                 eprintln!("orch agent: {}", render_session(&event));
             }))
         });

@@ -10,6 +10,26 @@ use std::process::ExitCode;
 /// Flags of `orch config`.
 #[derive(Args)]
 pub struct ConfigArgs {
+    #[command(flatten)]
+    stack: StackFileArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+    format: OutputFormat,
+    /// Print only the service names, one per line.
+    #[arg(long)]
+    services: bool,
+    /// Only validate: print nothing when the stack is valid.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Report references to undefined services, networks, volumes, secrets and
+    /// configs as warnings (for fragments meant to be merged with other files).
+    #[arg(long)]
+    no_consistency: bool,
+}
+
+/// Which stack files to load, and how (shared by `config`, `up`, `down`, `ps`).
+#[derive(Args, Clone)]
+pub struct StackFileArgs {
     /// Stack file(s), merged in order; default: compose.yaml, compose.yml,
     /// docker-compose.yaml or docker-compose.yml in this directory or a parent.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -26,19 +46,42 @@ pub struct ConfigArgs {
     /// Enable services of this profile (repeatable; `*` enables all).
     #[arg(long = "profile", value_name = "PROFILE")]
     profiles: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
-    format: OutputFormat,
-    /// Print only the service names, one per line.
-    #[arg(long)]
-    services: bool,
-    /// Only validate: print nothing when the stack is valid.
-    #[arg(short, long)]
-    quiet: bool,
-    /// Report references to undefined services, networks, volumes, secrets and
-    /// configs as warnings (for fragments meant to be merged with other files).
-    #[arg(long)]
-    no_consistency: bool,
+}
+
+impl StackFileArgs {
+    /// The project name given with `-p`.
+    pub fn project_name(&self) -> Option<&str> {
+        self.project_name.as_deref()
+    }
+
+    /// Loads the stack; `Err` carries the diagnostics, already printed.
+    pub fn load(
+        &self,
+        skip_consistency: bool,
+    ) -> anyhow::Result<Result<compose::Project, ExitCode>> {
+        let opts = compose::Options {
+            files: self.files.clone(),
+            working_dir: std::env::current_dir().context("cannot read the current directory")?,
+            project_directory: self.project_directory.clone(),
+            project_name: self.project_name.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            environment: std::env::vars().collect(),
+            skip_consistency,
+        };
+        match compose::load(&opts) {
+            Ok(project) => {
+                for w in &project.warnings {
+                    eprintln!("{w}");
+                }
+                Ok(Ok(project))
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(Err(ExitCode::FAILURE))
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -49,26 +92,10 @@ enum OutputFormat {
 
 /// Run `orch config`: exit status 0 when valid, 1 with every error on stderr when not.
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let opts = compose::Options {
-        files: args.files,
-        working_dir: std::env::current_dir().context("cannot read the current directory")?,
-        project_directory: args.project_directory,
-        project_name: args.project_name,
-        env_files: args.env_files,
-        profiles: args.profiles,
-        environment: std::env::vars().collect(),
-        skip_consistency: args.no_consistency,
-    };
-    let project = match compose::load(&opts) {
+    let project = match args.stack.load(args.no_consistency)? {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(code) => return Ok(code),
     };
-    for w in &project.warnings {
-        eprintln!("{w}");
-    }
     let out = if args.quiet {
         String::new()
     } else if args.services {

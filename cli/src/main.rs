@@ -12,10 +12,12 @@ mod engine;
 mod exec;
 mod image;
 mod login;
+mod manager_api;
 mod manager_cmd;
 mod network;
 mod progress;
 mod render;
+mod stack_cmd;
 mod volume;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Deploy a stack file to the cluster and wait until it runs (like `docker stack deploy` + `docker compose up`).
+    Up(stack_cmd::UpArgs),
+    /// Remove a stack from the cluster and wait until its tasks stopped.
+    Down(stack_cmd::DownArgs),
+    /// List the stacks on the cluster.
+    Ls(stack_cmd::LsArgs),
+    /// List the tasks of a stack: node, desired and current state, error.
+    Ps(stack_cmd::PsArgs),
     /// Validate stack files and print the normalized stack (like `docker compose config`).
     Config(config::ConfigArgs),
     /// Run this node's engine: images, containers, volumes and networks.
@@ -97,6 +107,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(args) => config::run(args),
+        Command::Up(args) => stack_cmd::up(args),
+        Command::Down(args) => stack_cmd::down(args),
+        Command::Ls(args) => stack_cmd::ls(args),
+        Command::Ps(args) => stack_cmd::ps(args),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Manager(cmd) => manager_cmd::run(cmd),
         Command::Node { host, cmd } => cluster_cmd::node(cmd, &host),

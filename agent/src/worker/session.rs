@@ -1,13 +1,31 @@
 //! An agent's session: open it on the leader (any manager names the leader), then
-//! heartbeat at the period the cluster sets. On any failure the agent tries the next
-//! manager it knows (the list comes back with every heartbeat), opening a new session.
+//! heartbeat at the period the cluster sets, follow the node's assignments (a stream
+//! of whole sets) and send task status reports in batches. On any failure the agent
+//! tries the next manager it knows (the list comes back with every heartbeat),
+//! opening a new session; reports not yet accepted are sent on the next one.
 
 use api::client::ClientError;
 use api::client::managers::post_to_leader;
 use api::cluster::NodeDescription;
 use api::error::ErrorCode;
-use api::session::{Heartbeat, SessionInfo, SessionOpen};
+use api::session::{Assignments, Heartbeat, SessionInfo, SessionOpen, StatusBatch, TaskReport};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The most reports sent in one batch.
+const BATCH: usize = 256;
+
+/// An idle assignment stream sends an empty line every few seconds; this much
+/// silence means the connection is dead.
+const STREAM_SILENCE: Duration = Duration::from_secs(15);
+
+/// Where the session delivers assignments and where it takes reports from.
+pub struct Work {
+    /// The latest assignment set (the executor follows it).
+    pub assignments: watch::Sender<Assignments>,
+    /// Task status changes to send (the executor produces them).
+    pub reports: mpsc::Receiver<TaskReport>,
+}
 
 /// What a session needs.
 #[derive(Clone, Debug)]
@@ -64,7 +82,8 @@ pub fn describe_host(engine_version: &str) -> NodeDescription {
 }
 
 /// Keep a session open until the future is dropped; `report` hears of changes.
-pub async fn run(config: SessionConfig, mut report: impl FnMut(SessionEvent)) {
+pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(SessionEvent)) {
+    let mut unsent: Vec<TaskReport> = Vec::new();
     let mut managers = config.managers.clone();
     let open = SessionOpen {
         description: config.description.clone(),
@@ -100,7 +119,12 @@ pub async fn run(config: SessionConfig, mut report: impl FnMut(SessionEvent)) {
             leader: leader.clone(),
             session_id: info.session_id.clone(),
         });
-        let why = beat(&config.http, &leader, info, &mut managers).await;
+        let session_id = info.session_id.clone();
+        let why = tokio::select! {
+            why = beat(&config.http, &leader, info, &mut managers) => why,
+            why = follow(&config.http, &leader, &session_id, &work.assignments) => why,
+            why = send_reports(&config.http, &leader, &session_id, &mut work.reports, &mut unsent) => why,
+        };
         report(SessionEvent::Lost { why });
         // The leader failed: start with the others.
         if let Some(pos) = managers.iter().position(|m| *m == leader) {
@@ -145,6 +169,91 @@ async fn beat(
             }
             Ok(Err(e)) => return e.to_string(),
             Err(_) => return format!("no heartbeat answer from {leader} in time"),
+        }
+    }
+}
+
+/// Follows the assignment stream of the session; returns why it ended.
+async fn follow(
+    http: &reqwest::Client,
+    leader: &str,
+    session_id: &str,
+    assignments: &watch::Sender<Assignments>,
+) -> String {
+    let url = format!("https://{leader}/v1/session/assignments?session_id={session_id}");
+    let answer = match http.get(&url).send().await {
+        Ok(answer) => answer,
+        Err(e) => return format!("open the assignment stream at {leader}: {e}"),
+    };
+    if !answer.status().is_success() {
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        return format!("the assignment stream at {leader} was refused: HTTP {status}: {body}");
+    }
+    let mut answer = answer;
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout(STREAM_SILENCE, answer.chunk()).await {
+            Err(_) => return format!("the assignment stream at {leader} went silent"),
+            Ok(Err(e)) => return format!("the assignment stream at {leader} broke: {e}"),
+            Ok(Ok(None)) => return format!("the assignment stream at {leader} ended"),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Assignments>(&line) {
+                Ok(set) => {
+                    assignments.send_replace(set);
+                }
+                Err(e) => return format!("an assignment set from {leader} is not valid: {e}"),
+            }
+        }
+    }
+}
+
+/// Sends reports as they come, in batches; a batch not accepted stays in `unsent`.
+async fn send_reports(
+    http: &reqwest::Client,
+    leader: &str,
+    session_id: &str,
+    reports: &mut mpsc::Receiver<TaskReport>,
+    unsent: &mut Vec<TaskReport>,
+) -> String {
+    loop {
+        if unsent.is_empty() {
+            match reports.recv().await {
+                Some(report) => unsent.push(report),
+                None => return std::future::pending().await,
+            }
+        }
+        while unsent.len() < BATCH {
+            match reports.try_recv() {
+                Ok(report) => unsent.push(report),
+                Err(_) => break,
+            }
+        }
+        let batch = StatusBatch {
+            session_id: session_id.to_owned(),
+            reports: unsent.clone(),
+        };
+        let sent = api::client::managers::post::<_, serde_json::Value>(
+            http,
+            leader,
+            "/v1/session/status",
+            "report task status",
+            &batch,
+        )
+        .await;
+        match sent {
+            Ok(_) => unsent.clear(),
+            // Refused as a whole (e.g. a task moved to another node): drop it, the
+            // next set of assignments says what to do.
+            Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => unsent.clear(),
+            Err(e) => return format!("report task status: {e}"),
         }
     }
 }

@@ -3,8 +3,15 @@
 //! heartbeats at the period the cluster record sets; a node silent for the grace
 //! period is marked `down`. A follower answers `unavailable` with the leader's address.
 //!
+//! An open session streams the node's [`Assignments`](api::session::Assignments) (the
+//! whole set, again whenever it changes) and takes its task status reports.
+//!
 //! - [`table`]: the session table as a pure structure (open, beat, expire at `now`).
+//! - [`assignments`]: a node's share of the cluster, computed from the state.
+//! - `stream`: the assignment stream and the status reports.
 
+pub mod assignments;
+mod stream;
 pub mod table;
 
 use crate::http::error::HttpError as Refusal;
@@ -15,7 +22,7 @@ use api::error::{ApiError, ErrorCode};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use axum::extract::State;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -43,6 +50,8 @@ impl Dispatcher {
         Router::new()
             .route("/v1/session", post(open))
             .route("/v1/session/heartbeat", post(heartbeat))
+            .route("/v1/session/assignments", get(stream::assignments))
+            .route("/v1/session/status", post(stream::status))
             .with_state(self.clone())
     }
 

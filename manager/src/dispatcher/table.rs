@@ -40,6 +40,13 @@ impl Sessions {
         }
     }
 
+    /// Whether `session` is the node's open session.
+    pub fn holds(&self, node: &str, session: &str) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|e| !e.session.is_empty() && e.session == session)
+    }
+
     /// Nodes known to have had sessions (a new leader's view): each must open one
     /// before `deadline`.
     pub fn seed(&mut self, nodes: impl IntoIterator<Item = String>, deadline: Instant) {

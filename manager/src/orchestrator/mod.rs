@@ -17,11 +17,25 @@ pub mod stacks;
 pub mod tasks;
 
 pub use change::{Change, Plan, ended, wanted};
-pub use run::{Reconciler, to_command};
+pub use run::{Pass, Reconciler, to_command};
 
 use crate::store::State;
 use api::cluster::{Node, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The passes of the leader's reconcile loop, in order: the orchestrator, the
+/// allocator, the scheduler.
+pub fn passes() -> Vec<(&'static str, Pass)> {
+    vec![
+        ("orchestrator", Box::new(plan)),
+        (
+            "allocator",
+            Box::new(|state: &State, _, _: &mut dyn FnMut() -> String| {
+                crate::allocator::plan(state)
+            }),
+        ),
+    ]
+}
 
 /// Plans stacks, then services' tasks, then tasks of removed services.
 pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> Plan {

@@ -63,9 +63,12 @@ impl Reconciler {
     }
 
     /// One round: every pass in order, each on the state its predecessor left.
-    /// Returns the earliest wake time asked for and the version reached.
-    async fn round(&self) -> Result<(Option<Timestamp>, u64), StoreError> {
+    /// Returns the earliest wake time asked for, the version reached and whether
+    /// anything was written (then another round follows at once: one pass's writes
+    /// are the next pass's input, e.g. new services get their tasks).
+    async fn round(&self) -> Result<(Option<Timestamp>, u64, bool), StoreError> {
         let mut wake: Option<Timestamp> = None;
+        let mut wrote = false;
         let mut ids = new_id;
         for (name, pass) in &self.passes {
             let view = self.store.view(|state| pass(state, now(), &mut ids));
@@ -77,7 +80,7 @@ impl Reconciler {
             }
             let commands: Vec<Command> = view.value.changes.into_iter().map(to_command).collect();
             match self.store.write(Command::Batch { commands }).await {
-                Ok(_) => {}
+                Ok(_) => wrote = true,
                 // Someone else wrote first: the next round sees it.
                 Err(
                     StoreError::Conflict { .. }
@@ -90,7 +93,7 @@ impl Reconciler {
                 }
             }
         }
-        Ok((wake, self.store.view(|_| ()).version))
+        Ok((wake, self.store.view(|_| ()).version, wrote))
     }
 
     /// Runs until dropped.
@@ -101,7 +104,8 @@ impl Reconciler {
                 continue;
             }
             let (wake, version) = match self.round().await {
-                Ok(done) => done,
+                Ok((_, _, true)) => continue,
+                Ok((wake, version, false)) => (wake, version),
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;

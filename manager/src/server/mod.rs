@@ -311,6 +311,10 @@ impl Manager {
             .merge(crate::http::router(api.clone()));
         let mut tasks = JoinSet::new();
         tasks.spawn(dispatcher.run());
+        tasks.spawn(
+            crate::orchestrator::Reconciler::new(store.clone(), crate::orchestrator::passes())
+                .run(),
+        );
         tasks.spawn(listen::serve_tls(listener, Arc::new(tls), app.clone()));
         if let Some(path) = &config.socket {
             let unix = bind_unix(path)?;

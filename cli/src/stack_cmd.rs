@@ -1,0 +1,478 @@
+//! `orch up`, `orch down`, `orch ls`, `orch ps`: stacks on the cluster through the
+//! manager's REST API. `up` writes the stack (the managers do the rest) and follows
+//! its tasks until every service has converged, or fails with the reasons.
+
+use crate::config::StackFileArgs;
+use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
+use crate::render;
+use anyhow::{Context, bail};
+use api::cluster::{Node, Service, Stack, Task, TaskState};
+use api::deploy::DeployMode;
+use clap::Args;
+use manager::orchestrator::policy::{Restart, mode, replicas, same_task_spec};
+use manager::orchestrator::wanted;
+use reqwest::Method;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Flags of `orch up`.
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    stack: StackFileArgs,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Return once the stack is written; do not wait for it to converge.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Print what would change (services to create, update, remove) and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// How long to wait for the stack to converge, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    timeout: u64,
+}
+
+/// Flags of `orch down`.
+#[derive(Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    stack: StackFileArgs,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Return once the stack is deleted; do not wait for its tasks to stop.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// How long to wait for the tasks to stop, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+/// Flags of `orch ps`.
+#[derive(Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    stack: StackFileArgs,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Only this service's tasks.
+    service: Option<String>,
+    /// Also tasks that ended (history).
+    #[arg(short, long)]
+    all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `orch ls`.
+#[derive(Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// The stack name: `-p`, else the stack file's project name.
+fn stack_name(stack: &StackFileArgs) -> anyhow::Result<String> {
+    if let Some(name) = stack.project_name() {
+        return Ok(name.to_owned());
+    }
+    match stack.load(true)? {
+        Ok(project) => Ok(project.spec.name),
+        Err(_) => bail!("name the stack with -p NAME (no stack file here says it)"),
+    }
+}
+
+/// Run `orch up`.
+pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let project = match args.stack.load(false)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let spec = project.spec;
+    let name = spec.name.clone();
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        let path = format!("/v1/stacks/{name}");
+        let existing: Option<Stack> = match api.call(Method::GET, &path).await {
+            Ok(stack) => Some(stack),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(e),
+        };
+        if args.dry_run {
+            print_plan(existing.as_ref().map(|s| &s.spec), &spec);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let written: Stack = match &existing {
+            None => {
+                let body = json!({"id": name, "spec": spec});
+                api.send(Method::POST, "/v1/stacks", Some(&body)).await?
+            }
+            Some(old) => {
+                let body = json!({"labels": old.meta.labels, "spec": spec});
+                let path = format!("{path}?version={}", old.meta.version);
+                api.send(Method::PUT, &path, Some(&body)).await?
+            }
+        };
+        eprintln!(
+            "stack {name} {} (version {})",
+            if existing.is_some() {
+                "updated"
+            } else {
+                "created"
+            },
+            written.meta.version
+        );
+        if args.detach {
+            return Ok(ExitCode::SUCCESS);
+        }
+        follow_up(
+            &api,
+            &name,
+            spec.services.len(),
+            Duration::from_secs(args.timeout),
+        )
+        .await
+    })
+}
+
+/// Prints which services `up` would create, update or remove.
+fn print_plan(old: Option<&api::StackSpec>, new: &api::StackSpec) {
+    let empty = BTreeMap::new();
+    let before = old.map_or(&empty, |s| &s.services);
+    for (key, spec) in &new.services {
+        match before.get(key) {
+            None => println!("create  {key}"),
+            Some(old) if old != spec => {
+                let a = serde_json::to_value(old).unwrap_or_default();
+                let b = serde_json::to_value(spec).unwrap_or_default();
+                println!("update  {key}");
+                for line in diff("", &a, &b) {
+                    println!("          {line}");
+                }
+            }
+            Some(_) => println!("keep    {key}"),
+        }
+    }
+    for key in before.keys() {
+        if !new.services.contains_key(key) {
+            println!("remove  {key}");
+        }
+    }
+}
+
+/// Field-level differences of two JSON values (`path: old -> new`).
+fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    diff(
+                        &p,
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                    )
+                })
+                .collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![format!("{path}: {a} -> {b}")],
+    }
+}
+
+/// Where one service stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Progress {
+    name: String,
+    running: usize,
+    desired: usize,
+    failed: usize,
+    /// Done: converged (running as desired, or a job's tasks completed).
+    done: bool,
+    /// Why tasks are not running (pending reasons, failures), newest first.
+    why: Vec<String>,
+}
+
+/// The progress of each service of `stack` from the API's objects.
+fn progress(stack: &str, services: &[Service], tasks: &[Task], nodes: usize) -> Vec<Progress> {
+    let mut out = Vec::new();
+    for service in services.iter().filter(|s| s.stack == stack) {
+        let of: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.service == service.meta.id)
+            .collect();
+        let fresh = |t: &&&Task| same_task_spec(&t.spec, &service.spec);
+        let current: Vec<&Task> = of.iter().copied().filter(|t| wanted(t)).collect();
+        let running = current
+            .iter()
+            .filter(|t| same_task_spec(&t.spec, &service.spec))
+            .filter(|t| t.status.state == TaskState::Running)
+            .count();
+        let restart = Restart::of(&service.spec);
+        let completed = of
+            .iter()
+            .filter(fresh)
+            .filter(|t| {
+                t.status.state == TaskState::Complete && !restart.wants(TaskState::Complete)
+            })
+            .count();
+        let failed = of
+            .iter()
+            .filter(fresh)
+            .filter(|t| matches!(t.status.state, TaskState::Failed | TaskState::Rejected))
+            .count();
+        let desired = match mode(&service.spec) {
+            DeployMode::Replicated | DeployMode::ReplicatedJob => replicas(&service.spec) as usize,
+            DeployMode::Global | DeployMode::GlobalJob => current.len().max(nodes.min(1)),
+        };
+        let outdated = current
+            .iter()
+            .any(|t| !same_task_spec(&t.spec, &service.spec));
+        let done = !outdated && (running + completed >= desired) && current.len() <= desired;
+        let mut recent: Vec<&&Task> = of
+            .iter()
+            .filter(|t| !t.status.message.is_empty())
+            .filter(|t| t.status.state != TaskState::Running)
+            .collect();
+        recent.sort_by_key(|t| std::cmp::Reverse(t.status.timestamp));
+        let mut why: Vec<String> = Vec::new();
+        for t in recent {
+            let line = format!(
+                "{} {}: {}",
+                t.status.state.as_str(),
+                task_name(t),
+                t.status.message
+            );
+            if !why.iter().any(|w| w.ends_with(&t.status.message)) {
+                why.push(line);
+            }
+        }
+        out.push(Progress {
+            name: service.name.clone(),
+            running: running + completed,
+            desired,
+            failed,
+            done,
+            why,
+        });
+    }
+    out
+}
+
+fn task_name(t: &Task) -> String {
+    let service = if t.stack.is_empty() {
+        t.name.clone()
+    } else {
+        format!("{}_{}", t.stack, t.name)
+    };
+    if t.slot == 0 {
+        format!("{service}.{}", t.node.as_deref().unwrap_or("-"))
+    } else {
+        format!("{service}.{}", t.slot)
+    }
+}
+
+async fn snapshot(api: &ManagerApi) -> anyhow::Result<(Vec<Service>, Vec<Task>, Vec<Node>)> {
+    let services: List<Service> = api.call(Method::GET, "/v1/services").await?;
+    let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
+    let nodes: List<Node> = api.call(Method::GET, "/v1/nodes").await?;
+    Ok((services.items, tasks.items, nodes.items))
+}
+
+/// Follows the stack until it converges (exit 0) or the deadline passes (exit 1,
+/// with each unconverged service's reasons).
+async fn follow_up(
+    api: &ManagerApi,
+    stack: &str,
+    services: usize,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let (all_services, tasks, nodes) = snapshot(api).await?;
+        let ready = nodes
+            .iter()
+            .filter(|n| n.status.state == api::cluster::NodeState::Ready)
+            .count();
+        let now = progress(stack, &all_services, &tasks, ready);
+        for p in &now {
+            let line = format!(
+                "{}/{} running{}{}",
+                p.running,
+                p.desired,
+                if p.failed > 0 {
+                    format!(", {} failed", p.failed)
+                } else {
+                    String::new()
+                },
+                if p.done { " ✔" } else { "" }
+            );
+            if shown.get(&p.name) != Some(&line) {
+                eprintln!("  {:<24} {line}", p.name);
+                shown.insert(p.name.clone(), line);
+            }
+        }
+        if now.len() >= services && now.iter().all(|p| p.done) {
+            eprintln!(
+                "stack {stack}: {} services converged in {:.1}s",
+                now.len(),
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if start.elapsed() >= timeout {
+            eprintln!(
+                "error: stack {stack} did not converge in {}s:",
+                timeout.as_secs()
+            );
+            for p in now.iter().filter(|p| !p.done) {
+                eprintln!("  {}: {}/{} running", p.name, p.running, p.desired);
+                for why in p.why.iter().take(3) {
+                    eprintln!("    {why}");
+                }
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Run `orch down`.
+pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
+    let name = stack_name(&args.stack)?;
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        let _: serde_json::Value = api
+            .call(Method::DELETE, &format!("/v1/stacks/{name}"))
+            .await
+            .with_context(|| format!("remove stack {name}"))?;
+        eprintln!("stack {name} removed");
+        if args.detach {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let start = Instant::now();
+        loop {
+            let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
+            let left = tasks.items.iter().filter(|t| t.stack == name).count();
+            if left == 0 {
+                eprintln!(
+                    "stack {name}: every task stopped ({:.1}s)",
+                    start.elapsed().as_secs_f64()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            if start.elapsed() >= Duration::from_secs(args.timeout) {
+                eprintln!(
+                    "error: {left} tasks of stack {name} still stopping after {}s",
+                    args.timeout
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+/// Run `orch ps`.
+pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
+    let name = stack_name(&args.stack)?;
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        let (_, tasks, nodes) = snapshot(&api).await?;
+        let hostnames: BTreeMap<&str, &str> = nodes
+            .iter()
+            .map(|n| (n.meta.id.as_str(), n.description.hostname.as_str()))
+            .collect();
+        let mut tasks: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.stack == name)
+            .filter(|t| args.service.as_ref().is_none_or(|s| *s == t.name))
+            .filter(|t| args.all || wanted(t))
+            .collect();
+        tasks.sort_by_key(|t| {
+            (
+                t.name.clone(),
+                t.slot,
+                t.node.clone(),
+                std::cmp::Reverse(t.meta.created),
+            )
+        });
+        if args.json {
+            return render::json(&tasks).map(|_| ExitCode::SUCCESS);
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let rows: Vec<Vec<String>> = tasks
+            .iter()
+            .map(|t| {
+                let node = t.node.as_deref().map_or(String::new(), |n| {
+                    hostnames
+                        .get(n)
+                        .filter(|h| !h.is_empty())
+                        .map_or(n.to_owned(), |h| (*h).to_owned())
+                });
+                let ago = now_ms.saturating_sub(t.status.timestamp.0) / 1000;
+                let mut error = t.status.message.clone();
+                if let Some(code) = t.status.exit_code.filter(|c| *c != 0) {
+                    error = if error.is_empty() {
+                        format!("exit {code}")
+                    } else {
+                        error
+                    };
+                }
+                vec![
+                    t.meta.id.clone(),
+                    task_name(t),
+                    t.spec.image.clone().unwrap_or_default(),
+                    node,
+                    t.desired_state.as_str().to_owned(),
+                    format!("{} {}s ago", t.status.state.as_str(), ago),
+                    error,
+                ]
+            })
+            .collect();
+        render::table(
+            &["ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "ERROR"],
+            &rows,
+        )?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Run `orch ls`.
+pub fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        let stacks: List<Stack> = api.call(Method::GET, "/v1/stacks").await?;
+        let (services, tasks, _) = snapshot(&api).await?;
+        let rows: Vec<Vec<String>> = stacks
+            .items
+            .iter()
+            .map(|s| {
+                let p = progress(&s.meta.id, &services, &tasks, 1);
+                let running: usize = p.iter().map(|p| p.running).sum();
+                let desired: usize = p.iter().map(|p| p.desired).sum();
+                vec![
+                    s.meta.id.clone(),
+                    s.spec.services.len().to_string(),
+                    format!("{running}/{desired}"),
+                ]
+            })
+            .collect();
+        render::table(&["NAME", "SERVICES", "TASKS"], &rows)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,146 @@
+//! A node's share of the cluster, computed from the state (pure): the tasks it runs
+//! or must stop, and for each of their networks how to create it, who is on it on
+//! other nodes and which services answer on it.
+
+use crate::allocator::address_of;
+use crate::orchestrator::{ended, wanted};
+use crate::store::State;
+use api::cluster::{Network, Service, Task, TaskState};
+use api::deploy::EndpointMode as DeployEndpointMode;
+use api::network::{EndpointMode, NetworkCreate, OverlayPeer, ServiceEndpoint};
+use api::session::{Assignments, NetworkAssignment};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// Whether a task is the node's business: accepted by the scheduler (assigned) and
+/// either still wanted or not yet stopped.
+fn on_node(task: &Task) -> bool {
+    task.status.state >= TaskState::Assigned && (wanted(task) || !ended(task.status.state))
+}
+
+/// Whether a task's address answers on its networks (the others' peers and backends).
+fn reachable(task: &Task) -> bool {
+    wanted(task) && task.status.state == TaskState::Running
+}
+
+/// The MAC address the engine gives an address (`02:42` and its four bytes).
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+/// What node `node` runs, as of the state's `version`.
+pub fn assignments(state: &State, node: &str, version: u64) -> Assignments {
+    let tasks: Vec<Task> = state
+        .tasks
+        .by_node(node)
+        .filter(|t| on_node(t))
+        .cloned()
+        .collect();
+    let network_ids: BTreeSet<&str> = tasks
+        .iter()
+        .flat_map(|t| t.networks.iter().map(|n| n.network.as_str()))
+        .collect();
+    let networks = network_ids
+        .into_iter()
+        .filter_map(|id| state.networks.get(id))
+        .filter_map(|network| network_assignment(state, network, node))
+        .collect();
+    Assignments {
+        version,
+        addr: state.nodes.get(node).and_then(|n| n.status.addr.clone()),
+        tasks,
+        networks,
+    }
+}
+
+fn network_assignment(state: &State, network: &Network, node: &str) -> Option<NetworkAssignment> {
+    let allocation = network.allocation.as_ref()?;
+    let create = NetworkCreate {
+        name: network.meta.id.clone(),
+        driver: Some("overlay".into()),
+        subnet: Some(allocation.subnet.clone()),
+        gateway: Some(allocation.gateway.clone()),
+        internal: network.spec.internal,
+        attachable: network.spec.attachable,
+        mtu: None,
+        vni: Some(allocation.vni),
+        labels: network.spec.labels.clone(),
+    };
+    let mut peers = Vec::new();
+    // Backends of each service on this network, and its tasks' extra aliases.
+    let mut backends: BTreeMap<&str, (BTreeSet<Ipv4Addr>, BTreeSet<String>)> = BTreeMap::new();
+    for task in state.tasks.iter() {
+        let Some(attached) = task.networks.iter().find(|n| n.network == network.meta.id) else {
+            continue;
+        };
+        let Some(ip) = address_of(&attached.address) else {
+            continue;
+        };
+        let entry = backends.entry(task.service.as_str()).or_default();
+        entry.1.extend(attached.aliases.iter().cloned());
+        if !reachable(task) {
+            continue;
+        }
+        entry.0.insert(ip);
+        let Some(host) = task.node.as_deref().filter(|n| *n != node) else {
+            continue;
+        };
+        let Some(host_addr) = state.nodes.get(host).and_then(|n| n.status.addr.clone()) else {
+            continue;
+        };
+        peers.push(OverlayPeer {
+            host: host_addr,
+            ipv4: ip.to_string(),
+            mac: mac_for(ip),
+            names: Vec::new(),
+        });
+    }
+    peers.sort();
+    let services = backends
+        .into_iter()
+        .filter_map(|(id, (ips, aliases))| {
+            let service = state.services.get(id)?;
+            Some(service_endpoint(service, &network.meta.id, ips, aliases))
+        })
+        .collect();
+    Some(NetworkAssignment {
+        create,
+        peers,
+        services,
+    })
+}
+
+fn service_endpoint(
+    service: &Service,
+    network: &str,
+    ips: BTreeSet<Ipv4Addr>,
+    aliases: BTreeSet<String>,
+) -> ServiceEndpoint {
+    let dnsrr = service
+        .spec
+        .deploy
+        .as_ref()
+        .and_then(|d| d.endpoint_mode)
+        .is_some_and(|m| m == DeployEndpointMode::Dnsrr);
+    let mut names: BTreeSet<String> = aliases;
+    if service.meta.id != service.name {
+        names.insert(service.meta.id.clone());
+    }
+    names.remove(&service.name);
+    ServiceEndpoint {
+        name: service.name.clone(),
+        aliases: names.into_iter().collect(),
+        mode: if dnsrr {
+            EndpointMode::Dnsrr
+        } else {
+            EndpointMode::Vip
+        },
+        vip: if dnsrr {
+            None
+        } else {
+            service.vips.get(network).and_then(|v| v.parse().ok())
+        },
+        backends: ips.into_iter().collect(),
+    }
+}

@@ -1,0 +1,173 @@
+//! `GET /v1/session/assignments`: the node's assignments as newline-delimited JSON,
+//! the whole set first and again after every commit that changes it (an empty line
+//! every [`KEEPALIVE`] so both ends notice a dead connection). The stream ends when
+//! the session is no longer the node's or this manager stops leading.
+//!
+//! `POST /v1/session/status`: the node's task status reports, applied in one write
+//! (states only move forward; reports for tasks of other nodes are refused).
+
+use super::assignments::assignments as assignments_of;
+use super::{Dispatcher, Refusal, node_caller};
+use crate::store::{Command, StoreError};
+use api::cluster::{Object, TaskState};
+use api::error::ErrorCode;
+use api::session::{Assignments, StatusBatch};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often an idle stream sends an empty line.
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// The query of `GET /v1/session/assignments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    pub session_id: String,
+}
+
+fn check_session(d: &Dispatcher, node: &str, session: &str) -> Result<(), Refusal> {
+    if d.sessions().holds(node, session) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ErrorCode::NotFound,
+        format!("session {session} of node {node} is not open on the leader: open a new one"),
+    ))
+}
+
+struct Follow {
+    d: Arc<Dispatcher>,
+    node: String,
+    session: String,
+    last: Option<Assignments>,
+}
+
+impl Follow {
+    /// The next line to send, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if !self.d.is_leader() || !self.d.sessions().holds(&self.node, &self.session) {
+                return None;
+            }
+            let view = self.d.store.view(|s| assignments_of(s, &self.node, 0));
+            let mut current = view.value;
+            if self.last.as_ref() != Some(&current) {
+                self.last = Some(current.clone());
+                current.version = view.version;
+                let mut line = serde_json::to_vec(&current).ok()?;
+                line.push(b'\n');
+                return Some(Bytes::from(line));
+            }
+            let mut watcher = match self.d.store.watch_from(view.version) {
+                Ok(w) => w,
+                Err(_) => continue,
+            };
+            match tokio::time::timeout(KEEPALIVE, watcher.next()).await {
+                Err(_) => return Some(Bytes::from_static(b"\n")),
+                Ok(Err(StoreError::Stopped)) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// `GET /v1/session/assignments?session_id=ID`.
+pub async fn assignments(
+    State(d): State<Arc<Dispatcher>>,
+    caller: Option<Extension<crate::server::Caller>>,
+    Query(query): Query<StreamQuery>,
+) -> Result<Response, Refusal> {
+    let node = node_caller(caller)?;
+    d.leader_only()?;
+    check_session(&d, &node, &query.session_id)?;
+    let follow = Follow {
+        d,
+        node,
+        session: query.session_id,
+        last: None,
+    };
+    let lines = futures_util::stream::unfold(follow, |mut f| async move {
+        let line = f.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(line), f))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(lines))
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// How many times a batch of reports is retried when another write won.
+const ATTEMPTS: usize = 5;
+
+/// `POST /v1/session/status`.
+pub async fn status(
+    State(d): State<Arc<Dispatcher>>,
+    caller: Option<Extension<crate::server::Caller>>,
+    Json(batch): Json<StatusBatch>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    let node = node_caller(caller)?;
+    d.leader_only()?;
+    check_session(&d, &node, &batch.session_id)?;
+    for attempt in 1..=ATTEMPTS {
+        let (commands, refused) = d
+            .store
+            .view(|state| {
+                let mut commands = Vec::new();
+                let mut refused = Vec::new();
+                for report in &batch.reports {
+                    let Some(task) = state.tasks.get(&report.task) else {
+                        // Deleted meanwhile: nothing to record.
+                        continue;
+                    };
+                    if task.node.as_deref() != Some(node.as_str()) {
+                        refused.push(report.task.clone());
+                        continue;
+                    }
+                    let old = &task.status;
+                    let new = &report.status;
+                    let backwards = new.state < old.state
+                        || (old.state >= TaskState::Complete && new.state != old.state);
+                    if backwards || (new == old) {
+                        continue;
+                    }
+                    let mut task = task.clone();
+                    task.status = new.clone();
+                    if task.status.container.is_none() {
+                        task.status.container = old.container.clone();
+                    }
+                    let version = task.meta.version;
+                    commands.push(Command::update(Object::Task(Box::new(task)), version));
+                }
+                (commands, refused)
+            })
+            .value;
+        if !refused.is_empty() {
+            return Err(Refusal(
+                api::error::ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "node {node} reported on tasks assigned to other nodes: {}",
+                        refused.join(", ")
+                    ),
+                )
+                .with("tasks", refused.join(",")),
+            ));
+        }
+        if commands.is_empty() {
+            break;
+        }
+        match d.store.write(Command::Batch { commands }).await {
+            Ok(_) => break,
+            Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(serde_json::json!({})))
+}
