@@ -200,6 +200,47 @@ pub struct Service {
     /// address without prefix), set by the allocator for `endpoint_mode: vip`.
     #[serde(skip_serializing_if = "is_default")]
     pub vips: BTreeMap<String, String>,
+    /// The version of the stack the spec was last taken from (0: not from a stack).
+    /// A stack's later versions overwrite the spec; changes made to the service
+    /// itself in between (scale, rollback) stand until then.
+    #[serde(skip_serializing_if = "is_default")]
+    pub stack_version: u64,
+    /// The spec before the last change: what a rollback returns to.
+    #[serde(skip_serializing_if = "is_default")]
+    pub previous_spec: Option<ServiceSpec>,
+    /// How the rollout of the last spec change goes.
+    #[serde(skip_serializing_if = "is_default")]
+    pub update_status: Option<UpdateStatus>,
+}
+
+/// Where a rolling update (or rollback) stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    #[default]
+    Updating,
+    /// Stopped after failures (`failure_action: pause`); a new spec resumes.
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+/// The rollout of a service's last spec change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    pub started: Timestamp,
+    /// When it completed, paused or rolled back.
+    #[serde(skip_serializing_if = "is_default")]
+    pub completed: Option<Timestamp>,
+    /// Why it paused or rolled back, for people.
+    #[serde(skip_serializing_if = "is_default")]
+    pub message: String,
 }
 
 /// The life of a task; desired and observed states use the same scale (swarmkit's).

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod forward;
 pub mod metrics;
+pub mod networks;
 pub mod nodes;
 pub mod openapi;
 pub mod params;
@@ -86,6 +87,8 @@ fn resources() -> ApiRouter {
         .routes(routes!(services::get, services::update, services::delete))
         .routes(routes!(tasks::list, tasks::create))
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
+        .routes(routes!(networks::list, networks::create))
+        .routes(routes!(networks::get, networks::delete))
 }
 
 /// The routes every manager serves itself.

@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi as _};
         (name = "nodes", description = "Hosts of the cluster (created by joining)"),
         (name = "stacks", description = "Deployed stacks"),
         (name = "services", description = "Services of stacks"),
+        (name = "networks", description = "Cluster networks (overlays)"),
         (name = "tasks", description = "Replicas of services"),
         (name = "events", description = "Committed changes as server-sent events"),
         (name = "cluster", description = "The raft group of managers"),
@@ -94,7 +95,13 @@ fn add_errors(operation: &mut Operation, path: &str) {
             "unsupported_media_type: the body is not application/json",
         ));
     }
-    let resource = ["/v1/nodes", "/v1/stacks", "/v1/services", "/v1/tasks"];
+    let resource = [
+        "/v1/nodes",
+        "/v1/stacks",
+        "/v1/services",
+        "/v1/tasks",
+        "/v1/networks",
+    ];
     if resource.iter().any(|r| path.starts_with(r)) {
         errors.push(("502", "upstream: forwarding to the leader failed"));
     }

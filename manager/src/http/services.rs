@@ -163,15 +163,16 @@ pub async fn update(
     params.finish()?;
     let version = required_version(Kind::Service, &id, version)?;
     check_labels(Kind::Service, &body.labels)?;
-    let mut meta = Meta::new(id);
-    meta.labels = body.labels;
-    let service = Service {
-        meta,
-        stack: body.stack,
-        name: body.name,
-        spec: body.spec,
-        ..Service::default()
-    };
+    // System-written fields (virtual addresses, rollout) stay; a new spec keeps the
+    // old one for a rollback.
+    let mut service: Service = resource::fetch(&api, &id, false).await?;
+    service.meta.labels = body.labels;
+    service.stack = body.stack;
+    service.name = body.name;
+    if service.spec != body.spec {
+        service.previous_spec = Some(std::mem::replace(&mut service.spec, body.spec));
+        service.update_status = None;
+    }
     resource::update(&api, service, version).await
 }
 

@@ -112,6 +112,20 @@ impl Update {
             .as_ref()
             .and_then(|d| d.update_config.clone())
             .unwrap_or_default();
+        Update::from_config(config)
+    }
+
+    /// The rollback settings of `spec` (`rollback_config`, same defaults).
+    pub fn rollback_of(spec: &ServiceSpec) -> Update {
+        let config = spec
+            .deploy
+            .as_ref()
+            .and_then(|d| d.rollback_config.clone())
+            .unwrap_or_default();
+        Update::from_config(config)
+    }
+
+    fn from_config(config: api::deploy::UpdateConfig) -> Update {
         Update {
             parallelism: config.parallelism.unwrap_or(1),
             delay_ms: config.delay.map(|d| d.as_nanos() / 1_000_000).unwrap_or(0),

@@ -11,7 +11,7 @@ use api::ServiceSpec;
 use api::cluster::{Meta, Network, Object, Service, Stack, Task};
 use api::service::MountType;
 use api::stack::StackSpec;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The id of service `key` of stack `stack`.
 pub fn service_id(stack: &str, key: &str) -> String {
@@ -61,6 +61,7 @@ pub fn plan_stack(
     let mut plan = Plan::default();
     let empty = StackSpec::default();
     let spec = stack.map_or(&empty, |s| &s.spec);
+    let stack_version = stack.map_or(0, |s| s.meta.version);
 
     let mut wanted_services = BTreeSet::new();
     for (key, service_spec) in &spec.services {
@@ -80,15 +81,22 @@ pub fn plan_stack(
                     stack: id.to_owned(),
                     name: key.clone(),
                     spec: resolved,
-                    vips: BTreeMap::new(),
+                    stack_version,
+                    ..Service::default()
                 }))));
             }
-            Some(existing) if existing.spec != resolved => {
+            // Changes made to the service since (scale, rollback) stand until the
+            // stack changes again.
+            Some(existing) if existing.stack_version == stack_version => {}
+            Some(existing) => {
                 let mut service = (*existing).clone();
-                service.spec = resolved;
+                service.stack_version = stack_version;
+                if service.spec != resolved {
+                    service.previous_spec = Some(std::mem::replace(&mut service.spec, resolved));
+                    service.update_status = None;
+                }
                 plan.push(Change::update_service(service));
             }
-            Some(_) => {}
         }
     }
     for service in services {

@@ -11,7 +11,7 @@ use super::policy::{Restart, Update, mode, replicas, same_task_spec};
 use api::cluster::{
     Availability, Node, NodeState, Service, Task, TaskState, TaskStatus, Timestamp,
 };
-use api::deploy::{DeployMode, UpdateOrder};
+use api::deploy::{DeployMode, FailureAction, UpdateOrder};
 use std::collections::BTreeMap;
 
 /// Ended tasks kept per slot (swarm's `task_history_retention_limit`).
@@ -260,14 +260,145 @@ pub fn plan_service(
             outdated.push((slot, newest));
         }
     }
-    plan.merge(roll(service, &outdated, updating, last_started, now, ids));
+    if let Some(update) = rollout(
+        service,
+        outdated.len(),
+        tasks,
+        wanted_slots.len(),
+        now,
+        &mut plan,
+    ) {
+        plan.merge(roll(
+            service,
+            &update,
+            &outdated,
+            updating,
+            last_started,
+            now,
+            ids,
+        ));
+    }
     plan
+}
+
+/// Keeps the service's update status (started, completed, paused, rolled back) and
+/// answers how to roll on, or `None` to not replace outdated tasks in this pass.
+fn rollout(
+    service: &Service,
+    outdated: usize,
+    tasks: &[&Task],
+    slots: usize,
+    now: Timestamp,
+    plan: &mut Plan,
+) -> Option<Update> {
+    use api::cluster::{UpdateState, UpdateStatus};
+    let status = service.update_status.clone();
+    let state = status.as_ref().map(|s| s.state);
+    let rolling_back = matches!(
+        state,
+        Some(UpdateState::RollbackStarted | UpdateState::RollbackPaused)
+    );
+    let update = if rolling_back {
+        Update::rollback_of(&service.spec)
+    } else {
+        Update::of(&service.spec)
+    };
+    let set = |plan: &mut Plan, service: Service| plan.push(Change::update_service(service));
+    let with_status = |state: UpdateState, started: Timestamp, message: String| {
+        let mut s = service.clone();
+        s.update_status = Some(UpdateStatus {
+            state,
+            started,
+            completed: matches!(
+                state,
+                UpdateState::Completed
+                    | UpdateState::RollbackCompleted
+                    | UpdateState::Paused
+                    | UpdateState::RollbackPaused
+            )
+            .then_some(now),
+            message,
+        });
+        s
+    };
+    if outdated == 0 {
+        let started = status.as_ref().map_or(now, |s| s.started);
+        match state {
+            Some(UpdateState::Updating) => set(
+                plan,
+                with_status(UpdateState::Completed, started, String::new()),
+            ),
+            Some(UpdateState::RollbackStarted) => {
+                let message = status.map(|s| s.message).unwrap_or_default();
+                set(
+                    plan,
+                    with_status(UpdateState::RollbackCompleted, started, message),
+                )
+            }
+            _ => {}
+        }
+        return None;
+    }
+    let started = match (state, &status) {
+        (None | Some(UpdateState::Completed | UpdateState::RollbackCompleted), _) => {
+            set(plan, with_status(UpdateState::Updating, now, String::new()));
+            return Some(update);
+        }
+        (Some(UpdateState::Paused | UpdateState::RollbackPaused), _) => return None,
+        (_, Some(status)) => status.started,
+        (_, None) => return Some(update),
+    };
+    let failed: Vec<&&Task> = tasks
+        .iter()
+        .filter(|t| t.meta.created >= started && same_task_spec(&t.spec, &service.spec))
+        .filter(|t| matches!(t.status.state, TaskState::Failed | TaskState::Rejected))
+        .collect();
+    let ratio = failed.len() as f64 / slots.max(1) as f64;
+    if failed.is_empty() || ratio <= update.max_failure_ratio {
+        return Some(update);
+    }
+    let last = failed.iter().max_by_key(|t| t.status.timestamp);
+    let why = last.map_or(String::new(), |t| {
+        let detail = if t.status.message.is_empty() {
+            t.status.state.as_str().to_owned()
+        } else {
+            t.status.message.clone()
+        };
+        format!(" (task {}: {detail})", t.meta.id)
+    });
+    let message = |what: &str| {
+        format!(
+            "{what}: {} of {} new tasks failed{why}",
+            failed.len(),
+            slots.max(1)
+        )
+    };
+    match update.failure_action {
+        FailureAction::Continue => Some(update),
+        FailureAction::Rollback if !rolling_back && service.previous_spec.is_some() => {
+            let mut s = with_status(UpdateState::RollbackStarted, now, message("rolled back"));
+            let previous = s.previous_spec.take().unwrap_or_default();
+            s.previous_spec = Some(std::mem::replace(&mut s.spec, previous));
+            set(plan, s);
+            None
+        }
+        _ => {
+            let (state, what) = if rolling_back {
+                (UpdateState::RollbackPaused, "rollback paused")
+            } else {
+                (UpdateState::Paused, "update paused")
+            };
+            set(plan, with_status(state, started, message(what)));
+            None
+        }
+    }
 }
 
 /// Replaces outdated tasks in batches of `parallelism`, `delay` after the last
 /// replacement started running.
 fn roll(
     service: &Service,
+    update: &Update,
     outdated: &[(&Slot, &Task)],
     updating: u64,
     last_started: Option<Timestamp>,
@@ -278,7 +409,6 @@ fn roll(
     if outdated.is_empty() {
         return plan;
     }
-    let update = Update::of(&service.spec);
     let budget = if update.parallelism == 0 {
         outdated.len() as u64
     } else {

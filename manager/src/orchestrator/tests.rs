@@ -316,3 +316,149 @@ fn networks_vips_and_task_addresses_are_allocated_once() {
     }
     assert_eq!(seen.len(), 2 + 3 * 2 + 1);
 }
+
+fn failing_update(action: api::deploy::FailureAction, image: &str) -> ServiceSpec {
+    let mut s = spec(image, 3);
+    s.deploy.as_mut().unwrap().update_config = Some(UpdateConfig {
+        parallelism: Some(1),
+        failure_action: Some(action),
+        ..UpdateConfig::default()
+    });
+    s
+}
+
+/// The agents: tasks of image `bad` fail at start, the others run.
+fn run_unless_bad(sim: &mut Sim) {
+    sim.agents(|t| {
+        if super::wanted(t) && t.status.state == TaskState::Assigned {
+            if t.spec.image.as_deref() == Some("bad") {
+                Some((TaskState::Failed, Some(1)))
+            } else {
+                Some((TaskState::Running, None))
+            }
+        } else if !super::wanted(t)
+            && !super::ended(t.status.state)
+            && t.status.state >= TaskState::Assigned
+        {
+            Some((TaskState::Shutdown, None))
+        } else {
+            None
+        }
+    });
+}
+
+#[test]
+fn a_failing_update_rolls_back_to_the_previous_spec_and_stays_there() {
+    use api::cluster::UpdateState;
+    use api::deploy::FailureAction;
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy(
+        "app",
+        &[("web", failing_update(FailureAction::Rollback, "good"))],
+    );
+    run_unless_bad(&mut sim);
+    let status = sim
+        .state
+        .services
+        .get("app_web")
+        .unwrap()
+        .update_status
+        .clone();
+    assert_eq!(status, None, "a first deploy is no update");
+    sim.deploy(
+        "app",
+        &[("web", failing_update(FailureAction::Rollback, "bad"))],
+    );
+    let service = sim.state.services.get("app_web").unwrap();
+    assert_eq!(
+        service.update_status.as_ref().unwrap().state,
+        UpdateState::Updating
+    );
+    run_unless_bad(&mut sim);
+    for _ in 0..6 {
+        run_unless_bad(&mut sim);
+        sim.advance(1_000);
+    }
+    run_unless_bad(&mut sim);
+    let service = sim.state.services.get("app_web").unwrap().clone();
+    let status = service.update_status.clone().unwrap();
+    assert_eq!(status.state, UpdateState::RollbackCompleted, "{status:?}");
+    assert!(
+        status
+            .message
+            .contains("rolled back: 1 of 3 new tasks failed"),
+        "{}",
+        status.message
+    );
+    assert_eq!(service.spec.image.as_deref(), Some("good"));
+    assert_eq!(images(&sim, TaskState::Running), ["good", "good", "good"]);
+    // The stack still says `bad`; it is not applied again until the stack changes.
+    sim.settle();
+    assert_eq!(
+        sim.state
+            .services
+            .get("app_web")
+            .unwrap()
+            .spec
+            .image
+            .as_deref(),
+        Some("good")
+    );
+}
+
+#[test]
+fn a_failing_update_with_pause_stops_replacing_tasks() {
+    use api::cluster::UpdateState;
+    use api::deploy::FailureAction;
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy(
+        "app",
+        &[("web", failing_update(FailureAction::Pause, "good"))],
+    );
+    run_unless_bad(&mut sim);
+    sim.deploy(
+        "app",
+        &[("web", failing_update(FailureAction::Pause, "bad"))],
+    );
+    for _ in 0..5 {
+        run_unless_bad(&mut sim);
+        sim.advance(6_000);
+    }
+    let service = sim.state.services.get("app_web").unwrap().clone();
+    let status = service.update_status.unwrap();
+    assert_eq!(status.state, UpdateState::Paused);
+    assert!(
+        status.message.starts_with("update paused"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        images(&sim, TaskState::Running),
+        ["good", "good"],
+        "two old tasks untouched"
+    );
+}
+
+#[test]
+fn a_completed_update_says_so() {
+    use api::cluster::UpdateState;
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", rolling(0, UpdateOrder::StopFirst, "v1"))]);
+    sim.agents_run();
+    sim.deploy("app", &[("web", rolling(0, UpdateOrder::StopFirst, "v2"))]);
+    sim.agents_run();
+    let service = sim.state.services.get("app_web").unwrap();
+    assert_eq!(
+        service.update_status.as_ref().unwrap().state,
+        UpdateState::Completed
+    );
+    assert_eq!(
+        service.previous_spec.as_ref().unwrap().image.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        images(&sim, TaskState::Running),
+        ["v2", "v2", "v2", "v2"],
+        "parallelism 0: all at once"
+    );
+}
