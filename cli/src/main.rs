@@ -17,6 +17,7 @@ mod manager_cmd;
 mod network;
 mod progress;
 mod render;
+mod service_cmd;
 mod stack_cmd;
 mod volume;
 
@@ -44,6 +45,15 @@ enum Command {
     Ls(stack_cmd::LsArgs),
     /// List the tasks of a stack: node, desired and current state, error.
     Ps(stack_cmd::PsArgs),
+    /// Set the replica count of services (`orch scale web=3 api=2`).
+    Scale(service_cmd::ScaleArgs),
+    /// The services of the cluster's stacks.
+    Service {
+        #[command(flatten)]
+        host: cluster_cmd::HostArgs,
+        #[command(subcommand)]
+        cmd: service_cmd::ServiceCommand,
+    },
     /// Validate stack files and print the normalized stack (like `docker compose config`).
     Config(config::ConfigArgs),
     /// Run this node's engine: images, containers, volumes and networks.
@@ -111,6 +121,8 @@ fn main() -> ExitCode {
         Command::Down(args) => stack_cmd::down(args),
         Command::Ls(args) => stack_cmd::ls(args),
         Command::Ps(args) => stack_cmd::ps(args),
+        Command::Scale(args) => service_cmd::scale(args),
+        Command::Service { host, cmd } => service_cmd::run(cmd, &host),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Manager(cmd) => manager_cmd::run(cmd),
         Command::Node { host, cmd } => cluster_cmd::node(cmd, &host),

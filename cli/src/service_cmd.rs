@@ -1,0 +1,188 @@
+//! `orch service ls|inspect|update|rollback` and `orch scale`: a stack's services on
+//! the cluster. A service is named by its id (`shop_web`) or, when only one stack
+//! has it, by its name in the stack (`web`).
+
+use crate::manager_api::{HostArgs, List, ManagerApi, runtime};
+use crate::render;
+use anyhow::{Context, bail};
+use api::cluster::{Service, Task, TaskState, UpdateState};
+use api::deploy::DeployMode;
+use clap::{Args, Subcommand};
+use manager::orchestrator::policy::{mode, replicas, same_task_spec};
+use manager::orchestrator::wanted;
+use reqwest::Method;
+use serde_json::json;
+use std::process::ExitCode;
+
+/// `orch service ...`.
+#[derive(Subcommand)]
+pub enum ServiceCommand {
+    /// List services: mode, replicas running/desired, image, rollout.
+    Ls,
+    /// Show a service as JSON (spec, virtual addresses, rollout, previous spec).
+    Inspect { service: String },
+    /// Change a service (until its stack is deployed again).
+    Update {
+        service: String,
+        /// A new image.
+        #[arg(long)]
+        image: Option<String>,
+        /// A new replica count.
+        #[arg(long)]
+        replicas: Option<u64>,
+    },
+    /// Go back to the spec before the last change, rolling as `rollback_config` says.
+    Rollback { service: String },
+}
+
+/// Flags of `orch scale`.
+#[derive(Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// `SERVICE=REPLICAS`, one or more.
+    #[arg(required = true, value_name = "SERVICE=REPLICAS")]
+    targets: Vec<String>,
+}
+
+async fn services(api: &ManagerApi) -> anyhow::Result<Vec<Service>> {
+    let list: List<Service> = api.call(Method::GET, "/v1/services").await?;
+    Ok(list.items)
+}
+
+/// The service `name` names (its id, or its unique name within a stack).
+async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
+    let all = services(api).await?;
+    if let Some(s) = all.iter().find(|s| s.meta.id == name) {
+        return Ok(s.clone());
+    }
+    let matches: Vec<&Service> = all.iter().filter(|s| s.name == name).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no service {name} (see `orch service ls`)"),
+        many => bail!(
+            "{name} names several services: {}; use the full name",
+            many.iter().map(|s| s.meta.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Writes `service` with a new spec, naming the version read.
+async fn put(api: &ManagerApi, service: &Service) -> anyhow::Result<Service> {
+    let body = json!({
+        "labels": service.meta.labels,
+        "stack": service.stack,
+        "name": service.name,
+        "spec": service.spec,
+    });
+    let path = format!("/v1/services/{}?version={}", service.meta.id, service.meta.version);
+    api.send(Method::PUT, &path, Some(&body))
+        .await
+        .with_context(|| format!("update service {}", service.meta.id))
+}
+
+fn set_replicas(service: &mut Service, n: u64) -> anyhow::Result<()> {
+    if matches!(mode(&service.spec), DeployMode::Global | DeployMode::GlobalJob) {
+        bail!("{} is a global service: it runs one task per node and has no replica count", service.meta.id);
+    }
+    service.spec.scale = None;
+    service.spec.deploy.get_or_insert_with(Default::default).replicas = Some(n);
+    Ok(())
+}
+
+/// Run `orch scale`.
+pub fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let mut targets = Vec::new();
+    for t in &args.targets {
+        let (name, n) = t
+            .split_once('=')
+            .with_context(|| format!("{t:?} is not SERVICE=REPLICAS"))?;
+        let n: u64 = n
+            .parse()
+            .with_context(|| format!("{n:?} in {t:?} is not a replica count"))?;
+        targets.push((name.to_owned(), n));
+    }
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        for (name, n) in targets {
+            let mut service = find(&api, &name).await?;
+            set_replicas(&mut service, n)?;
+            put(&api, &service).await?;
+            println!("{} scaled to {n}", service.meta.id);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Run `orch service ...`.
+pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
+    let api = ManagerApi::connect(host)?;
+    runtime()?.block_on(async {
+        match cmd {
+            ServiceCommand::Ls => {
+                let services = services(&api).await?;
+                let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
+                let rows: Vec<Vec<String>> = services.iter().map(|s| service_row(s, &tasks.items)).collect();
+                render::table(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "ROLLOUT"], &rows)?;
+            }
+            ServiceCommand::Inspect { service } => {
+                let service = find(&api, &service).await?;
+                render::json(&service)?;
+            }
+            ServiceCommand::Update { service, image, replicas } => {
+                let mut service = find(&api, &service).await?;
+                if let Some(image) = image {
+                    service.spec.image = Some(image);
+                }
+                if let Some(n) = replicas {
+                    set_replicas(&mut service, n)?;
+                }
+                let written = put(&api, &service).await?;
+                println!("{} (version {})", written.meta.id, written.meta.version);
+            }
+            ServiceCommand::Rollback { service } => {
+                let mut service = find(&api, &service).await?;
+                let Some(previous) = service.previous_spec.take() else {
+                    bail!("{} has no previous spec to roll back to", service.meta.id);
+                };
+                service.spec = previous;
+                let written = put(&api, &service).await?;
+                println!("{} rolled back (version {})", written.meta.id, written.meta.version);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn service_row(s: &Service, tasks: &[Task]) -> Vec<String> {
+    let running = tasks
+        .iter()
+        .filter(|t| t.service == s.meta.id && wanted(t) && t.status.state == TaskState::Running)
+        .filter(|t| same_task_spec(&t.spec, &s.spec))
+        .count();
+    let (mode_name, desired) = match mode(&s.spec) {
+        DeployMode::Replicated => ("replicated", replicas(&s.spec).to_string()),
+        DeployMode::ReplicatedJob => ("replicated-job", replicas(&s.spec).to_string()),
+        DeployMode::Global => ("global", "-".to_owned()),
+        DeployMode::GlobalJob => ("global-job", "-".to_owned()),
+    };
+    let rollout = s.update_status.as_ref().map_or(String::new(), |u| {
+        let state = match u.state {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rolling back",
+            UpdateState::RollbackPaused => "rollback paused",
+            UpdateState::RollbackCompleted => "rolled back",
+        };
+        if u.message.is_empty() { state.to_owned() } else { format!("{state}: {}", u.message) }
+    });
+    vec![
+        s.meta.id.clone(),
+        s.name.clone(),
+        mode_name.to_owned(),
+        format!("{running}/{desired}"),
+        s.spec.image.clone().unwrap_or_default(),
+        rollout,
+    ]
+}
