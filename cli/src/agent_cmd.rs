@@ -112,38 +112,51 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("orch agent: shutting down");
         };
-        let (assignments, _assigned) = tokio::sync::watch::channel(Default::default());
-        let (_reporter, reports) = tokio::sync::mpsc::channel(1024);
-        let work = agent::worker::session::Work {
-            assignments,
-            reports,
-        };
-        let session = cluster_session(&args).await?.map(|config| {
-            tokio::spawn(agent::worker::session::run(config, work, |event| {
-                eprintln!("orch agent: {}", render_session(&event));
-            }))
-        });
-        eprintln!(
-            "orch agent: engine on unix://{} (data in {})",
-            args.socket.display(),
-            args.data_dir.display()
-        );
-        let served = serve(
+        let session = cluster_session(&args).await?;
+        serve_node(
             EngineConfig {
                 data_dir: args.data_dir,
                 socket: args.socket,
                 insecure_registries: args.insecure_registries,
                 dns_upstreams: args.dns_upstreams,
             },
+            session,
             shutdown,
         )
-        .await;
-        if let Some(session) = session {
-            session.abort();
-        }
-        served.map_err(anyhow::Error::from)
+        .await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the node's engine until `shutdown`; with a session, also the worker: the
+/// session with the managers, and the executor that turns its assignments into
+/// containers on this engine and reports their status.
+pub async fn serve_node(
+    engine: EngineConfig,
+    session: Option<agent::worker::session::SessionConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (assignments, _assigned) = tokio::sync::watch::channel(Default::default());
+    let (_reporter, reports) = tokio::sync::mpsc::channel(1024);
+    let work = agent::worker::session::Work {
+        assignments,
+        reports,
+    };
+    let session = session.map(|config| {
+        tokio::spawn(agent::worker::session::run(config, work, |event| {
+            eprintln!("orch agent: {}", render_session(&event));
+        }))
+    });
+    eprintln!(
+        "orch agent: engine on unix://{} (data in {})",
+        engine.socket.display(),
+        engine.data_dir.display()
+    );
+    let served = serve(engine, shutdown).await;
+    if let Some(session) = session {
+        session.abort();
+    }
+    served.map_err(anyhow::Error::from)
 }
 
 fn render_session(event: &agent::worker::session::SessionEvent) -> String {

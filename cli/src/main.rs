@@ -11,6 +11,7 @@ mod context;
 mod engine;
 mod exec;
 mod image;
+mod local_cluster;
 mod login;
 mod manager_api;
 mod manager_cmd;

@@ -1,6 +1,7 @@
 //! `orch manager init|join|run`: the control plane's daemon, in the foreground.
 
 use crate::context::Context as CliContext;
+use agent::engine::daemon::EngineConfig;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use manager::server::{InitTokens, Manager, ManagerConfig};
@@ -61,6 +62,16 @@ pub struct DaemonArgs {
     /// The root-only unix socket of the local CLI.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Also run this host's engine and take tasks, as a worker does (like a swarm
+    /// manager); the manager's node identity is the worker's.
+    #[arg(long)]
+    agent: bool,
+    /// The engine's data directory (with --agent).
+    #[arg(long, value_name = "DIR", default_value = agent::engine::daemon::DEFAULT_DATA_DIR)]
+    engine_data_dir: PathBuf,
+    /// The engine's unix socket (with --agent).
+    #[arg(long, value_name = "PATH", default_value = agent::engine::daemon::DEFAULT_SOCKET)]
+    engine_socket: PathBuf,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -68,6 +79,21 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl DaemonArgs {
+    /// The engine and worker to run beside the manager (`--agent`).
+    fn node(&self) -> Option<(PathBuf, EngineConfig)> {
+        self.agent.then(|| {
+            (
+                self.data_dir.clone(),
+                EngineConfig {
+                    data_dir: self.engine_data_dir.clone(),
+                    socket: self.engine_socket.clone(),
+                    insecure_registries: Vec::new(),
+                    dns_upstreams: Vec::new(),
+                },
+            )
+        })
+    }
+
     fn config(&self) -> ManagerConfig {
         ManagerConfig {
             data_dir: self.data_dir.clone(),
@@ -86,6 +112,11 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(async {
+        let node = match &cmd {
+            ManagerCommand::Init { daemon, .. }
+            | ManagerCommand::Join { daemon, .. }
+            | ManagerCommand::Run { daemon } => daemon.node(),
+        };
         let manager = match cmd {
             ManagerCommand::Init {
                 daemon,
@@ -135,12 +166,54 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
                 manager
             }
         };
-        wait_for_signal().await;
+        let served = match node {
+            None => {
+                wait_for_signal().await;
+                Ok(())
+            }
+            Some((data_dir, engine)) => {
+                let session = own_session(&data_dir, manager.advertise())?;
+                crate::agent_cmd::serve_node(engine, Some(session), wait_for_signal()).await
+            }
+        };
         eprintln!("orch manager: shutting down");
         manager.shutdown().await;
-        anyhow::Ok(())
+        served
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The worker session of the manager's own node (`--agent`): its certificate, this
+/// manager first, and the advertised host as the node's address.
+fn own_session(
+    data_dir: &std::path::Path,
+    advertise: &str,
+) -> anyhow::Result<agent::worker::session::SessionConfig> {
+    use manager::server::{Layout, node_http_client};
+    let layout = Layout::new(data_dir);
+    let node = layout
+        .node()?
+        .context("the manager has no node identity in its data directory")?;
+    let identity = layout.identity(&node)?;
+    let host = advertise
+        .rsplit_once(':')
+        .map_or(advertise, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let mut managers = vec![advertise.to_owned()];
+    managers.extend(
+        layout
+            .managers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m != advertise),
+    );
+    Ok(agent::worker::session::SessionConfig {
+        http: node_http_client(&identity)?,
+        managers,
+        description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
+        addr: Some(host.to_owned()),
+    })
 }
 
 fn millis(d: Duration) -> u64 {

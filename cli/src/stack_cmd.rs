@@ -93,8 +93,12 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let spec = project.spec;
     let name = spec.name.clone();
+    let rt = runtime()?;
+    if !args.dry_run {
+        rt.block_on(crate::local_cluster::ensure(&args.host))?;
+    }
     let api = ManagerApi::connect(&args.host)?;
-    runtime()?.block_on(async {
+    rt.block_on(async {
         let path = format!("/v1/stacks/{name}");
         let existing: Option<Stack> = match api.call(Method::GET, &path).await {
             Ok(stack) => Some(stack),
