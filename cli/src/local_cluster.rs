@@ -67,7 +67,10 @@ impl Local {
     }
 
     fn args(&self, init: bool) -> Vec<String> {
-        let mut args = vec!["manager".to_owned(), if init { "init" } else { "run" }.to_owned()];
+        let mut args = vec![
+            "manager".to_owned(),
+            if init { "init" } else { "run" }.to_owned(),
+        ];
         let pairs = [
             ("--data-dir", self.manager_dir.display().to_string()),
             ("--socket", self.manager_socket.display().to_string()),
@@ -145,7 +148,9 @@ pub async fn ensure(host: &HostArgs) -> anyhow::Result<()> {
                     local.manager_dir.display()
                 );
             }
-            if local.manager_socket.exists() && std::os::unix::net::UnixStream::connect(&local.manager_socket).is_ok() {
+            if local.manager_socket.exists()
+                && std::os::unix::net::UnixStream::connect(&local.manager_socket).is_ok()
+            {
                 // A manager runs here without a saved context; the socket reaches it.
                 return Ok(());
             }
@@ -182,9 +187,10 @@ async fn wait_ready(local: &Local) -> anyhow::Result<()> {
             }
         };
         match api.call::<List<Node>>(Method::GET, "/v1/nodes").await {
-            Ok(nodes) if nodes.items.iter().any(|n| {
-                n.status.state == NodeState::Ready && !n.description.engine_version.is_empty()
-            }) =>
+            Ok(nodes)
+                if nodes.items.iter().any(|n| {
+                    n.status.state == NodeState::Ready && !n.description.engine_version.is_empty()
+                }) =>
             {
                 return Ok(());
             }

@@ -62,7 +62,10 @@ async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
         [] => bail!("no service {name} (see `orch service ls`)"),
         many => bail!(
             "{name} names several services: {}; use the full name",
-            many.iter().map(|s| s.meta.id.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|s| s.meta.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -75,18 +78,31 @@ async fn put(api: &ManagerApi, service: &Service) -> anyhow::Result<Service> {
         "name": service.name,
         "spec": service.spec,
     });
-    let path = format!("/v1/services/{}?version={}", service.meta.id, service.meta.version);
+    let path = format!(
+        "/v1/services/{}?version={}",
+        service.meta.id, service.meta.version
+    );
     api.send(Method::PUT, &path, Some(&body))
         .await
         .with_context(|| format!("update service {}", service.meta.id))
 }
 
 fn set_replicas(service: &mut Service, n: u64) -> anyhow::Result<()> {
-    if matches!(mode(&service.spec), DeployMode::Global | DeployMode::GlobalJob) {
-        bail!("{} is a global service: it runs one task per node and has no replica count", service.meta.id);
+    if matches!(
+        mode(&service.spec),
+        DeployMode::Global | DeployMode::GlobalJob
+    ) {
+        bail!(
+            "{} is a global service: it runs one task per node and has no replica count",
+            service.meta.id
+        );
     }
     service.spec.scale = None;
-    service.spec.deploy.get_or_insert_with(Default::default).replicas = Some(n);
+    service
+        .spec
+        .deploy
+        .get_or_insert_with(Default::default)
+        .replicas = Some(n);
     Ok(())
 }
 
@@ -122,14 +138,24 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
             ServiceCommand::Ls => {
                 let services = services(&api).await?;
                 let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
-                let rows: Vec<Vec<String>> = services.iter().map(|s| service_row(s, &tasks.items)).collect();
-                render::table(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "ROLLOUT"], &rows)?;
+                let rows: Vec<Vec<String>> = services
+                    .iter()
+                    .map(|s| service_row(s, &tasks.items))
+                    .collect();
+                render::table(
+                    &["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "ROLLOUT"],
+                    &rows,
+                )?;
             }
             ServiceCommand::Inspect { service } => {
                 let service = find(&api, &service).await?;
                 render::json(&service)?;
             }
-            ServiceCommand::Update { service, image, replicas } => {
+            ServiceCommand::Update {
+                service,
+                image,
+                replicas,
+            } => {
                 let mut service = find(&api, &service).await?;
                 if let Some(image) = image {
                     service.spec.image = Some(image);
@@ -147,7 +173,10 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
                 };
                 service.spec = previous;
                 let written = put(&api, &service).await?;
-                println!("{} rolled back (version {})", written.meta.id, written.meta.version);
+                println!(
+                    "{} rolled back (version {})",
+                    written.meta.id, written.meta.version
+                );
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -175,7 +204,11 @@ fn service_row(s: &Service, tasks: &[Task]) -> Vec<String> {
             UpdateState::RollbackPaused => "rollback paused",
             UpdateState::RollbackCompleted => "rolled back",
         };
-        if u.message.is_empty() { state.to_owned() } else { format!("{state}: {}", u.message) }
+        if u.message.is_empty() {
+            state.to_owned()
+        } else {
+            format!("{state}: {}", u.message)
+        }
     });
     vec![
         s.meta.id.clone(),

@@ -124,35 +124,44 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // Containers outlive their engine by design: kill them and their shims.
-        let containers = self.dir.join("data/containers");
-        for entry in std::fs::read_dir(containers)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(text) = std::fs::read_to_string(entry.path().join("state.json")) else {
-                continue;
-            };
-            let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            for key in ["pid", "shim_pid"] {
-                if let Some(pid) = state[key].as_i64() {
-                    // SAFETY: signalling a process this test started.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                }
-            }
-        }
+        kill_containers(&self.dir.join("data"));
         self.stop();
-        // Containers (and so their held namespaces) outlive a stopped engine.
-        for entry in std::fs::read_dir(self.dir.join("data/netns"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = netns::remove(&entry.path());
-        }
+        remove_netns(&self.dir.join("data"));
         let _ = netns::remove(&self.host());
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills the containers (and their shims) of the engine with data dir `data`:
+/// containers outlive their engine by design.
+pub fn kill_containers(data: &Path) {
+    for entry in std::fs::read_dir(data.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("state.json")) else {
+            continue;
+        };
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for key in ["pid", "shim_pid"] {
+            if let Some(pid) = state[key].as_i64() {
+                // SAFETY: signalling a process this test started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Removes the network namespaces the engine with data dir `data` kept (containers'
+/// and overlays' namespaces outlive a stopped engine).
+pub fn remove_netns(data: &Path) {
+    for entry in std::fs::read_dir(data.join("netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = netns::remove(&entry.path());
     }
 }
 

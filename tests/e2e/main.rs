@@ -6,6 +6,7 @@ mod cluster;
 mod engine;
 mod network;
 mod runtime;
+mod stack;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
