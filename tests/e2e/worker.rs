@@ -11,7 +11,7 @@ use api::cluster::{Meta, Task, TaskNetwork, TaskState, TaskStatus};
 use api::container::ContainerStatus;
 use api::error::ErrorCode;
 use api::network::{EndpointMode, NetworkCreate, ServiceEndpoint};
-use api::service::ServiceSpec;
+use api::service::{Healthcheck, ServiceSpec};
 use api::session::{Assignments, NetworkAssignment, TaskReport};
 use api::units::Duration as Span;
 use std::collections::BTreeMap;
@@ -106,6 +106,18 @@ fn executor_runs_a_set_shuts_down_what_leaves_it_and_a_new_one_adopts_the_rest()
         1,
         busybox(&["sh", "-c", "exit 3"]),
     );
+    let probe = |test: &str| {
+        let mut spec = busybox(&["sleep", "60"]);
+        spec.healthcheck = Some(Healthcheck {
+            test: vec!["CMD".into(), test.into()],
+            interval: Some(Span(300_000_000)),
+            retries: Some(1),
+            ..Healthcheck::default()
+        });
+        spec
+    };
+    let healthy = task(&prefix, "healthy", "healthy", 1, probe("true"));
+    let sick = task(&prefix, "sick", "sick", 1, probe("false"));
     let ghost_image = format!("127.0.0.1:9/{prefix}-ghost:1");
     let ghost = task(
         &prefix,
@@ -147,12 +159,15 @@ fn executor_runs_a_set_shuts_down_what_leaves_it_and_a_new_one_adopts_the_rest()
             once.clone(),
             three.clone(),
             ghost.clone(),
+            healthy.clone(),
+            sick.clone(),
         ],
         networks: vec![network],
     };
     let ids = |t: &Task| t.meta.id.clone();
     let (w1, w2, once, three, ghost) =
         (ids(&web1), ids(&web2), ids(&once), ids(&three), ids(&ghost));
+    let (healthy, sick) = (ids(&healthy), ids(&sick));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,17 +186,24 @@ fn executor_runs_a_set_shuts_down_what_leaves_it_and_a_new_one_adopts_the_rest()
         until(
             &mut rep,
             &mut seen,
-            "two replicas running, one task complete, one failed, one rejected",
+            "two replicas running, one task complete, one failed, one rejected, one healthy, one not",
             |s| {
                 is(s, &w1, TaskState::Running)
                     && is(s, &w2, TaskState::Running)
                     && is(s, &once, TaskState::Complete)
                     && is(s, &three, TaskState::Failed)
                     && is(s, &ghost, TaskState::Rejected)
+                    && is(s, &healthy, TaskState::Running)
+                    && is(s, &sick, TaskState::Failed)
             },
         )
         .await;
-        eprintln!("set of 5 tasks converged in {:?}", started.elapsed());
+        eprintln!("set of 7 tasks converged in {:?}", started.elapsed());
+        // A health check holds a task in `starting` until it passes (swarmkit's way).
+        let states: Vec<TaskState> = seen[&healthy].iter().map(|s| s.state).collect();
+        assert_eq!(states, [TaskState::Preparing, TaskState::Starting, TaskState::Running]);
+        let unhealthy = &last(&seen, &sick).unwrap().message;
+        assert!(unhealthy.starts_with("unhealthy: probe exit 1"), "{unhealthy}");
         let states: Vec<TaskState> = seen[&w1].iter().map(|s| s.state).collect();
         assert_eq!(
             states,

@@ -9,7 +9,7 @@
 //! - [`runner`]: one task's life: prepare, create, start, watch, stop, remove.
 //! - [`adopt`]: the task containers and cluster networks found on the engine.
 //! - [`run`]: the loop that ties them together ([`run()`]).
-//! - [`error`]: [`ExecutorError`].
+//! - [`error`]: the executor's error type, [`ExecutorError`].
 
 pub mod adopt;
 pub mod error;

@@ -148,9 +148,11 @@ impl Runner {
         let Some(id) = self.container.clone() else {
             return Phase::Ended;
         };
+        let mut reported = None;
         if seen == Some(Observed::Created) {
             self.send(report::status(TaskState::Starting, now(), Some(&id)))
                 .await;
+            reported = Some(TaskState::Starting);
             if let Err(e) = self.engine.start_container(&id).await {
                 let msg = format!("start: {e}");
                 self.send(report::with_message(
@@ -164,7 +166,7 @@ impl Runner {
             }
             seen = self.look(&id).await;
         }
-        self.watch(task, &id, seen).await
+        self.watch(task, &id, seen, reported).await
     }
 
     /// The image pulled as its policy says, then the container made.
@@ -203,9 +205,14 @@ impl Runner {
     }
 
     /// Report what container `id` does until it ends: its exit, or its health failing
-    /// (then it is stopped).
-    async fn watch(&mut self, task: &Task, id: &str, mut seen: Option<Observed>) -> Phase {
-        let mut reported: Option<TaskState> = None;
+    /// (then it is stopped). `reported`: the state last reported.
+    async fn watch(
+        &mut self,
+        task: &Task,
+        id: &str,
+        mut seen: Option<Observed>,
+        mut reported: Option<TaskState>,
+    ) -> Phase {
         let mut health = has_health(task);
         let exit = wait(self.engine.clone(), id.to_owned());
         tokio::pin!(exit);
@@ -239,10 +246,7 @@ impl Runner {
                 _ => None,
             };
             seen = tokio::select! {
-                ended = &mut exit => match ended {
-                    Some(e) => Some(Observed::Exited(e)),
-                    None => None,
-                },
+                ended = &mut exit => ended.map(Observed::Exited),
                 () = sleep_or_forever(poll) => self.look(id).await,
             };
         }
