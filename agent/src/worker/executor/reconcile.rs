@@ -64,8 +64,22 @@ pub enum Action {
     Stop(String),
     /// Stop and remove a container found at start whose task is not to run.
     RemoveOrphan { task: String, container: String },
-    /// Report a task shut down that never ran here.
-    Retire(String),
+    /// Be done with a task that has no container here.
+    Retire { task: String, why: Retirement },
+}
+
+/// Why a task without a container is done with, and so what to report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retirement {
+    /// It is to stop before it ran here: report `shutdown`.
+    Shutdown,
+    /// Its status says it was started, but the node has no container of it (lost
+    /// with the node's state): report `failed`, as swarmkit does, so the manager
+    /// replaces it.
+    Lost,
+    /// Its status is final already (an agent that restarted meets it again):
+    /// nothing to report.
+    Final,
 }
 
 /// What to do so the node matches `set`.
@@ -133,17 +147,34 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
             continue;
         }
         let runner = local.runners.get(id);
+        let adopted = local.adopted.get(id);
+        let retire = |why| Action::Retire {
+            task: id.clone(),
+            why,
+        };
+        let finished = t.status.state > TaskState::Running;
         if t.desired_state >= TaskState::Shutdown {
-            match (runner, local.adopted.get(id)) {
+            match (runner, adopted) {
                 (Some(false), _) => stops.push(Action::Stop(id.clone())),
                 (Some(true), _) => {}
                 (None, Some(c)) => stops.push(Action::RemoveOrphan {
                     task: id.clone(),
                     container: c.clone(),
                 }),
-                (None, None) => stops.push(Action::Retire(id.clone())),
+                (None, None) if finished => stops.push(retire(Retirement::Final)),
+                (None, None) => stops.push(retire(Retirement::Shutdown)),
             }
         } else if runner.is_none() {
+            // A task the node ran before it restarted and no longer has a container
+            // of is not run again: its status says how far it got.
+            if adopted.is_none() && finished {
+                stops.push(retire(Retirement::Final));
+                continue;
+            }
+            if adopted.is_none() && t.status.state >= TaskState::Starting {
+                stops.push(retire(Retirement::Lost));
+                continue;
+            }
             runs.push(Action::Run {
                 task: Box::new(t.clone()),
                 container: local.adopted.get(id).cloned(),

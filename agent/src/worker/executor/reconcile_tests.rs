@@ -79,7 +79,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
             ),
             Action::Stop(t) => format!("stop {t}"),
             Action::RemoveOrphan { task, container } => format!("orphan {task} {container}"),
-            Action::Retire(t) => format!("retire {t}"),
+            Action::Retire { task, why } => format!("retire {task} {why:?}"),
         })
         .collect()
 }
@@ -124,8 +124,8 @@ fn apply(local: &mut Local, actions: &[Action]) {
                 local.adopted.remove(task);
                 local.runners.insert(task.clone(), true);
             }
-            Action::Retire(t) => {
-                local.retired.insert(t.clone());
+            Action::Retire { task, .. } => {
+                local.retired.insert(task.clone());
             }
         }
     }
@@ -216,7 +216,7 @@ fn shutdowns_stop_runners_remove_orphans_and_retire_the_rest() {
         [
             "stop running",
             "orphan found c1",
-            "retire never",
+            "retire never Shutdown",
             "stop gone",
             "orphan stray c3",
             "run adopt in c2",
@@ -306,4 +306,39 @@ proptest! {
         apply(&mut local, &first);
         prop_assert_eq!(kinds(&plan(&s, &local)), Vec::<String>::new());
     }
+}
+
+#[test]
+fn a_restarted_node_does_not_run_again_what_got_further_than_preparing() {
+    let with_status = |id: &str, state: TaskState| {
+        let mut t = task(id, TaskState::Running, &[]);
+        t.status.state = state;
+        t
+    };
+    let s = set(
+        vec![
+            with_status("fresh", TaskState::Assigned),
+            with_status("pulling", TaskState::Preparing),
+            with_status("lost", TaskState::Running),
+            with_status("kept", TaskState::Running),
+            with_status("rejected", TaskState::Rejected),
+            with_status("done", TaskState::Complete),
+        ],
+        Vec::new(),
+    );
+    let local = Local {
+        adopted: [("kept".into(), "c1".into()), ("done".into(), "c2".into())].into(),
+        ..Local::default()
+    };
+    assert_eq!(
+        kinds(&plan(&s, &local)),
+        [
+            "retire lost Lost",
+            "retire rejected Final",
+            "run fresh",
+            "run pulling",
+            "run kept in c1",
+            "run done in c2",
+        ]
+    );
 }

@@ -4,7 +4,7 @@
 //! the loop plan again, so networks that lost their last task go.
 
 use super::adopt;
-use super::reconcile::{Action, Local, plan};
+use super::reconcile::{Action, Local, Retirement, plan};
 use super::report;
 use super::runner::{Job, Runner};
 use api::client::EngineClient;
@@ -36,24 +36,11 @@ pub async fn run(
         runners: JoinSet::new(),
         ids: BTreeMap::new(),
     };
-    let mut current = None;
-    loop {
-        tokio::select! {
-            found = adopt::containers(&ex.engine) => match found {
-                Ok(found) => {
-                    ex.local.adopted = found;
-                    break;
-                }
-                Err(e) => {
-                    eprintln!("orch agent: executor: {e}; asking again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            },
-            changed = assignments.changed() => if changed.is_err() {
-                return;
-            },
-        }
+    match adopt_all(&ex.engine, &mut assignments).await {
+        Some(found) => ex.local.adopted = found,
+        None => return,
     }
+    let mut current = None;
     let first = assignments.borrow_and_update().clone();
     if first != Assignments::default() {
         ex.reconcile(&first).await;
@@ -82,6 +69,33 @@ pub async fn run(
         }
     }
     // Dropping the runners ends them; their containers stay.
+}
+
+/// The task containers on the engine (asked again while it does not answer);
+/// `None` when `assignments` closes first.
+async fn adopt_all(
+    engine: &EngineClient,
+    assignments: &mut watch::Receiver<Assignments>,
+) -> Option<BTreeMap<String, String>> {
+    loop {
+        let attempt = adopt::containers(engine);
+        tokio::pin!(attempt);
+        let found = loop {
+            tokio::select! {
+                found = &mut attempt => break found,
+                changed = assignments.changed() => if changed.is_err() {
+                    return None;
+                },
+            }
+        };
+        match found {
+            Ok(found) => return Some(found),
+            Err(e) => {
+                eprintln!("orch agent: executor: {e}; asking again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// The loop's state.
@@ -167,16 +181,25 @@ impl Executor {
                 self.spawn(task, true, Job::Remove { container });
                 Ok(())
             }
-            Action::Retire(id) => {
-                let status = report::status(TaskState::Shutdown, now(), None);
-                let _ = self
-                    .reports
-                    .send(TaskReport {
-                        task: id.clone(),
+            Action::Retire { task, why } => {
+                let status = match why {
+                    Retirement::Shutdown => Some(report::status(TaskState::Shutdown, now(), None)),
+                    Retirement::Lost => Some(report::with_message(
+                        TaskState::Failed,
+                        now(),
+                        None,
+                        "the task's container is gone from the node",
+                    )),
+                    Retirement::Final => None,
+                };
+                if let Some(status) = status {
+                    let report = TaskReport {
+                        task: task.clone(),
                         status,
-                    })
-                    .await;
-                self.local.retired.insert(id);
+                    };
+                    let _ = self.reports.send(report).await;
+                }
+                self.local.retired.insert(task);
                 Ok(())
             }
         };
