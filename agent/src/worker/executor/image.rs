@@ -89,3 +89,32 @@ pub async fn pull(
         "the engine ended the pull without saying it was done".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_read_as_compose_writes_them() {
+        let of = |p: Option<&str>| {
+            PullPolicy::of(&ServiceSpec {
+                pull_policy: p.map(str::to_owned),
+                ..ServiceSpec::default()
+            })
+        };
+        for (text, want) in [
+            (None, PullPolicy::Missing),
+            (Some("missing"), PullPolicy::Missing),
+            (Some("if_not_present"), PullPolicy::Missing),
+            (Some("build"), PullPolicy::Missing),
+            (Some("daily"), PullPolicy::Missing),
+            (Some("every_12h"), PullPolicy::Missing),
+            (Some("always"), PullPolicy::Always),
+            (Some("never"), PullPolicy::Never),
+        ] {
+            assert_eq!(of(text).unwrap(), want, "{text:?}");
+        }
+        let e = of(Some("sometimes")).unwrap_err().to_string();
+        assert!(e.starts_with("pull_policy: \"sometimes\""), "{e}");
+    }
+}

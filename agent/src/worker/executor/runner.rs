@@ -49,8 +49,6 @@ pub struct Runner {
     /// The name its container has (or would have): a runner stopped while the
     /// engine was making the container still finds it.
     name: Option<String>,
-    /// Seconds between stop signal and SIGKILL.
-    grace: u64,
     /// Turns `true` when the task is to stop.
     stop: watch::Receiver<bool>,
 }
@@ -78,7 +76,6 @@ impl Runner {
             task,
             container: None,
             name: None,
-            grace: spec::DEFAULT_GRACE_SECS,
             stop,
         }
     }
@@ -91,7 +88,6 @@ impl Runner {
                 container,
                 internal_only,
             } => {
-                self.grace = spec::grace_secs(&task.spec);
                 self.name = Some(spec::container_name(&task));
                 self.container = container;
                 let mut stop = self.stop.clone();
@@ -232,7 +228,7 @@ impl Runner {
             match now_seen {
                 Observed::Exited(_) => return Phase::Ended,
                 Observed::Unhealthy(_) => {
-                    let _ = self.engine.stop_container(id, Some(self.grace)).await;
+                    let _ = self.engine.stop_container(id, None).await;
                     return Phase::Ended;
                 }
                 Observed::Created | Observed::Starting | Observed::Running => {}
@@ -252,13 +248,14 @@ impl Runner {
         }
     }
 
-    /// Stop (stop signal, the grace period, SIGKILL) and remove the task's container.
+    /// Stop (stop signal, grace period, SIGKILL: the container's own, set from the
+    /// spec at create) and remove the task's container.
     async fn remove(&self) -> Result<(), ExecutorError> {
         let Some(id) = self.container.as_ref().or(self.name.as_ref()) else {
             return Ok(());
         };
         let gone = |e: &api::client::ClientError| e.code() == Some(ErrorCode::NotFound);
-        match self.engine.stop_container(id, Some(self.grace)).await {
+        match self.engine.stop_container(id, None).await {
             Err(e) if !gone(&e) => {
                 return Err(ExecutorError::engine(format!("stop container {id}"))(e));
             }
