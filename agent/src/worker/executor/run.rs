@@ -1,7 +1,8 @@
 //! The executor's loop: find what the engine has, then for each assignment set plan
 //! ([`super::reconcile`]) and apply: network calls in line, tasks on runners of their
 //! own, which report on the way. A runner that ends (its container removed) makes
-//! the loop plan again, so networks that lost their last task go.
+//! the loop plan again, so networks that lost their last task go; so does a failed
+//! engine call, after a pause.
 
 use super::adopt;
 use super::reconcile::{Action, Local, Retirement, plan};
@@ -35,6 +36,7 @@ pub async fn run(
         stops: BTreeMap::new(),
         runners: JoinSet::new(),
         ids: BTreeMap::new(),
+        failed: false,
     };
     match adopt_all(&ex.engine, &mut assignments).await {
         Some(found) => ex.local.adopted = found,
@@ -55,6 +57,11 @@ pub async fn run(
                 let set = assignments.borrow_and_update().clone();
                 ex.reconcile(&set).await;
                 current = Some(set);
+            }
+            () = tokio::time::sleep(RETRY), if ex.failed => {
+                if let Some(set) = &current {
+                    ex.reconcile(set).await;
+                }
             }
             Some(ended) = ex.runners.join_next_with_id(), if !ex.runners.is_empty() => {
                 let id = match &ended {
@@ -108,14 +115,23 @@ struct Executor {
     runners: JoinSet<()>,
     /// Task ids of the runners, by tokio task id.
     ids: BTreeMap<Id, String>,
+    /// A call of the last reconcile failed: it is tried again after [`RETRY`].
+    failed: bool,
 }
+
+/// How long after a failed engine call the set is reconciled again.
+const RETRY: Duration = Duration::from_secs(2);
 
 impl Executor {
     /// Make the node match `set`.
     async fn reconcile(&mut self, set: &Assignments) {
+        self.failed = false;
         match adopt::networks(&self.engine).await {
             Ok(networks) => self.local.networks = networks,
-            Err(e) => eprintln!("orch agent: executor: {e}"),
+            Err(e) => {
+                eprintln!("orch agent: executor: {e}");
+                self.failed = true;
+            }
         }
         for action in plan(set, &self.local) {
             self.apply(action).await;
@@ -205,8 +221,9 @@ impl Executor {
         };
         if let Err(e) = result {
             // Tasks on a network that could not be made are rejected with the
-            // engine's reason; the next set (or runner end) tries again.
+            // engine's reason; the set is reconciled again after RETRY.
             eprintln!("orch agent: executor: {e}");
+            self.failed = true;
         }
     }
 
