@@ -11,7 +11,7 @@ use super::runner::{Job, Runner};
 use api::client::EngineClient;
 use api::cluster::{TaskState, Timestamp};
 use api::session::{Assignments, TaskReport};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
@@ -136,9 +136,8 @@ impl Executor {
         for action in plan(set, &self.local) {
             self.apply(action).await;
         }
-        self.local
-            .retired
-            .retain(|id| set.tasks.iter().any(|t| t.meta.id == *id));
+        let in_set: BTreeSet<&str> = set.tasks.iter().map(|t| t.meta.id.as_str()).collect();
+        self.local.retired.retain(|id| in_set.contains(id.as_str()));
     }
 
     async fn apply(&mut self, action: Action) {
