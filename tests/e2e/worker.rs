@@ -1,7 +1,8 @@
 //! The worker's executor against a real engine: an assignment set becomes networks
 //! and containers, task states come back as reports, a task taken out of the set is
-//! shut down and removed, and a new executor over the same engine takes over the
-//! running containers without restarting them.
+//! shut down and removed, a new executor over the same engine takes over the
+//! running containers without restarting them, and an engine that restarts under a
+//! running executor loses it no exit.
 
 use crate::engine::{Agent, ok};
 use agent::testing::lan::Lan;
@@ -419,6 +420,46 @@ fn executor_shuts_down_what_leaves_the_set_and_a_new_one_adopts_the_rest() {
         });
         ex.until("web1 shut down", |s| is(s, &web1, TaskState::Shutdown))
             .await;
+        node.empty().await;
+        ex.close().await;
+    });
+}
+
+#[test]
+fn executor_keeps_watching_a_task_across_an_engine_restart() {
+    let Some(mut node) = Node::start("crash") else {
+        return;
+    };
+    let web1 = node.web("web1", 1, "10.231.0.11");
+    let set = Assignments {
+        version: 1,
+        addr: Some("10.98.0.1".into()),
+        tasks: vec![web1.clone()],
+        networks: vec![node.overlay(&["10.231.0.11"])],
+    };
+    let mut ex = node.executor(set);
+    node.rt
+        .block_on(ex.until("web1 running", |s| is(s, &web1, TaskState::Running)));
+    let c1 = ex.container(&web1);
+
+    // The engine dies and comes back; the container runs on under its shim, and the
+    // executor, waiting on it all along, sees it end afterwards.
+    node.agent.crash();
+    node.agent.restart();
+    ok(&node
+        .agent
+        .orch(&["container", "kill", "--signal", "KILL", &c1], None));
+    node.rt.block_on(async {
+        ex.until("web1 failed", |s| is(s, &web1, TaskState::Failed))
+            .await;
+        let failed = ex.last(&web1);
+        assert_eq!(failed.exit_code, Some(137), "{failed:?}");
+        assert_eq!(failed.message, "exit 137");
+        assert_eq!(ex.states(&web1).last(), Some(&TaskState::Failed));
+        ex.sets.send_replace(Assignments {
+            version: 2,
+            ..Assignments::default()
+        });
         node.empty().await;
         ex.close().await;
     });
