@@ -1,12 +1,13 @@
 //! End-to-end tests of the `orch` binary: `orch config` on real files, and the
-//! engine daemon with its image commands ([`engine`]), and the container runtime
-//! ([`runtime`]).
+//! engine daemon with its image commands ([`engine`]), the container runtime
+//! ([`runtime`]), and the worker's executor over a real engine ([`worker`]).
 
 mod cluster;
 mod engine;
 mod network;
 mod runtime;
 mod stack;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
