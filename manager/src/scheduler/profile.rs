@@ -230,7 +230,7 @@ impl Profile {
         self.counts.iter_mut().for_each(|c| c.fill(0));
         self.pushed = vec![NONE; nodes.len()];
         let mut entries: Vec<Vec<Entry>> = vec![Vec::new(); self.groups.len()];
-        for i in 0..self.group_of.len() {
+        for (i, node) in nodes.iter().enumerate() {
             let group = self.group_of[i];
             if group == NONE {
                 continue;
@@ -239,7 +239,7 @@ impl Profile {
                 self.count_service(snapshot, i as u32, group);
             }
             entries[group as usize].push(self.entry(snapshot, i as u32));
-            self.pushed[i] = nodes[i].stamp;
+            self.pushed[i] = node.stamp;
         }
         for (group, entries) in self.groups.iter_mut().zip(entries) {
             group.heap = BinaryHeap::from(entries);
