@@ -136,25 +136,31 @@ pub async fn serve_node(
     session: Option<agent::worker::session::SessionConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (assignments, _assigned) = tokio::sync::watch::channel(Default::default());
-    let (_reporter, reports) = tokio::sync::mpsc::channel(1024);
+    let (assignments, assigned) = tokio::sync::watch::channel(Default::default());
+    let (reporter, reports) = tokio::sync::mpsc::channel(1024);
     let work = agent::worker::session::Work {
         assignments,
         reports,
     };
-    let session = session.map(|config| {
-        tokio::spawn(agent::worker::session::run(config, work, |event| {
+    let mut worker = Vec::new();
+    if let Some(config) = session {
+        let client = api::client::EngineClient::new(&format!("unix://{}", engine.socket.display()))
+            .context("a client of this node's engine")?;
+        worker.push(tokio::spawn(agent::worker::executor::run(
+            client, assigned, reporter,
+        )));
+        worker.push(tokio::spawn(agent::worker::session::run(config, work, |event| {
             eprintln!("orch agent: {}", render_session(&event));
-        }))
-    });
+        })));
+    }
     eprintln!(
         "orch agent: engine on unix://{} (data in {})",
         engine.socket.display(),
         engine.data_dir.display()
     );
     let served = serve(engine, shutdown).await;
-    if let Some(session) = session {
-        session.abort();
+    for task in worker {
+        task.abort();
     }
     served.map_err(anyhow::Error::from)
 }

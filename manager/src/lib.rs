@@ -8,6 +8,9 @@
 //! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
 //! - [`orchestrator`]: stacks to services and networks, services to tasks (replicas,
 //!   global, restarts, rolling updates), and the reconcile loop on the leader.
+//! - [`scheduler`]: pure placement of tasks on nodes — filters (state, availability,
+//!   constraints, dependencies, affinities, replicas per node, ports, resources) and
+//!   strategies (spread, binpack, random), with a structured reason when no node fits.
 //! - [`server`]: the manager daemon — data directory, TLS listener, join endpoints.
 //! - [`http`]: the REST API `/v1` (resources, events, cluster, OpenAPI document) and
 //!   `/metrics`, with authentication and leader forwarding.
@@ -20,5 +23,6 @@ pub mod ca;
 pub mod dispatcher;
 pub mod http;
 pub mod orchestrator;
+pub mod scheduler;
 pub mod server;
 pub mod store;
