@@ -149,9 +149,13 @@ pub async fn serve_node(
         worker.push(tokio::spawn(agent::worker::executor::run(
             client, assigned, reporter,
         )));
-        worker.push(tokio::spawn(agent::worker::session::run(config, work, |event| {
-            eprintln!("orch agent: {}", render_session(&event));
-        })));
+        worker.push(tokio::spawn(agent::worker::session::run(
+            config,
+            work,
+            |event| {
+                eprintln!("orch agent: {}", render_session(&event));
+            },
+        )));
     }
     eprintln!(
         "orch agent: engine on unix://{} (data in {})",

@@ -28,6 +28,10 @@ pub enum ManagerCommand {
         /// A node silent this long is marked down.
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
         node_down_grace: Duration,
+        /// How tasks are placed: spread, binpack or random (a service overrides it
+        /// with the label `orch.strategy`).
+        #[arg(long, value_name = "STRATEGY", default_value = "spread")]
+        strategy: manager::scheduler::Strategy,
     },
     /// Join a cluster as a manager (with its manager token), then serve it.
     Join {
@@ -122,10 +126,12 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
                 daemon,
                 heartbeat,
                 node_down_grace,
+                strategy,
             } => {
                 let settings = ClusterSettings {
                     heartbeat_ms: millis(heartbeat),
                     node_down_grace_ms: millis(node_down_grace),
+                    strategy,
                 };
                 let (manager, tokens) = Manager::init(daemon.config(), settings)
                     .await

@@ -132,13 +132,12 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         if args.detach {
             return Ok(ExitCode::SUCCESS);
         }
-        follow_up(
-            &api,
-            &name,
-            spec.services.len(),
-            Duration::from_secs(args.timeout),
-        )
-        .await
+        let target = Target {
+            stack: name.clone(),
+            services: spec.services.len(),
+            version: written.meta.version,
+        };
+        follow_up(&api, &target, Duration::from_secs(args.timeout)).await
     })
 }
 
@@ -294,18 +293,42 @@ async fn snapshot(api: &ManagerApi) -> anyhow::Result<(Vec<Service>, Vec<Task>, 
     Ok((services.items, tasks.items, nodes.items))
 }
 
+/// What `up` waits for: the stack's services made from (at least) the stack version
+/// written, then converged.
+struct Target {
+    stack: String,
+    services: usize,
+    version: u64,
+}
+
 /// Follows the stack until it converges (exit 0) or the deadline passes (exit 1,
 /// with each unconverged service's reasons).
 async fn follow_up(
     api: &ManagerApi,
-    stack: &str,
-    services: usize,
+    target: &Target,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
+    let stack = target.stack.as_str();
+    let services = target.services;
     let start = Instant::now();
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let (all_services, tasks, nodes) = snapshot(api).await?;
+        let applied = all_services
+            .iter()
+            .filter(|s| s.stack == stack && s.stack_version >= target.version)
+            .count();
+        if applied < services {
+            if start.elapsed() >= timeout {
+                eprintln!(
+                    "error: the managers did not apply stack {stack} in {}s ({applied} of {services} services)",
+                    timeout.as_secs()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let ready = nodes
             .iter()
             .filter(|n| n.status.state == api::cluster::NodeState::Ready)

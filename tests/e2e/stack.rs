@@ -184,16 +184,21 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
     let h = LocalHost::new("stack");
     std::fs::write(h.dir.join("compose.yaml"), stack("1")).unwrap();
 
-    // No cluster configured: `up -d` starts the local one and writes the stack.
-    let out = h.orch(&["up", "-d"]);
-    let err = ok(&out);
-    let _ = err;
+    // No cluster configured: `up -d` starts the local one. The first stack has no
+    // task yet: images come from this host only (no registry is reachable), and the
+    // engine that imports them is the local cluster's.
+    std::fs::write(
+        h.dir.join("boot.yaml"),
+        "name: boot\nservices:\n  idle:\n    image: busybox\n    deploy:\n      replicas: 0\n",
+    )
+    .unwrap();
+    let out = h.orch(&["up", "-d", "-f", "boot.yaml"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("started a local one"),
+        out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("started a local one"),
         "{}",
         text(&out)
     );
-    // The image exists only locally; tasks that found none are retried.
     let mut import = h.command("bash");
     import.arg(super::repo().join("scripts/busybox-image"));
     ok(&import.output().expect("import busybox"));
@@ -215,11 +220,16 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
         let body = h.http_get(8080)?;
         body.contains("hello-from-web").then_some(()).ok_or(body)
     });
-    let ps = ok(&h.orch(&["ps", "-a"]));
-    assert!(
-        ps.lines()
-            .any(|l| l.contains("shop_check.1") && l.contains("complete")),
-        "the one-shot check reached api by name and completed:\n{ps}"
+    eventually(
+        60,
+        "the one-shot check reaches api by name and completes",
+        || {
+            let ps = ok(&h.orch(&["ps", "-a"]));
+            ps.lines()
+                .any(|l| l.contains("shop_check.1") && l.contains("complete"))
+                .then_some(())
+                .ok_or(ps)
+        },
     );
 
     ok(&h.orch(&["scale", "api=3"]));
@@ -253,6 +263,7 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
 
     let out = h.orch(&["down"]);
     assert!(out.status.success(), "{}", text(&out));
+    ok(&h.orch(&["down", "-p", "boot"]));
     let containers = ok(&h.orch(&["container", "ls", "-a", "-q"]));
     assert_eq!(containers.trim(), "", "no container is left");
     let networks = ok(&h.orch(&["network", "ls"]));

@@ -126,6 +126,8 @@ pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(S
             why = send_reports(&config.http, &leader, &session_id, &mut work.reports, &mut unsent) => why,
         };
         report(SessionEvent::Lost { why });
+        // Not in a tight loop when the leader keeps refusing something.
+        tokio::time::sleep(backoff).await;
         // The leader failed: start with the others.
         if let Some(pos) = managers.iter().position(|m| *m == leader) {
             let failed = managers.remove(pos);

@@ -9,7 +9,7 @@
 use super::assignments::assignments as assignments_of;
 use super::{Dispatcher, Refusal, node_caller};
 use crate::store::{Command, StoreError};
-use api::cluster::{Object, TaskState};
+use api::cluster::{Object, Task, TaskState, TaskStatus};
 use api::error::ErrorCode;
 use api::session::{Assignments, StatusBatch};
 use axum::body::{Body, Bytes};
@@ -18,6 +18,7 @@ use axum::http::header;
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +104,23 @@ pub async fn assignments(
         .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))
 }
 
+/// `task` with the status `new`, unless that would move it backwards (a state before
+/// its current one, or any change after it ended) or changes nothing.
+fn advance(task: &Task, new: &TaskStatus) -> Option<Task> {
+    let old = &task.status;
+    let backwards =
+        new.state < old.state || (old.state >= TaskState::Complete && new.state != old.state);
+    if backwards || new == old {
+        return None;
+    }
+    let mut task = task.clone();
+    task.status = new.clone();
+    if task.status.container.is_none() {
+        task.status.container = old.container.clone();
+    }
+    Some(task)
+}
+
 /// How many times a batch of reports is retried when another write won.
 const ATTEMPTS: usize = 5;
 
@@ -119,32 +137,33 @@ pub async fn status(
         let (commands, refused) = d
             .store
             .view(|state| {
-                let mut commands = Vec::new();
+                let mut changed: BTreeMap<&str, Task> = BTreeMap::new();
                 let mut refused = Vec::new();
+                // Reports apply in order; several for one task make one write.
                 for report in &batch.reports {
-                    let Some(task) = state.tasks.get(&report.task) else {
-                        // Deleted meanwhile: nothing to record.
-                        continue;
+                    let current = match changed.get(report.task.as_str()) {
+                        Some(task) => task,
+                        None => match state.tasks.get(&report.task) {
+                            Some(task) => task,
+                            // Deleted meanwhile: nothing to record.
+                            None => continue,
+                        },
                     };
-                    if task.node.as_deref() != Some(node.as_str()) {
+                    if current.node.as_deref() != Some(node.as_str()) {
                         refused.push(report.task.clone());
                         continue;
                     }
-                    let old = &task.status;
-                    let new = &report.status;
-                    let backwards = new.state < old.state
-                        || (old.state >= TaskState::Complete && new.state != old.state);
-                    if backwards || (new == old) {
-                        continue;
+                    if let Some(task) = advance(current, &report.status) {
+                        changed.insert(report.task.as_str(), task);
                     }
-                    let mut task = task.clone();
-                    task.status = new.clone();
-                    if task.status.container.is_none() {
-                        task.status.container = old.container.clone();
-                    }
-                    let version = task.meta.version;
-                    commands.push(Command::update(Object::Task(Box::new(task)), version));
                 }
+                let commands: Vec<Command> = changed
+                    .into_values()
+                    .map(|task| {
+                        let version = task.meta.version;
+                        Command::update(Object::Task(Box::new(task)), version)
+                    })
+                    .collect();
                 (commands, refused)
             })
             .value;

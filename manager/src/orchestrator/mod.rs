@@ -5,6 +5,7 @@
 //! - [`tasks`]: each service's tasks — replicas or one per node, restarts, tasks of
 //!   lost nodes replaced, rolling updates, bounded history.
 //! - [`policy`]: restart and update settings with swarm's defaults.
+//! - [`schedule`]: pending tasks onto nodes with the [`scheduler`](crate::scheduler).
 //! - [`change`]: what a pass wants written.
 //! - `run`: the loop on the leader: after each commit (and when a delay is due) it
 //!   runs the passes — orchestrator, allocator, scheduler — and writes their
@@ -13,6 +14,7 @@
 pub mod change;
 pub mod policy;
 mod run;
+pub mod schedule;
 pub mod stacks;
 pub mod tasks;
 
@@ -32,6 +34,17 @@ pub fn passes() -> Vec<(&'static str, Pass)> {
             "allocator",
             Box::new(|state: &State, _, _: &mut dyn FnMut() -> String| {
                 crate::allocator::plan(state)
+            }),
+        ),
+        (
+            "scheduler",
+            Box::new(|state: &State, now, _: &mut dyn FnMut() -> String| {
+                let strategy = state
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.settings.strategy)
+                    .unwrap_or_default();
+                schedule::plan(state, strategy, now)
             }),
         ),
     ]

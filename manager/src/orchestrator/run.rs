@@ -81,12 +81,12 @@ impl Reconciler {
             let commands: Vec<Command> = view.value.changes.into_iter().map(to_command).collect();
             match self.store.write(Command::Batch { commands }).await {
                 Ok(_) => wrote = true,
-                // Someone else wrote first: the next round sees it.
+                // Someone else wrote first: another round sees it.
                 Err(
                     StoreError::Conflict { .. }
                     | StoreError::NotFound { .. }
                     | StoreError::Exists { .. },
-                ) => {}
+                ) => wrote = true,
                 Err(e) => {
                     eprintln!("orch manager: the {name} pass could not write: {e}");
                     return Err(e);

@@ -462,3 +462,25 @@ fn a_completed_update_says_so() {
         "parallelism 0: all at once"
     );
 }
+
+#[test]
+fn the_scheduling_pass_assigns_pending_tasks_or_says_why_not() {
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", spec("busybox", 2))]);
+    // The simulation placed them; make one pending again and let the real pass run.
+    let mut task = sim.wanted("app_web")[0].clone();
+    task.node = None;
+    task.status.state = TaskState::Pending;
+    let version = task.meta.version;
+    sim.commit(vec![crate::store::Command::update(
+        api::cluster::Object::Task(Box::new(task.clone())),
+        version,
+    )]);
+    let plan = super::schedule::plan(&sim.state, crate::scheduler::Strategy::Spread, sim.now);
+    assert_eq!(plan.changes.len(), 1, "{plan:?}");
+    let super::Change::Update(api::cluster::Object::Task(placed)) = &plan.changes[0] else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(placed.node.as_deref(), Some("n1"));
+    assert_eq!(placed.status.state, TaskState::Assigned);
+}

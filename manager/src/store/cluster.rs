@@ -16,6 +16,8 @@ pub struct ClusterSettings {
     pub heartbeat_ms: u64,
     /// A node missing heartbeats this long (milliseconds) is marked down.
     pub node_down_grace_ms: u64,
+    /// How tasks are placed unless a service says otherwise (label `orch.strategy`).
+    pub strategy: crate::scheduler::Strategy,
 }
 
 impl Default for ClusterSettings {
@@ -23,6 +25,7 @@ impl Default for ClusterSettings {
         ClusterSettings {
             heartbeat_ms: 1000,
             node_down_grace_ms: 3000,
+            strategy: crate::scheduler::Strategy::default(),
         }
     }
 }

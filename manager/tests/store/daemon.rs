@@ -25,6 +25,7 @@ async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
     let settings = ClusterSettings {
         heartbeat_ms: 200,
         node_down_grace_ms: 1000,
+        ..ClusterSettings::default()
     };
     Manager::init(config, settings).await.expect("init")
 }
