@@ -31,6 +31,11 @@ pub enum NodeCommand {
 pub enum ClusterCommand {
     /// The raft view of the manager asked: leader, members, indexes, health.
     Status,
+    /// Start the local single-node cluster (a manager that also runs the engine, on
+    /// loopback), as `orch up` does on first use when no cluster is configured.
+    Start,
+    /// Stop the local cluster's manager and engine (containers keep running).
+    Stop,
 }
 
 /// Run `orch node ...`.
@@ -101,6 +106,19 @@ fn node_row(n: &Node) -> Vec<String> {
 
 /// Run `orch cluster ...`.
 pub fn cluster(cmd: ClusterCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ClusterCommand::Start => {
+            if !runtime()?.block_on(crate::local_cluster::start(true))? {
+                eprintln!("orch: the local cluster is running");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClusterCommand::Stop => {
+            crate::local_cluster::stop()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClusterCommand::Status => {}
+    }
     let api = ManagerApi::connect(host)?;
     runtime()?.block_on(async {
         match cmd {
@@ -108,6 +126,7 @@ pub fn cluster(cmd: ClusterCommand, host: &HostArgs) -> anyhow::Result<ExitCode>
                 let status: serde_json::Value = api.call(Method::GET, "/v1/cluster").await?;
                 render::json(&status)
             }
+            ClusterCommand::Start | ClusterCommand::Stop => Ok(()),
         }
     })?;
     Ok(ExitCode::SUCCESS)

@@ -32,6 +32,9 @@ struct Local {
     engine_socket: PathBuf,
     listen: String,
     log: PathBuf,
+    /// The background process, once started.
+    #[serde(default)]
+    pid: Option<u32>,
 }
 
 impl Local {
@@ -49,6 +52,7 @@ impl Local {
                 engine_socket: dir.join("engine.sock"),
                 listen,
                 log: dir.join("local-cluster.log"),
+                pid: None,
             },
             None => Local {
                 manager_dir: PathBuf::from("/var/lib/orch/manager"),
@@ -57,6 +61,7 @@ impl Local {
                 engine_socket: PathBuf::from(agent::engine::daemon::DEFAULT_SOCKET),
                 listen,
                 log: PathBuf::from("/var/log/orch/local-cluster.log"),
+                pid: None,
             },
         }
     }
@@ -117,23 +122,42 @@ fn reachable(host: &str) -> bool {
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
 }
 
+fn saved() -> Option<Local> {
+    std::fs::read(Local::record())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
 /// Makes sure a cluster is there for `up`: the one `--host` or the context names,
 /// else a local one, started now.
 pub async fn ensure(host: &HostArgs) -> anyhow::Result<()> {
     if host.host.is_some() {
         return Ok(());
     }
+    start(false).await.map(|_| ())
+}
+
+/// `orch cluster start`: the local cluster, started unless it runs. Returns whether
+/// it was started. With `only_local`, a cluster configured by hand is an error.
+pub async fn start(only_local: bool) -> anyhow::Result<bool> {
     let context = CliContext::load()?;
-    let record: Option<Local> = std::fs::read(Local::record())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let local = match (&context, record) {
+    let local = match (&context, saved()) {
         // A cluster configured by hand.
-        (Some(_), None) => return Ok(()),
-        (Some(c), Some(_)) if reachable(&c.host) => return Ok(()),
+        (Some(c), None) => {
+            if only_local {
+                bail!(
+                    "the CLI context ({}) names a cluster at {} that is not the local one: `orch cluster start` only starts the local cluster",
+                    crate::context::path().display(),
+                    c.host
+                );
+            }
+            return Ok(false);
+        }
+        (Some(c), Some(_)) if reachable(&c.host) => return Ok(false),
         // The local cluster, not running (a reboot): start it from its data.
-        (Some(_), Some(local)) => {
+        (Some(_), Some(mut local)) => {
             let pid = local.spawn(false)?;
+            local.pid = Some(pid);
             eprintln!(
                 "orch: starting the local cluster again (pid {pid}, log {})",
                 local.log.display()
@@ -152,9 +176,11 @@ pub async fn ensure(host: &HostArgs) -> anyhow::Result<()> {
                 && std::os::unix::net::UnixStream::connect(&local.manager_socket).is_ok()
             {
                 // A manager runs here without a saved context; the socket reaches it.
-                return Ok(());
+                return Ok(false);
             }
+            let mut local = local;
             let pid = local.spawn(true)?;
+            local.pid = Some(pid);
             eprintln!(
                 "orch: no cluster configured; started a local one on {} (manager and engine in pid {pid}, log {})",
                 local.listen,
@@ -167,7 +193,45 @@ pub async fn ensure(host: &HostArgs) -> anyhow::Result<()> {
     let record = Local::record();
     std::fs::write(&record, serde_json::to_vec_pretty(&local)?)
         .with_context(|| format!("write {}", record.display()))?;
+    eprintln!(
+        "orch: the local cluster is ready (engine on unix://{})",
+        local.engine_socket.display()
+    );
+    Ok(true)
+}
+
+/// `orch cluster stop`: stops the local cluster's process (SIGTERM; its manager and
+/// engine shut down cleanly). Containers keep running, as with an agent restart:
+/// `orch down` the stacks first to stop them.
+pub fn stop() -> anyhow::Result<()> {
+    let Some(local) = saved() else {
+        bail!(
+            "no local cluster was started from this CLI context ({})",
+            Local::record().display()
+        );
+    };
+    let Some(pid) = local.pid.filter(|pid| alive(*pid, &local)) else {
+        eprintln!("orch: the local cluster is not running");
+        return Ok(());
+    };
+    // SAFETY: signalling the process this CLI started (checked by its command line).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while alive(pid, &local) {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the local cluster (pid {pid}) did not stop in 30s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("orch: the local cluster stopped (pid {pid})");
     Ok(())
+}
+
+/// Whether `pid` is still the local cluster's process (and not a reused pid).
+fn alive(pid: u32, local: &Local) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&local.manager_dir.display().to_string()))
+        .unwrap_or(false)
 }
 
 /// Waits until the context exists and the local node is ready.
