@@ -1,18 +1,24 @@
 //! `/v1/nodes`: list (by role, availability, label), get, update (labels, availability,
-//! role), delete. Nodes are created by joining, not through this resource.
+//! role), delete (which revokes the node's certificate). Nodes are created by joining,
+//! not through this resource. What a role change or a removal may do is decided in
+//! [`super::node_rules`].
 
 use super::ApiState;
 use super::error::HttpError;
+use super::node_rules::{self, RaftView, RoleChange};
 use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_labels, required_version};
-use crate::store::StoreError;
+use super::tokens::cluster_record;
+use crate::server::raft_id;
+use crate::store::{Command, StoreError};
 use api::cluster::{Availability, Kind, Node, NodeRole};
-use api::error::ErrorEnvelope;
+use api::error::{ErrorCode, ErrorEnvelope};
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -111,6 +117,9 @@ pub async fn get(
 }
 
 /// Change a node's labels, availability or role, if it is still at the version read.
+/// A role change is checked by [`node_rules::role_change`]: a worker cannot be promoted
+/// in place (the answer says what to run), and demoting a manager takes it out of the
+/// raft group first (never the last manager, nor the leader itself).
 #[utoipa::path(put, path = "/v1/nodes/{id}", tag = "nodes",
     request_body = NodeUpdate,
     params(
@@ -121,7 +130,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The node as committed", body = Node),
         (status = 404, description = "No such node", body = ErrorEnvelope),
-        (status = 409, description = "The node changed since the version read; details name both versions", body = ErrorEnvelope),
+        (status = 409, description = "The node changed since the version read (details name both versions), or the role change is refused (the message says what to do)", body = ErrorEnvelope),
     ))]
 pub async fn update(
     State(api): State<Arc<ApiState>>,
@@ -147,20 +156,28 @@ pub async fn update(
         }
         .into());
     }
+    let change = node_rules::role_change(&current, body.role, raft_view(&api, &id))?;
+    if change == (RoleChange::Demote { leave_raft: true }) {
+        leave_raft(&api, &id).await?;
+    }
     resource::update(&api, body.apply(current), version).await
 }
 
-/// Remove a node from the cluster (only at the version given, if one is).
+/// Remove a node from the cluster: its certificate is refused from its next request on
+/// (it must join again with a token), and its tasks are replaced elsewhere. A node
+/// whose agent holds a session needs `force`; a manager in the raft group must be
+/// demoted first.
 #[utoipa::path(delete, path = "/v1/nodes/{id}", tag = "nodes",
     params(
         ("id" = String, Path, description = "The node's id"),
+        ("force" = Option<bool>, Query, description = "Remove the node even while it is ready (its agent holds a session)"),
         ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
         ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
     ),
     responses(
         (status = 200, description = "The node as it was", body = Node),
         (status = 404, description = "No such node", body = ErrorEnvelope),
-        (status = 409, description = "The node changed since the version given", body = ErrorEnvelope),
+        (status = 409, description = "The node changed since the version given, is ready (without `force`), or is a raft member", body = ErrorEnvelope),
     ))]
 pub async fn delete(
     State(api): State<Arc<ApiState>>,
@@ -169,6 +186,72 @@ pub async fn delete(
     mut params: Params,
 ) -> Result<Found<Node>, HttpError> {
     let version = expected_version(&headers, &mut params)?;
+    let force = params.flag("force")?;
     params.finish()?;
-    resource::delete(&api, &id, version).await
+    for _ in 0..CAS_TRIES {
+        let node: Node = resource::fetch(&api, &id, false).await?;
+        node_rules::removal(&node, force, raft_view(&api, &id))?;
+        let record = cluster_record(&api).await?;
+        let mut revoked = (*record).clone();
+        revoked.ca.remove_node(&id);
+        let write = Command::Batch {
+            commands: vec![
+                Command::SetCluster {
+                    record: Box::new(revoked),
+                    expected_version: Some(record.version),
+                },
+                Command::delete(Kind::Node, &id, Some(version.unwrap_or(node.meta.version))),
+            ],
+        };
+        match api.store().write(write).await {
+            Ok(applied) => {
+                return Ok(Found {
+                    status: StatusCode::OK,
+                    version: applied.version,
+                    object: node,
+                });
+            }
+            // Another write won: read again (a named version makes a node conflict final).
+            Err(StoreError::ClusterChanged(_)) => continue,
+            Err(StoreError::Conflict { .. }) if version.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(HttpError::new(
+        ErrorCode::Unavailable,
+        format!("node {id} or the cluster record kept changing while removing it; try again"),
+    ))
+}
+
+/// How many times a removal is tried again when another write won.
+const CAS_TRIES: usize = 16;
+
+/// What the raft group (as this manager, the leader, sees it) says about node `id`.
+fn raft_view(api: &ApiState, id: &str) -> RaftView {
+    let raft = raft_id(id);
+    let metrics = api.store().metrics();
+    let membership = metrics.membership_config.membership();
+    RaftView {
+        member: membership.nodes().any(|(n, _)| *n == raft),
+        leader: metrics.current_leader == Some(raft),
+        other_voters: membership.voter_ids().filter(|v| *v != raft).count(),
+    }
+}
+
+/// Takes manager `id` out of the raft group: it no longer votes nor gets the log.
+async fn leave_raft(api: &ApiState, id: &str) -> Result<(), HttpError> {
+    let change = ChangeMembers::RemoveVoters(BTreeSet::from([raft_id(id)]));
+    api.store()
+        .raft()
+        .change_membership(change, false)
+        .await
+        .map_err(|e| {
+            HttpError::new(
+                ErrorCode::Unavailable,
+                format!("take manager {id} out of the raft group: {e}; try again"),
+            )
+            .with("kind", "node")
+            .with("id", id)
+        })?;
+    Ok(())
 }
