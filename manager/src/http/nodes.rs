@@ -23,15 +23,17 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// What a user may change of a node; an absent field keeps its value.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeUpdate {
     /// The node's labels, replaced whole.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
-    #[serde(default)]
+    /// `worker` demotes a manager (it leaves the raft group); `manager` on a worker is
+    /// refused with what to run on its host instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<NodeRole>,
 }
 
