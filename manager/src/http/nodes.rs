@@ -8,7 +8,6 @@ use super::error::HttpError;
 use super::node_rules::{self, RaftView, RoleChange};
 use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_labels, required_version};
-use super::tokens::cluster_record;
 use crate::server::raft_id;
 use crate::store::{Command, StoreError};
 use api::cluster::{Availability, Kind, Node, NodeRole};
@@ -191,19 +190,36 @@ pub async fn delete(
     let force = params.flag("force")?;
     params.finish()?;
     for _ in 0..CAS_TRIES {
-        let node: Node = resource::fetch(&api, &id, false).await?;
+        let read = api
+            .store()
+            .read(|s| (s.nodes.get(&id).cloned(), s.cluster.clone()))
+            .await?;
+        let (Some(node), record) = read.value else {
+            return Err(StoreError::NotFound {
+                kind: Kind::Node,
+                id,
+            }
+            .into());
+        };
         node_rules::removal(&node, force, raft_view(&api, &id))?;
-        let record = cluster_record(&api).await?;
-        let mut revoked = (*record).clone();
-        revoked.ca.remove_node(&id);
-        let write = Command::Batch {
-            commands: vec![
-                Command::SetCluster {
-                    record: Box::new(revoked),
-                    expected_version: Some(record.version),
-                },
-                Command::delete(Kind::Node, &id, Some(version.unwrap_or(node.meta.version))),
-            ],
+        let delete = Command::delete(Kind::Node, &id, Some(version.unwrap_or(node.meta.version)));
+        // Without a cluster CA (a bare store) there is no certificate to revoke.
+        let write = match record {
+            Some(record) => {
+                let expected_version = Some(record.version);
+                let mut revoked = record;
+                revoked.ca.remove_node(&id);
+                Command::Batch {
+                    commands: vec![
+                        Command::SetCluster {
+                            record: Box::new(revoked),
+                            expected_version,
+                        },
+                        delete,
+                    ],
+                }
+            }
+            None => delete,
         };
         match api.store().write(write).await {
             Ok(applied) => {
