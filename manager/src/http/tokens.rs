@@ -45,6 +45,7 @@ pub struct TokenRotate {
     responses(
         (status = 200, description = "The worker and manager join tokens and the managers to join", body = JoinTokens),
         (status = 403, description = "The caller is a worker node", body = api::error::ErrorEnvelope),
+        (status = 404, description = "The cluster has no CA (not made by `orch manager init`)", body = api::error::ErrorEnvelope),
     ))]
 pub async fn tokens(
     State(api): State<Arc<ApiState>>,
@@ -62,6 +63,7 @@ pub async fn tokens(
     responses(
         (status = 200, description = "The join tokens after the rotation", body = JoinTokens),
         (status = 403, description = "The caller is a worker node", body = api::error::ErrorEnvelope),
+        (status = 404, description = "The cluster has no CA (not made by `orch manager init`)", body = api::error::ErrorEnvelope),
     ))]
 pub async fn rotate(
     State(api): State<Arc<ApiState>>,
@@ -71,7 +73,7 @@ pub async fn rotate(
     params.finish()?;
     for _ in 0..CAS_TRIES {
         let record = cluster_record(&api).await?;
-        let mut rotated = (*record).clone();
+        let mut rotated = record.clone();
         rotated.ca.rotate(body.role, TokenSecret::generate()?)?;
         let write = Command::SetCluster {
             record: Box::new(rotated.clone()),
@@ -97,13 +99,15 @@ fn join_tokens(api: &ApiState, record: &ClusterRecord) -> Result<JoinTokens, Htt
     })
 }
 
-/// The cluster record, read linearizably.
-pub(crate) async fn cluster_record(api: &ApiState) -> Result<Arc<ClusterRecord>, HttpError> {
+/// The cluster record, read linearizably; none (a store that `orch manager init` did
+/// not make, or not yet): 404, there are no join tokens.
+async fn cluster_record(api: &ApiState) -> Result<ClusterRecord, HttpError> {
     let read = api.store().read(|state| state.cluster.clone()).await?;
-    read.value.map(Arc::new).ok_or_else(|| {
+    read.value.ok_or_else(|| {
         HttpError::new(
-            ErrorCode::Unavailable,
-            "the cluster has no CA yet: its first manager has not finished `orch manager init`",
+            ErrorCode::NotFound,
+            "this cluster has no CA, so no join tokens: its first manager has not finished \
+             `orch manager init`",
         )
     })
 }
