@@ -5,6 +5,7 @@
 //! cannot make them true; a removed node's certificate is refused and its heartbeats
 //! do not bring it back.
 
+use crate::common::node::test_config;
 use crate::daemon::start;
 use api::client::ClientError;
 use api::client::managers::post;
@@ -13,7 +14,7 @@ use api::error::{ErrorCode, ErrorEnvelope};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use manager::ca::{CaCert, NodeIdentity, pinned_client_config};
 use manager::http::tokens::JoinTokens;
-use manager::server::{Manager, ServerError, client, node_http_client};
+use manager::server::{Layout, Manager, ManagerConfig, ServerError, client, node_http_client};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -322,4 +323,103 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
     let exists = manager.store().view(|s| s.nodes.get(&node).is_some()).value;
     assert!(!exists, "a removed node must not come back");
     manager.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = crate::common::TempDir::new("demote");
+    let (m1, init) = start(&dir).await;
+    let addr = m1.advertise().to_owned();
+    let admin = Admin::new(&m1, &init.api);
+    let config = ManagerConfig {
+        data_dir: dir.path().join("m2"),
+        listen: "127.0.0.1:0".to_owned(),
+        advertise: None,
+        socket: None,
+        store: test_config(),
+    };
+    let m2 = Manager::join(config, &addr, &init.manager)
+        .await
+        .expect("a second manager joins");
+    let m2_id = m2.node_id().to_owned();
+    let voters = |m: &Manager| -> Vec<u64> {
+        m.store()
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    };
+    assert_eq!(voters(&m1).len(), 2);
+    let layout = Layout::new(&dir.path().join("m2"));
+    let node_file = layout.node().expect("node file").expect("joined");
+    let m2_http =
+        node_http_client(&layout.identity(&node_file).expect("identity")).expect("client");
+    let nodes = m2_http
+        .get(format!("https://{addr}/v1/nodes"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        nodes.status().as_u16(),
+        200,
+        "a manager's certificate is an admin's"
+    );
+
+    // The leader does not demote itself.
+    let leader = admin.node(m1.node_id()).await;
+    let path = format!(
+        "/v1/nodes/{}?version={}",
+        leader.meta.id, leader.meta.version
+    );
+    let (status, body) = admin
+        .call(Method::PUT, &path, Some(json!({"role": "worker"})))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains("leads the raft group"), "{body}");
+
+    // A raft member is not removed: it is demoted first.
+    let (status, body) = admin
+        .call(
+            Method::DELETE,
+            &format!("/v1/nodes/{m2_id}?force=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains("orch node demote"), "{body}");
+
+    let read = admin.node(&m2_id).await;
+    let path = format!("/v1/nodes/{m2_id}?version={}", read.meta.version);
+    let (status, body) = admin
+        .call(Method::PUT, &path, Some(json!({"role": "worker"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["spec"]["role"], "worker");
+    assert_eq!(voters(&m1), vec![m1.store().id()], "m2 left the raft group");
+    let nodes = m2_http
+        .get(format!("https://{addr}/v1/nodes"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        nodes.status().as_u16(),
+        403,
+        "a demoted manager's certificate counts as a worker's"
+    );
+
+    let (status, body) = admin
+        .call(
+            Method::DELETE,
+            &format!("/v1/nodes/{m2_id}?force=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    m2.shutdown().await;
+    // The cluster goes on with its one manager.
+    let (status, body) = admin.call(Method::GET, "/v1/cluster/tokens", None).await;
+    assert_eq!(status, 200, "{body}");
+    m1.shutdown().await;
 }
