@@ -73,18 +73,22 @@ fn token(dir: &Path, role: char) -> String {
         .unwrap_or_default()
 }
 
+/// `orch manager init` as m1: the manager and the manager and worker tokens it printed.
+fn init(dir: &Path) -> (ManagerProc, String, String) {
+    let m1 = start(dir, "m1", &["init"]);
+    eventually(30, "init prints the tokens", || {
+        (!token(dir, 'M').is_empty())
+            .then_some(())
+            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
+    });
+    (m1, token(dir, 'M'), token(dir, 'W'))
+}
+
 #[test]
 fn managers_init_join_list_and_survive_the_leader() {
     let tmp = super::Tmp::new("cluster", &[]);
     let dir: PathBuf = tmp.0.clone();
-    let m1 = start(&dir, "m1", &["init"]);
-    eventually(30, "init prints the tokens", || {
-        (!token(&dir, 'M').is_empty())
-            .then_some(())
-            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
-    });
-    let manager_token = token(&dir, 'M');
-    let worker_token = token(&dir, 'W');
+    let (m1, manager_token, worker_token) = init(&dir);
     let m2 = start(&dir, "m2", &["join", "--token", &manager_token, &m1.addr]);
     eventually(30, "m2 joins", || {
         let err = std::fs::read_to_string(dir.join("m2.err")).unwrap_or_default();
@@ -182,14 +186,7 @@ fn cli_refused(dir: &Path, args: &[&str]) -> String {
 fn tokens_rotate_and_a_manager_is_updated_demoted_and_removed() {
     let tmp = super::Tmp::new("nodes", &[]);
     let dir: PathBuf = tmp.0.clone();
-    let m1 = start(&dir, "m1", &["init"]);
-    eventually(30, "init prints the tokens", || {
-        (!token(&dir, 'M').is_empty())
-            .then_some(())
-            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
-    });
-    let manager_token = token(&dir, 'M');
-    let worker_token = token(&dir, 'W');
+    let (m1, manager_token, worker_token) = init(&dir);
 
     // The tokens, alone or with the line to run; a rotation makes a new one.
     assert_eq!(

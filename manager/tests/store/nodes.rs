@@ -5,6 +5,7 @@
 //! cannot make them true; a removed node's certificate is refused and its heartbeats
 //! do not bring it back.
 
+use crate::common::TempDir;
 use crate::common::node::test_config;
 use crate::daemon::start;
 use api::client::ClientError;
@@ -14,7 +15,9 @@ use api::error::{ErrorCode, ErrorEnvelope};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use manager::ca::{CaCert, NodeIdentity, pinned_client_config};
 use manager::http::tokens::JoinTokens;
-use manager::server::{Layout, Manager, ManagerConfig, ServerError, client, node_http_client};
+use manager::server::{
+    InitTokens, Layout, Manager, ManagerConfig, ServerError, client, node_http_client,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -63,6 +66,46 @@ impl Admin {
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body).expect("a node")
     }
+
+    /// `PUT /v1/nodes/{id}` of `change`, naming the version just read.
+    async fn put_node(&self, id: &str, change: Value) -> (u16, Value) {
+        let read = self.node(id).await;
+        let path = format!("/v1/nodes/{id}?version={}", read.meta.version);
+        self.call(Method::PUT, &path, Some(change)).await
+    }
+
+    /// `DELETE /v1/nodes/{id}`, forced or not.
+    async fn remove(&self, id: &str, force: bool) -> (u16, Value) {
+        let path = format!("/v1/nodes/{id}?force={force}");
+        self.call(Method::DELETE, &path, None).await
+    }
+
+    /// `GET path` with `client` (a node's): the status.
+    async fn status_for(&self, client: &reqwest::Client, path: &str) -> u16 {
+        let url = format!("https://{}{path}", self.addr);
+        client
+            .get(url)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+}
+
+/// A 409 whose message says `what`.
+fn refused((status, body): (u16, Value), what: &str) {
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains(what), "{what:?} in {body}");
+}
+
+/// A manager made by `init` in a new directory, and its admin.
+async fn setup(label: &str) -> (TempDir, Manager, InitTokens, Admin) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = TempDir::new(label);
+    let (manager, init) = start(&dir).await;
+    let admin = Admin::new(&manager, &init.api);
+    (dir, manager, init, admin)
 }
 
 /// A worker that joined and holds a session.
@@ -117,11 +160,8 @@ fn message(body: &Value) -> String {
 
 #[tokio::test]
 async fn a_rotated_worker_token_is_refused_and_joined_nodes_keep_working() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = crate::common::TempDir::new("tokens");
-    let (manager, init) = start(&dir).await;
+    let (_dir, manager, init, admin) = setup("tokens").await;
     let addr = manager.advertise().to_owned();
-    let admin = Admin::new(&manager, &init.api);
 
     let (status, body) = admin.call(Method::GET, "/v1/cluster/tokens", None).await;
     assert_eq!(status, 200, "{body}");
@@ -137,12 +177,7 @@ async fn a_rotated_worker_token_is_refused_and_joined_nodes_keep_working() {
         ..
     } = worker(&addr, &init.worker, "w1").await;
     // A worker's certificate may neither read nor rotate the tokens.
-    let read = http
-        .get(format!("https://{addr}/v1/cluster/tokens"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(read.status().as_u16(), 403);
+    assert_eq!(admin.status_for(&http, "/v1/cluster/tokens").await, 403);
     let rotate = http
         .post(format!("https://{addr}/v1/cluster/tokens/rotate"))
         .json(&json!({"role": "worker"}))
@@ -195,11 +230,8 @@ async fn a_rotated_worker_token_is_refused_and_joined_nodes_keep_working() {
 
 #[tokio::test]
 async fn node_labels_and_availability_round_trip_and_roles_change_only_honestly() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = crate::common::TempDir::new("node-update");
-    let (manager, init) = start(&dir).await;
+    let (_dir, manager, init, admin) = setup("node-update").await;
     let addr = manager.advertise().to_owned();
-    let admin = Admin::new(&manager, &init.api);
     let node = worker(&addr, &init.worker, "w1").await.id;
 
     let read = admin.node(&node).await;
@@ -230,30 +262,20 @@ async fn node_labels_and_availability_round_trip_and_roles_change_only_honestly(
     );
 
     // A worker is not promoted in place: the answer says what to run.
-    let path = format!("/v1/nodes/{node}?version={}", got.meta.version);
-    let (status, body) = admin
-        .call(Method::PUT, &path, Some(json!({"role": "manager"})))
-        .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("orch manager join"), "{body}");
+    let promote = admin.put_node(&node, json!({"role": "manager"})).await;
+    refused(promote, "orch manager join");
     // The last manager is not demoted.
-    let me = admin.node(manager.node_id()).await;
-    let path = format!("/v1/nodes/{}?version={}", me.meta.id, me.meta.version);
-    let (status, body) = admin
-        .call(Method::PUT, &path, Some(json!({"role": "worker"})))
+    let demote = admin
+        .put_node(manager.node_id(), json!({"role": "worker"}))
         .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("last manager"), "{body}");
+    refused(demote, "last manager");
     manager.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = crate::common::TempDir::new("node-rm");
-    let (manager, init) = start(&dir).await;
+    let (_dir, manager, init, admin) = setup("node-rm").await;
     let addr = manager.advertise().to_owned();
-    let admin = Admin::new(&manager, &init.api);
     let Worker {
         id: node,
         identity,
@@ -262,25 +284,9 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
     } = worker(&addr, &init.worker, "w1").await;
 
     // A ready node needs force; a manager of the raft group must be demoted first.
-    let (status, body) = admin
-        .call(Method::DELETE, &format!("/v1/nodes/{node}"), None)
-        .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("--force"), "{body}");
-    let me = manager.node_id();
-    let (status, body) = admin
-        .call(Method::DELETE, &format!("/v1/nodes/{me}?force=true"), None)
-        .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("demote"), "{body}");
-
-    let (status, body) = admin
-        .call(
-            Method::DELETE,
-            &format!("/v1/nodes/{node}?force=true"),
-            None,
-        )
-        .await;
+    refused(admin.remove(&node, false).await, "--force");
+    refused(admin.remove(manager.node_id(), true).await, "demote");
+    let (status, body) = admin.remove(&node, true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["id"], node.as_str());
 
@@ -327,11 +333,8 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
 
 #[tokio::test]
 async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = crate::common::TempDir::new("demote");
-    let (m1, init) = start(&dir).await;
+    let (dir, m1, init, admin) = setup("demote").await;
     let addr = m1.advertise().to_owned();
-    let admin = Admin::new(&m1, &init.api);
     let config = ManagerConfig {
         data_dir: dir.path().join("m2"),
         listen: "127.0.0.1:0".to_owned(),
@@ -356,66 +359,28 @@ async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
     let node_file = layout.node().expect("node file").expect("joined");
     let m2_http =
         node_http_client(&layout.identity(&node_file).expect("identity")).expect("client");
-    let nodes = m2_http
-        .get(format!("https://{addr}/v1/nodes"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(
-        nodes.status().as_u16(),
-        200,
-        "a manager's certificate is an admin's"
-    );
+    let status = admin.status_for(&m2_http, "/v1/nodes").await;
+    assert_eq!(status, 200, "a manager's certificate is an admin's");
 
     // The leader does not demote itself.
-    let leader = admin.node(m1.node_id()).await;
-    let path = format!(
-        "/v1/nodes/{}?version={}",
-        leader.meta.id, leader.meta.version
-    );
-    let (status, body) = admin
-        .call(Method::PUT, &path, Some(json!({"role": "worker"})))
+    let demote_leader = admin
+        .put_node(m1.node_id(), json!({"role": "worker"}))
         .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("leads the raft group"), "{body}");
-
+    refused(demote_leader, "leads the raft group");
     // A raft member is not removed: it is demoted first.
-    let (status, body) = admin
-        .call(
-            Method::DELETE,
-            &format!("/v1/nodes/{m2_id}?force=true"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(message(&body).contains("orch node demote"), "{body}");
+    refused(admin.remove(&m2_id, true).await, "orch node demote");
 
-    let read = admin.node(&m2_id).await;
-    let path = format!("/v1/nodes/{m2_id}?version={}", read.meta.version);
-    let (status, body) = admin
-        .call(Method::PUT, &path, Some(json!({"role": "worker"})))
-        .await;
+    let (status, body) = admin.put_node(&m2_id, json!({"role": "worker"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["spec"]["role"], "worker");
     assert_eq!(voters(&m1), vec![m1.store().id()], "m2 left the raft group");
-    let nodes = m2_http
-        .get(format!("https://{addr}/v1/nodes"))
-        .send()
-        .await
-        .expect("request");
+    let status = admin.status_for(&m2_http, "/v1/nodes").await;
     assert_eq!(
-        nodes.status().as_u16(),
-        403,
+        status, 403,
         "a demoted manager's certificate counts as a worker's"
     );
 
-    let (status, body) = admin
-        .call(
-            Method::DELETE,
-            &format!("/v1/nodes/{m2_id}?force=true"),
-            None,
-        )
-        .await;
+    let (status, body) = admin.remove(&m2_id, true).await;
     assert_eq!(status, 200, "{body}");
     m2.shutdown().await;
     // The cluster goes on with its one manager.
