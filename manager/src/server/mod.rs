@@ -319,7 +319,12 @@ impl Manager {
             crate::orchestrator::Reconciler::new(store.clone(), crate::orchestrator::passes())
                 .run(),
         );
-        tasks.spawn(listen::serve_tls(listener, Arc::new(tls), app.clone()));
+        tasks.spawn(listen::serve_tls(
+            listener,
+            Arc::new(tls),
+            app.clone(),
+            store.cluster(),
+        ));
         if let Some(path) = &config.socket {
             let unix = bind_unix(path)?;
             tasks.spawn(listen::serve_unix(unix, app));
