@@ -31,20 +31,29 @@ pub enum NodeCommand {
     },
     /// Change a node's labels or availability.
     Update(UpdateArgs),
-    /// Make a worker a manager: refused with what to run on its host instead (orch
-    /// managers are `orch manager` processes: `orch manager join` there).
+    /// Make a worker a manager: refused, with what to run on its host instead.
+    ///
+    /// orch managers are `orch manager` processes with their own raft log, so a worker
+    /// is not turned into one in place: run `orch manager join --token <manager token>
+    /// HOST:PORT` on its host (`orch token manager` prints the line).
     Promote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
     },
-    /// Make a manager a worker: it leaves the raft group and its certificate counts as a
-    /// worker's. Never the last manager, nor the leader (ask another manager).
+    /// Make a manager a worker: it leaves the raft group.
+    ///
+    /// From then on its certificate counts as a worker's (no control API, no raft); remove
+    /// it with `orch node rm`. The last manager is refused, and so is the current leader:
+    /// stop its `orch manager` so another manager is elected, then demote it.
     Demote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
     },
-    /// Remove a node: its certificate is refused from then on (it must join again with
-    /// a token) and its tasks are replaced on other nodes.
+    /// Remove a node: its certificate is revoked and its tasks are replaced elsewhere.
+    ///
+    /// Its open connections are cut and its next connection is refused: a removed agent
+    /// must join again with a token. A ready node needs --force; a manager in the raft
+    /// group must be demoted first.
     Rm {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,

@@ -65,8 +65,9 @@ impl fmt::Display for NodeRefusal {
             ),
             NodeRefusal::Leader { node } => write!(
                 f,
-                "node {node} leads the raft group and cannot demote itself: stop `orch \
-                 manager` on its host so another manager takes over, then demote it again"
+                "node {node} leads the raft group, and orch cannot hand leadership over: stop \
+                 `orch manager` on its host so another manager is elected (the others must \
+                 be a majority: with two managers, join a third first), then demote it"
             ),
             NodeRefusal::RemoveMember { node } => write!(
                 f,
