@@ -255,15 +255,18 @@ fn tokens_rotate_and_a_manager_is_updated_demoted_and_removed() {
         serde_json::from_str(&cli_ok(&dir, &["node", "inspect", &m2_id])).expect("json");
     assert!(node["meta"]["labels"].get("zone").is_none(), "{node}");
 
-    // A raft member is demoted before it is removed; a ready node needs --force.
+    // A raft member is demoted before it is removed.
     let text = cli_refused(&dir, &["node", "rm", "--force", &m2_id]);
     assert!(text.contains("orch node demote"), "{text}");
     cli_ok(&dir, &["node", "demote", &m2_id]);
     let text = cli_refused(&dir, &["node", "promote", &m2_id]);
     assert!(text.contains("orch manager join"), "{text}");
-    let text = cli_refused(&dir, &["node", "rm", &m2_id]);
-    assert!(text.contains("--force"), "{text}");
-    cli_ok(&dir, &["node", "rm", "--force", &m2_id]);
+    // Demoted, it is down (no agent session): removed without --force.
+    let node: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "inspect", &m2_id])).expect("json");
+    assert_eq!(node["spec"]["role"], "worker", "{node}");
+    assert_eq!(node["status"]["state"], "down", "{node}");
+    cli_ok(&dir, &["node", "rm", &m2_id]);
     let nodes: serde_json::Value =
         serde_json::from_str(&cli_ok(&dir, &["node", "ls", "--json"])).expect("json");
     assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{nodes}");

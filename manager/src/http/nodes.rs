@@ -10,7 +10,7 @@ use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_labels, required_version};
 use crate::server::raft_id;
 use crate::store::{Command, StoreError};
-use api::cluster::{Availability, Kind, Node, NodeRole};
+use api::cluster::{Availability, Kind, Node, NodeRole, NodeState};
 use api::error::{ErrorCode, ErrorEnvelope};
 use axum::Json;
 use axum::extract::State;
@@ -158,10 +158,18 @@ pub async fn update(
         .into());
     }
     let change = node_rules::role_change(&current, body.role, raft_view(&api, &id))?;
-    if change == (RoleChange::Demote { leave_raft: true }) {
-        leave_raft(&api, &id).await?;
+    let mut node = body.apply(current);
+    if let RoleChange::Demote { leave_raft: leave } = change {
+        if leave {
+            leave_raft(&api, &id).await?;
+        }
+        // No agent holds a session for it: it runs nothing until removed.
+        node.status.state = NodeState::Down;
+        node.status.message = Some(format!(
+            "demoted from manager: out of the raft group; remove it with `orch node rm {id}`"
+        ));
     }
-    resource::update(&api, body.apply(current), version).await
+    resource::update(&api, node, version).await
 }
 
 /// Remove a node from the cluster: its certificate is refused from its next request on

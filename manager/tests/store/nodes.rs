@@ -380,7 +380,8 @@ async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
         "a demoted manager's certificate counts as a worker's"
     );
 
-    let (status, body) = admin.remove(&m2_id, true).await;
+    assert_eq!(body["status"]["state"], "down", "{body}");
+    let (status, body) = admin.remove(&m2_id, false).await;
     assert_eq!(status, 200, "{body}");
     m2.shutdown().await;
     // The cluster goes on with its one manager.
