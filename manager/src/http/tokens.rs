@@ -15,6 +15,8 @@ use api::cluster::NodeRole;
 use api::error::ErrorCode;
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -50,10 +52,10 @@ pub struct TokenRotate {
 pub async fn tokens(
     State(api): State<Arc<ApiState>>,
     params: Params,
-) -> Result<Json<JoinTokens>, HttpError> {
+) -> Result<Secret<JoinTokens>, HttpError> {
     params.finish()?;
     let record = cluster_record(&api).await?;
-    Ok(Json(join_tokens(&api, &record)?))
+    Ok(Secret(join_tokens(&api, &record)?))
 }
 
 /// Replace a role's join secret: tokens of that role given out before are refused from
@@ -69,7 +71,7 @@ pub async fn rotate(
     State(api): State<Arc<ApiState>>,
     params: Params,
     Body(body): Body<TokenRotate>,
-) -> Result<Json<JoinTokens>, HttpError> {
+) -> Result<Secret<JoinTokens>, HttpError> {
     params.finish()?;
     for _ in 0..CAS_TRIES {
         let record = cluster_record(&api).await?;
@@ -80,7 +82,7 @@ pub async fn rotate(
             expected_version: Some(record.version),
         };
         match api.store().write(write).await {
-            Ok(_) => return Ok(Json(join_tokens(&api, &rotated)?)),
+            Ok(_) => return Ok(Secret(join_tokens(&api, &rotated)?)),
             Err(StoreError::ClusterChanged(_)) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -89,6 +91,15 @@ pub async fn rotate(
         ErrorCode::Unavailable,
         "the cluster record kept changing while rotating the join token; try again",
     ))
+}
+
+/// A JSON answer that holds secrets: no cache may keep it.
+pub struct Secret<T>(T);
+
+impl<T: Serialize> IntoResponse for Secret<T> {
+    fn into_response(self) -> Response {
+        ([(header::CACHE_CONTROL, "no-store")], Json(self.0)).into_response()
+    }
 }
 
 fn join_tokens(api: &ApiState, record: &ClusterRecord) -> Result<JoinTokens, HttpError> {

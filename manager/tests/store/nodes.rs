@@ -202,6 +202,18 @@ async fn a_rotated_worker_token_is_refused_and_joined_nodes_keep_working() {
     );
     let (_, body) = admin.call(Method::GET, "/v1/cluster/tokens", None).await;
     assert_eq!(body["worker"], after.worker.as_str());
+    let raw = admin
+        .http
+        .get(format!("https://{addr}/v1/cluster/tokens"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        raw.headers()["cache-control"],
+        "no-store",
+        "secrets are not cached"
+    );
 
     // The old token is refused, saying it may have been rotated; the new one works.
     match client::join(&addr, &before.worker, "w2", None).await {
