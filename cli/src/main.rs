@@ -20,6 +20,7 @@ mod progress;
 mod render;
 mod service_cmd;
 mod stack_cmd;
+mod token_cmd;
 mod volume;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,8 @@ enum Command {
         #[command(subcommand)]
         cmd: cluster_cmd::NodeCommand,
     },
+    /// Print (or rotate) the join token of a role, with the line to run on a new host.
+    Token(token_cmd::TokenArgs),
     /// The cluster's control plane as a manager sees it.
     Cluster {
         #[command(flatten)]
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Manager(cmd) => manager_cmd::run(cmd),
         Command::Node { host, cmd } => cluster_cmd::node(cmd, &host),
         Command::Cluster { host, cmd } => cluster_cmd::cluster(cmd, &host),
+        Command::Token(args) => token_cmd::run(args),
         Command::Container(cmd) => {
             engine::client(cli.engine.as_deref()).and_then(|c| container::run(&c, cmd))
         }

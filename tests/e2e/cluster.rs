@@ -73,18 +73,22 @@ fn token(dir: &Path, role: char) -> String {
         .unwrap_or_default()
 }
 
+/// `orch manager init` as m1: the manager and the manager and worker tokens it printed.
+fn init(dir: &Path) -> (ManagerProc, String, String) {
+    let m1 = start(dir, "m1", &["init"]);
+    eventually(30, "init prints the tokens", || {
+        (!token(dir, 'M').is_empty())
+            .then_some(())
+            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
+    });
+    (m1, token(dir, 'M'), token(dir, 'W'))
+}
+
 #[test]
 fn managers_init_join_list_and_survive_the_leader() {
     let tmp = super::Tmp::new("cluster", &[]);
     let dir: PathBuf = tmp.0.clone();
-    let m1 = start(&dir, "m1", &["init"]);
-    eventually(30, "init prints the tokens", || {
-        (!token(&dir, 'M').is_empty())
-            .then_some(())
-            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
-    });
-    let manager_token = token(&dir, 'M');
-    let worker_token = token(&dir, 'W');
+    let (m1, manager_token, worker_token) = init(&dir);
     let m2 = start(&dir, "m2", &["join", "--token", &manager_token, &m1.addr]);
     eventually(30, "m2 joins", || {
         let err = std::fs::read_to_string(dir.join("m2.err")).unwrap_or_default();
@@ -158,4 +162,114 @@ fn managers_init_join_list_and_survive_the_leader() {
     });
     drop(m3);
     drop(m2);
+}
+
+/// `orch` with `args`, which must succeed: its stdout.
+fn cli_ok(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir, args);
+    assert!(
+        out.status.success(),
+        "orch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `orch` with `args`, which must fail: its stderr.
+fn cli_refused(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir, args);
+    assert!(!out.status.success(), "orch {args:?} must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn tokens_rotate_and_a_manager_is_updated_demoted_and_removed() {
+    let tmp = super::Tmp::new("nodes", &[]);
+    let dir: PathBuf = tmp.0.clone();
+    let (m1, manager_token, worker_token) = init(&dir);
+
+    // The tokens, alone or with the line to run; a rotation makes a new one.
+    assert_eq!(
+        cli_ok(&dir, &["token", "worker", "-q"]).trim(),
+        worker_token
+    );
+    let hint = cli_ok(&dir, &["token", "manager"]);
+    assert!(
+        hint.contains(&format!(
+            "orch manager join --token {manager_token} {}",
+            m1.addr
+        )),
+        "{hint}"
+    );
+    let rotated = cli_ok(&dir, &["token", "worker", "--rotate", "-q"]);
+    let rotated = rotated.trim();
+    assert!(
+        rotated.starts_with("ORCH1-") && rotated != worker_token,
+        "{rotated}"
+    );
+    let hint = cli_ok(&dir, &["token", "worker"]);
+    assert!(
+        hint.contains(&format!("orch agent --join {} --token {rotated}", m1.addr)),
+        "{hint}"
+    );
+
+    let m2 = start(&dir, "m2", &["join", "--token", &manager_token, &m1.addr]);
+    eventually(30, "m2 joins", || {
+        let err = std::fs::read_to_string(dir.join("m2.err")).unwrap_or_default();
+        err.contains("joined as a manager").then_some(()).ok_or(err)
+    });
+    let nodes: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "ls", "--json"])).expect("json");
+    let m2_id = nodes
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|n| n["status"]["addr"] == m2.addr.as_str())
+        .and_then(|n| n["meta"]["id"].as_str())
+        .expect("m2 is listed")
+        .to_owned();
+
+    // Labels and availability, the node named by a prefix of its id.
+    let prefix = &m2_id[..m2_id.len() - 2];
+    cli_ok(
+        &dir,
+        &[
+            "node",
+            "update",
+            "--label-add",
+            "zone=a",
+            "--label-add",
+            "ssd",
+            "--availability",
+            "drain",
+            prefix,
+        ],
+    );
+    let node: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "inspect", &m2_id])).expect("json");
+    assert_eq!(node["meta"]["labels"]["zone"], "a", "{node}");
+    assert_eq!(node["meta"]["labels"]["ssd"], "", "{node}");
+    assert_eq!(node["spec"]["availability"], "drain", "{node}");
+    cli_ok(&dir, &["node", "update", "--label-rm", "zone", &m2_id]);
+    let node: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "inspect", &m2_id])).expect("json");
+    assert!(node["meta"]["labels"].get("zone").is_none(), "{node}");
+
+    // A raft member is demoted before it is removed.
+    let text = cli_refused(&dir, &["node", "rm", "--force", &m2_id]);
+    assert!(text.contains("orch node demote"), "{text}");
+    cli_ok(&dir, &["node", "demote", &m2_id]);
+    let text = cli_refused(&dir, &["node", "promote", &m2_id]);
+    assert!(text.contains("orch manager join"), "{text}");
+    // Demoted, it is down (no agent session): removed without --force.
+    let node: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "inspect", &m2_id])).expect("json");
+    assert_eq!(node["spec"]["role"], "worker", "{node}");
+    assert_eq!(node["status"]["state"], "down", "{node}");
+    cli_ok(&dir, &["node", "rm", &m2_id]);
+    let nodes: serde_json::Value =
+        serde_json::from_str(&cli_ok(&dir, &["node", "ls", "--json"])).expect("json");
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{nodes}");
+    drop(m2);
+    drop(m1);
 }

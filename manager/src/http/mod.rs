@@ -3,7 +3,9 @@
 //! - [`auth`]: who calls ([`Caller`], put in the request by the daemon) and the bearer
 //!   [`Tokens`]; the authentication middleware.
 //! - [`forward`]: leader forwarding of writes and linearizable reads (one middleware).
-//! - [`nodes`], [`stacks`], [`services`], [`tasks`]: one file per resource.
+//! - [`nodes`], [`stacks`], [`services`], [`tasks`]: one file per resource;
+//!   [`node_rules`]: what a node's role change or removal may do (pure).
+//! - [`tokens`]: `/v1/cluster/tokens`, the join tokens and their rotation.
 //! - [`resource`]: what they share (body extractor, validation, reads, store calls).
 //! - [`params`]: query parameters, label selectors, the version a write names.
 //! - [`events`]: `/v1/events`, committed changes as server-sent events.
@@ -18,6 +20,7 @@ pub mod events;
 pub mod forward;
 pub mod metrics;
 pub mod networks;
+pub mod node_rules;
 pub mod nodes;
 pub mod openapi;
 pub mod params;
@@ -25,6 +28,7 @@ pub mod resource;
 pub mod services;
 pub mod stacks;
 pub mod tasks;
+pub mod tokens;
 
 pub use auth::{Caller, Tokens};
 pub use forward::Forwarder;
@@ -89,6 +93,8 @@ fn resources() -> ApiRouter {
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
         .routes(routes!(networks::list, networks::create))
         .routes(routes!(networks::get, networks::delete))
+        .routes(routes!(tokens::tokens))
+        .routes(routes!(tokens::rotate))
 }
 
 /// The routes every manager serves itself.

@@ -1,31 +1,38 @@
 //! `/v1/nodes`: list (by role, availability, label), get, update (labels, availability,
-//! role), delete. Nodes are created by joining, not through this resource.
+//! role), delete (which revokes the node's certificate). Nodes are created by joining,
+//! not through this resource. What a role change or a removal may do is decided in
+//! [`super::node_rules`].
 
 use super::ApiState;
 use super::error::HttpError;
+use super::node_rules::{self, RaftView, RoleChange};
 use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_labels, required_version};
-use crate::store::StoreError;
-use api::cluster::{Availability, Kind, Node, NodeRole};
-use api::error::ErrorEnvelope;
+use crate::server::raft_id;
+use crate::store::{Command, StoreError};
+use api::cluster::{Availability, Kind, Node, NodeRole, NodeState};
+use api::error::{ErrorCode, ErrorEnvelope};
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// What a user may change of a node; an absent field keeps its value.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeUpdate {
     /// The node's labels, replaced whole.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
-    #[serde(default)]
+    /// `worker` demotes a manager (it leaves the raft group); `manager` on a worker is
+    /// refused with what to run on its host instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<NodeRole>,
 }
 
@@ -111,6 +118,9 @@ pub async fn get(
 }
 
 /// Change a node's labels, availability or role, if it is still at the version read.
+/// A role change is checked by [`node_rules::role_change`]: a worker cannot be promoted
+/// in place (the answer says what to run), and demoting a manager takes it out of the
+/// raft group first (never the last manager, nor the leader itself).
 #[utoipa::path(put, path = "/v1/nodes/{id}", tag = "nodes",
     request_body = NodeUpdate,
     params(
@@ -121,7 +131,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The node as committed", body = Node),
         (status = 404, description = "No such node", body = ErrorEnvelope),
-        (status = 409, description = "The node changed since the version read; details name both versions", body = ErrorEnvelope),
+        (status = 409, description = "The node changed since the version read (details name both versions), or the role change is refused (the message says what to do)", body = ErrorEnvelope),
     ))]
 pub async fn update(
     State(api): State<Arc<ApiState>>,
@@ -147,20 +157,36 @@ pub async fn update(
         }
         .into());
     }
-    resource::update(&api, body.apply(current), version).await
+    let change = node_rules::role_change(&current, body.role, raft_view(&api, &id))?;
+    let mut node = body.apply(current);
+    if let RoleChange::Demote { leave_raft: leave } = change {
+        if leave {
+            leave_raft(&api, &id).await?;
+        }
+        // No agent holds a session for it: it runs nothing until removed.
+        node.status.state = NodeState::Down;
+        node.status.message = Some(format!(
+            "demoted from manager: out of the raft group; remove it with `orch node rm {id}`"
+        ));
+    }
+    resource::update(&api, node, version).await
 }
 
-/// Remove a node from the cluster (only at the version given, if one is).
+/// Remove a node from the cluster: its certificate is refused from its next request on
+/// (it must join again with a token), and its tasks are replaced elsewhere. A node
+/// whose agent holds a session needs `force`; a manager in the raft group must be
+/// demoted first.
 #[utoipa::path(delete, path = "/v1/nodes/{id}", tag = "nodes",
     params(
         ("id" = String, Path, description = "The node's id"),
+        ("force" = Option<bool>, Query, description = "Remove the node even while it is ready (its agent holds a session)"),
         ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
         ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
     ),
     responses(
         (status = 200, description = "The node as it was", body = Node),
         (status = 404, description = "No such node", body = ErrorEnvelope),
-        (status = 409, description = "The node changed since the version given", body = ErrorEnvelope),
+        (status = 409, description = "The node changed since the version given, is ready (without `force`), or is a raft member", body = ErrorEnvelope),
     ))]
 pub async fn delete(
     State(api): State<Arc<ApiState>>,
@@ -169,6 +195,89 @@ pub async fn delete(
     mut params: Params,
 ) -> Result<Found<Node>, HttpError> {
     let version = expected_version(&headers, &mut params)?;
+    let force = params.flag("force")?;
     params.finish()?;
-    resource::delete(&api, &id, version).await
+    for _ in 0..CAS_TRIES {
+        let read = api
+            .store()
+            .read(|s| (s.nodes.get(&id).cloned(), s.cluster.clone()))
+            .await?;
+        let (Some(node), record) = read.value else {
+            return Err(StoreError::NotFound {
+                kind: Kind::Node,
+                id,
+            }
+            .into());
+        };
+        node_rules::removal(&node, force, raft_view(&api, &id))?;
+        let delete = Command::delete(Kind::Node, &id, Some(version.unwrap_or(node.meta.version)));
+        // Without a cluster CA (a bare store) there is no certificate to revoke.
+        let write = match record {
+            Some(record) => {
+                let expected_version = Some(record.version);
+                let mut revoked = record;
+                revoked.ca.remove_node(&id);
+                Command::Batch {
+                    commands: vec![
+                        Command::SetCluster {
+                            record: Box::new(revoked),
+                            expected_version,
+                        },
+                        delete,
+                    ],
+                }
+            }
+            None => delete,
+        };
+        match api.store().write(write).await {
+            Ok(applied) => {
+                return Ok(Found {
+                    status: StatusCode::OK,
+                    version: applied.version,
+                    object: node,
+                });
+            }
+            // Another write won: read again (a named version makes a node conflict final).
+            Err(StoreError::ClusterChanged(_)) => continue,
+            Err(StoreError::Conflict { .. }) if version.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(HttpError::new(
+        ErrorCode::Unavailable,
+        format!("node {id} or the cluster record kept changing while removing it; try again"),
+    ))
+}
+
+/// How many times a removal is tried again when another write won.
+const CAS_TRIES: usize = 16;
+
+/// What the raft group (as this manager, the leader, sees it) says about node `id`.
+fn raft_view(api: &ApiState, id: &str) -> RaftView {
+    let raft = raft_id(id);
+    let metrics = api.store().metrics();
+    let membership = metrics.membership_config.membership();
+    RaftView {
+        member: membership.nodes().any(|(n, _)| *n == raft),
+        leader: metrics.current_leader == Some(raft),
+        other_voters: membership.voter_ids().filter(|v| *v != raft).count(),
+    }
+}
+
+/// Takes manager `id` out of the raft group: it no longer votes nor gets the log.
+async fn leave_raft(api: &ApiState, id: &str) -> Result<(), HttpError> {
+    let change = ChangeMembers::RemoveVoters(BTreeSet::from([raft_id(id)]));
+    api.store()
+        .raft()
+        .change_membership(change, false)
+        .await
+        .map_err(|e| {
+            HttpError::new(
+                ErrorCode::Unavailable,
+                format!("take manager {id} out of the raft group: {e}; try again"),
+            )
+            .with("kind", "node")
+            .with("id", id)
+        })?;
+    Ok(())
 }

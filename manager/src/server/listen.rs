@@ -1,9 +1,12 @@
 //! Serving the manager's router: over TLS on its TCP address (each connection's client
 //! certificate becomes the [`Caller`] of its requests) and over a root-only unix
-//! socket (the caller is [`Caller::Local`]).
+//! socket (the caller is [`Caller::Local`]). A node's connection is cut when the node
+//! is removed, so its long-lived streams end and it must connect again — which the TLS
+//! verifier refuses.
 
 use super::Caller;
 use crate::ca::peer_identity;
+use crate::store::ClusterRecord;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -12,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -19,9 +23,17 @@ use tower::ServiceExt;
 /// A TLS handshake must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The cluster record as the store publishes it.
+type ClusterWatch = watch::Receiver<Option<Arc<ClusterRecord>>>;
+
 /// Serve `app` over TLS on `listener` until the returned future is dropped (its
-/// connections are dropped with it).
-pub(crate) async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+/// connections are dropped with it). `cluster` says when a node is removed.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    cluster: ClusterWatch,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     loop {
@@ -37,6 +49,7 @@ pub(crate) async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConf
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let mut cluster = cluster.clone();
         connections.spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
@@ -50,8 +63,33 @@ pub(crate) async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConf
                 },
                 _ => Caller::Anonymous,
             };
-            serve_connection(TokioIo::new(stream), app, caller).await;
+            let Caller::Node { id, .. } = &caller else {
+                serve_connection(TokioIo::new(stream), app, caller).await;
+                return;
+            };
+            let id = id.clone();
+            // Dropping the connection closes it, and every stream on it.
+            tokio::select! {
+                () = serve_connection(TokioIo::new(stream), app, caller) => {}
+                () = removal(&mut cluster, &id) => {}
+            }
         });
+    }
+}
+
+/// Returns once node `id` is removed from the cluster (never, if the store stops).
+async fn removal(cluster: &mut ClusterWatch, id: &str) {
+    loop {
+        let removed = cluster
+            .borrow_and_update()
+            .as_ref()
+            .is_some_and(|record| record.ca.is_removed(id));
+        if removed {
+            return;
+        }
+        if cluster.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! - [`layout`]: the data directory (identity, store) and id helpers.
 //! - [`listen`]: serving the router over TLS (the client certificate becomes the
 //!   request's [`Caller`]) and over a root-only unix socket.
+//! - `caller`: the store's word on a certified caller at each request (removed nodes
+//!   refused, demoted managers count as workers).
 //! - [`join`]: `POST /v1/join` and `POST /v1/managers`; [`client`]: the joining side.
 //! - [`failure`]: the daemon's endpoints' answers in the API's error shape.
 //! - [`error`]: the daemon's error type, [`ServerError`].
@@ -10,6 +12,7 @@
 //! One TCP port serves everything: raft RPCs (manager certificates only), joining
 //! (a token instead of a certificate) and the REST API.
 
+mod caller;
 pub mod client;
 pub mod error;
 mod failure;
@@ -308,14 +311,20 @@ impl Manager {
         ));
         let app = router(shared.clone())
             .merge(dispatcher.router())
-            .merge(crate::http::router(api.clone()));
+            .merge(crate::http::router(api.clone()))
+            .layer(middleware::from_fn_with_state(store.clone(), caller::check));
         let mut tasks = JoinSet::new();
         tasks.spawn(dispatcher.run());
         tasks.spawn(
             crate::orchestrator::Reconciler::new(store.clone(), crate::orchestrator::passes())
                 .run(),
         );
-        tasks.spawn(listen::serve_tls(listener, Arc::new(tls), app.clone()));
+        tasks.spawn(listen::serve_tls(
+            listener,
+            Arc::new(tls),
+            app.clone(),
+            store.cluster(),
+        ));
         if let Some(path) = &config.socket {
             let unix = bind_unix(path)?;
             tasks.spawn(listen::serve_unix(unix, app));

@@ -14,7 +14,7 @@ use manager::server::{Manager, ManagerConfig, ServerError, client, node_http_cli
 use manager::store::ClusterSettings;
 use std::time::{Duration, Instant};
 
-async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
+pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
     let config = ManagerConfig {
         data_dir: dir.path().join("m1"),
         listen: "127.0.0.1:0".to_owned(),

@@ -3,12 +3,14 @@
 //! ([`single_node`]), and three managers with a leader killed mid-stream ([`cluster`]).
 //! The cluster CA over real TLS on 127.0.0.1 (join, mutual TLS, refusals): [`ca`].
 //! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
-//! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`].
+//! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
+//! join token rotation, node updates and removal (revocation): [`nodes`].
 
 mod ca;
 mod cluster;
 mod common;
 mod daemon;
 mod http;
+mod nodes;
 mod single_node;
 mod storage_suite;
