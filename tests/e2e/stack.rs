@@ -272,3 +272,143 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
         "no network of the stack is left:\n{networks}"
     );
 }
+
+/// Starts `orch ARGS` on the test host in the background (its log in the host's dir).
+fn spawn(h: &LocalHost, name: &str, args: &[String]) -> std::process::Child {
+    let log = std::fs::File::create(h.dir.join(format!("{name}.log"))).expect("log");
+    let mut cmd = h.command(env!("CARGO_BIN_EXE_orch"));
+    cmd.args(args)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    cmd.spawn().expect("start orch")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn a_stack_spans_two_hosts_and_moves_off_a_host_that_dies() {
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
+        return;
+    }
+    let h1 = LocalHost::new("span1");
+    let h2 = LocalHost::new("span2");
+    let lan = agent::testing::lan::Lan::new(&h1.dir.join("lan.netns")).unwrap();
+    lan.plug(&h1.dir.join("host.netns"), "s1", [10, 98, 0, 1].into())
+        .unwrap();
+    lan.plug(&h2.dir.join("host.netns"), "s2", [10, 98, 0, 2].into())
+        .unwrap();
+    let local = |h: &LocalHost, p: &str| h.dir.join("local").join(p).display().to_string();
+
+    // Host 1: a manager that also runs tasks; host 2: an agent that joins it.
+    let mut args = strings(&["manager", "init", "--agent", "--listen", "10.98.0.1:4242"]);
+    args.extend(strings(&["--advertise", "10.98.0.1:4242", "--data-dir"]));
+    args.extend([
+        local(&h1, "manager"),
+        "--socket".into(),
+        local(&h1, "manager.sock"),
+    ]);
+    args.extend(["--engine-data-dir".into(), local(&h1, "engine")]);
+    args.extend(["--engine-socket".into(), local(&h1, "engine.sock")]);
+    let _manager = spawn(&h1, "manager", &args);
+    let mut token = String::new();
+    eventually(30, "the manager answers with the worker token", || {
+        let out = h1.orch(&["token", "worker", "-q"]);
+        token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && !token.is_empty())
+            .then_some(())
+            .ok_or(text(&out))
+    });
+    let mut args = strings(&["agent", "--join", "10.98.0.1:4242", "--token", &token]);
+    args.extend(strings(&["--advertise", "10.98.0.2", "--data-dir"]));
+    args.extend([
+        local(&h2, "engine"),
+        "--socket".into(),
+        local(&h2, "engine.sock"),
+    ]);
+    let mut worker = spawn(&h2, "agent", &args);
+    eventually(30, "two nodes are ready", || {
+        let ls = ok(&h1.orch(&["node", "ls"]));
+        (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
+    });
+    for h in [&h1, &h2] {
+        let mut import = h.command("bash");
+        import.arg(super::repo().join("scripts/busybox-image"));
+        ok(&import.output().expect("import busybox"));
+    }
+
+    // Two api replicas, spread one per host; the probe reaches both through the
+    // service's virtual address, one of them across the overlay.
+    std::fs::write(
+        h1.dir.join("compose.yaml"),
+        r#"name: span
+services:
+  api:
+    image: busybox
+    command: ["sh", "-c", "hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
+    deploy:
+      replicas: 2
+  probe:
+    image: busybox
+    command: ["sh", "-c", "for i in $$(seq 60); do wget -qO- http://api/; done | sort -u | wc -l | grep -qx 2"]
+    restart: on-failure
+"#,
+    )
+    .unwrap();
+    let out = h1.orch(&["up", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out),
+        text(&h1.orch(&["ps", "-a"]))
+    );
+    let api_nodes = |h: &LocalHost| -> Vec<String> {
+        let ps = ok(&h.orch(&["ps", "--json", "api"]));
+        let tasks: serde_json::Value = serde_json::from_str(&ps).unwrap();
+        let mut nodes: Vec<String> = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"]["state"] == "running")
+            .map(|t| t["node"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        nodes.sort();
+        nodes
+    };
+    let nodes = api_nodes(&h1);
+    assert_eq!(nodes.len(), 2);
+    assert_ne!(nodes[0], nodes[1], "spread puts one replica on each host");
+    eventually(
+        60,
+        "the probe saw both replicas through the VIP and completed",
+        || {
+            let ps = ok(&h1.orch(&["ps", "-a", "probe"]));
+            ps.lines()
+                .any(|l| l.contains("complete"))
+                .then_some(())
+                .ok_or(ps)
+        },
+    );
+
+    // Host 2's agent dies: its node goes down and its replica moves to host 1.
+    let _ = worker.kill();
+    let _ = worker.wait();
+    eventually(30, "host 2 is down", || {
+        let ls = ok(&h1.orch(&["node", "ls"]));
+        ls.contains(" down ").then_some(()).ok_or(ls)
+    });
+    eventually(60, "both replicas run on host 1", || {
+        let nodes = api_nodes(&h1);
+        (nodes.len() == 2 && nodes[0] == nodes[1])
+            .then_some(())
+            .ok_or(format!("{nodes:?}\n{}", ok(&h1.orch(&["ps", "-a"]))))
+    });
+    let ps = ok(&h1.orch(&["ps", "-a", "api"]));
+    assert!(
+        ps.contains("orphaned"),
+        "the lost task is shown as orphaned:\n{ps}"
+    );
+    ok(&h1.orch(&["down"]));
+}
