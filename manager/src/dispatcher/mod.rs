@@ -22,6 +22,7 @@ use api::error::{ApiError, ErrorCode};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use axum::extract::State;
 
+use crate::keyring::Keyring;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,13 +36,17 @@ const TICK: Duration = Duration::from_millis(200);
 pub struct Dispatcher {
     store: Arc<Store>,
     sessions: Mutex<Sessions>,
+    /// Opens the secrets of assignments.
+    keyring: Arc<Keyring>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<Store>) -> Arc<Dispatcher> {
+    /// The dispatcher over `store`; `keyring` opens the secrets nodes are sent.
+    pub fn new(store: Arc<Store>, keyring: Arc<Keyring>) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             store,
             sessions: Mutex::new(Sessions::default()),
+            keyring,
         })
     }
 

@@ -3,7 +3,8 @@
 //! - [`auth`]: who calls ([`Caller`], put in the request by the daemon) and the bearer
 //!   [`Tokens`]; the authentication middleware.
 //! - [`forward`]: leader forwarding of writes and linearizable reads (one middleware).
-//! - [`nodes`], [`stacks`], [`services`], [`tasks`]: one file per resource.
+//! - [`nodes`], [`stacks`], [`services`], [`tasks`], [`networks`], [`secrets`],
+//!   [`configs`]: one file per resource.
 //! - [`resource`]: what they share (body extractor, validation, reads, store calls).
 //! - [`params`]: query parameters, label selectors, the version a write names.
 //! - [`events`]: `/v1/events`, committed changes as server-sent events.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod configs;
 pub mod error;
 pub mod events;
 pub mod forward;
@@ -22,6 +24,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod params;
 pub mod resource;
+pub mod secrets;
 pub mod services;
 pub mod stacks;
 pub mod tasks;
@@ -29,6 +32,7 @@ pub mod tasks;
 pub use auth::{Caller, Tokens};
 pub use forward::Forwarder;
 
+use crate::keyring::Keyring;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -44,18 +48,31 @@ pub struct ApiState {
     tokens: Tokens,
     metrics: RequestMetrics,
     forward: Option<Forwarder>,
+    keyring: Arc<Keyring>,
 }
 
 impl ApiState {
     /// The API over `store`, accepting bearer `tokens`; `forward` (when given) sends
-    /// writes and linearizable reads from a follower to the leader.
-    pub fn new(store: Arc<Store>, tokens: Tokens, forward: Option<Forwarder>) -> ApiState {
+    /// writes and linearizable reads from a follower to the leader; `keyring` seals
+    /// the secrets written.
+    pub fn new(
+        store: Arc<Store>,
+        tokens: Tokens,
+        forward: Option<Forwarder>,
+        keyring: Arc<Keyring>,
+    ) -> ApiState {
         ApiState {
             store,
             tokens,
             metrics: RequestMetrics::default(),
             forward,
+            keyring,
         }
+    }
+
+    /// The cluster's data key.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// The store served.
@@ -89,6 +106,10 @@ fn resources() -> ApiRouter {
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
         .routes(routes!(networks::list, networks::create))
         .routes(routes!(networks::get, networks::delete))
+        .routes(routes!(secrets::list, secrets::create))
+        .routes(routes!(secrets::get, secrets::delete))
+        .routes(routes!(configs::list, configs::create))
+        .routes(routes!(configs::get, configs::delete))
 }
 
 /// The routes every manager serves itself.

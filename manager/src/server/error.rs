@@ -67,4 +67,10 @@ pub enum ServerError {
     NoCluster,
     #[error("generate {what}: the system's random source failed")]
     Random { what: &'static str },
+    #[error("the data key at {path}: {source}")]
+    DataKey {
+        path: PathBuf,
+        #[source]
+        source: crate::keyring::KeyringError,
+    },
 }

@@ -5,11 +5,13 @@
 //! DATA/node/key.pem   its private key (0600), never sent anywhere
 //! DATA/node/cert.pem  its node certificate
 //! DATA/node/ca.pem    the cluster CA certificate
+//! DATA/node/data.key  the cluster's data key (0600): seals secrets (see keyring)
 //! DATA/raft/          the replicated store (log.redb, state.redb)
 //! ```
 
 use super::error::ServerError;
 use crate::ca::{IssuedCert, NodeIdentity, NodeKey};
+use crate::keyring::Keyring;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -114,6 +116,32 @@ impl Layout {
             source,
         })?;
         write_file(&self.node_file(), &json, 0o644)
+    }
+
+    fn data_key_file(&self) -> PathBuf {
+        self.identity_dir().join("data.key")
+    }
+
+    /// Keeps the cluster's data key (0600), before `node.json` is written.
+    pub fn save_data_key(&self, keyring: &Keyring) -> Result<(), ServerError> {
+        let dir = self.identity_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        write_file(&self.data_key_file(), keyring.to_base64().as_bytes(), 0o600)
+    }
+
+    /// The data key kept by [`Layout::save_data_key`].
+    pub fn data_key(&self) -> Result<Keyring, ServerError> {
+        let path = self.data_key_file();
+        let text = std::fs::read_to_string(&path).map_err(|source| ServerError::Io {
+            op: "read",
+            path: path.clone(),
+            source,
+        })?;
+        Keyring::from_base64(&text).map_err(|source| ServerError::DataKey { path, source })
     }
 
     /// Keeps the managers a node last heard of (`managers.json`).
