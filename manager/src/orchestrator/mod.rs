@@ -125,6 +125,8 @@ fn dedupe(plan: Plan) -> Plan {
 }
 
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
