@@ -23,7 +23,7 @@ fn stack(value_file: &str) -> String {
     // which check failed.
     let script = [
         "set -e",
-        "test \"$$(cat /run/secrets/db_password)\" = \"$$EXPECTED\" || { echo bad-secret-value; exit 1; }",
+        "test \"$$(cat /run/secrets/db_password)\" = \"$$PART1$$PART2\" || { echo bad-secret-value; exit 1; }",
         "test \"$$(stat -c %a /run/secrets/db_password)\" = 440 || { echo bad-secret-mode; exit 1; }",
         "test \"$$(stat -c %a /etc/app.conf)\" = 444 || { echo bad-config-mode; exit 1; }",
         "grep -qx level=debug /etc/app.conf || { echo bad-config; exit 1; }",
@@ -38,7 +38,9 @@ services:
     image: busybox
     command: ["sh", "-c", {script:?}]
     environment:
-      EXPECTED: "s3cret-{pid}-value"
+      # The value in two parts: the stack itself must not hold it.
+      PART1: "s3cret-{pid}"
+      PART2: "-value"
     restart: on-failure
     secrets:
       - source: db_password
