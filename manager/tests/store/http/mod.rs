@@ -10,6 +10,7 @@ mod events;
 mod forward;
 mod malformed;
 mod schemathesis;
+mod secrets;
 
 use crate::common::TempDir;
 use crate::common::node::{TestNode, listen, test_config};
