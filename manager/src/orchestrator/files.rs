@@ -3,11 +3,14 @@
 //! (`<stack>_<key>` by default). A secret's value arrives sealed in the stack spec
 //! (the API seals it as it takes the stack), so this pass copies ciphertext and never
 //! sees a value. An object whose value changed is updated; one no longer in the stack
-//! is removed once no task that is to run, or still runs, uses it.
+//! is removed once no task that is to run, or still runs, uses it. A task whose
+//! secret or config does not exist (an `external` one not made yet) stays pending,
+//! saying which.
 
 use super::change::{Change, Plan};
 use super::{ended, wanted};
-use api::cluster::{Meta, Object, Stack, Task};
+use crate::store::State;
+use api::cluster::{Meta, Object, Stack, Task, TaskState};
 use api::secret::{Config, Secret};
 use api::stack::{FileObjectSpec, StackSpec};
 use std::collections::BTreeSet;
@@ -137,4 +140,50 @@ pub fn resolve_references(spec: &mut api::ServiceSpec, stack: &StackSpec) {
             r.source = file_object_id(&stack.name, &key, declared);
         }
     }
+}
+
+/// Why a task cannot be placed yet: the first secret or config it uses that does not
+/// exist (an `external` one not created yet).
+pub fn missing_file(state: &State, task: &Task) -> Option<String> {
+    if let Some(r) = task
+        .spec
+        .secrets
+        .iter()
+        .find(|r| state.secrets.get(&r.source).is_none())
+    {
+        return Some(format!("secret {} does not exist", r.source));
+    }
+    task.spec
+        .configs
+        .iter()
+        .find(|r| state.configs.get(&r.source).is_none())
+        .map(|r| format!("config {} does not exist", r.source))
+}
+
+/// Runs `schedule` over `state` without the pending tasks whose secrets or configs do
+/// not exist yet: those stay pending, their status message naming what is missing,
+/// and are placed by a later pass once it exists.
+pub fn schedule_when_present(state: &State, schedule: impl FnOnce(&State) -> Plan) -> Plan {
+    let held: Vec<(&Task, String)> = state
+        .tasks
+        .iter()
+        .filter(|t| t.status.state == TaskState::Pending && wanted(t))
+        .filter_map(|t| Some((t, missing_file(state, t)?)))
+        .collect();
+    if held.is_empty() {
+        return schedule(state);
+    }
+    let mut rest = state.clone();
+    for (task, _) in &held {
+        rest.tasks.remove(&task.meta.id);
+    }
+    let mut plan = schedule(&rest);
+    for (task, why) in held {
+        if task.status.message != why {
+            let mut task = task.clone();
+            task.status.message = why;
+            plan.push(Change::update_task(task));
+        }
+    }
+    plan
 }

@@ -150,3 +150,52 @@ fn external_secrets_are_only_referenced() {
     let app = &sim.wanted("shop_app")[0];
     assert_eq!(app.spec.secrets[0].source, "prod_db");
 }
+
+#[test]
+fn a_task_whose_external_secret_is_missing_stays_pending_saying_so() {
+    use super::change::{Change, Plan};
+    use super::files::schedule_when_present;
+    use api::cluster::{Meta, Object, TaskState};
+    use api::secret::Secret;
+
+    let keyring = Keyring::generate().unwrap();
+    let mut spec = stack(&keyring);
+    spec.secrets.insert(
+        "db_password".into(),
+        FileObjectSpec {
+            name: "prod_db".into(),
+            external: true,
+            ..FileObjectSpec::default()
+        },
+    );
+    // No node: the tasks stay pending for the scheduler.
+    let mut sim = Sim::new(&[]);
+    sim.deploy_spec("shop", spec);
+    let app = sim.wanted("shop_app")[0].clone();
+    assert_eq!(app.status.state, TaskState::Pending);
+
+    let mut seen = 0;
+    let plan = schedule_when_present(&sim.state, |s| {
+        seen = s.tasks.iter().count();
+        Plan::default()
+    });
+    assert_eq!(seen, sim.state.tasks.iter().count() - 1, "app is held back");
+    let [Change::Update(Object::Task(held))] = &plan.changes[..] else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(held.meta.id, app.meta.id);
+    assert_eq!(held.status.message, "secret prod_db does not exist");
+
+    let secret = Secret {
+        meta: Meta::new("prod_db"),
+        value: keyring.seal("prod_db", b"pw").unwrap(),
+        ..Secret::default()
+    };
+    sim.commit(vec![Command::create(Object::Secret(secret))]);
+    let plan = schedule_when_present(&sim.state, |s| {
+        seen = s.tasks.iter().count();
+        Plan::default()
+    });
+    assert_eq!(seen, sim.state.tasks.iter().count(), "nothing held back");
+    assert!(plan.changes.is_empty());
+}

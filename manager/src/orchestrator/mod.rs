@@ -46,7 +46,7 @@ pub fn passes() -> Vec<(&'static str, Pass)> {
                     .as_ref()
                     .map(|c| c.settings.strategy)
                     .unwrap_or_default();
-                schedule::plan(state, strategy, now)
+                files::schedule_when_present(state, |s| schedule::plan(s, strategy, now))
             }),
         ),
     ]
