@@ -14,59 +14,40 @@ fn stack_key(stack: &str) -> Vec<(IndexName, String)> {
     }
 }
 
-impl Record for Secret {
-    const KIND: Kind = Kind::Secret;
+/// The [`Record`] impl of a kind indexed by its stack: secrets and configs.
+macro_rules! stack_record {
+    ($type:ident) => {
+        impl Record for $type {
+            const KIND: Kind = Kind::$type;
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
+            fn meta(&self) -> &Meta {
+                &self.meta
+            }
 
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+            fn meta_mut(&mut self) -> &mut Meta {
+                &mut self.meta
+            }
 
-    fn index_keys(&self) -> Vec<(IndexName, String)> {
-        stack_key(&self.stack)
-    }
+            fn index_keys(&self) -> Vec<(IndexName, String)> {
+                stack_key(&self.stack)
+            }
 
-    fn into_object(self) -> Object {
-        Object::Secret(self)
-    }
+            fn into_object(self) -> Object {
+                Object::$type(self)
+            }
 
-    fn from_object(object: Object) -> Option<Self> {
-        match object {
-            Object::Secret(secret) => Some(secret),
-            _ => None,
+            fn from_object(object: Object) -> Option<Self> {
+                match object {
+                    Object::$type(record) => Some(record),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl Record for Config {
-    const KIND: Kind = Kind::Config;
-
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
-
-    fn index_keys(&self) -> Vec<(IndexName, String)> {
-        stack_key(&self.stack)
-    }
-
-    fn into_object(self) -> Object {
-        Object::Config(self)
-    }
-
-    fn from_object(object: Object) -> Option<Self> {
-        match object {
-            Object::Config(config) => Some(config),
-            _ => None,
-        }
-    }
-}
+stack_record!(Secret);
+stack_record!(Config);
 
 impl Table<Secret> {
     /// The secrets stack `stack` declared.
