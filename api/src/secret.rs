@@ -23,8 +23,9 @@ pub struct SealedValue {
     pub digest: String,
     /// The value's length in bytes.
     pub size: u64,
-    /// Base64 of the nonce, the AES-256-GCM ciphertext and its tag. Empty in every
-    /// answer of the API: only managers read it.
+    /// Base64 of the nonce, the AES-256-GCM ciphertext and its tag, useless without
+    /// the managers' data key. Empty in every answer about a secret (get, list,
+    /// events); a stack's spec carries it as the managers sealed it.
     #[serde(skip_serializing_if = "is_default")]
     pub ciphertext: String,
 }

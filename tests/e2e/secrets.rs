@@ -1,7 +1,8 @@
 //! Secrets and configs of a stack on a local cluster: a secret from a file and a
 //! config with inline content reach a busybox task as read-only files with the asked
 //! mode; `orch secret inspect` never shows the value, and the managers' raft files
-//! hold it only sealed; `orch down` removes the objects.
+//! hold it only sealed; a task whose external secret is missing waits, saying so,
+//! until `orch secret create` makes it; `orch down` removes the objects.
 
 use super::engine::ok;
 use super::stack::{LocalHost, eventually, text};
@@ -141,6 +142,36 @@ fn a_stack_secret_and_config_reach_the_task_as_read_only_files() {
     let inspect = ok(&h.orch(&["secret", "inspect", "standalone"]));
     assert!(inspect.contains("\"size\": 10"), "{inspect}");
     ok(&h.orch(&["secret", "rm", "standalone"]));
+
+    // An external secret that does not exist yet: the task waits, saying so, and
+    // runs once the secret is made.
+    std::fs::write(
+        h.dir.join("late.yaml"),
+        "name: late\nservices:\n  wait:\n    image: busybox\n    command: [\"sh\", \"-c\", \"grep -qx later /run/secrets/token\"]\n    restart: on-failure\n    secrets: [token]\nsecrets:\n  token:\n    external: true\n    name: late_token\n",
+    )
+    .unwrap();
+    let out = h.orch(&["up", "-d", "-f", "late.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(30, "the task waits for its secret", || {
+        let ps = ok(&h.orch(&["ps", "-p", "late"]));
+        ps.contains("secret late_token does not exist")
+            .then_some(())
+            .ok_or(ps)
+    });
+    std::fs::write(h.dir.join("token.txt"), "later\n").unwrap();
+    ok(&h.orch(&["secret", "create", "late_token", "token.txt"]));
+    eventually(60, "the task runs once its secret exists", || {
+        let ps = ok(&h.orch(&["ps", "-a", "-p", "late"]));
+        ps.lines()
+            .any(|l| l.contains("late_wait.1") && l.contains("complete"))
+            .then_some(())
+            .ok_or(ps)
+    });
+    ok(&h.orch(&["down", "-p", "late"]));
+    eventually(30, "the external secret is free to go", || {
+        let out = h.orch(&["secret", "rm", "late_token"]);
+        out.status.success().then_some(()).ok_or(text(&out))
+    });
 
     let out = h.orch(&["down"]);
     assert!(out.status.success(), "{}", text(&out));
