@@ -83,9 +83,13 @@ pub fn of_task(task: &Task, values: &Values) -> Result<Vec<TaskFile>, ExecutorEr
     let mut files = Vec::new();
     for (i, r) in task.spec.secrets.iter().enumerate() {
         let field = format!("secrets[{i}]");
-        let data = values.secrets.get(&r.source).ok_or_else(|| {
-            ExecutorError::unsupported(&field, format!("secret {} does not exist", r.source))
-        })?;
+        let data = values
+            .secrets
+            .get(&r.source)
+            .ok_or_else(|| ExecutorError::MissingFile {
+                kind: "secret",
+                id: r.source.clone(),
+            })?;
         let target = r.target.as_deref().unwrap_or(&r.source);
         let target = if target.starts_with('/') {
             target.to_owned()
@@ -96,9 +100,13 @@ pub fn of_task(task: &Task, values: &Values) -> Result<Vec<TaskFile>, ExecutorEr
     }
     for (i, r) in task.spec.configs.iter().enumerate() {
         let field = format!("configs[{i}]");
-        let data = values.configs.get(&r.source).ok_or_else(|| {
-            ExecutorError::unsupported(&field, format!("config {} does not exist", r.source))
-        })?;
+        let data = values
+            .configs
+            .get(&r.source)
+            .ok_or_else(|| ExecutorError::MissingFile {
+                kind: "config",
+                id: r.source.clone(),
+            })?;
         let target = r.target.clone().unwrap_or_else(|| format!("/{}", r.source));
         files.push(file(&field, r, target, data)?);
     }
@@ -149,8 +157,10 @@ pub fn write(dir: &Path, files: &[TaskFile]) -> Result<Vec<String>, ExecutorErro
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let failed = |op: &str, path: &Path, e: std::io::Error| {
-        ExecutorError::unsupported("secrets", format!("{op} {}: {e}", path.display()))
+    let failed = |op: &'static str, path: &Path, source: std::io::Error| ExecutorError::TaskFiles {
+        op,
+        path: path.to_owned(),
+        source,
     };
     // A leftover of an earlier run of the task (the agent restarted) goes first.
     remove(dir).map_err(|e| failed("clear", dir, e))?;
@@ -263,6 +273,6 @@ mod tests {
     #[test]
     fn a_missing_secret_is_named() {
         let err = of_task(&task(), &Values::default()).unwrap_err();
-        assert_eq!(err.to_string(), "secrets[0]: secret shop_db does not exist");
+        assert_eq!(err.to_string(), "secret shop_db does not exist");
     }
 }

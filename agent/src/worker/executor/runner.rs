@@ -288,8 +288,10 @@ impl Runner {
             return Err(ExecutorError::engine(format!("remove container {id}"))(e));
         }
         let dir = files::task_dir(&self.files_root, &self.task);
-        files::remove(&dir).map_err(|e| {
-            ExecutorError::unsupported("secrets", format!("remove {}: {e}", dir.display()))
+        files::remove(&dir).map_err(|source| ExecutorError::TaskFiles {
+            op: "remove",
+            path: dir,
+            source,
         })
     }
 
