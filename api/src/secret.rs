@@ -69,12 +69,43 @@ pub struct Config {
     pub data: String,
 }
 
-/// A secret or config value delivered to a node (in its assignments only).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret or config value delivered to a node (in its assignments only; kept in
+/// memory, never written but to the task's tmpfs). Its `Debug` leaves the value out.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FileData {
     /// The secret's or config's id.
     pub id: String,
     /// The value, base64.
     pub data: String,
+}
+
+impl std::fmt::Debug for FileData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileData")
+            .field("id", &self.id)
+            .field(
+                "data",
+                &format_args!("<{} base64 characters>", self.data.len()),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_values_out() {
+        let file = FileData {
+            id: "shop_db".into(),
+            data: "aHVudGVyMg==".into(),
+        };
+        let text = format!("{file:?}");
+        assert!(
+            text.contains("shop_db") && !text.contains("aHVudGVyMg"),
+            "{text}"
+        );
+    }
 }

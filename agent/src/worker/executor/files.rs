@@ -25,8 +25,9 @@ pub const SECRETS_DIR: &str = "/run/secrets";
 /// The mode of a file whose reference gives none.
 const DEFAULT_MODE: u32 = 0o444;
 
-/// The secret and config values of an assignment set, decoded, by id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The secret and config values of an assignment set, decoded, by id (no `Debug`:
+/// values stay out of logs).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Values {
     pub secrets: BTreeMap<String, Vec<u8>>,
     pub configs: BTreeMap<String, Vec<u8>>,
