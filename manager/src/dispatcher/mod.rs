@@ -15,6 +15,7 @@ mod stream;
 pub mod table;
 
 use crate::http::error::HttpError as Refusal;
+use crate::keyring::Keyring;
 use crate::server::{Caller, random_id};
 use crate::store::{Store, StoreError};
 use api::cluster::{NodeState, NodeStatus};
@@ -22,7 +23,6 @@ use api::error::{ApiError, ErrorCode};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use axum::extract::State;
 
-use crate::keyring::Keyring;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use std::sync::{Arc, Mutex, PoisonError};
