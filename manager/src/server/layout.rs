@@ -136,11 +136,19 @@ impl Layout {
     /// The data key kept by [`Layout::save_data_key`].
     pub fn data_key(&self) -> Result<Keyring, ServerError> {
         let path = self.data_key_file();
-        let text = std::fs::read_to_string(&path).map_err(|source| ServerError::Io {
-            op: "read",
-            path: path.clone(),
-            source,
-        })?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ServerError::NoDataKey { path });
+            }
+            Err(source) => {
+                return Err(ServerError::Io {
+                    op: "read",
+                    path,
+                    source,
+                });
+            }
+        };
         Keyring::from_base64(&text).map_err(|source| ServerError::DataKey { path, source })
     }
 

@@ -272,6 +272,46 @@ mod tests {
     }
 
     #[test]
+    fn files_are_written_on_a_tmpfs_of_their_own_and_removed_with_it() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: mounting a tmpfs needs root");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("orch-task-files-{}", std::process::id()));
+        let dir = task_dir(&root, "t1");
+        let files = vec![TaskFile {
+            target: "/run/secrets/db".into(),
+            data: b"pw".to_vec(),
+            uid: 100,
+            gid: 101,
+            mode: 0o440,
+        }];
+        let binds = write(&dir, &files).unwrap();
+        assert_eq!(binds, [format!("{}/0:/run/secrets/db:ro", dir.display())]);
+        let path = dir.join("0");
+        assert_eq!(std::fs::read(&path).unwrap(), b"pw");
+        let meta = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (100, 101, 0o440)
+        );
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounted = mountinfo
+            .lines()
+            .any(|l| l.contains(&format!(" {} ", dir.display())) && l.contains(" - tmpfs "));
+        assert!(mounted, "{} is a tmpfs", dir.display());
+        // Written again (an agent that restarted): the old tmpfs goes first.
+        write(&dir, &files).unwrap();
+        remove(&dir).unwrap();
+        assert!(!dir.exists());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(&dir.display().to_string()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn a_missing_secret_is_named() {
         let err = of_task(&task(), &Values::default()).unwrap_err();
         assert_eq!(err.to_string(), "secret shop_db does not exist");
