@@ -249,6 +249,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_data_key_is_kept_0600_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("orch-layout-key-{}", std::process::id()));
+        let layout = Layout::new(&dir);
+        assert!(matches!(
+            layout.data_key(),
+            Err(ServerError::NoDataKey { .. })
+        ));
+        let keyring = Keyring::generate().unwrap();
+        layout.save_data_key(&keyring).unwrap();
+        assert_eq!(layout.data_key().unwrap().bytes(), keyring.bytes());
+        let mode = std::fs::metadata(dir.join("node/data.key")).unwrap();
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn raft_ids_are_stable_and_never_zero() {
         assert_eq!(raft_id("abc"), raft_id("abc"));
         assert_ne!(raft_id("abc"), raft_id("abd"));
