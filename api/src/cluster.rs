@@ -5,6 +5,7 @@
 //! by the system. Every write names the version it read (optimistic concurrency).
 
 use crate::is_default;
+use crate::secret::{Config, Secret};
 use crate::service::ServiceSpec;
 use crate::stack::StackSpec;
 use serde::{Deserialize, Serialize};
@@ -28,16 +29,20 @@ pub enum Kind {
     Service,
     Task,
     Network,
+    Secret,
+    Config,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Node,
         Kind::Stack,
         Kind::Service,
         Kind::Task,
         Kind::Network,
+        Kind::Secret,
+        Kind::Config,
     ];
 
     /// The lowercase name (`node`, `stack`, ...).
@@ -48,6 +53,8 @@ impl Kind {
             Kind::Service => "service",
             Kind::Task => "task",
             Kind::Network => "network",
+            Kind::Secret => "secret",
+            Kind::Config => "config",
         }
     }
 }
@@ -388,6 +395,9 @@ pub enum Object {
     Service(Box<Service>),
     Task(Box<Task>),
     Network(Network),
+    /// Secrets travel redacted (no ciphertext) in answers and events.
+    Secret(Secret),
+    Config(Config),
 }
 
 impl Object {
@@ -399,6 +409,8 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::Task(_) => Kind::Task,
             Object::Network(_) => Kind::Network,
+            Object::Secret(_) => Kind::Secret,
+            Object::Config(_) => Kind::Config,
         }
     }
 
@@ -410,6 +422,8 @@ impl Object {
             Object::Service(o) => &o.meta,
             Object::Task(o) => &o.meta,
             Object::Network(o) => &o.meta,
+            Object::Secret(o) => &o.meta,
+            Object::Config(o) => &o.meta,
         }
     }
 
@@ -421,6 +435,8 @@ impl Object {
             Object::Service(o) => &mut o.meta,
             Object::Task(o) => &mut o.meta,
             Object::Network(o) => &mut o.meta,
+            Object::Secret(o) => &mut o.meta,
+            Object::Config(o) => &mut o.meta,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct JoinResponse {
     pub cluster_id: String,
     /// Addresses of the managers, leader first.
     pub managers: Vec<String>,
+    /// The cluster's data key (base64), which seals secrets: given to managers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<String>,
 }
 
 /// `POST /v1/managers`: a manager that joined asks to become a raft member.

@@ -5,6 +5,7 @@
 //! - [`join`]: joining a cluster (token + certificate request -> node certificate).
 //! - [`session`]: an agent's session with the managers (register, heartbeat).
 //! - [`stack`]: a stack (services, networks, volumes, secrets, configs).
+//! - [`secret`]: secrets (sealed by the managers) and configs, mounted as files.
 //! - [`service`]: a service in the compose model's canonical long form.
 //! - [`deploy`]: placement, resources, restart and update policies.
 //! - [`units`]: durations, byte sizes and file modes as stack files write them.
@@ -29,6 +30,7 @@ pub mod join;
 pub mod network;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod secret;
 pub mod service;
 pub mod session;
 pub mod stack;

@@ -6,6 +6,7 @@
 
 use crate::cluster::{NodeDescription, Task, TaskStatus};
 use crate::network::{NetworkCreate, OverlayPeer, ServiceEndpoint};
+use crate::secret::FileData;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/session`: open a session (the node is the client certificate's).
@@ -53,6 +54,13 @@ pub struct Assignments {
     pub tasks: Vec<Task>,
     /// The networks those tasks are on.
     pub networks: Vec<NetworkAssignment>,
+    /// The secrets those tasks use, decrypted (sent over the session's mutual TLS
+    /// only; a node gets no secret none of its tasks uses).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileData>,
+    /// The configs those tasks use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileData>,
 }
 
 /// One network a node's tasks are on: how to create it, who is on it elsewhere and

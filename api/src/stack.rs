@@ -130,6 +130,10 @@ pub struct FileObjectSpec {
     pub template_driver: Option<String>,
     #[serde(skip_serializing_if = "is_default")]
     pub labels: BTreeMap<String, String>,
+    /// Set by the managers on a secret as they take the stack: its `content` sealed
+    /// with the cluster's data key (`content` is then removed).
+    #[serde(skip_serializing_if = "is_default")]
+    pub sealed: Option<crate::secret::SealedValue>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, Value>,
 }

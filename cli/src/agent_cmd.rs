@@ -147,7 +147,10 @@ pub async fn serve_node(
         let client = api::client::EngineClient::new(&format!("unix://{}", engine.socket.display()))
             .context("a client of this node's engine")?;
         worker.push(tokio::spawn(agent::worker::executor::run(
-            client, assigned, reporter,
+            client,
+            assigned,
+            reporter,
+            engine.data_dir.join("task-files"),
         )));
         worker.push(tokio::spawn(agent::worker::session::run(
             config,

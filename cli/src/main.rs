@@ -10,6 +10,7 @@ mod container;
 mod context;
 mod engine;
 mod exec;
+mod file_object_cmd;
 mod image;
 mod local_cluster;
 mod login;
@@ -20,6 +21,7 @@ mod progress;
 mod render;
 mod service_cmd;
 mod stack_cmd;
+mod stack_files;
 mod token_cmd;
 mod volume;
 
@@ -58,6 +60,21 @@ enum Command {
     },
     /// Validate stack files and print the normalized stack (like `docker compose config`).
     Config(config::ConfigArgs),
+    /// The cluster's secrets: values sealed by the managers, mounted by tasks under /run/secrets.
+    Secret {
+        #[command(flatten)]
+        host: manager_api::HostArgs,
+        #[command(subcommand)]
+        cmd: file_object_cmd::FileObjectCommand,
+    },
+    /// The cluster's configs (`docker config`): values mounted by tasks as files.
+    #[command(name = "cluster-config")]
+    ClusterConfig {
+        #[command(flatten)]
+        host: manager_api::HostArgs,
+        #[command(subcommand)]
+        cmd: file_object_cmd::FileObjectCommand,
+    },
     /// Run this node's engine: images, containers, volumes and networks.
     Agent(agent_cmd::AgentArgs),
     /// The cluster's nodes (through a manager's API).
@@ -127,6 +144,12 @@ fn main() -> ExitCode {
         Command::Ps(args) => stack_cmd::ps(args),
         Command::Scale(args) => service_cmd::scale(args),
         Command::Service { host, cmd } => service_cmd::run(cmd, &host),
+        Command::Secret { host, cmd } => {
+            file_object_cmd::run(file_object_cmd::Which::Secret, cmd, &host)
+        }
+        Command::ClusterConfig { host, cmd } => {
+            file_object_cmd::run(file_object_cmd::Which::Config, cmd, &host)
+        }
         Command::Agent(args) => agent_cmd::run(args),
         Command::Manager(cmd) => manager_cmd::run(cmd),
         Command::Node { host, cmd } => cluster_cmd::node(cmd, &host),

@@ -91,7 +91,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let spec = project.spec;
+    let mut spec = project.spec;
+    crate::stack_files::inline(&mut spec)?;
     let name = spec.name.clone();
     let rt = runtime()?;
     if !args.dry_run {

@@ -6,6 +6,8 @@
 //! - [`ca`]: the cluster CA — join tokens, node certificates, revocation, and the rustls
 //!   configurations of mutual TLS between nodes.
 //! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
+//! - [`keyring`]: the cluster's data key — secret values sealed (AES-256-GCM) before
+//!   they enter the raft log, and their keyed digests.
 //! - [`orchestrator`]: stacks to services and networks, services to tasks (replicas,
 //!   global, restarts, rolling updates), and the reconcile loop on the leader.
 //! - [`scheduler`]: pure placement of tasks on nodes — filters (state, availability,
@@ -22,6 +24,7 @@ pub mod allocator;
 pub mod ca;
 pub mod dispatcher;
 pub mod http;
+pub mod keyring;
 pub mod orchestrator;
 pub mod scheduler;
 pub mod server;

@@ -115,6 +115,16 @@ fn managers_init_join_list_and_survive_the_leader() {
         assert_eq!(n["status"]["state"], "ready", "{n}");
     }
 
+    // The joined managers got the data key that seals secrets (kept 0600).
+    let key = |m: &str| std::fs::read(dir.join(m).join("node/data.key")).expect("a data key");
+    assert_eq!(key("m2"), key("m1"));
+    assert_eq!(key("m3"), key("m1"));
+    let mode = std::fs::metadata(dir.join("m1/node/data.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
     // A token for another CA is refused, and says so.
     let mut wrong = worker_token.clone();
     wrong.replace_range(

@@ -1,11 +1,13 @@
 //! End-to-end tests of the `orch` binary: `orch config` on real files, and the
 //! engine daemon with its image commands ([`engine`]), the container runtime
-//! ([`runtime`]), and the worker's executor over a real engine ([`worker`]).
+//! ([`runtime`]), the worker's executor over a real engine ([`worker`]), stacks on
+//! a local cluster ([`stack`]) with secrets and configs ([`secrets`]).
 
 mod cluster;
 mod engine;
 mod network;
 mod runtime;
+mod secrets;
 mod stack;
 mod worker;
 

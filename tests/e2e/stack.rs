@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 /// A test host with its own network namespace; `orch` commands run in it with the
 /// local cluster's places under `dir`. Drop stops the local cluster and removes
 /// its containers, namespaces and files.
-struct LocalHost {
-    dir: PathBuf,
+pub(crate) struct LocalHost {
+    pub(crate) dir: PathBuf,
 }
 
 impl LocalHost {
-    fn new(tag: &str) -> LocalHost {
+    pub(crate) fn new(tag: &str) -> LocalHost {
         let dir = std::env::temp_dir().join(format!("orch-e2e-local-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -38,7 +38,7 @@ impl LocalHost {
         self.dir.join("local/engine")
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let host = std::fs::File::open(self.dir.join("host.netns")).expect("open the test host");
         let mut cmd = Command::new(program);
         cmd.env("ORCH_LOCAL_DIR", self.dir.join("local"))
@@ -68,7 +68,7 @@ impl LocalHost {
         cmd
     }
 
-    fn orch(&self, args: &[&str]) -> Output {
+    pub(crate) fn orch(&self, args: &[&str]) -> Output {
         let mut cmd = self.command(env!("CARGO_BIN_EXE_orch"));
         cmd.args(args);
         cmd.output().expect("run orch")
@@ -123,13 +123,33 @@ impl Drop for LocalHost {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         remove_netns(&self.engine_data());
+        unmount_under(&self.dir);
         let _ = netns::remove(&self.dir.join("host.netns"));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
+/// Unmounts what is still mounted under `dir` (tasks' secret tmpfs left by a
+/// killed agent), deepest first.
+fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        if let Ok(c) = std::ffi::CString::new(point) {
+            // SAFETY: a NUL-terminated path; detaching a mount this test's cluster made.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
 /// Wait until `f` holds (or panic after `secs` with the last answer).
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> Result<(), String>) {
+pub(crate) fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         match f() {
@@ -166,7 +186,7 @@ services:
     )
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         out.status.code(),

@@ -63,7 +63,10 @@ impl Node {
     fn executor(&self, first: Assignments) -> Executor {
         let (sets, rx) = watch::channel(first);
         let (tx, reports) = mpsc::channel(256);
-        let handle = self.rt.spawn(executor::run(self.engine.clone(), rx, tx));
+        let files = self.agent.dir.join("task-files");
+        let handle = self
+            .rt
+            .spawn(executor::run(self.engine.clone(), rx, tx, files));
         Executor {
             sets,
             reports,
@@ -279,6 +282,7 @@ fn executor_runs_a_set_and_reports_each_task_state() {
         addr: Some("10.98.0.1".into()),
         tasks: tasks.iter().map(|t| (*t).clone()).collect(),
         networks: vec![node.overlay(&["10.231.0.11", "10.231.0.12"])],
+        ..Assignments::default()
     };
 
     node.rt.block_on(async {
@@ -376,6 +380,7 @@ fn executor_shuts_down_what_leaves_the_set_and_a_new_one_adopts_the_rest() {
         addr: Some("10.98.0.1".into()),
         tasks: vec![web1.clone(), web2.clone()],
         networks: vec![node.overlay(&["10.231.0.11", "10.231.0.12"])],
+        ..Assignments::default()
     };
     node.rt.block_on(async {
         let mut ex = node.executor(set.clone());
@@ -436,6 +441,7 @@ fn executor_keeps_watching_a_task_across_an_engine_restart() {
         addr: Some("10.98.0.1".into()),
         tasks: vec![web1.clone()],
         networks: vec![node.overlay(&["10.231.0.11"])],
+        ..Assignments::default()
     };
     let mut ex = node.executor(set);
     node.rt

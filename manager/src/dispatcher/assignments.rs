@@ -1,13 +1,16 @@
 //! A node's share of the cluster, computed from the state (pure): the tasks it runs
-//! or must stop, and for each of their networks how to create it, who is on it on
-//! other nodes and which services answer on it.
+//! or must stop, for each of their networks how to create it, who is on it on
+//! other nodes and which services answer on it, and the secrets (opened) and configs
+//! its tasks use — only those.
 
 use crate::allocator::address_of;
+use crate::keyring::Keyring;
 use crate::orchestrator::{ended, wanted};
 use crate::store::State;
 use api::cluster::{Network, Service, Task, TaskState};
 use api::deploy::EndpointMode as DeployEndpointMode;
 use api::network::{EndpointMode, NetworkCreate, OverlayPeer, ServiceEndpoint};
+use api::secret::FileData;
 use api::session::{Assignments, NetworkAssignment};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,8 +32,8 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
-/// What node `node` runs, as of the state's `version`.
-pub fn assignments(state: &State, node: &str, version: u64) -> Assignments {
+/// What node `node` runs, as of the state's `version`; `keyring` opens its secrets.
+pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -> Assignments {
     let tasks: Vec<Task> = state
         .tasks
         .by_node(node)
@@ -46,12 +49,47 @@ pub fn assignments(state: &State, node: &str, version: u64) -> Assignments {
         .filter_map(|id| state.networks.get(id))
         .filter_map(|network| network_assignment(state, network, node))
         .collect();
+    let (secrets, configs) = files(state, &tasks, keyring);
     Assignments {
         version,
         addr: state.nodes.get(node).and_then(|n| n.status.addr.clone()),
         tasks,
         networks,
+        secrets,
+        configs,
     }
+}
+
+/// The secrets (opened) and configs that `tasks` which are to run use. A secret that
+/// does not open is left out: its task is refused on the node, naming it.
+fn files(state: &State, tasks: &[Task], keyring: &Keyring) -> (Vec<FileData>, Vec<FileData>) {
+    let running = || tasks.iter().filter(|t| wanted(t));
+    let secret_ids: BTreeSet<&str> = running()
+        .flat_map(|t| t.spec.secrets.iter().map(|r| r.source.as_str()))
+        .collect();
+    let config_ids: BTreeSet<&str> = running()
+        .flat_map(|t| t.spec.configs.iter().map(|r| r.source.as_str()))
+        .collect();
+    let secrets = secret_ids
+        .into_iter()
+        .filter_map(|id| state.secrets.get(id))
+        .filter_map(|secret| {
+            let value = keyring.open(&secret.meta.id, &secret.value).ok()?;
+            Some(FileData {
+                id: secret.meta.id.clone(),
+                data: data_encoding::BASE64.encode(&value),
+            })
+        })
+        .collect();
+    let configs = config_ids
+        .into_iter()
+        .filter_map(|id| state.configs.get(id))
+        .map(|config| FileData {
+            id: config.meta.id.clone(),
+            data: config.data.clone(),
+        })
+        .collect();
+    (secrets, configs)
 }
 
 fn network_assignment(state: &State, network: &Network, node: &str) -> Option<NetworkAssignment> {

@@ -15,6 +15,7 @@ mod stream;
 pub mod table;
 
 use crate::http::error::HttpError as Refusal;
+use crate::keyring::Keyring;
 use crate::server::{Caller, random_id};
 use crate::store::{Store, StoreError};
 use api::cluster::{NodeState, NodeStatus};
@@ -35,13 +36,17 @@ const TICK: Duration = Duration::from_millis(200);
 pub struct Dispatcher {
     store: Arc<Store>,
     sessions: Mutex<Sessions>,
+    /// Opens the secrets of assignments.
+    keyring: Arc<Keyring>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<Store>) -> Arc<Dispatcher> {
+    /// The dispatcher over `store`; `keyring` opens the secrets nodes are sent.
+    pub fn new(store: Arc<Store>, keyring: Arc<Keyring>) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             store,
             sessions: Mutex::new(Sessions::default()),
+            keyring,
         })
     }
 

@@ -56,7 +56,11 @@ impl Follow {
             if !self.d.is_leader() || !self.d.sessions().holds(&self.node, &self.session) {
                 return None;
             }
-            let view = self.d.store.view(|s| assignments_of(s, &self.node, 0));
+            let keyring = &self.d.keyring;
+            let view = self
+                .d
+                .store
+                .view(|s| assignments_of(s, &self.node, 0, keyring));
             let mut current = view.value;
             if self.last.as_ref() != Some(&current) {
                 self.last = Some(current.clone());

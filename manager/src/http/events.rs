@@ -12,7 +12,7 @@ use super::ApiState;
 use super::error::HttpError;
 use super::params::Params;
 use crate::store::StoreError;
-use api::cluster::{Event, Kind};
+use api::cluster::{Event, Kind, Object};
 use api::error::{ErrorCode, ErrorEnvelope};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -55,7 +55,8 @@ pub fn to_sse(event: &Event, kinds: &[Kind]) -> Option<sse::Event> {
     {
         return None;
     }
-    let data = serde_json::to_string(event).unwrap_or_else(|e| {
+    let redacted = redact(event);
+    let data = serde_json::to_string(redacted.as_ref().unwrap_or(event)).unwrap_or_else(|e| {
         let error =
             api::error::ApiError::new(ErrorCode::Internal, format!("encode a {name} event: {e}"));
         serde_json::to_string(&ErrorEnvelope { error }).unwrap_or_default()
@@ -65,6 +66,20 @@ pub fn to_sse(event: &Event, kinds: &[Kind]) -> Option<sse::Event> {
         Event::Commit { version } => sse.id(version.to_string()),
         _ => sse,
     })
+}
+
+/// A secret's event without its ciphertext (`None`: any other event, sent as it is).
+fn redact(event: &Event) -> Option<Event> {
+    let secret = |object: &Object| match object {
+        Object::Secret(s) => Some(Object::Secret(s.clone().redacted())),
+        _ => None,
+    };
+    match event {
+        Event::Created { object } => secret(object).map(|object| Event::Created { object }),
+        Event::Updated { object } => secret(object).map(|object| Event::Updated { object }),
+        Event::Deleted { object } => secret(object).map(|object| Event::Deleted { object }),
+        Event::Commit { .. } => None,
+    }
 }
 
 fn error_event(e: StoreError) -> sse::Event {

@@ -3,8 +3,9 @@
 //! - [`auth`]: who calls ([`Caller`], put in the request by the daemon) and the bearer
 //!   [`Tokens`]; the authentication middleware.
 //! - [`forward`]: leader forwarding of writes and linearizable reads (one middleware).
-//! - [`nodes`], [`stacks`], [`services`], [`tasks`]: one file per resource;
-//!   [`node_rules`]: what a node's role change or removal may do (pure).
+//! - [`nodes`], [`stacks`], [`services`], [`tasks`], [`networks`], [`secrets`],
+//!   [`configs`]: one file per resource; [`node_rules`]: what a node's role change
+//!   or removal may do (pure).
 //! - [`tokens`]: `/v1/cluster/tokens`, the join tokens and their rotation.
 //! - [`resource`]: what they share (body extractor, validation, reads, store calls).
 //! - [`params`]: query parameters, label selectors, the version a write names.
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod configs;
 pub mod error;
 pub mod events;
 pub mod forward;
@@ -25,6 +27,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod params;
 pub mod resource;
+pub mod secrets;
 pub mod services;
 pub mod stacks;
 pub mod tasks;
@@ -33,6 +36,7 @@ pub mod tokens;
 pub use auth::{Caller, Tokens};
 pub use forward::Forwarder;
 
+use crate::keyring::Keyring;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -48,18 +52,31 @@ pub struct ApiState {
     tokens: Tokens,
     metrics: RequestMetrics,
     forward: Option<Forwarder>,
+    keyring: Arc<Keyring>,
 }
 
 impl ApiState {
     /// The API over `store`, accepting bearer `tokens`; `forward` (when given) sends
-    /// writes and linearizable reads from a follower to the leader.
-    pub fn new(store: Arc<Store>, tokens: Tokens, forward: Option<Forwarder>) -> ApiState {
+    /// writes and linearizable reads from a follower to the leader; `keyring` seals
+    /// the secrets written.
+    pub fn new(
+        store: Arc<Store>,
+        tokens: Tokens,
+        forward: Option<Forwarder>,
+        keyring: Arc<Keyring>,
+    ) -> ApiState {
         ApiState {
             store,
             tokens,
             metrics: RequestMetrics::default(),
             forward,
+            keyring,
         }
+    }
+
+    /// The cluster's data key.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// The store served.
@@ -95,6 +112,10 @@ fn resources() -> ApiRouter {
         .routes(routes!(networks::get, networks::delete))
         .routes(routes!(tokens::tokens))
         .routes(routes!(tokens::rotate))
+        .routes(routes!(secrets::list, secrets::create))
+        .routes(routes!(secrets::get, secrets::delete))
+        .routes(routes!(configs::list, configs::create))
+        .routes(routes!(configs::get, configs::delete))
 }
 
 /// The routes every manager serves itself.

@@ -26,6 +26,8 @@ use utoipa::{Modify, OpenApi as _};
         (name = "stacks", description = "Deployed stacks"),
         (name = "services", description = "Services of stacks"),
         (name = "networks", description = "Cluster networks (overlays)"),
+        (name = "secrets", description = "Secrets: values sealed by the managers, mounted by tasks under /run/secrets"),
+        (name = "configs", description = "Configs: values mounted by tasks as files"),
         (name = "tasks", description = "Replicas of services"),
         (name = "events", description = "Committed changes as server-sent events"),
         (name = "cluster", description = "The raft group of managers"),

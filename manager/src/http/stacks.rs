@@ -113,16 +113,11 @@ pub async fn create(
     params.finish()?;
     check_id(Kind::Stack, &body.id)?;
     check_labels(Kind::Stack, &body.labels)?;
+    let mut spec = body.spec;
+    super::secrets::seal_stack(&api, &body.id, &mut spec)?;
     let mut meta = Meta::new(body.id);
     meta.labels = body.labels;
-    resource::create(
-        &api,
-        Stack {
-            meta,
-            spec: body.spec,
-        },
-    )
-    .await
+    resource::create(&api, Stack { meta, spec }).await
 }
 
 /// Replace a stack's labels and spec, if it is still at the version read.
@@ -149,17 +144,11 @@ pub async fn update(
     params.finish()?;
     let version = required_version(Kind::Stack, &id, version)?;
     check_labels(Kind::Stack, &body.labels)?;
+    let mut spec = body.spec;
+    super::secrets::seal_stack(&api, &id, &mut spec)?;
     let mut meta = Meta::new(id);
     meta.labels = body.labels;
-    resource::update(
-        &api,
-        Stack {
-            meta,
-            spec: body.spec,
-        },
-        version,
-    )
-    .await
+    resource::update(&api, Stack { meta, spec }, version).await
 }
 
 /// Delete a stack (only at the version given, if one is).

@@ -2,6 +2,7 @@
 //! (no I/O, no clock but the `now` given), and one loop that runs them:
 //!
 //! - [`stacks`]: a stack's services and networks as cluster objects.
+//! - [`files`]: a stack's secrets and configs as cluster objects.
 //! - [`tasks`]: each service's tasks — replicas or one per node, restarts, tasks of
 //!   lost nodes replaced, rolling updates, bounded history.
 //! - [`policy`]: restart and update settings with swarm's defaults.
@@ -12,6 +13,7 @@
 //!   changes, each naming the version it read.
 
 pub mod change;
+pub mod files;
 pub mod policy;
 mod run;
 pub mod schedule;
@@ -44,7 +46,7 @@ pub fn passes() -> Vec<(&'static str, Pass)> {
                     .as_ref()
                     .map(|c| c.settings.strategy)
                     .unwrap_or_default();
-                schedule::plan(state, strategy, now)
+                files::schedule_when_present(state, |s| schedule::plan(s, strategy, now))
             }),
         ),
     ]
@@ -60,6 +62,8 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
             .iter()
             .map(|s| s.stack.as_str())
             .chain(state.networks.iter().map(|n| n.stack.as_str()))
+            .chain(state.secrets.iter().map(|s| s.stack.as_str()))
+            .chain(state.configs.iter().map(|c| c.stack.as_str()))
             .filter(|s| !s.is_empty()),
     );
     let tasks: Vec<&api::cluster::Task> = state.tasks.iter().collect();
@@ -73,6 +77,10 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
             &networks,
             &tasks,
         ));
+        let secrets: Vec<_> = state.secrets.by_stack(id).collect();
+        let configs: Vec<_> = state.configs.by_stack(id).collect();
+        let stack = state.stacks.get(id);
+        plan.merge(files::plan_files(id, stack, &secrets, &configs, &tasks));
     }
     let nodes: BTreeMap<String, Node> = state
         .nodes
@@ -116,6 +124,8 @@ fn dedupe(plan: Plan) -> Plan {
     }
 }
 
+#[cfg(test)]
+mod files_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

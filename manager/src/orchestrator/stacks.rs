@@ -18,9 +18,11 @@ pub fn service_id(stack: &str, key: &str) -> String {
     format!("{stack}_{key}")
 }
 
-/// `spec` with its network keys and named volume sources replaced by cluster names.
+/// `spec` with its network keys, named volume sources, secret and config sources
+/// replaced by cluster names (secret and config targets default to their keys).
 pub fn resolve(spec: &ServiceSpec, stack: &StackSpec) -> ServiceSpec {
     let mut spec = spec.clone();
+    super::files::resolve_references(&mut spec, stack);
     spec.networks = spec
         .networks
         .into_iter()

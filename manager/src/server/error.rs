@@ -67,4 +67,14 @@ pub enum ServerError {
     NoCluster,
     #[error("generate {what}: the system's random source failed")]
     Random { what: &'static str },
+    #[error(
+        "{path} is missing: this manager holds no data key to seal secrets with; copy node/data.key (0600) from another manager of the cluster"
+    )]
+    NoDataKey { path: PathBuf },
+    #[error("the data key at {path}: {source}")]
+    DataKey {
+        path: PathBuf,
+        #[source]
+        source: crate::keyring::KeyringError,
+    },
 }

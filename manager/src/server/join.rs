@@ -70,6 +70,8 @@ pub(crate) async fn join(
                     ca_cert_pem: issued.ca_cert_pem,
                     cluster_id: record.ca.cluster_id().to_owned(),
                     managers: shared.store.managers_leader_first(),
+                    data_key: (issued.role == NodeRole::Manager)
+                        .then(|| shared.keyring.to_base64()),
                 }));
             }
             Err(StoreError::ClusterChanged(_)) => continue,

@@ -5,11 +5,13 @@
 //! DATA/node/key.pem   its private key (0600), never sent anywhere
 //! DATA/node/cert.pem  its node certificate
 //! DATA/node/ca.pem    the cluster CA certificate
+//! DATA/node/data.key  the cluster's data key (0600): seals secrets (see keyring)
 //! DATA/raft/          the replicated store (log.redb, state.redb)
 //! ```
 
 use super::error::ServerError;
 use crate::ca::{IssuedCert, NodeIdentity, NodeKey};
+use crate::keyring::Keyring;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -116,6 +118,40 @@ impl Layout {
         write_file(&self.node_file(), &json, 0o644)
     }
 
+    fn data_key_file(&self) -> PathBuf {
+        self.identity_dir().join("data.key")
+    }
+
+    /// Keeps the cluster's data key (0600), before `node.json` is written.
+    pub fn save_data_key(&self, keyring: &Keyring) -> Result<(), ServerError> {
+        let dir = self.identity_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        write_file(&self.data_key_file(), keyring.to_base64().as_bytes(), 0o600)
+    }
+
+    /// The data key kept by [`Layout::save_data_key`].
+    pub fn data_key(&self) -> Result<Keyring, ServerError> {
+        let path = self.data_key_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ServerError::NoDataKey { path });
+            }
+            Err(source) => {
+                return Err(ServerError::Io {
+                    op: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        Keyring::from_base64(&text).map_err(|source| ServerError::DataKey { path, source })
+    }
+
     /// Keeps the managers a node last heard of (`managers.json`).
     pub fn save_managers(&self, managers: &[String]) -> Result<(), ServerError> {
         let path = self.dir.join("managers.json");
@@ -211,6 +247,23 @@ pub fn random_id(bytes: usize, what: &'static str) -> Result<String, ServerError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_key_is_kept_0600_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("orch-layout-key-{}", std::process::id()));
+        let layout = Layout::new(&dir);
+        assert!(matches!(
+            layout.data_key(),
+            Err(ServerError::NoDataKey { .. })
+        ));
+        let keyring = Keyring::generate().unwrap();
+        layout.save_data_key(&keyring).unwrap();
+        assert_eq!(layout.data_key().unwrap().bytes(), keyring.bytes());
+        let mode = std::fs::metadata(dir.join("node/data.key")).unwrap();
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn raft_ids_are_stable_and_never_zero() {

@@ -26,6 +26,7 @@ pub use layout::{Layout, NodeFile, raft_id, random_id};
 use crate::ca::{self, CaConfig, ClientAuth, NodeIdentity, NodeKey, Revocations};
 use crate::dispatcher::Dispatcher;
 use crate::http::{ApiState, Forwarder, Tokens};
+use crate::keyring::Keyring;
 use crate::store::network::Transport;
 use crate::store::{ClusterRecord, ClusterSettings, Command, Store, StoreConfig};
 use api::cluster::{
@@ -76,6 +77,8 @@ pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub node: NodeFile,
     pub ca_cert_pem: String,
+    /// The cluster's data key (secrets).
+    pub keyring: Arc<Keyring>,
 }
 
 impl Shared {
@@ -168,6 +171,11 @@ impl Manager {
             manager: manager_token.to_string(),
             api: api_token.clone(),
         };
+        let keyring = Keyring::generate().map_err(|source| ServerError::DataKey {
+            path: layout.dir().to_owned(),
+            source,
+        })?;
+        layout.save_data_key(&keyring)?;
         layout.save(&node, &key, &issued)?;
         let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
         let store = &manager.shared.store;
@@ -238,6 +246,21 @@ impl Manager {
             raft_id: raft_id(&joined.response.node_id),
             cluster_id: joined.response.cluster_id.clone(),
         };
+        let data_key =
+            joined
+                .response
+                .data_key
+                .as_deref()
+                .ok_or_else(|| ServerError::BadAnswer {
+                    addr: remote.to_owned(),
+                    op: "join",
+                    why: "the answer carries no data key (is the manager older?)".to_owned(),
+                })?;
+        let keyring = Keyring::from_base64(data_key).map_err(|source| ServerError::DataKey {
+            path: layout.dir().to_owned(),
+            source,
+        })?;
+        layout.save_data_key(&keyring)?;
         layout.save(&node, &joined.key, &joined.issued())?;
         let identity = layout.identity(&node)?;
         let http = node_http_client(&identity)?;
@@ -295,12 +318,14 @@ impl Manager {
         let mut tls = ca::server_config(&identity, revocations.clone(), ClientAuth::Optional)?;
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let ca_cert_pem = layout.ca_cert_pem()?;
+        let keyring = Arc::new(layout.data_key()?);
         let shared = Arc::new(Shared {
             store: store.clone(),
             node,
             ca_cert_pem,
+            keyring: keyring.clone(),
         });
-        let dispatcher = Dispatcher::new(store.clone());
+        let dispatcher = Dispatcher::new(store.clone(), keyring.clone());
         let api = Arc::new(ApiState::new(
             store.clone(),
             Tokens::default(),
@@ -308,6 +333,7 @@ impl Manager {
                 client: node_http_client(&identity)?,
                 scheme: "https".to_owned(),
             }),
+            keyring,
         ));
         let app = router(shared.clone())
             .merge(dispatcher.router())

@@ -3,6 +3,7 @@
 use super::cluster::ClusterRecord;
 use super::table::{Record, Table};
 use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task};
+use api::secret::{Config, Secret};
 
 /// Every table of the cluster state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12,6 +13,8 @@ pub struct State {
     pub services: Table<Service>,
     pub tasks: Table<Task>,
     pub networks: Table<Network>,
+    pub secrets: Table<Secret>,
+    pub configs: Table<Config>,
     /// The cluster singleton (none before `orch manager init` wrote it).
     pub cluster: Option<ClusterRecord>,
 }
@@ -34,6 +37,8 @@ impl State {
             Kind::Service => self.services.get(id).cloned().map(Record::into_object),
             Kind::Task => self.tasks.get(id).cloned().map(Record::into_object),
             Kind::Network => self.networks.get(id).cloned().map(Record::into_object),
+            Kind::Secret => self.secrets.get(id).cloned().map(Record::into_object),
+            Kind::Config => self.configs.get(id).cloned().map(Record::into_object),
         }
     }
 
@@ -45,6 +50,8 @@ impl State {
             Kind::Service => self.services.get(id).map(|o| o.meta.version),
             Kind::Task => self.tasks.get(id).map(|o| o.meta.version),
             Kind::Network => self.networks.get(id).map(|o| o.meta.version),
+            Kind::Secret => self.secrets.get(id).map(|o| o.meta.version),
+            Kind::Config => self.configs.get(id).map(|o| o.meta.version),
         }
     }
 
@@ -56,6 +63,8 @@ impl State {
             Object::Service(o) => self.services.insert(*o).map(Record::into_object),
             Object::Task(o) => self.tasks.insert(*o).map(Record::into_object),
             Object::Network(o) => self.networks.insert(o).map(Record::into_object),
+            Object::Secret(o) => self.secrets.insert(o).map(Record::into_object),
+            Object::Config(o) => self.configs.insert(o).map(Record::into_object),
         }
     }
 
@@ -67,6 +76,8 @@ impl State {
             Kind::Service => self.services.remove(id).map(Record::into_object),
             Kind::Task => self.tasks.remove(id).map(Record::into_object),
             Kind::Network => self.networks.remove(id).map(Record::into_object),
+            Kind::Secret => self.secrets.remove(id).map(Record::into_object),
+            Kind::Config => self.configs.remove(id).map(Record::into_object),
         }
     }
 
@@ -77,11 +88,15 @@ impl State {
         let services = self.services.iter().cloned().map(Record::into_object);
         let tasks = self.tasks.iter().cloned().map(Record::into_object);
         let networks = self.networks.iter().cloned().map(Record::into_object);
+        let secrets = self.secrets.iter().cloned().map(Record::into_object);
+        let configs = self.configs.iter().cloned().map(Record::into_object);
         nodes
             .chain(stacks)
             .chain(services)
             .chain(tasks)
             .chain(networks)
+            .chain(secrets)
+            .chain(configs)
     }
 
     /// The number of objects of `kind`.
@@ -92,6 +107,8 @@ impl State {
             Kind::Service => self.services.len(),
             Kind::Task => self.tasks.len(),
             Kind::Network => self.networks.len(),
+            Kind::Secret => self.secrets.len(),
+            Kind::Config => self.configs.len(),
         }
     }
 }

@@ -39,6 +39,8 @@ fn table_of(kind: Kind) -> MetaTable {
         Kind::Service => TableDefinition::new("services"),
         Kind::Task => TableDefinition::new("tasks"),
         Kind::Network => TableDefinition::new("networks"),
+        Kind::Secret => TableDefinition::new("secrets"),
+        Kind::Config => TableDefinition::new("configs"),
     }
 }
 

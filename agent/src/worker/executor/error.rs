@@ -38,6 +38,25 @@ pub enum ExecutorError {
         /// The engine's or registry's reason.
         why: String,
     },
+    /// A secret or config the task uses is not in the node's assignments (it does not
+    /// exist, or the manager could not open it).
+    #[error("{kind} {id} does not exist")]
+    MissingFile {
+        /// `secret` or `config`.
+        kind: &'static str,
+        /// Its cluster name.
+        id: String,
+    },
+    /// Writing or removing a task's secret and config files failed.
+    #[error("{op} {path}: {source}")]
+    TaskFiles {
+        /// The operation (`mount a tmpfs on`, `write`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// A call to the node's engine failed.
     #[error("{op}: {source}")]
     Engine {

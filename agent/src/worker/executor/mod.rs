@@ -5,6 +5,7 @@
 //! - [`spec`]: [`container_create`], the container a task runs as (pure).
 //! - [`reconcile`]: an assignment set against what the node has -> actions (pure).
 //! - [`report`]: task statuses out of what the engine shows (pure).
+//! - [`files`]: a task's secrets and configs, on a tmpfs of its own, bound read-only.
 //! - [`image`]: a task's image pulled as its `pull_policy` says.
 //! - [`runner`]: one task's life: prepare, create, start, watch, stop, remove.
 //! - [`adopt`]: the task containers and cluster networks found on the engine.
@@ -13,6 +14,7 @@
 
 pub mod adopt;
 pub mod error;
+pub mod files;
 pub mod image;
 pub mod reconcile;
 pub mod report;

@@ -54,6 +54,7 @@ fn set(tasks: Vec<Task>, networks: Vec<NetworkAssignment>) -> Assignments {
         addr: Some("192.168.0.1".into()),
         tasks,
         networks,
+        ..Assignments::default()
     }
 }
 

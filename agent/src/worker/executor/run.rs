@@ -5,6 +5,7 @@
 //! engine call, after a pause.
 
 use super::adopt;
+use super::files::{self, Values};
 use super::reconcile::{Action, Local, Retirement, plan};
 use super::report;
 use super::runner::{Job, Runner};
@@ -12,6 +13,7 @@ use api::client::EngineClient;
 use api::cluster::{TaskState, Timestamp};
 use api::session::{Assignments, TaskReport};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
@@ -28,10 +30,13 @@ pub async fn run(
     engine: EngineClient,
     mut assignments: watch::Receiver<Assignments>,
     reports: mpsc::Sender<TaskReport>,
+    files_root: PathBuf,
 ) {
     let mut ex = Executor {
         engine,
         reports,
+        files_root,
+        values: Values::default(),
         local: Local::default(),
         stops: BTreeMap::new(),
         runners: JoinSet::new(),
@@ -109,6 +114,10 @@ async fn adopt_all(
 struct Executor {
     engine: EngineClient,
     reports: mpsc::Sender<TaskReport>,
+    /// Where tasks' secrets and configs go (one tmpfs per task).
+    files_root: PathBuf,
+    /// The secret and config values of the last set.
+    values: Values,
     local: Local,
     /// Each runner's stop switch, by task id.
     stops: BTreeMap<String, watch::Sender<bool>>,
@@ -126,6 +135,7 @@ impl Executor {
     /// Make the node match `set`.
     async fn reconcile(&mut self, set: &Assignments) {
         self.failed = false;
+        self.values = Values::of(set);
         match adopt::networks(&self.engine).await {
             Ok(networks) => self.local.networks = networks,
             Err(e) => {
@@ -173,6 +183,7 @@ impl Executor {
             } => {
                 let id = task.meta.id.clone();
                 self.local.adopted.remove(&id);
+                let files = files::of_task(&task, &self.values);
                 self.spawn(
                     id,
                     false,
@@ -180,6 +191,7 @@ impl Executor {
                         task,
                         container,
                         internal_only,
+                        files,
                     },
                 );
                 Ok(())
@@ -233,6 +245,7 @@ impl Executor {
             self.reports.clone(),
             task.clone(),
             stopped,
+            self.files_root.clone(),
         );
         let handle = self.runners.spawn(runner.run(job));
         self.ids.insert(handle.id(), task.clone());

@@ -7,6 +7,7 @@
 //! container with a health check is also looked at, at its probe pace, for its health.
 
 use super::ExecutorError;
+use super::files::{self, TaskFile};
 use super::image::{self, PullPolicy};
 use super::report::{self, Observed};
 use super::run::now;
@@ -15,6 +16,7 @@ use api::client::EngineClient;
 use api::cluster::{Task, TaskState, TaskStatus};
 use api::error::ErrorCode;
 use api::session::TaskReport;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -34,6 +36,8 @@ pub enum Job {
         task: Box<Task>,
         container: Option<String>,
         internal_only: bool,
+        /// Its secrets and configs, or why they cannot be had.
+        files: Result<Vec<TaskFile>, ExecutorError>,
     },
     /// Stop and remove a container found at start whose task is not to run.
     Remove { container: String },
@@ -51,6 +55,8 @@ pub struct Runner {
     name: Option<String>,
     /// Turns `true` when the task is to stop.
     stop: watch::Receiver<bool>,
+    /// Where the task's secrets and configs go (see [`files`]).
+    files_root: PathBuf,
 }
 
 /// How a phase of the life ended.
@@ -69,6 +75,7 @@ impl Runner {
         reports: mpsc::Sender<TaskReport>,
         task: String,
         stop: watch::Receiver<bool>,
+        files_root: PathBuf,
     ) -> Runner {
         Runner {
             engine,
@@ -77,6 +84,7 @@ impl Runner {
             container: None,
             name: None,
             stop,
+            files_root,
         }
     }
 
@@ -87,12 +95,13 @@ impl Runner {
                 task,
                 container,
                 internal_only,
+                files,
             } => {
                 self.name = Some(spec::container_name(&task));
                 self.container = container;
                 let mut stop = self.stop.clone();
                 tokio::select! {
-                    phase = self.life(&task, internal_only) => phase,
+                    phase = self.life(&task, internal_only, files) => phase,
                     () = stopped(&mut stop) => Phase::Stopped,
                 }
             }
@@ -121,7 +130,12 @@ impl Runner {
     }
 
     /// Prepare, create, start and watch the task's container until it ends.
-    async fn life(&mut self, task: &Task, internal_only: bool) -> Phase {
+    async fn life(
+        &mut self,
+        task: &Task,
+        internal_only: bool,
+        files: Result<Vec<TaskFile>, ExecutorError>,
+    ) -> Phase {
         let mut seen = match self.container.clone() {
             Some(id) => self.look(&id).await,
             None => None,
@@ -130,7 +144,7 @@ impl Runner {
             self.container = None;
             self.send(report::status(TaskState::Preparing, now(), None))
                 .await;
-            match self.create(task, internal_only).await {
+            match self.create(task, internal_only, files).await {
                 Ok(id) => self.container = Some(id),
                 Err(e) => {
                     let msg = e.to_string();
@@ -166,8 +180,15 @@ impl Runner {
     }
 
     /// The image pulled as its policy says, then the container made.
-    async fn create(&self, task: &Task, internal_only: bool) -> Result<String, ExecutorError> {
+    async fn create(
+        &self,
+        task: &Task,
+        internal_only: bool,
+        files: Result<Vec<TaskFile>, ExecutorError>,
+    ) -> Result<String, ExecutorError> {
         let mut create = spec::container_create(task)?;
+        let dir = files::task_dir(&self.files_root, &self.task);
+        create.binds.extend(files::write(&dir, &files?)?);
         if internal_only {
             create.networks.retain(|n| n.network != GATEWAY_NETWORK);
         }
@@ -261,10 +282,17 @@ impl Runner {
             }
             _ => {}
         }
-        match self.engine.remove_container(id, true).await {
-            Err(e) if !gone(&e) => Err(ExecutorError::engine(format!("remove container {id}"))(e)),
-            _ => Ok(()),
+        if let Err(e) = self.engine.remove_container(id, true).await
+            && !gone(&e)
+        {
+            return Err(ExecutorError::engine(format!("remove container {id}"))(e));
         }
+        let dir = files::task_dir(&self.files_root, &self.task);
+        files::remove(&dir).map_err(|source| ExecutorError::TaskFiles {
+            op: "remove",
+            path: dir,
+            source,
+        })
     }
 
     async fn send(&self, status: TaskStatus) {

@@ -1,6 +1,7 @@
 //! One file per table: its [`Record`](super::table::Record) impl (kind, index keys)
 //! and typed queries over its indexes.
 
+pub mod file;
 pub mod network;
 pub mod node;
 pub mod service;

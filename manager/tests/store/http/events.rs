@@ -10,14 +10,14 @@ use std::time::Duration;
 
 /// One server-sent event: name, id, data as JSON.
 #[derive(Debug)]
-struct Sse {
-    event: String,
-    id: Option<String>,
-    data: Value,
+pub(super) struct Sse {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
 }
 
 /// The first `n` events of the stream at `path` (with `headers`).
-async fn events(api: &Api, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<Sse> {
+pub(super) async fn events(api: &Api, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<Sse> {
     let mut request = api
         .http
         .get(format!("{}{path}", api.url))

@@ -10,6 +10,7 @@ mod events;
 mod forward;
 mod malformed;
 mod schemathesis;
+mod secrets;
 
 use crate::common::TempDir;
 use crate::common::node::{TestNode, listen, test_config};
@@ -52,7 +53,13 @@ async fn test_caller(mut request: Request, next: Next) -> Response {
 
 /// The API of `store` as the test server mounts it.
 pub fn api_router(store: &Arc<Store>, forward: Option<Forwarder>) -> axum::Router {
-    let api = Arc::new(ApiState::new(store.clone(), Tokens::new([TOKEN]), forward));
+    let keyring = Arc::new(manager::keyring::Keyring::generate().expect("a data key"));
+    let api = Arc::new(ApiState::new(
+        store.clone(),
+        Tokens::new([TOKEN]),
+        forward,
+        keyring,
+    ));
     router(api).layer(axum::middleware::from_fn(test_caller))
 }
 

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 37] = [
+    let checks: [(&str, bool, &str); 35] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -34,16 +34,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "cgroup_parent",
             spec.cgroup_parent.is_some(),
             "the engine places containers under its own cgroup",
-        ),
-        (
-            "configs",
-            !spec.configs.is_empty(),
-            "configs are not delivered to nodes yet",
-        ),
-        (
-            "secrets",
-            !spec.secrets.is_empty(),
-            "secrets are not delivered to nodes yet",
         ),
         (
             "cpu_count",

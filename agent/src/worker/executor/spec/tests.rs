@@ -314,13 +314,6 @@ fn what_the_engine_cannot_honour_is_refused_by_name() {
             },
         ),
         (
-            "secrets",
-            ServiceSpec {
-                secrets: vec![Default::default()],
-                ..ServiceSpec::default()
-            },
-        ),
-        (
             "shm_size",
             ServiceSpec {
                 shm_size: Some(Bytes(1)),
