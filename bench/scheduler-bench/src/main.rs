@@ -8,19 +8,19 @@
 //! zone constraint, every 7th an engine-label constraint, every 5th spreads over
 //! zones, every 20th allows one replica per node, every 50th publishes a port. Tasks
 //! come service by service, as the orchestrator creates them; `--interleave K` rotates
-//! over K services at a time instead. `--strategy S` runs one strategy.
+//! over K services at a time instead. `--batch` hands all tasks to `place_all` at once
+//! (which groups them by spec) instead of calling `place` for each. `--strategy S`
+//! runs one strategy.
 //!
 //! Usage: `scheduler-bench [--nodes N] [--tasks N] [--services N] [--interleave K]
-//! [--strategy spread|binpack|random] [--seed N]`
+//! [--batch] [--strategy spread|binpack|random] [--seed N]`
 
 use api::ServiceSpec;
 use api::cluster::{Availability, Node, NodeRole, NodeState, Task};
-use api::deploy::{
-    DeploySpec, Placement, PlacementPreference, ResourceReservations, Resources,
-};
+use api::deploy::{DeploySpec, Placement, PlacementPreference, ResourceReservations, Resources};
 use api::service::{PortMode, PortSpec};
 use api::units::Bytes;
-use manager::scheduler::{Scheduler, Strategy};
+use manager::scheduler::{Scheduler, Strategy, Unschedulable};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -32,6 +32,8 @@ struct Options {
     interleave: usize,
     strategies: Vec<Strategy>,
     seed: u64,
+    /// Hand all tasks to `place_all` at once instead of `place` one by one.
+    batch: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -42,12 +44,15 @@ fn parse_options() -> Result<Options, String> {
         interleave: 1,
         strategies: vec![Strategy::Spread, Strategy::Binpack, Strategy::Random],
         seed: 42,
+        batch: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--batch" {
+            options.batch = true;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || {
             value
                 .replace('_', "")
@@ -75,13 +80,15 @@ fn nodes(count: usize) -> Vec<Node> {
         .map(|i| {
             let mut node = Node::default();
             node.meta.id = format!("node-{i:05}");
-            node.meta.labels.insert("zone".into(), format!("z{}", i % 5));
+            node.meta
+                .labels
+                .insert("zone".into(), format!("z{}", i % 5));
             node.description.hostname = node.meta.id.clone();
             node.description.cpus = [8, 16, 32][i % 3];
             node.description.memory_bytes = u64::from(node.description.cpus) * (4 << 30);
             node.description.os = "linux".into();
             node.description.arch = "amd64".into();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 node.description
                     .engine_labels
                     .insert("disk".into(), "ssd".into());
@@ -101,18 +108,18 @@ fn nodes(count: usize) -> Vec<Node> {
 /// One task of service `index` (the scheduler reads only the service and its spec).
 fn service_task(index: usize) -> Task {
     let mut placement = Placement::default();
-    if index % 10 == 0 {
+    if index.is_multiple_of(10) {
         placement.constraints.push("node.labels.zone!=z0".into());
     }
-    if index % 7 == 0 {
+    if index.is_multiple_of(7) {
         placement.constraints.push("engine.labels.disk==ssd".into());
     }
-    if index % 5 == 0 {
+    if index.is_multiple_of(5) {
         placement.preferences.push(PlacementPreference {
             spread: "node.labels.zone".into(),
         });
     }
-    if index % 20 == 0 {
+    if index.is_multiple_of(20) {
         placement.max_replicas_per_node = Some(1);
     }
     let mut spec = ServiceSpec {
@@ -130,7 +137,7 @@ fn service_task(index: usize) -> Task {
         }),
         ..ServiceSpec::default()
     };
-    if index % 50 == 0 {
+    if index.is_multiple_of(50) {
         spec.ports.push(PortSpec {
             mode: PortMode::Host,
             target: 80,
@@ -187,11 +194,16 @@ fn main() -> ExitCode {
     let tasks: Vec<Task> = (0..options.services).map(service_task).collect();
     let order = order(&options);
     println!(
-        "{} placements of {} services onto {} nodes, {} service(s) at a time",
+        "{} placements of {} services onto {} nodes, {} service(s) at a time, {}",
         order.len(),
         options.services,
         options.nodes,
-        options.interleave
+        options.interleave,
+        if options.batch {
+            "all in one place_all"
+        } else {
+            "one place call each"
+        }
     );
     println!(
         "{:<8} {:>12} {:>10} {:>10} {:>14} {:>14}",
@@ -203,18 +215,30 @@ fn main() -> ExitCode {
         let mut scheduler = Scheduler::new(&cluster, [], strategy, options.seed);
         let (mut placed, mut pending) = (0usize, 0usize);
         let mut first_pending = None;
-        for &service in &order {
-            match scheduler.place(&tasks[service as usize]) {
-                Ok(_) => placed += 1,
-                Err(verdict) => {
-                    pending += 1;
-                    first_pending.get_or_insert((service, verdict));
-                }
+        let mut count = |service: u32, result: Result<String, Unschedulable>| match result {
+            Ok(_) => placed += 1,
+            Err(verdict) => {
+                pending += 1;
+                first_pending.get_or_insert((service, verdict));
+            }
+        };
+        if options.batch {
+            let results = scheduler.place_all(order.iter().map(|&s| &tasks[s as usize]));
+            for (&service, result) in order.iter().zip(results) {
+                count(service, result);
+            }
+        } else {
+            for &service in &order {
+                count(service, scheduler.place(&tasks[service as usize]));
             }
         }
         let seconds = start.elapsed().as_secs_f64();
         let peak = peak_rss_kib().map_or("?".to_owned(), |k| format!("{}", k / 1024));
-        let peak = if reset { peak } else { format!("{peak} (whole run)") };
+        let peak = if reset {
+            peak
+        } else {
+            format!("{peak} (whole run)")
+        };
         println!(
             "{:<8} {:>12} {:>10} {:>10.2} {:>14.0} {:>14}",
             strategy.as_str(),
