@@ -24,6 +24,9 @@ use manager::scheduler::{Scheduler, Strategy, Unschedulable};
 use std::process::ExitCode;
 use std::time::Instant;
 
+const USAGE: &str = "usage: scheduler-bench [--nodes N] [--tasks N] [--services N] \
+                     [--interleave K] [--batch] [--strategy spread|binpack|random] [--seed N]";
+
 /// What to run.
 struct Options {
     nodes: usize,
@@ -48,6 +51,9 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
         if flag == "--batch" {
             options.batch = true;
             continue;
@@ -177,6 +183,18 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Seconds this thread has run on a cpu (user + system), from /proc/thread-self/stat in
+/// clock ticks of 10 ms (`getconf CLK_TCK` is 100 on Linux): unlike the wall clock,
+/// it does not count time lost to other processes on a busy machine.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The fields after the command name, which may hold spaces, in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// Resets the peak to the current resident size (Linux: 5 > clear_refs).
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -206,12 +224,20 @@ fn main() -> ExitCode {
         }
     );
     println!(
-        "{:<8} {:>12} {:>10} {:>10} {:>14} {:>14}",
-        "strategy", "placements", "pending", "seconds", "placements/s", "peak RSS MiB"
+        "{:<8} {:>10} {:>8} {:>8} {:>13} {:>8} {:>15} {:>13}",
+        "strategy",
+        "placed",
+        "pending",
+        "wall s",
+        "placements/s",
+        "cpu s",
+        "per cpu-second",
+        "peak RSS MiB"
     );
     for &strategy in &options.strategies {
         let reset = reset_peak_rss();
         let start = Instant::now();
+        let cpu_start = cpu_seconds();
         let mut scheduler = Scheduler::new(&cluster, [], strategy, options.seed);
         let (mut placed, mut pending) = (0usize, 0usize);
         let mut first_pending = None;
@@ -233,6 +259,7 @@ fn main() -> ExitCode {
             }
         }
         let seconds = start.elapsed().as_secs_f64();
+        let cpu = cpu_start.zip(cpu_seconds()).map(|(a, b)| b - a);
         let peak = peak_rss_kib().map_or("?".to_owned(), |k| format!("{}", k / 1024));
         let peak = if reset {
             peak
@@ -240,12 +267,15 @@ fn main() -> ExitCode {
             format!("{peak} (whole run)")
         };
         println!(
-            "{:<8} {:>12} {:>10} {:>10.2} {:>14.0} {:>14}",
+            "{:<8} {:>10} {:>8} {:>8.2} {:>13.0} {:>8} {:>15} {:>13}",
             strategy.as_str(),
             placed,
             pending,
             seconds,
             order.len() as f64 / seconds,
+            cpu.map_or("?".to_owned(), |c| format!("{c:.2}")),
+            cpu.filter(|c| *c > 0.0)
+                .map_or("?".to_owned(), |c| format!("{:.0}", order.len() as f64 / c)),
             peak
         );
         if let Some((service, verdict)) = first_pending {
