@@ -95,7 +95,7 @@ use snapshot::Snapshot;
 
 /// Memory the warm profiles may hold (about 24 bytes a node each); the least recently
 /// used beyond it are rebuilt when used again.
-const WARM_BUDGET: usize = 64 << 20;
+const WARM_BUDGET: usize = 256 << 20;
 /// How many specs of one service keep a profile (a rolling update has two).
 const PROFILES_PER_SERVICE: usize = 4;
 
