@@ -60,23 +60,26 @@
 //!
 //! Tasks of one spec (one service version) share a cached profile: the fixed filters
 //! run once per node, and the eligible nodes sit in heaps by rank that placements keep
-//! current (see [`profile`]), so a placement costs O(log nodes).
+//! current (the `profile` module), so a placement costs O(log nodes). A burst of tasks
+//! of many services is best handed to [`Scheduler::place_all`], which groups it by spec.
 //!
-//! Modules: [`reasons`] (the verdict), [`strategy`], [`constraint`], and privately
-//! `affinity`, `demand` (what a task asks), `filters`, `node`, `services`, `snapshot`,
-//! `profile`, `hash`.
+//! Modules: `reasons` (the verdict and its text), `strategy` (strategies and their
+//! ranks), `constraint` (constraints and node attributes), `affinity` (affinities and
+//! dependencies), `demand` (what a task asks), `filters`, `node` (a node and its usage),
+//! `services` (where each service runs), `snapshot`, `profile` (cached heaps per spec),
+//! `hash`.
 
 mod affinity;
-pub mod constraint;
+mod constraint;
 mod demand;
 mod filters;
 mod hash;
 mod node;
 mod profile;
-pub mod reasons;
+mod reasons;
 mod services;
 mod snapshot;
-pub mod strategy;
+mod strategy;
 
 #[cfg(test)]
 mod tests;
