@@ -383,3 +383,48 @@ fn place_all_groups_by_spec_and_answers_in_order() {
         "a fifth web task finds port 80 taken everywhere"
     );
 }
+
+#[test]
+fn malformed_labels_and_preferences_are_reasons_that_name_them() {
+    let mut scheduler = Scheduler::new(&nodes(2), [], Strategy::Spread, 0);
+    let cases = [
+        (
+            Spec::default().label("orch.affinity.db", "image==redis"),
+            "no node fits: 2 are not considered (label orch.affinity.db is invalid: \
+             unknown kind image (only service is known))",
+        ),
+        (
+            Spec::default().label("orch.strategy", "fastest"),
+            "no node fits: 2 are not considered (label orch.strategy=\"fastest\" is \
+             invalid: use spread, binpack or random)",
+        ),
+        (
+            Spec::default().prefer("zone"),
+            "no node fits: 2 are not considered (preference spread: \"zone\" is invalid: \
+             unknown key zone (use node.id, node.hostname, node.role, node.platform.os, \
+             node.platform.arch, node.labels.NAME or engine.labels.NAME))",
+        ),
+        (
+            Spec::default().port("http", Protocol::Tcp),
+            "no node fits: 2 are not considered (published port \"http\" is invalid)",
+        ),
+    ];
+    for (spec, text) in cases {
+        let verdict = scheduler.place(&spec.task("bad")).unwrap_err();
+        assert_eq!(verdict.to_string(), text);
+        assert_eq!(verdict.nodes, 2);
+    }
+}
+
+#[test]
+fn the_strategy_label_may_sit_in_deploy_labels() {
+    let mut scheduler = Scheduler::new(&nodes(3), [], Strategy::Spread, 0);
+    let mut spec = Spec::default().reserve(1.0, 0);
+    spec.0
+        .deploy
+        .get_or_insert_with(Default::default)
+        .labels
+        .insert("orch.strategy".into(), "binpack".into());
+    let placed = place_all(&mut scheduler, &spec.task("packed"), 4);
+    assert_eq!(per_node(&placed).len(), 1);
+}
