@@ -60,23 +60,26 @@
 //!
 //! Tasks of one spec (one service version) share a cached profile: the fixed filters
 //! run once per node, and the eligible nodes sit in heaps by rank that placements keep
-//! current (see [`profile`]), so a placement costs O(log nodes).
+//! current (the `profile` module), so a placement costs O(log nodes). A burst of tasks
+//! of many services is best handed to [`Scheduler::place_all`], which groups it by spec.
 //!
-//! Modules: [`reasons`] (the verdict), [`strategy`], [`constraint`], and privately
-//! `affinity`, `demand` (what a task asks), `filters`, `node`, `services`, `snapshot`,
-//! `profile`, `hash`.
+//! Modules: `reasons` (the verdict and its text), `strategy` (strategies and their
+//! ranks), `constraint` (constraints and node attributes), `affinity` (affinities and
+//! dependencies), `demand` (what a task asks), `filters`, `node` (a node and its usage),
+//! `services` (where each service runs), `snapshot`, `profile` (cached heaps per spec),
+//! `hash`.
 
 mod affinity;
-pub mod constraint;
+mod constraint;
 mod demand;
 mod filters;
 mod hash;
 mod node;
 mod profile;
-pub mod reasons;
+mod reasons;
 mod services;
 mod snapshot;
-pub mod strategy;
+mod strategy;
 
 #[cfg(test)]
 mod tests;
@@ -93,8 +96,9 @@ use hash::FastMap;
 use profile::Profile;
 use snapshot::Snapshot;
 
-/// How many profiles keep their heaps at once; older ones are rebuilt when used again.
-const WARM_PROFILES: usize = 128;
+/// Memory the warm profiles may hold (about 24 bytes a node each); the least recently
+/// used beyond it are rebuilt when used again.
+const WARM_BUDGET: usize = 256 << 20;
 /// How many specs of one service keep a profile (a rolling update has two).
 const PROFILES_PER_SERVICE: usize = 4;
 
@@ -158,10 +162,38 @@ impl Scheduler {
         let node = profile.choose(&self.snapshot)?;
         let demand = &profile.demand;
         let service = profile.targets.own.unwrap_or_default();
-        let ports = demand.ports.clone();
         self.snapshot
-            .record(node, demand.cpu, demand.memory, &ports, service);
+            .record(node, demand.cpu, demand.memory, &demand.ports, service);
+        profile.placed(node, &self.snapshot);
         Ok(self.snapshot.nodes[node as usize].id.clone())
+    }
+
+    /// Places many tasks (a commit burst): grouped by spec, as swarmkit does, so the
+    /// tasks of one service version are placed one after another in their order, the
+    /// groups in the order of their first task. The results are in the order of
+    /// `tasks`. Faster than [`Scheduler::place`] in turn when the tasks of many
+    /// services come interleaved.
+    pub fn place_all<'a>(
+        &mut self,
+        tasks: impl IntoIterator<Item = &'a Task>,
+    ) -> Vec<Result<String, Unschedulable>> {
+        let tasks: Vec<&Task> = tasks.into_iter().collect();
+        let mut groups: FastMap<usize, usize> = FastMap::default();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(tasks.len());
+        for (position, task) in tasks.iter().enumerate() {
+            let profile = match self.cached_profile(task) {
+                Some(p) => p,
+                None => self.add_profile(task),
+            };
+            let next = groups.len();
+            order.push((*groups.entry(profile).or_insert(next), position));
+        }
+        order.sort_unstable();
+        let mut results: Vec<Option<Result<String, Unschedulable>>> = vec![None; tasks.len()];
+        for (_, position) in order {
+            results[position] = Some(self.place(tasks[position]));
+        }
+        results.into_iter().flatten().collect()
     }
 
     /// Whether `task` may run on `node` (for global services, whose node the
@@ -222,7 +254,8 @@ impl Scheduler {
             None => self.add_profile(task),
         };
         if !self.profiles[p].warm {
-            if self.warm >= WARM_PROFILES {
+            let limit = (WARM_BUDGET / (24 * self.snapshot.nodes.len() + 64)).clamp(16, 4096);
+            if self.warm >= limit {
                 self.cool_oldest();
             }
             self.profiles[p].warm_up(&self.snapshot);

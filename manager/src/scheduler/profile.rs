@@ -10,10 +10,18 @@
 //! usage filters reject is dropped too, until it changes again: filters only look at
 //! the node itself, so an unchanged node stays rejected. A profile that has fallen
 //! far behind the log, or whose heaps hold mostly stale entries, is rebuilt.
+//!
+//! A *lazy* profile skips the log. It is one whose ranks never fall as tasks are placed
+//! (`spread`; `random`, whose draw changes only with the service's own placements)
+//! and whose rejections are final (no preferences, dependencies or `==` affinities:
+//! cpu, memory and ports only fill up, counts only grow). A stale entry there is a
+//! lower bound of its node's rank: when it reaches the top it is ranked again, and
+//! pushed back if its rank rose. The node a lazy profile places on is pushed again at
+//! once. So tasks of many services placed in turns cost no replay at all.
 
 use super::demand::{Demand, Targets, reservations};
 use super::filters::{check_fixed, check_usage};
-use super::hash::FastMap;
+use super::hash::{FastMap, scramble};
 use super::reasons::Unschedulable;
 use super::snapshot::Snapshot;
 use super::strategy::{Strategy, rank};
@@ -126,6 +134,8 @@ pub(super) struct Profile {
     cursor: usize,
     /// The verdict of the last failed choice, while no eligible node changed.
     failure: Option<Unschedulable>,
+    /// Whether the profile skips the change log (see the module doc).
+    lazy: bool,
 }
 
 impl Profile {
@@ -133,9 +143,17 @@ impl Profile {
     pub fn new(task: &Task, snapshot: &mut Snapshot, strategy: Strategy, seed: u64) -> Profile {
         let demand = Demand::of(task);
         let targets = Targets::make(&demand, task, &mut snapshot.services);
+        let strategy = demand.strategy.unwrap_or(strategy);
+        let lazy = matches!(strategy, Strategy::Spread | Strategy::Random)
+            && demand.preferences.is_empty()
+            && demand.dependencies.is_empty()
+            && demand.affinities.iter().all(|a| !a.together);
+        // Each service draws its own random order.
+        let seed = seed ^ scramble(u64::from(targets.own.unwrap_or_default()));
         Profile {
             key: SpecKey::of(&task.spec),
-            strategy: demand.strategy.unwrap_or(strategy),
+            strategy,
+            lazy,
             demand,
             targets,
             seed,
@@ -191,6 +209,13 @@ impl Profile {
                 continue;
             }
             self.eligible += 1;
+            if levels == 0 {
+                if self.groups.is_empty() {
+                    self.groups.push(Group::default());
+                }
+                self.group_of[i] = 0;
+                continue;
+            }
             let values: Vec<Option<&str>> = self
                 .demand
                 .preferences
@@ -275,6 +300,17 @@ impl Profile {
 
     /// Replays the change log since the last look.
     pub fn catch_up(&mut self, snapshot: &Snapshot) {
+        if self.eligible == 0 {
+            // No node passes the fixed filters: nothing to follow.
+            return;
+        }
+        if self.lazy {
+            if self.cursor != snapshot.changes.len() {
+                self.failure = None;
+                self.cursor = snapshot.changes.len();
+            }
+            return;
+        }
         let changes = &snapshot.changes[self.cursor.min(snapshot.changes.len())..];
         let queued: usize = self.groups.iter().map(|g| g.heap.len()).sum();
         if changes.len() > self.eligible / 2 + 16 || queued > 3 * self.eligible + 1024 {
@@ -306,9 +342,18 @@ impl Profile {
         if let Some(failure) = &self.failure {
             return Err(failure.clone());
         }
-        for group in self.group_order() {
-            if let Some(node) = self.best_in(group, snapshot) {
-                return Ok(node);
+        if self.counts.is_empty() {
+            // Without preferences there is one group at most.
+            for group in 0..self.groups.len() {
+                if let Some(node) = self.best_in(group, snapshot) {
+                    return Ok(node);
+                }
+            }
+        } else {
+            for group in self.group_order() {
+                if let Some(node) = self.best_in(group, snapshot) {
+                    return Ok(node);
+                }
             }
         }
         match self.diagnose(snapshot) {
@@ -320,32 +365,38 @@ impl Profile {
         }
     }
 
-    /// The groups to try, the one with fewest of the service's tasks first.
+    /// The preference groups to try, the one with fewest of the service's tasks first
+    /// (level by level).
     fn group_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.groups.len())
             .filter(|g| !self.groups[*g].heap.is_empty())
             .collect();
-        if !self.counts.is_empty() {
-            order.sort_by_cached_key(|&g| {
-                let counts: Vec<u32> = self.groups[g]
-                    .prefixes
-                    .iter()
-                    .enumerate()
-                    .map(|(level, &p)| self.counts[level][p as usize])
-                    .collect();
-                (counts, g)
-            });
-        }
+        order.sort_by_cached_key(|&g| {
+            let counts: Vec<u32> = self.groups[g]
+                .prefixes
+                .iter()
+                .enumerate()
+                .map(|(level, &p)| self.counts[level][p as usize])
+                .collect();
+            (counts, g)
+        });
         order
     }
 
     /// Pops the group's heap down to its best node that passes the usage filters.
     fn best_in(&mut self, group: usize, snapshot: &Snapshot) -> Option<u32> {
-        let heap = &mut self.groups[group].heap;
-        while let Some(entry) = heap.pop() {
+        while let Some(entry) = self.groups[group].heap.pop() {
             let node = &snapshot.nodes[entry.node as usize];
             if entry.stamp != node.stamp {
-                continue;
+                if !self.lazy {
+                    // The log replay pushed a fresh entry.
+                    continue;
+                }
+                let fresh = self.entry(snapshot, entry.node);
+                if fresh.rank != entry.rank {
+                    self.groups[group].heap.push(fresh);
+                    continue;
+                }
             }
             let fits = check_usage(
                 node,
@@ -359,6 +410,16 @@ impl Profile {
             }
         }
         None
+    }
+
+    /// Follows a placement of this profile's task on `node`: a lazy profile ranks the
+    /// node again at once (others replay the log).
+    pub fn placed(&mut self, node: u32, snapshot: &Snapshot) {
+        let group = self.group_of.get(node as usize).copied().unwrap_or(NONE);
+        if self.lazy && group != NONE {
+            let entry = self.entry(snapshot, node);
+            self.groups[group as usize].heap.push(entry);
+        }
     }
 
     /// Every node counted under the first filter that rejects it. Should a node fit

@@ -71,7 +71,9 @@ fn capped(value: u64, bits: u32) -> u64 {
 
 /// The rank of a node for a task under `strategy` (smaller is better): the node runs
 /// `of_service` tasks of the task's service, and misses `soft_misses` of the task's
-/// soft affinities. Ties are broken by node index by the caller.
+/// soft affinities. Ties are broken by node index by the caller. Under `spread`, the
+/// rank never falls as tasks are placed; `random` draws from `seed`, which the caller
+/// varies per service.
 pub(super) fn rank(
     strategy: Strategy,
     node: &NodeInfo,
@@ -94,8 +96,9 @@ pub(super) fn rank(
             (idle << TASKS_BITS) | room
         }
         Strategy::Random => {
-            // Re-drawn whenever the node changes (its stamp moves on).
-            scramble(seed ^ (u64::from(index) << 32) ^ u64::from(node.stamp)) >> 4
+            // Drawn anew each time the service gets a task on the node; placements of
+            // other services leave it be.
+            scramble(seed ^ (u64::from(index) << 32) ^ u64::from(of_service)) >> 4
         }
     };
     misses | order

@@ -295,19 +295,29 @@ fn a_new_spec_of_a_service_is_counted_with_the_old_one() {
 
 #[test]
 fn many_services_beyond_the_warm_limit_stay_even() {
-    let mut scheduler = Scheduler::new(&nodes(5), [], Strategy::Spread, 0);
-    let tasks: Vec<Task> = (0..300)
-        .map(|i| Spec::default().task(&format!("s{i}")))
+    // More services than profiles stay warm (4096 on small clusters), placed in turns,
+    // so profiles are cooled and rebuilt; half of them follow the change log.
+    let mut scheduler = Scheduler::new(&nodes(3), [], Strategy::Spread, 0);
+    let tasks: Vec<Task> = (0..4200)
+        .map(|i| {
+            let spec = Spec::default();
+            let spec = if i % 2 == 0 {
+                spec
+            } else {
+                spec.prefer("node.id")
+            };
+            spec.task(&format!("s{i}"))
+        })
         .collect();
     let mut placed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for _round in 0..5 {
+    for _round in 0..3 {
         for task in &tasks {
             let node = scheduler.place(task).expect("room");
             placed.entry(task.name.as_str()).or_default().push(node);
         }
     }
     for (service, nodes) in placed {
-        assert_eq!(per_node(&nodes).len(), 5, "{service}: {nodes:?}");
+        assert_eq!(per_node(&nodes).len(), 3, "{service}: {nodes:?}");
     }
 }
 
@@ -351,4 +361,70 @@ fn only_unfinished_tasks_on_a_node_occupy_it() {
         scheduler.place(&probe).unwrap_err().to_string(),
         "no node fits: 1 lacks cpu (need 1 cpu)"
     );
+}
+
+#[test]
+fn place_all_groups_by_spec_and_answers_in_order() {
+    let cluster = nodes(4);
+    let web = Spec::default().port("80", Protocol::Tcp).task("web");
+    let db = Spec::default().reserve(3.0, 0).task("db");
+    let interleaved = [&web, &db, &web, &db, &web, &db, &web, &db, &web];
+    let mut batch = Scheduler::new(&cluster, [], Strategy::Spread, 0);
+    let results = batch.place_all(interleaved);
+    let mut grouped = Scheduler::new(&cluster, [], Strategy::Spread, 0);
+    let webs: Vec<_> = (0..5).map(|_| grouped.place(&web)).collect();
+    let dbs: Vec<_> = (0..4).map(|_| grouped.place(&db)).collect();
+    let expected = [
+        &webs[0], &dbs[0], &webs[1], &dbs[1], &webs[2], &dbs[2], &webs[3], &dbs[3], &webs[4],
+    ];
+    assert_eq!(results.iter().collect::<Vec<_>>(), expected);
+    assert!(
+        results[8].is_err(),
+        "a fifth web task finds port 80 taken everywhere"
+    );
+}
+
+#[test]
+fn malformed_labels_and_preferences_are_reasons_that_name_them() {
+    let mut scheduler = Scheduler::new(&nodes(2), [], Strategy::Spread, 0);
+    let cases = [
+        (
+            Spec::default().label("orch.affinity.db", "image==redis"),
+            "no node fits: 2 are not considered (label orch.affinity.db is invalid: \
+             unknown kind image (only service is known))",
+        ),
+        (
+            Spec::default().label("orch.strategy", "fastest"),
+            "no node fits: 2 are not considered (label orch.strategy=\"fastest\" is \
+             invalid: use spread, binpack or random)",
+        ),
+        (
+            Spec::default().prefer("zone"),
+            "no node fits: 2 are not considered (preference spread: \"zone\" is invalid: \
+             unknown key zone (use node.id, node.hostname, node.role, node.platform.os, \
+             node.platform.arch, node.labels.NAME or engine.labels.NAME))",
+        ),
+        (
+            Spec::default().port("http", Protocol::Tcp),
+            "no node fits: 2 are not considered (published port \"http\" is invalid)",
+        ),
+    ];
+    for (spec, text) in cases {
+        let verdict = scheduler.place(&spec.task("bad")).unwrap_err();
+        assert_eq!(verdict.to_string(), text);
+        assert_eq!(verdict.nodes, 2);
+    }
+}
+
+#[test]
+fn the_strategy_label_may_sit_in_deploy_labels() {
+    let mut scheduler = Scheduler::new(&nodes(3), [], Strategy::Spread, 0);
+    let mut spec = Spec::default().reserve(1.0, 0);
+    spec.0
+        .deploy
+        .get_or_insert_with(Default::default)
+        .labels
+        .insert("orch.strategy".into(), "binpack".into());
+    let placed = place_all(&mut scheduler, &spec.task("packed"), 4);
+    assert_eq!(per_node(&placed).len(), 1);
 }

@@ -324,3 +324,132 @@ fn a_snapshot_counts_its_tasks_like_placements() {
         "8 cpus, 8 tasks of 1 cpu"
     );
 }
+
+/// A service for [`the_chosen_node_is_the_best_that_fits`]: reserved cpus
+/// (thousandths), memory (MiB), replicas, a published port, a replica cap, a service
+/// index it must avoid, a zone preference.
+type RichService = (
+    u64,
+    u64,
+    usize,
+    Option<u16>,
+    Option<u64>,
+    Option<usize>,
+    bool,
+);
+
+/// A ready, active node of some size, maybe in a zone.
+fn ready_node(index: usize) -> impl Strategy<Value = Node> {
+    any_node(index).prop_map(|mut node| {
+        node.status.state = NodeState::Ready;
+        node.spec.availability = Availability::Active;
+        node
+    })
+}
+
+fn any_rich_service() -> impl Strategy<Value = RichService> {
+    (
+        prop_oneof![Just(0u64), 100u64..2000],
+        prop_oneof![Just(0u64), 64u64..2048],
+        1usize..10,
+        prop::option::weighted(0.2, prop::sample::select(vec![80u16, 443])),
+        prop::option::weighted(0.2, 1u64..3),
+        prop::option::weighted(0.2, 0usize..4),
+        prop::bool::weighted(0.2),
+    )
+}
+
+fn rich_task(index: usize, service: &RichService) -> Task {
+    let (cpu, mib, _, port, max, avoid, prefer) = service;
+    let mut spec = Spec::default().reserve(*cpu as f64 / 1000.0, mib << 20);
+    if let Some(port) = port {
+        spec = spec.port(&port.to_string(), api::service::Protocol::Tcp);
+    }
+    if let Some(max) = max {
+        spec = spec.max_per_node(*max);
+    }
+    if let Some(avoid) = avoid.filter(|a| *a != index) {
+        spec = spec.label("orch.affinity", &format!("service!=s{avoid}"));
+    }
+    if *prefer {
+        spec = spec.prefer("node.labels.zone");
+    }
+    spec.task(&format!("s{index}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Whatever the order of services, the cached heaps give the node a full scan
+    /// would: under spread, one with the fewest tasks of the service then the fewest
+    /// tasks among the nodes `fits` accepts; under binpack, one of the most used; and
+    /// for a service that spreads over zones, a node of a zone with fewest of its tasks.
+    #[test]
+    fn the_chosen_node_is_the_best_that_fits(
+        nodes in (2usize..8).prop_flat_map(|n| (0..n).map(ready_node).collect::<Vec<_>>()),
+        services in prop::collection::vec(any_rich_service(), 1..5),
+        order in prop::collection::vec(0usize..5, 0..60),
+        binpack in any::<bool>(),
+    ) {
+        let strategy = if binpack { sched::Strategy::Binpack } else { sched::Strategy::Spread };
+        let mut scheduler = Scheduler::new(&nodes, [], strategy, 1);
+        let index: BTreeMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (n.meta.id.as_str(), i)).collect();
+        let mut tasks_on = vec![0usize; nodes.len()];
+        let mut used = vec![(0u64, 0u64); nodes.len()];
+        let mut of_service: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut left: Vec<usize> = services.iter().map(|s| s.2).collect();
+        let picks = order.iter().map(|&o| o % services.len())
+            .chain((0..services.len()).flat_map(|s| std::iter::repeat_n(s, services[s].2)));
+        for s in picks {
+            if left[s] == 0 {
+                continue;
+            }
+            left[s] -= 1;
+            let task = rich_task(s, &services[s]);
+            let before = scheduler.clone();
+            let Ok(chosen) = scheduler.place(&task) else { continue };
+            let zone = |n: usize| nodes[n].meta.labels.get("zone").cloned();
+            let mut candidates: Vec<usize> = (0..nodes.len())
+                .filter(|&n| before.fits(&task, &nodes[n].meta.id).is_ok())
+                .collect();
+            let c = index[chosen.as_str()];
+            prop_assert!(candidates.contains(&c));
+            if services[s].6 {
+                // Only the zones with the fewest tasks of the service are candidates.
+                let in_zone = |z: &Option<String>| (0..nodes.len())
+                    .filter(|&n| zone(n) == *z && before.fits(&Spec::default().task("probe"), &nodes[n].meta.id).is_ok()
+                        && nodes[n].status.state == NodeState::Ready)
+                    .map(|n| of_service.get(&(s, n)).copied().unwrap_or(0))
+                    .sum::<usize>();
+                let least = candidates.iter().map(|&n| in_zone(&zone(n))).min();
+                candidates.retain(|&n| Some(in_zone(&zone(n))) == least);
+                prop_assert!(candidates.contains(&c), "zone of {} is not among the least used", chosen);
+            }
+            let load = |n: usize| {
+                let fraction = |used: u64, total: u64| match (used, total) {
+                    (0, _) => 0.0,
+                    (_, 0) => 1.0,
+                    _ => (used as f64 / total as f64).min(1.0),
+                };
+                let node = &nodes[n].description;
+                (fraction(used[n].0, u64::from(node.cpus) * 1000) + fraction(used[n].1, node.memory_bytes)) / 2.0
+            };
+            if services[s].6 {
+                // Among zones with equal counts the first is taken, whatever its nodes.
+            } else if binpack {
+                let most = candidates.iter().map(|&n| load(n)).fold(0.0, f64::max);
+                prop_assert!(load(c) >= most - 1e-6, "binpack chose {} at {} below {}", chosen, load(c), most);
+            } else {
+                let key = |n: usize| (of_service.get(&(s, n)).copied().unwrap_or(0), tasks_on[n]);
+                let best = candidates.iter().map(|&n| key(n)).min();
+                prop_assert_eq!(Some(key(c)), best, "spread chose {}", chosen);
+            }
+            tasks_on[c] += 1;
+            let (cpu, mib, ..) = services[s];
+            used[c].0 += cpu;
+            used[c].1 += mib << 20;
+            *of_service.entry((s, c)).or_default() += 1;
+        }
+    }
+}
