@@ -293,14 +293,43 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
     );
 }
 
+/// A background `orch` process; stopped (SIGTERM, then SIGKILL) and reaped on drop.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    /// Kills it at once, as a crash would.
+    fn crash(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        // SAFETY: signalling a child this test started and has not reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.crash();
+    }
+}
+
 /// Starts `orch ARGS` on the test host in the background (its log in the host's dir).
-fn spawn(h: &LocalHost, name: &str, args: &[String]) -> std::process::Child {
+fn spawn(h: &LocalHost, name: &str, args: &[String]) -> Daemon {
     let log = std::fs::File::create(h.dir.join(format!("{name}.log"))).expect("log");
     let mut cmd = h.command(env!("CARGO_BIN_EXE_orch"));
     cmd.args(args)
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
-    cmd.spawn().expect("start orch")
+    Daemon(cmd.spawn().expect("start orch"))
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -413,8 +442,7 @@ services:
     );
 
     // Host 2's agent dies: its node goes down and its replica moves to host 1.
-    let _ = worker.kill();
-    let _ = worker.wait();
+    worker.crash();
     eventually(30, "host 2 is down", || {
         let ls = ok(&h1.orch(&["node", "ls"]));
         ls.contains(" down ").then_some(()).ok_or(ls)
