@@ -4,7 +4,7 @@
 
 use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
 use anyhow::{Context, bail};
-use api::cluster::{Node, Service, Task};
+use api::cluster::{Node, Task};
 use api::logs::{LogStream, TaskLogLine};
 use clap::Args;
 use reqwest::Method;
@@ -53,16 +53,25 @@ fn since_secs(text: &str, now: SystemTime) -> anyhow::Result<f64> {
         .as_secs_f64())
 }
 
-/// How a task is named in the prefix: `SERVICE.SLOT` (`SERVICE.ID` for a global one).
-fn task_name(task: &Task, services: &BTreeMap<String, Service>) -> String {
-    let service = services
-        .get(&task.service)
-        .map_or(task.service.as_str(), |s| s.name.as_str());
-    if task.slot > 0 {
-        format!("{service}.{}", task.slot)
-    } else {
-        format!("{service}.{}", task.meta.id)
+/// How nodes are named in the prefix: their hostname, or their id when several share
+/// one.
+fn node_names(nodes: Vec<Node>) -> BTreeMap<String, String> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &nodes {
+        *count.entry(n.description.hostname.clone()).or_default() += 1;
     }
+    nodes
+        .into_iter()
+        .map(|n| {
+            let host = &n.description.hostname;
+            let name = if host.is_empty() || count.get(host).copied().unwrap_or(0) > 1 {
+                n.meta.id.clone()
+            } else {
+                host.clone()
+            };
+            (n.meta.id, name)
+        })
+        .collect()
 }
 
 /// The prefix of a line: `NAME.SLOT@HOSTNAME`.
@@ -93,31 +102,14 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        let services: List<Service> = api.call(Method::GET, "/v1/services").await?;
-        let services: BTreeMap<String, Service> = services
-            .items
-            .into_iter()
-            .map(|s| (s.meta.id.clone(), s))
-            .collect();
         let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
         let tasks: BTreeMap<String, String> = tasks
             .items
             .iter()
-            .map(|t| (t.meta.id.clone(), task_name(t, &services)))
+            .map(|t| (t.meta.id.clone(), crate::stack_cmd::task_name(t)))
             .collect();
         let nodes: List<Node> = api.call(Method::GET, "/v1/nodes").await?;
-        let nodes: BTreeMap<String, String> = nodes
-            .items
-            .into_iter()
-            .map(|n| {
-                let name = if n.description.hostname.is_empty() {
-                    n.meta.id.clone()
-                } else {
-                    n.description.hostname.clone()
-                };
-                (n.meta.id, name)
-            })
-            .collect();
+        let nodes = node_names(nodes.items);
         let mut query = vec![
             format!("follow={}", args.follow),
             format!("timestamps={}", args.timestamps),
@@ -189,6 +181,20 @@ mod tests {
             Some(86_400.5)
         );
         assert!(since_secs("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn nodes_are_named_by_hostname_unless_several_share_it() {
+        let node = |id: &str, host: &str| {
+            let mut n = Node::default();
+            n.meta.id = id.into();
+            n.description.hostname = host.into();
+            n
+        };
+        let names = node_names(vec![node("n1", "a"), node("n2", "b"), node("n3", "b")]);
+        assert_eq!(names["n1"], "a");
+        assert_eq!(names["n2"], "n2");
+        assert_eq!(names["n3"], "n3");
     }
 
     #[test]

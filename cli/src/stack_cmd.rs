@@ -274,7 +274,7 @@ fn progress(stack: &str, services: &[Service], tasks: &[Task], nodes: usize) -> 
     out
 }
 
-fn task_name(t: &Task) -> String {
+pub(crate) fn task_name(t: &Task) -> String {
     let service = if t.stack.is_empty() {
         t.name.clone()
     } else {
