@@ -49,6 +49,8 @@ struct Follow {
     last: Option<Assignments>,
     /// Changes of the log subscriptions.
     logs: tokio::sync::watch::Receiver<u64>,
+    /// The node hears of log subscriptions while this stream is open.
+    _attached: crate::logbroker::Attached,
 }
 
 impl Follow {
@@ -104,6 +106,7 @@ pub async fn assignments(
     check_session(&d, &node, &query.session_id)?;
     let follow = Follow {
         logs: d.logs.changes(),
+        _attached: d.logs.attach(&node),
         d,
         node,
         session: query.session_id,

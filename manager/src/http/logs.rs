@@ -4,8 +4,8 @@
 //! streams the leader's answer back).
 //!
 //! A task that cannot be read is said so in-band, as a line of stream `error` naming
-//! the task and its node: no container yet, its node is down (at the start or while
-//! following), or its node sent nothing for [`SILENCE`] when not following. Without
+//! the task and its node: no container yet, its node is down or has no session with
+//! the leader (at the start or while following), or its node sent nothing for [`SILENCE`] when not following. Without
 //! `follow` the answer ends when every task is done; with it, when the client goes
 //! away (an idle answer sends an empty line every [`KEEPALIVE`] so that is noticed) or
 //! every task's container ended. A service's logs are those of its tasks that are to
@@ -131,14 +131,18 @@ fn error_line(task: &str, node: &str, line: String) -> TaskLogLine {
     }
 }
 
+/// Whether `node` is ready and has its session's assignment stream open on this
+/// manager (only then does it hear of subscriptions).
 fn node_ready(api: &ApiState, node: &str) -> bool {
-    api.store
-        .view(|s| {
-            s.nodes
-                .get(node)
-                .is_some_and(|n| n.status.state == NodeState::Ready)
-        })
-        .value
+    api.logs.is_attached(node)
+        && api
+            .store
+            .view(|s| {
+                s.nodes
+                    .get(node)
+                    .is_some_and(|n| n.status.state == NodeState::Ready)
+            })
+            .value
 }
 
 /// The sources of `tasks` that can be read, and an error line for each other one.
@@ -160,7 +164,7 @@ fn sources(api: &ApiState, tasks: Vec<Task>) -> (Vec<Source>, Vec<TaskLogLine>) 
             Some(_) if !node_ready(api, &node) => errors.push(error_line(
                 &id,
                 &node,
-                format!("node {node} of task {id} is down: its logs cannot be read"),
+                format!("node {node} of task {id} is down (no session with the leader): its logs cannot be read"),
             )),
             Some(container) => readable.push(Source {
                 task: id,
@@ -217,7 +221,7 @@ impl Feed {
         for source in self.sub.open() {
             let why = if !node_ready(&self.api, &source.node) {
                 format!(
-                    "node {} of task {} is down: its logs cannot be read",
+                    "node {} of task {} is down (no session with the leader): its logs cannot be read",
                     source.node, source.task
                 )
             } else if silent {

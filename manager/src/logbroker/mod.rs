@@ -15,6 +15,7 @@ pub mod table;
 pub use table::{Refused, Source};
 
 use api::logs::{LogOptions, LogPublish, LogSubscription, TaskLogLine};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use table::Table;
@@ -31,6 +32,8 @@ pub struct LogBroker {
     /// Bumped on every change of the table (the assignment streams follow it).
     changed: watch::Sender<u64>,
     next_id: AtomicU64,
+    /// The nodes whose assignment stream is open here, with how many streams.
+    attached: Mutex<BTreeMap<String, usize>>,
 }
 
 impl Default for LogBroker {
@@ -39,6 +42,26 @@ impl Default for LogBroker {
             table: Mutex::new(Table::default()),
             changed: watch::channel(0).0,
             next_id: AtomicU64::new(1),
+            attached: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// A node's open assignment stream, as the broker counts it: the node hears of
+/// subscriptions while one is held.
+pub struct Attached {
+    node: String,
+    broker: Arc<LogBroker>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let mut attached = self.broker.attached();
+        if let Some(n) = attached.get_mut(&self.node) {
+            *n -= 1;
+            if *n == 0 {
+                attached.remove(&self.node);
+            }
         }
     }
 }
@@ -81,6 +104,24 @@ impl LogBroker {
 
     fn table(&self) -> MutexGuard<'_, Table<Reader>> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn attached(&self) -> MutexGuard<'_, BTreeMap<String, usize>> {
+        self.attached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts an open assignment stream of `node` until the guard drops.
+    pub fn attach(self: &Arc<Self>, node: &str) -> Attached {
+        *self.attached().entry(node.to_owned()).or_default() += 1;
+        Attached {
+            node: node.to_owned(),
+            broker: self.clone(),
+        }
+    }
+
+    /// Whether `node` has an assignment stream open here (it hears of subscriptions).
+    pub fn is_attached(&self, node: &str) -> bool {
+        self.attached().contains_key(node)
     }
 
     fn bump(&self) {
@@ -164,6 +205,18 @@ mod tests {
         assert!(sub.lines.recv().await.is_none(), "closed: the stream ends");
         assert!(broker.for_node("n1").is_empty());
         assert!(changes.has_changed().unwrap_or(false));
+    }
+
+    #[test]
+    fn a_node_is_attached_while_one_of_its_streams_is_open() {
+        let broker = LogBroker::new();
+        let a = broker.attach("n1");
+        let b = broker.attach("n1");
+        assert!(broker.is_attached("n1") && !broker.is_attached("n2"));
+        drop(a);
+        assert!(broker.is_attached("n1"));
+        drop(b);
+        assert!(!broker.is_attached("n1"));
     }
 
     #[tokio::test]
