@@ -50,7 +50,7 @@ async fn services(api: &ManagerApi) -> anyhow::Result<Vec<Service>> {
 }
 
 /// The service `name` names (its id, or its unique name within a stack).
-async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
+pub(crate) async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
     let all = services(api).await?;
     if let Some(s) = all.iter().find(|s| s.meta.id == name) {
         return Ok(s.clone());

@@ -284,7 +284,7 @@ pub fn service_progress(service: &Service, tasks: &[Task], nodes: usize) -> Prog
     }
 }
 
-fn task_name(t: &Task) -> String {
+pub(crate) fn task_name(t: &Task) -> String {
     let service = if t.stack.is_empty() {
         t.name.clone()
     } else {
