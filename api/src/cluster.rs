@@ -218,6 +218,44 @@ pub struct Service {
     /// How the rollout of the last spec change goes.
     #[serde(skip_serializing_if = "is_default")]
     pub update_status: Option<UpdateStatus>,
+    /// How the last rebalance goes: asked for by `orch service rebalance`, or
+    /// continuous for a service labelled `orch.rebalance=true`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// Where a rebalance stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RebalanceState {
+    /// Asked for; the orchestrator has not looked yet.
+    #[default]
+    Requested,
+    /// Tasks are being moved, under the service's `update_config`.
+    Moving,
+    /// The strategy is satisfied: no move would improve the placement.
+    Completed,
+}
+
+/// Moving a service's running tasks until its placement strategy is satisfied (what
+/// swarm lacks: tasks stay where they were placed when nodes join or come back).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RebalanceStatus {
+    pub state: RebalanceState,
+    /// When the orchestrator started it (0 while requested).
+    #[serde(skip_serializing_if = "is_default")]
+    pub started: Timestamp,
+    /// When the strategy was satisfied.
+    #[serde(skip_serializing_if = "is_default")]
+    pub completed: Option<Timestamp>,
+    /// Tasks moved so far.
+    pub moved: u64,
+    /// What the rebalance found, for people (e.g. why nothing moves).
+    #[serde(skip_serializing_if = "is_default")]
+    pub message: String,
 }
 
 /// Where a rolling update (or rollback) stands.

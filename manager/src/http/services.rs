@@ -198,3 +198,44 @@ pub async fn delete(
     params.finish()?;
     resource::delete(&api, &id, version).await
 }
+
+/// Ask for a rebalance: the service's running tasks move, a batch at a time under its
+/// `update_config`, until its placement strategy is satisfied. Its `rebalance`
+/// status says how it goes.
+#[utoipa::path(post, path = "/v1/services/{id}/rebalance", tag = "services",
+    params(("id" = String, Path, description = "The service's id")),
+    responses(
+        (status = 200, description = "The service with the rebalance asked for", body = Service),
+        (status = 400, description = "The service is global or a job: nothing to rebalance", body = ErrorEnvelope),
+        (status = 404, description = "No such service", body = ErrorEnvelope),
+    ))]
+pub async fn rebalance(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    params: Params,
+) -> Result<Found<Service>, HttpError> {
+    use api::deploy::DeployMode;
+    params.finish()?;
+    // Other writers (the orchestrator, above all) may win the version race: retry.
+    let mut tries = 0;
+    loop {
+        let mut service: Service = resource::fetch(&api, &id, false).await?;
+        let mode = crate::orchestrator::policy::mode(&service.spec);
+        if mode != DeployMode::Replicated {
+            return Err(HttpError::invalid(format!(
+                "service {id} is {}: only replicated services are rebalanced (a global service runs one task per node, a job runs to completion)",
+                match mode {
+                    DeployMode::Global => "global",
+                    DeployMode::GlobalJob => "a global job",
+                    _ => "a replicated job",
+                }
+            )));
+        }
+        service.rebalance = Some(api::cluster::RebalanceStatus::default());
+        let version = service.meta.version;
+        match resource::update(&api, service, version).await {
+            Err(e) if e.status() == axum::http::StatusCode::CONFLICT && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
