@@ -109,6 +109,12 @@ fn set_replicas(service: &mut Service, n: u64) -> anyhow::Result<()> {
             service.meta.id
         );
     }
+    if let Some(name) = service.spec.container_name.as_ref().filter(|_| n > 1) {
+        bail!(
+            "{} has container_name {name:?}, which names one container: it cannot have {n} replicas (remove container_name from the stack file first)",
+            service.meta.id
+        );
+    }
     service.spec.scale = None;
     service
         .spec

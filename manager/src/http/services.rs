@@ -127,6 +127,7 @@ pub async fn create(
     params.finish()?;
     check_id(Kind::Service, &body.id)?;
     check_labels(Kind::Service, &body.labels)?;
+    check_container_name(&body.id, &body.spec)?;
     let mut meta = Meta::new(body.id);
     meta.labels = body.labels;
     let service = Service {
@@ -163,6 +164,7 @@ pub async fn update(
     params.finish()?;
     let version = required_version(Kind::Service, &id, version)?;
     check_labels(Kind::Service, &body.labels)?;
+    check_container_name(&id, &body.spec)?;
     // System-written fields (virtual addresses, rollout) stay; a new spec keeps the
     // old one for a rollback.
     let mut service: Service = resource::fetch(&api, &id, false).await?;
@@ -237,5 +239,17 @@ pub async fn rebalance(
             Err(e) if e.status() == axum::http::StatusCode::CONFLICT && tries < 5 => tries += 1,
             other => return other,
         }
+    }
+}
+
+/// `container_name` names one container: a service with it runs one replica.
+fn check_container_name(id: &str, spec: &ServiceSpec) -> Result<(), HttpError> {
+    let replicas = crate::orchestrator::policy::replicas(spec);
+    match &spec.container_name {
+        Some(name) if replicas > 1 => Err(HttpError::invalid(format!(
+            "service {id}: container_name {name:?} names one container, but the service has {replicas} replicas"
+        ))
+        .with("field", "spec.container_name")),
+        _ => Ok(()),
     }
 }
