@@ -5,6 +5,7 @@
 //! by the system. Every write names the version it read (optimistic concurrency).
 
 use crate::is_default;
+use crate::registry::Manifest;
 use crate::secret::{Config, Secret};
 use crate::service::ServiceSpec;
 use crate::stack::StackSpec;
@@ -31,11 +32,12 @@ pub enum Kind {
     Network,
     Secret,
     Config,
+    Manifest,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Node,
         Kind::Stack,
         Kind::Service,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Network,
         Kind::Secret,
         Kind::Config,
+        Kind::Manifest,
     ];
 
     /// The lowercase name (`node`, `stack`, ...).
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Network => "network",
             Kind::Secret => "secret",
             Kind::Config => "config",
+            Kind::Manifest => "manifest",
         }
     }
 }
@@ -436,6 +440,8 @@ pub enum Object {
     /// Secrets travel redacted (no ciphertext) in answers and events.
     Secret(Secret),
     Config(Config),
+    /// A manifest of the cluster image registry.
+    Manifest(Manifest),
 }
 
 impl Object {
@@ -449,6 +455,7 @@ impl Object {
             Object::Network(_) => Kind::Network,
             Object::Secret(_) => Kind::Secret,
             Object::Config(_) => Kind::Config,
+            Object::Manifest(_) => Kind::Manifest,
         }
     }
 
@@ -462,6 +469,7 @@ impl Object {
             Object::Network(o) => &o.meta,
             Object::Secret(o) => &o.meta,
             Object::Config(o) => &o.meta,
+            Object::Manifest(o) => &o.meta,
         }
     }
 
@@ -475,6 +483,7 @@ impl Object {
             Object::Network(o) => &mut o.meta,
             Object::Secret(o) => &mut o.meta,
             Object::Config(o) => &mut o.meta,
+            Object::Manifest(o) => &mut o.meta,
         }
     }
 }

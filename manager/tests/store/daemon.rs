@@ -14,14 +14,19 @@ use manager::server::{Manager, ManagerConfig, ServerError, client, node_http_cli
 use manager::store::ClusterSettings;
 use std::time::{Duration, Instant};
 
-pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
-    let config = ManagerConfig {
-        data_dir: dir.path().join("m1"),
+/// A manager on a free loopback port keeping its data in `dir/name`.
+pub(crate) fn loopback(dir: &TempDir, name: &str) -> ManagerConfig {
+    ManagerConfig {
+        data_dir: dir.path().join(name),
         listen: "127.0.0.1:0".to_owned(),
         advertise: None,
         socket: None,
         store: test_config(),
-    };
+    }
+}
+
+pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
+    let config = loopback(dir, "m1");
     let settings = ClusterSettings {
         heartbeat_ms: 200,
         node_down_grace_ms: 1000,

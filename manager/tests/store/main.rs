@@ -5,6 +5,7 @@
 //! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
 //! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
 //! join token rotation, node updates and removal (revocation): [`nodes`].
+//! The cluster image registry on two managers: [`registry`].
 
 mod ca;
 mod cluster;
@@ -12,5 +13,6 @@ mod common;
 mod daemon;
 mod http;
 mod nodes;
+mod registry;
 mod single_node;
 mod storage_suite;

@@ -6,7 +6,6 @@
 //! do not bring it back.
 
 use crate::common::TempDir;
-use crate::common::node::test_config;
 use crate::daemon::start;
 use api::client::ClientError;
 use api::client::managers::post;
@@ -15,9 +14,7 @@ use api::error::{ErrorCode, ErrorEnvelope};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use manager::ca::{CaCert, NodeIdentity, pinned_client_config};
 use manager::http::tokens::JoinTokens;
-use manager::server::{
-    InitTokens, Layout, Manager, ManagerConfig, ServerError, client, node_http_client,
-};
+use manager::server::{InitTokens, Layout, Manager, ServerError, client, node_http_client};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -347,13 +344,7 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
 async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
     let (dir, m1, init, admin) = setup("demote").await;
     let addr = m1.advertise().to_owned();
-    let config = ManagerConfig {
-        data_dir: dir.path().join("m2"),
-        listen: "127.0.0.1:0".to_owned(),
-        advertise: None,
-        socket: None,
-        store: test_config(),
-    };
+    let config = crate::daemon::loopback(&dir, "m2");
     let m2 = Manager::join(config, &addr, &init.manager)
         .await
         .expect("a second manager joins");
