@@ -408,6 +408,11 @@ pub struct NetworkAllocation {
     pub gateway: String,
     /// The vxlan network identifier.
     pub vni: u32,
+    /// The address handed out last: the next is looked for after it, so a released
+    /// address (its container may still be going away on a node) comes back only
+    /// after every other one was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 /// A cluster network (an overlay that spans the nodes running its tasks).

@@ -119,6 +119,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 socket: args.socket,
                 insecure_registries: args.insecure_registries,
                 dns_upstreams: args.dns_upstreams,
+                cluster_registry: None,
             },
             session,
             shutdown,
@@ -132,10 +133,20 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
 /// session with the managers, and the executor that turns its assignments into
 /// containers on this engine and reports their status.
 pub async fn serve_node(
-    engine: EngineConfig,
+    mut engine: EngineConfig,
     session: Option<agent::worker::session::SessionConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The cluster's registry is served by the managers the session knows, the
+    // leader first.
+    let registry_managers = std::sync::Arc::new(std::sync::RwLock::new(Vec::new()));
+    if let Some(config) = &session {
+        *registry_managers.write().unwrap_or_else(|p| p.into_inner()) = config.managers.clone();
+        engine.cluster_registry = Some(agent::engine::image::registry::ClusterRegistry {
+            managers: registry_managers.clone(),
+            client: config.http.clone(),
+        });
+    }
     let (assignments, assigned) = tokio::sync::watch::channel(Default::default());
     let (reporter, reports) = tokio::sync::mpsc::channel(1024);
     let (publisher, logs) = tokio::sync::mpsc::channel(16);
@@ -162,7 +173,12 @@ pub async fn serve_node(
         worker.push(tokio::spawn(agent::worker::session::run(
             config,
             work,
-            |event| {
+            move |event| {
+                if let agent::worker::session::SessionEvent::Opened { leader, .. } = &event {
+                    let mut managers = registry_managers.write().unwrap_or_else(|p| p.into_inner());
+                    managers.retain(|m| m != leader);
+                    managers.insert(0, leader.clone());
+                }
                 eprintln!("orch agent: {}", render_session(&event));
             },
         )));

@@ -23,6 +23,12 @@ use std::time::{Duration, Instant};
 /// How long a starting local cluster gets to have its node ready.
 const READY: Duration = Duration::from_secs(60);
 
+/// The socket of this machine's engine: the local cluster's (`ORCH_LOCAL_DIR`), else
+/// the default one.
+pub fn engine_socket() -> PathBuf {
+    Local::from_env().engine_socket
+}
+
 /// The local cluster's places.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Local {

@@ -5,6 +5,7 @@
 mod agent_cmd;
 mod build;
 mod cluster_cmd;
+mod cluster_images;
 mod config;
 mod container;
 mod context;

@@ -97,6 +97,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     if !args.dry_run {
         rt.block_on(crate::local_cluster::ensure(&args.host))?;
+        let engine = crate::local_cluster::engine_socket();
+        rt.block_on(crate::cluster_images::publish(&mut spec, &engine))?;
     }
     let api = ManagerApi::connect(&args.host)?;
     rt.block_on(async {

@@ -337,8 +337,8 @@ pub(crate) fn strings(args: &[&str]) -> Vec<String> {
 }
 
 /// Two test hosts on a private lan: host 1 runs a manager with `--agent` (its API
-/// on 10.98.0.1:4242), host 2 an agent that joined it; both nodes are ready and both
-/// engines have the busybox image.
+/// on 10.98.0.1:4242), host 2 an agent that joined it; both nodes are ready and host
+/// 1's engine has the busybox image (host 2 gets it through the cluster registry).
 /// Fields drop in this order: the processes, the lan, then the hosts.
 pub(crate) struct TwoHosts {
     /// Host 2's agent.
@@ -395,11 +395,11 @@ impl TwoHosts {
             let ls = ok(&h1.orch(&["node", "ls"]));
             (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
         });
-        for h in [&h1, &h2] {
-            let mut import = h.command("bash");
-            import.arg(super::repo().join("scripts/busybox-image"));
-            ok(&import.output().expect("import busybox"));
-        }
+        // Only host 1 has the image: `orch up` pushes it to the cluster registry, and
+        // host 2 pulls it from there.
+        let mut import = h1.command("bash");
+        import.arg(super::repo().join("scripts/busybox-image"));
+        ok(&import.output().expect("import busybox"));
 
         TwoHosts {
             worker,
@@ -518,7 +518,13 @@ services:
         text(&h1.orch(&["ps", "-a"]))
     );
     let nodes = api_nodes(h1);
-    assert_eq!(nodes.len(), 2);
-    assert_ne!(nodes[0], nodes[1], "one replica on each host again");
+    let ps = || text(&h1.orch(&["ps", "-a"]));
+    assert_eq!(nodes.len(), 2, "{}\n{}", text(&out), ps());
+    assert_ne!(
+        nodes[0],
+        nodes[1],
+        "one replica on each host again:\n{}",
+        ps()
+    );
     ok(&h1.orch(&["down"]));
 }

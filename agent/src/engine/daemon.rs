@@ -32,6 +32,8 @@ pub struct EngineConfig {
     /// Where containers' DNS servers send names they do not know (default: the
     /// host's /etc/resolv.conf).
     pub dns_upstreams: Vec<std::net::SocketAddr>,
+    /// The cluster's registry, when this engine is a node of a cluster.
+    pub cluster_registry: Option<super::image::registry::ClusterRegistry>,
 }
 
 /// Why the engine could not start or stopped.
@@ -148,6 +150,9 @@ pub async fn serve(
         data,
         config.insecure_registries.clone(),
     )?);
+    if let Some(cluster) = &config.cluster_registry {
+        images.set_cluster_registry(cluster.clone());
+    }
     let volumes = Arc::new(Volumes::open(&data.join("volumes"))?);
     let networks = {
         let data = data.clone();

@@ -31,10 +31,15 @@ pub fn task_networks(spec: &api::ServiceSpec) -> Vec<String> {
     spec.networks.keys().cloned().collect()
 }
 
-/// Addresses in use per network, and the allocated subnets.
+/// Addresses in use per network, the allocated subnets, and where each network's
+/// next address is looked for.
 struct Usage {
     subnets: BTreeMap<String, Subnet>,
     used: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    /// The address handed out last, per network.
+    last: BTreeMap<String, Ipv4Addr>,
+    /// Networks whose last address moved in this pass.
+    moved: BTreeSet<String>,
 }
 
 impl Usage {
@@ -42,6 +47,8 @@ impl Usage {
         let mut usage = Usage {
             subnets: BTreeMap::new(),
             used: BTreeMap::new(),
+            last: BTreeMap::new(),
+            moved: BTreeSet::new(),
         };
         for network in state.networks.iter() {
             if let Some(a) = &network.allocation
@@ -51,6 +58,9 @@ impl Usage {
                 let used = usage.used.entry(network.meta.id.clone()).or_default();
                 if let Ok(gw) = a.gateway.parse() {
                     used.insert(gw);
+                }
+                if let Some(last) = a.last.as_deref().and_then(|l| l.parse().ok()) {
+                    usage.last.insert(network.meta.id.clone(), last);
                 }
             }
         }
@@ -62,7 +72,10 @@ impl Usage {
             }
         }
         for task in state.tasks.iter() {
-            if ended(task.status.state) && !wanted(task) {
+            // An orphaned task's container may still run on its node (cut off, or
+            // its agent down): its address stays taken while the task is kept.
+            let orphaned = task.status.state == TaskState::Orphaned;
+            if ended(task.status.state) && !wanted(task) && !orphaned {
                 continue;
             }
             for attached in &task.networks {
@@ -78,12 +91,17 @@ impl Usage {
         usage
     }
 
-    /// The lowest free address of `network`, now taken.
+    /// The first free address of `network` after the one handed out last (wrapping
+    /// around), now taken.
     fn take(&mut self, network: &str) -> Option<Ipv4Addr> {
         let subnet = *self.subnets.get(network)?;
         let used = self.used.entry(network.to_owned()).or_default();
-        let ip = subnet.hosts().find(|ip| !used.contains(ip))?;
+        let last = self.last.get(network).copied();
+        let after = subnet.hosts().filter(|ip| last.is_some_and(|l| *ip > l));
+        let ip = after.chain(subnet.hosts()).find(|ip| !used.contains(ip))?;
         used.insert(ip);
+        self.last.insert(network.to_owned(), ip);
+        self.moved.insert(network.to_owned());
         Some(ip)
     }
 }
@@ -100,6 +118,15 @@ pub fn plan(state: &State) -> Plan {
     let mut usage = Usage::of(state);
     allocate_vips(state, &mut usage, &mut plan);
     allocate_tasks(state, &mut usage, &mut plan);
+    for id in &usage.moved {
+        if let (Some(network), Some(last)) = (state.networks.get(id), usage.last.get(id)) {
+            let mut network = network.clone();
+            if let Some(a) = network.allocation.as_mut() {
+                a.last = Some(last.to_string());
+                plan.push(Change::update_network(network));
+            }
+        }
+    }
     plan
 }
 
@@ -148,6 +175,7 @@ fn allocate_networks(state: &State, plan: &mut Plan) {
             subnet: subnet.to_string(),
             gateway,
             vni,
+            last: None,
         });
         plan.push(Change::update_network(network));
     }

@@ -94,7 +94,10 @@ pub fn verdict(state: &State, service: &Service, cluster: Strategy, budget: usiz
         .by_service(&service.meta.id)
         .filter(|t| super::wanted(t))
         .collect();
-    if own.iter().any(|t| t.status.state != TaskState::Running) {
+    // A move waits until every replica runs: one that is starting, restarting or
+    // waiting for its restart delay would be counted where it is not.
+    let short = (own.len() as u64) < super::policy::replicas(&service.spec);
+    if short || own.iter().any(|t| t.status.state != TaskState::Running) {
         return Verdict::Busy;
     }
     // Where the scheduling pass would put one more task of the service now (its

@@ -317,6 +317,85 @@ fn networks_vips_and_task_addresses_are_allocated_once() {
     assert_eq!(seen.len(), 2 + 3 * 2 + 1);
 }
 
+#[test]
+fn a_released_address_comes_back_last_and_an_orphaned_task_keeps_its_own() {
+    let mut web = spec("busybox", 2);
+    web.networks.insert("net".into(), None);
+    let mut stack = api::StackSpec {
+        name: "app".into(),
+        ..api::StackSpec::default()
+    };
+    stack.services.insert("web".into(), web);
+    stack.networks.insert(
+        "net".into(),
+        api::stack::NetworkSpec {
+            name: "app_net".into(),
+            // Six addresses: the gateway, the VIP, and four for tasks, so handing
+            // out wraps around quickly.
+            ipam: Some(api::stack::Ipam {
+                config: vec![api::stack::IpamPool {
+                    subnet: Some("10.9.0.0/29".into()),
+                    ..api::stack::IpamPool::default()
+                }],
+                ..api::stack::Ipam::default()
+            }),
+            ..api::stack::NetworkSpec::default()
+        },
+    );
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.deploy_spec("app", stack);
+    sim.agents_run();
+    let address = |t: &api::cluster::Task| t.networks[0].address.clone();
+    let addresses =
+        |sim: &Sim| -> Vec<String> { sim.wanted("app_web").iter().map(address).collect() };
+    let before = addresses(&sim);
+    // A failed task's replacement gets a fresh address, not the one just released
+    // (its container may still hold it on the node).
+    let failed = sim.wanted("app_web")[0].clone();
+    sim.agents(|t| (t.meta.id == failed.meta.id).then_some((TaskState::Failed, Some(1))));
+    sim.advance(6_000);
+    sim.agents_run();
+    let after = addresses(&sim);
+    assert!(
+        !after.contains(&address(&failed)),
+        "{} was handed out again at once: {after:?}",
+        address(&failed)
+    );
+    // A down node's task is orphaned; its address stays taken while it is kept.
+    let on_n2 = sim
+        .wanted("app_web")
+        .into_iter()
+        .find(|t| t.node.as_deref() == Some("n2"))
+        .expect("a task on n2");
+    sim.set_node("n2", |n| n.status.state = NodeState::Down);
+    sim.agents_run();
+    let orphaned = sim.state.tasks.get(&on_n2.meta.id).expect("kept").clone();
+    assert_eq!(orphaned.status.state, TaskState::Orphaned);
+    // Many more tasks come and go: the orphaned task's address is not given while
+    // the task is kept (in its slot's bounded history).
+    let mut kept = 0;
+    while sim.state.tasks.get(&orphaned.meta.id).is_some() {
+        kept += 1;
+        assert!(kept < 1000, "the orphaned task is never trimmed");
+        let victim = sim.wanted("app_web")[0].clone();
+        sim.agents(|t| (t.meta.id == victim.meta.id).then_some((TaskState::Failed, Some(1))));
+        sim.advance(6_000);
+        sim.agents_run();
+        if sim.state.tasks.get(&orphaned.meta.id).is_none() {
+            break;
+        }
+        for t in sim.wanted("app_web") {
+            assert_ne!(
+                address(&t),
+                address(&orphaned),
+                "the orphaned task's address was reused"
+            );
+        }
+    }
+    assert!(kept > 3, "kept for {kept} rounds");
+    assert_eq!(before.len(), 2);
+}
+
 fn failing_update(action: api::deploy::FailureAction, image: &str) -> ServiceSpec {
     let mut s = spec(image, 3);
     s.deploy.as_mut().unwrap().update_config = Some(UpdateConfig {

@@ -49,6 +49,10 @@ pub enum RegistryError {
         expected: Digest,
         actual: Digest,
     },
+    #[error(
+        "{reference}: {CLUSTER_REGISTRY} is the cluster's own registry, and this engine is not a node of a cluster"
+    )]
+    NotInCluster { reference: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,6 +64,32 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// The registry on the cluster's managers: references under [`CLUSTER_REGISTRY`] (or
+/// a manager's own address) go to a manager over the node's mutual TLS.
+#[derive(Clone, Debug)]
+pub struct ClusterRegistry {
+    /// The managers' addresses (host:port), the one to try first first; the node's
+    /// session keeps it current.
+    pub managers: std::sync::Arc<std::sync::RwLock<Vec<String>>>,
+    /// A client with the node's certificate that trusts the cluster CA alone.
+    pub client: reqwest::Client,
+}
+
+/// The registry host that names the cluster's own registry in image references
+/// (`orch.internal/shop/web:1`): any manager serves it.
+pub const CLUSTER_REGISTRY: &str = "orch.internal";
+
+impl ClusterRegistry {
+    /// The manager address to use for registry host `host`, if it is the cluster's.
+    fn address_for(&self, host: &str) -> Option<String> {
+        let managers = self.managers.read().unwrap_or_else(|p| p.into_inner());
+        if host == CLUSTER_REGISTRY {
+            return managers.first().cloned();
+        }
+        managers.iter().find(|m| *m == host).cloned()
+    }
+}
+
 /// Client settings.
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
@@ -69,6 +99,8 @@ pub struct ClientOptions {
     pub credentials: HashMap<String, Credentials>,
     /// Upload chunk size (default [`UPLOAD_CHUNK`]).
     pub upload_chunk: Option<u64>,
+    /// The cluster's registry, on a node of a cluster.
+    pub cluster: Option<ClusterRegistry>,
 }
 
 /// What a pull fetched.
@@ -201,12 +233,29 @@ impl RegistryClient {
 
     fn base(&self, r: &Reference) -> String {
         let host = r.api_host();
+        if let Some(addr) = self.cluster_address(host) {
+            return format!("https://{addr}/v2/{}", r.repository);
+        }
         let plain = is_loopback(host) || self.opts.insecure.iter().any(|h| h == host);
         format!(
             "{}://{host}/v2/{}",
             if plain { "http" } else { "https" },
             r.repository
         )
+    }
+
+    /// The manager that serves registry host `host`, when it is the cluster's.
+    fn cluster_address(&self, host: &str) -> Option<String> {
+        self.opts.cluster.as_ref()?.address_for(host)
+    }
+
+    /// The HTTP client for registry host `host`: the node's cluster client for the
+    /// cluster's registry.
+    fn client_for(&self, host: &str) -> &reqwest::Client {
+        match &self.opts.cluster {
+            Some(c) if c.address_for(host).is_some() => &c.client,
+            _ => &self.http,
+        }
     }
 
     /// Send a request built by `make`, answering an auth challenge once.
@@ -218,6 +267,11 @@ impl RegistryClient {
         push: bool,
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
+        if r.api_host() == CLUSTER_REGISTRY && self.cluster_address(CLUSTER_REGISTRY).is_none() {
+            return Err(RegistryError::NotInCluster {
+                reference: format!("{}/{}", r.registry, r.repository),
+            });
+        }
         let scope = format!(
             "repository:{}:{}",
             r.repository,
@@ -235,7 +289,8 @@ impl RegistryClient {
             url: url.to_owned(),
             source: e,
         };
-        let mut req = make(&self.http);
+        let client = self.client_for(r.api_host());
+        let mut req = make(client);
         if let Some(t) = &cached {
             req = req.bearer_auth(t);
         }
@@ -262,7 +317,7 @@ impl RegistryClient {
                         why: "the registry wants a username and password (orch login)".into(),
                     });
                 };
-                make(&self.http).basic_auth(&c.username, Some(&c.password))
+                make(client).basic_auth(&c.username, Some(&c.password))
             }
             "bearer" => {
                 let token = self.token(&params, &scope, creds, url).await?;
@@ -270,7 +325,7 @@ impl RegistryClient {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, token.clone());
-                make(&self.http).bearer_auth(token)
+                make(client).bearer_auth(token)
             }
             other => {
                 return Err(RegistryError::Auth {

@@ -51,6 +51,8 @@ pub struct ImageService {
     images: Images,
     snapshots: Snapshots,
     insecure: Vec<String>,
+    /// The cluster's registry, once the node knows its cluster.
+    cluster: std::sync::RwLock<Option<super::registry::ClusterRegistry>>,
     /// Leases on content: operations that add or read content hold a read lease,
     /// prune holds the write side, so it never deletes what a pull is writing.
     leases: Arc<tokio::sync::RwLock<()>>,
@@ -81,8 +83,15 @@ impl ImageService {
             images: Images::open(&root.join("images"))?,
             snapshots: Snapshots::open(&root.join("snapshots"))?,
             insecure,
+            cluster: std::sync::RwLock::new(None),
             leases: Arc::new(tokio::sync::RwLock::new(())),
         })
+    }
+
+    /// Pulls and pushes of `orch.internal/...` (and of a manager's address) go to the
+    /// cluster's managers from now on.
+    pub fn set_cluster_registry(&self, cluster: super::registry::ClusterRegistry) {
+        *self.cluster.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster);
     }
 
     /// The tag index and content store.
@@ -124,6 +133,11 @@ impl ImageService {
             insecure: self.insecure.clone(),
             credentials,
             upload_chunk: None,
+            cluster: self
+                .cluster
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })?)
     }
 
