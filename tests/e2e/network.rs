@@ -3,7 +3,7 @@
 //! such hosts joined by a private bridge in a third namespace carry the overlay.
 
 use crate::engine::{Agent, fails, ok};
-use agent::engine::network::link;
+use agent::engine::network::{link, netns};
 use agent::testing::lan::Lan;
 use api::client::EngineClient;
 use api::network::{OverlayPeer, OverlayPeers};
@@ -78,6 +78,27 @@ fn nft(a: &Agent, args: &[&str]) -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     })
+}
+
+/// The id of container `name`.
+pub(crate) fn id_of(a: &Agent, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
+    v[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// `nft list table ip orch` inside container `name`'s namespace.
+pub(crate) fn container_rules(a: &Agent, name: &str) -> String {
+    let id = id_of(a, name);
+    let path = a.dir.join("data/netns").join(id);
+    netns::run_in(Some(&path), || {
+        std::process::Command::new("nft")
+            .args(["list", "table", "ip", "orch"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+    .unwrap()
 }
 
 /// The kernel objects of orch in the agent's namespace: links with orch's prefixes

@@ -7,6 +7,7 @@ use super::image::service::{ImageService, ImageServiceError};
 use super::network::service::NetworkService;
 use super::runtime::service::{ContainerError, ContainerService};
 use super::volume::{VolumeError, Volumes};
+use std::collections::BTreeSet;
 use std::fs;
 use std::future::Future;
 use std::io;
@@ -165,6 +166,15 @@ pub async fn serve(
         volumes,
         networks.clone(),
     )?);
+    // Network setups of containers that never came to be (a crash mid-create).
+    let known: BTreeSet<String> = containers.list(true)?.into_iter().map(|c| c.id).collect();
+    {
+        let networks = networks.clone();
+        tokio::task::spawn_blocking(move || networks.release_unknown(&known))
+            .await
+            .map_err(|e| DaemonError::Networks(e.to_string()))?
+            .map_err(|e| DaemonError::Networks(e.to_string()))?;
+    }
     let engine = Arc::new(Engine {
         containers,
         networks: networks.clone(),

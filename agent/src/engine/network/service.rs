@@ -1192,6 +1192,30 @@ impl NetworkService {
         self.apply_rules(&st)
     }
 
+    /// Undo the network setup of every container not in `known` (the engine's
+    /// containers): what a crash between a create's steps left — a namespace,
+    /// endpoints, ports, a DNS server — for a container that never came to be.
+    /// Returns the names of those released.
+    pub fn release_unknown(&self, known: &BTreeSet<String>) -> Result<Vec<String>, NetError> {
+        let mut st = self.lock();
+        let stale: Vec<(String, String)> = st
+            .containers
+            .iter()
+            .filter(|(cid, _)| !known.contains(*cid))
+            .map(|(cid, a)| (cid.clone(), a.name.clone()))
+            .collect();
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (cid, _) in &stale {
+            self.release_locked(&mut st, cid)?;
+        }
+        self.save(&st)?;
+        self.refresh(&st)?;
+        self.apply_rules(&st)?;
+        Ok(stale.into_iter().map(|(_, name)| name).collect())
+    }
+
     fn release_locked(&self, st: &mut State, cid: &str) -> Result<(), NetError> {
         // Dropping the handle ends the server and closes its sockets.
         self.dns_lock().remove(cid);
