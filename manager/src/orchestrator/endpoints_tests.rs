@@ -101,11 +101,12 @@ fn a_service_answers_by_its_stack_names_with_running_tasks_only() {
     sim.deploy_spec("shop", stack(3));
     // Slot 1 runs, slot 2 waits for its health check, slot 3 failed its health check.
     sim.agents(|t| {
-        (t.service == "shop_web" && t.status.state == TaskState::Assigned).then(|| match t.slot {
-            1 => (TaskState::Running, None),
-            2 => (TaskState::Starting, None),
-            _ => (TaskState::Failed, None),
-        })
+        let state = match t.slot {
+            1 => TaskState::Running,
+            2 => TaskState::Starting,
+            _ => TaskState::Failed,
+        };
+        (t.service == "shop_web" && t.status.state == TaskState::Assigned).then_some((state, None))
     });
     let set = services(&sim);
     let web = set.iter().find(|s| s.name == "web").expect("web");
