@@ -153,7 +153,7 @@ fn raw_vxlan(
     link::netlink(Some(&host.path), move |nl| async move {
         nl.vxlan_detached("vxk0", 4343, Some(local), 4790, 1450, fd, "vxk")
             .await?;
-        nl.configure("vxk", "vxk", link::mac_for(ip), (ip, 24), None)
+        nl.configure("vxk", "vxk", link::mac_for(ip), 1450, (ip, 24), None)
             .await?;
         nl.add_peer("vxk", link::mac_for(peer), peer, remote).await
     })?;

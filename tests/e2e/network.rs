@@ -369,7 +369,13 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
         ));
         ids.push(http_server(agent, name, &["--network", "ov", "--ip", ip]));
     }
-    let (alpha, beta) = (ids[0].clone(), ids[1].clone());
+    // A second container on host b: cutting beta must leave it reachable.
+    ids.push(http_server(
+        &b,
+        "gamma",
+        &["--network", "ov", "--ip", "10.200.0.21"],
+    ));
+    let (alpha, beta, gamma) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     let peer = |host: &str, ip: &str, name: &str| OverlayPeer {
         host: host.into(),
         ipv4: ip.into(),
@@ -379,7 +385,10 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
     set_peers(
         &a,
         "10.99.0.1",
-        vec![peer("10.99.0.2", "10.200.0.20", "beta")],
+        vec![
+            peer("10.99.0.2", "10.200.0.20", "beta"),
+            peer("10.99.0.2", "10.200.0.21", "gamma"),
+        ],
     );
     set_peers(
         &b,
@@ -389,13 +398,14 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
 
     // Every endpoint must be known to the other side, so the checks run in the two
     // containers themselves.
+    // The MTU leaves room for the 50-byte vxlan header.
     let (fine, out) = exec(
         &a,
         "alpha",
-        "ping -c 1 -W 2 10.200.0.20 && wget -qO- http://beta/hostname",
+        "ip -o link show eth0 && ping -c 1 -W 2 10.200.0.20 && wget -qO- http://beta/hostname",
     );
     assert!(
-        fine && out.contains(&beta),
+        fine && out.contains("mtu 1450") && out.contains(&beta),
         "alpha cannot reach beta: {out}"
     );
     let (fine, out) = exec(
@@ -408,16 +418,31 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
         "beta cannot reach alpha: {out}"
     );
 
-    // Removing the peer entry cuts exactly that peer.
-    set_peers(&a, "10.99.0.1", Vec::new());
+    // Removing the peer entry cuts exactly that peer: gamma, on the same host,
+    // still answers by address and by name.
+    set_peers(
+        &a,
+        "10.99.0.1",
+        vec![peer("10.99.0.2", "10.200.0.21", "gamma")],
+    );
     let (fine, out) = exec(&a, "alpha", "ping -c 1 -W 2 10.200.0.20");
     assert!(
         !fine,
         "beta is still reachable after its peer entry went: {out}"
     );
+    let (fine, out) = exec(
+        &a,
+        "alpha",
+        "ping -c 1 -W 2 10.200.0.21 && wget -qO- http://gamma/hostname",
+    );
+    assert!(
+        fine && out.contains(&gamma),
+        "gamma was cut with beta: {out}"
+    );
 
-    for (agent, name) in [(&a, "alpha"), (&b, "beta")] {
-        ok(&agent.orch(&["container", "rm", "-f", name], None));
+    ok(&a.orch(&["container", "rm", "-f", "alpha"], None));
+    ok(&b.orch(&["container", "rm", "-f", "beta", "gamma"], None));
+    for agent in [&a, &b] {
         ok(&agent.orch(&["network", "rm", "ov"], None));
     }
     a.stop();
@@ -451,6 +476,30 @@ fn network_modes_share_or_skip_namespaces_and_bad_requests_are_named() {
         "ip -o addr; wget -qO- http://127.0.0.1/hostname",
     );
     assert!(fine && out.contains(&web_ip) && out.contains(&web), "{out}");
+
+    // A MAC address of one's own; a network's MTU.
+    ok(&a.orch(&["network", "create", "--mtu", "1400", "small"], None));
+    let args = [
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "small",
+        "--mac-address",
+        "02:42:0a:0b:0c:0d",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+        "show",
+        "eth0",
+    ];
+    let (fine, out) = outcome(a.orch(&args, None));
+    assert!(
+        fine && out.contains("mtu 1400") && out.contains("02:42:0a:0b:0c:0d"),
+        "{out}"
+    );
+    ok(&a.orch(&["network", "rm", "small"], None));
 
     let run = |args: &[&str]| {
         let mut all = vec!["container", "run", "--rm"];

@@ -267,7 +267,7 @@ impl NetworkService {
         drop(file);
         let (ifname, mac, addr) = (e.ifname.clone(), e.mac, (e.ip, net.subnet().prefix()));
         netlink(Some(path), move |nl| async move {
-            nl.configure(&peer, &ifname, mac, addr, gateway).await
+            nl.configure(&peer, &ifname, mac, mtu, addr, gateway).await
         })?;
         Ok(())
     }
