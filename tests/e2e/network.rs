@@ -277,7 +277,23 @@ fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
         )),
         "{rules}"
     );
-    ok(&a.orch(&["container", "rm", "-f", "web", "echo"], None));
+    // A range publishes each port of it.
+    let ranged = http_server(&a, "ranged", &["-p", "18090-18091:80-81"]);
+    let ports: Vec<(u64, u64)> = inspect(&a, "ranged")["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["host_port"].as_u64().unwrap(),
+                p["container_port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [(18090, 80), (18091, 81)]);
+    assert!(get_hostname(&a, "127.0.0.1:18090").contains(&ranged));
+
+    ok(&a.orch(&["container", "rm", "-f", "web", "echo", "ranged"], None));
     a.stop();
     assert_eq!(leftovers(&a), Vec::<String>::new());
 }
