@@ -174,6 +174,32 @@ fn bridge_networks_resolve_names_isolate_and_seal_internal_ones() {
     let (fine, _) = sh(&a, "back", "nslookup web");
     assert!(!fine, "web still resolves after disconnect");
 
+    // A gateway of one's own: the containers route through it; ls and inspect
+    // show the networks.
+    ok(&a.orch(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.213.0.0/24",
+            "--gateway",
+            "10.213.0.254",
+            "gw",
+        ],
+        None,
+    ));
+    let (fine, out) = sh(&a, "gw", "ip route");
+    assert!(fine && out.contains("default via 10.213.0.254"), "{out}");
+    let ls = ok(&a.orch(&["network", "ls"], None));
+    for needle in ["gw", "10.213.0.0/24", "sealed", "yes", "front", "bridge"] {
+        assert!(ls.contains(needle), "{needle} not in\n{ls}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["network", "inspect", "gw"], None))).unwrap();
+    assert_eq!(v[0]["gateway"], "10.213.0.254", "{v}");
+    assert_eq!(v[0]["driver"], "bridge", "{v}");
+    ok(&a.orch(&["network", "rm", "gw"], None));
+
     // A network with containers stays; then everything goes.
     fails(
         &a.orch(&["network", "rm", "front"], None),
