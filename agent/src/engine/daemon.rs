@@ -7,7 +7,6 @@ use super::image::service::{ImageService, ImageServiceError};
 use super::network::service::NetworkService;
 use super::runtime::service::{ContainerError, ContainerService};
 use super::volume::{VolumeError, Volumes};
-use std::collections::BTreeSet;
 use std::fs;
 use std::future::Future;
 use std::io;
@@ -167,7 +166,7 @@ pub async fn serve(
         networks.clone(),
     )?);
     // Network setups of containers that never came to be (a crash mid-create).
-    let known: BTreeSet<String> = containers.list(true)?.into_iter().map(|c| c.id).collect();
+    let known = containers.ids()?;
     let released = {
         let networks = networks.clone();
         tokio::task::spawn_blocking(move || networks.release_unknown(&known))
