@@ -21,14 +21,15 @@
 //! build -p cli -p bench`, or --release). Needs iperf3 and busybox-static
 //! (scripts/setup).
 //!
-//! Measured on this machine (2 vCPU VM shared with two other builds, debug build;
-//! the kernel does the work, so the build profile hardly matters; absolute numbers
-//! move with the load, compare ratios): 3 rounds of 5 s, medians: underlay veth
-//! 10.48 Gbit/s and 0.105 ms rtt, kernel vxlan 8.90 Gbit/s and 0.134 ms, orch
-//! overlay 9.81 Gbit/s and 0.153 ms: orch / underlay 0.94x throughput and 1.46x rtt,
-//! kernel vxlan / underlay 0.85x and 1.28x, orch / kernel vxlan 1.10x and 1.14x
-//! (single rounds range 0.66x-1.1x: the other builds' load dominates). VIP over 3
-//! backends, 300 connections: [99, 97, 104], chi-square 0.26, p = 0.88.
+//! Measured on this machine (2 vCPU VM shared with other builds, debug build; the
+//! kernel does the work, so the build profile hardly matters; absolute numbers move
+//! with the load, compare ratios), after containers' veths took the overlay's 1450
+//! MTU: 3 rounds of 5 s, medians: underlay veth 11.50 Gbit/s and 0.111 ms rtt,
+//! kernel vxlan 9.63 Gbit/s and 0.146 ms, orch overlay 10.07 Gbit/s and 0.146 ms:
+//! orch / underlay 0.88x throughput and 1.32x rtt, kernel vxlan / underlay 0.84x and
+//! 1.32x, orch / kernel vxlan 1.04x and 1.00x (single rounds range 0.49x-1.05x: the
+//! other builds' load dominates). VIP over 3 backends, 300 connections:
+//! [106, 105, 89], chi-square 1.82, p = 0.40.
 
 use agent::engine::network::link;
 use agent::testing::engine::EngineProcess;
@@ -153,7 +154,7 @@ fn raw_vxlan(
     link::netlink(Some(&host.path), move |nl| async move {
         nl.vxlan_detached("vxk0", 4343, Some(local), 4790, 1450, fd, "vxk")
             .await?;
-        nl.configure("vxk", "vxk", link::mac_for(ip), (ip, 24), None)
+        nl.configure("vxk", "vxk", link::mac_for(ip), 1450, (ip, 24), None)
             .await?;
         nl.add_peer("vxk", link::mac_for(peer), peer, remote).await
     })?;

@@ -3,7 +3,7 @@
 //! such hosts joined by a private bridge in a third namespace carry the overlay.
 
 use crate::engine::{Agent, fails, ok};
-use agent::engine::network::link;
+use agent::engine::network::{link, netns};
 use agent::testing::lan::Lan;
 use api::client::EngineClient;
 use api::network::{OverlayPeer, OverlayPeers};
@@ -80,6 +80,27 @@ fn nft(a: &Agent, args: &[&str]) -> String {
     })
 }
 
+/// The id of container `name`.
+pub(crate) fn id_of(a: &Agent, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
+    v[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// `nft list table ip orch` inside container `name`'s namespace.
+pub(crate) fn container_rules(a: &Agent, name: &str) -> String {
+    let id = id_of(a, name);
+    let path = a.dir.join("data/netns").join(id);
+    netns::run_in(Some(&path), || {
+        std::process::Command::new("nft")
+            .args(["list", "table", "ip", "orch"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+    .unwrap()
+}
+
 /// The kernel objects of orch in the agent's namespace: links with orch's prefixes
 /// and orch's nftables table.
 fn leftovers(a: &Agent) -> Vec<String> {
@@ -152,6 +173,32 @@ fn bridge_networks_resolve_names_isolate_and_seal_internal_ones() {
     ok(&a.orch(&["network", "disconnect", "back", "web"], None));
     let (fine, _) = sh(&a, "back", "nslookup web");
     assert!(!fine, "web still resolves after disconnect");
+
+    // A gateway of one's own: the containers route through it; ls and inspect
+    // show the networks.
+    ok(&a.orch(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.213.0.0/24",
+            "--gateway",
+            "10.213.0.254",
+            "gw",
+        ],
+        None,
+    ));
+    let (fine, out) = sh(&a, "gw", "ip route");
+    assert!(fine && out.contains("default via 10.213.0.254"), "{out}");
+    let ls = ok(&a.orch(&["network", "ls"], None));
+    for needle in ["gw", "10.213.0.0/24", "sealed", "yes", "front", "bridge"] {
+        assert!(ls.contains(needle), "{needle} not in\n{ls}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&a.orch(&["network", "inspect", "gw"], None))).unwrap();
+    assert_eq!(v[0]["gateway"], "10.213.0.254", "{v}");
+    assert_eq!(v[0]["driver"], "bridge", "{v}");
+    ok(&a.orch(&["network", "rm", "gw"], None));
 
     // A network with containers stays; then everything goes.
     fails(
@@ -256,7 +303,23 @@ fn published_ports_answer_tcp_and_udp_and_clash_clearly() {
         )),
         "{rules}"
     );
-    ok(&a.orch(&["container", "rm", "-f", "web", "echo"], None));
+    // A range publishes each port of it.
+    let ranged = http_server(&a, "ranged", &["-p", "18090-18091:80-81"]);
+    let ports: Vec<(u64, u64)> = inspect(&a, "ranged")["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["host_port"].as_u64().unwrap(),
+                p["container_port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [(18090, 80), (18091, 81)]);
+    assert!(get_hostname(&a, "127.0.0.1:18090").contains(&ranged));
+
+    ok(&a.orch(&["container", "rm", "-f", "web", "echo", "ranged"], None));
     a.stop();
     assert_eq!(leftovers(&a), Vec::<String>::new());
 }
@@ -348,7 +411,13 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
         ));
         ids.push(http_server(agent, name, &["--network", "ov", "--ip", ip]));
     }
-    let (alpha, beta) = (ids[0].clone(), ids[1].clone());
+    // A second container on host b: cutting beta must leave it reachable.
+    ids.push(http_server(
+        &b,
+        "gamma",
+        &["--network", "ov", "--ip", "10.200.0.21"],
+    ));
+    let (alpha, beta, gamma) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     let peer = |host: &str, ip: &str, name: &str| OverlayPeer {
         host: host.into(),
         ipv4: ip.into(),
@@ -358,7 +427,10 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
     set_peers(
         &a,
         "10.99.0.1",
-        vec![peer("10.99.0.2", "10.200.0.20", "beta")],
+        vec![
+            peer("10.99.0.2", "10.200.0.20", "beta"),
+            peer("10.99.0.2", "10.200.0.21", "gamma"),
+        ],
     );
     set_peers(
         &b,
@@ -368,13 +440,14 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
 
     // Every endpoint must be known to the other side, so the checks run in the two
     // containers themselves.
+    // The MTU leaves room for the 50-byte vxlan header.
     let (fine, out) = exec(
         &a,
         "alpha",
-        "ping -c 1 -W 2 10.200.0.20 && wget -qO- http://beta/hostname",
+        "ip -o link show eth0 && ping -c 1 -W 2 10.200.0.20 && wget -qO- http://beta/hostname",
     );
     assert!(
-        fine && out.contains(&beta),
+        fine && out.contains("mtu 1450") && out.contains(&beta),
         "alpha cannot reach beta: {out}"
     );
     let (fine, out) = exec(
@@ -387,16 +460,31 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
         "beta cannot reach alpha: {out}"
     );
 
-    // Removing the peer entry cuts exactly that peer.
-    set_peers(&a, "10.99.0.1", Vec::new());
+    // Removing the peer entry cuts exactly that peer: gamma, on the same host,
+    // still answers by address and by name.
+    set_peers(
+        &a,
+        "10.99.0.1",
+        vec![peer("10.99.0.2", "10.200.0.21", "gamma")],
+    );
     let (fine, out) = exec(&a, "alpha", "ping -c 1 -W 2 10.200.0.20");
     assert!(
         !fine,
         "beta is still reachable after its peer entry went: {out}"
     );
+    let (fine, out) = exec(
+        &a,
+        "alpha",
+        "ping -c 1 -W 2 10.200.0.21 && wget -qO- http://gamma/hostname",
+    );
+    assert!(
+        fine && out.contains(&gamma),
+        "gamma was cut with beta: {out}"
+    );
 
-    for (agent, name) in [(&a, "alpha"), (&b, "beta")] {
-        ok(&agent.orch(&["container", "rm", "-f", name], None));
+    ok(&a.orch(&["container", "rm", "-f", "alpha"], None));
+    ok(&b.orch(&["container", "rm", "-f", "beta", "gamma"], None));
+    for agent in [&a, &b] {
         ok(&agent.orch(&["network", "rm", "ov"], None));
     }
     a.stop();
@@ -430,6 +518,30 @@ fn network_modes_share_or_skip_namespaces_and_bad_requests_are_named() {
         "ip -o addr; wget -qO- http://127.0.0.1/hostname",
     );
     assert!(fine && out.contains(&web_ip) && out.contains(&web), "{out}");
+
+    // A MAC address of one's own; a network's MTU.
+    ok(&a.orch(&["network", "create", "--mtu", "1400", "small"], None));
+    let args = [
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "small",
+        "--mac-address",
+        "02:42:0a:0b:0c:0d",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+        "show",
+        "eth0",
+    ];
+    let (fine, out) = outcome(a.orch(&args, None));
+    assert!(
+        fine && out.contains("mtu 1400") && out.contains("02:42:0a:0b:0c:0d"),
+        "{out}"
+    );
+    ok(&a.orch(&["network", "rm", "small"], None));
 
     let run = |args: &[&str]| {
         let mut all = vec!["container", "run", "--rm"];

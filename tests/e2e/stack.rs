@@ -1,7 +1,7 @@
 //! The main job through the `orch` binary: `orch up` with no cluster configured
 //! starts a local one (a manager that also runs the engine), deploys a stack of three
 //! services — a web service with a published port answering HTTP, a backend reached
-//! by its DNS name, a one-shot check — and waits until it converged; `orch scale`;
+//! by its DNS names (`api`, `api.shop`), a one-shot check — and waits until it converged; `orch scale`;
 //! a changed spec rolls out; `orch down` leaves no container, network or namespace.
 //!
 //! Everything runs inside a network namespace of the test's own (its "host"): the
@@ -180,7 +180,7 @@ services:
         order: start-first
   check:
     image: busybox
-    command: ["sh", "-c", "wget -qO- http://api/ | grep -q api-"]
+    command: ["sh", "-c", "wget -qO- http://api/ | grep -q api- && wget -qO- http://api.shop/ | grep -q api-"]
     restart: on-failure
 "#
     )

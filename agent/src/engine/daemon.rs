@@ -170,6 +170,18 @@ pub async fn serve(
         volumes,
         networks.clone(),
     )?);
+    // Network setups of containers that never came to be (a crash mid-create).
+    let known = containers.ids()?;
+    let released = {
+        let networks = networks.clone();
+        tokio::task::spawn_blocking(move || networks.release_unknown(&known))
+            .await
+            .map_err(|e| DaemonError::Networks(e.to_string()))?
+            .map_err(|e| DaemonError::Networks(e.to_string()))?
+    };
+    for name in released {
+        eprintln!("orch agent: released the network setup of {name}, a container with no record");
+    }
     let engine = Arc::new(Engine {
         containers,
         networks: networks.clone(),

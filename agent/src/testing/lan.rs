@@ -93,7 +93,7 @@ impl Lan {
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         drop(file);
         link::netlink(Some(host), move |nl| async move {
-            nl.configure(&peer, "eth0", link::mac_for(ip), (ip, 24), None)
+            nl.configure(&peer, "eth0", link::mac_for(ip), 1500, (ip, 24), None)
                 .await
         })
         .map_err(|e| std::io::Error::other(e.to_string()))

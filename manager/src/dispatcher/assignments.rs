@@ -162,9 +162,13 @@ fn service_endpoint(
         .as_ref()
         .and_then(|d| d.endpoint_mode)
         .is_some_and(|m| m == DeployEndpointMode::Dnsrr);
+    // `web` answers, and so do `web.STACK` and the cluster name `STACK_web`.
     let mut names: BTreeSet<String> = aliases;
     if service.meta.id != service.name {
         names.insert(service.meta.id.clone());
+    }
+    if !service.stack.is_empty() {
+        names.insert(format!("{}.{}", service.name, service.stack));
     }
     names.remove(&service.name);
     ServiceEndpoint {

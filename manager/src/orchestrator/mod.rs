@@ -163,6 +163,8 @@ fn dedupe(plan: Plan) -> Plan {
 }
 
 #[cfg(test)]
+mod endpoints_tests;
+#[cfg(test)]
 mod files_tests;
 #[cfg(test)]
 mod rebalance_tests;

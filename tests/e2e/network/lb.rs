@@ -1,11 +1,15 @@
 //! Services on a network: a virtual address that spreads new connections over the
-//! backends (and stops sending to one taken out of the set), and DNS round-robin.
+//! backends (and stops sending to one taken out of the set) while open connections
+//! keep theirs, and DNS round-robin.
 
-use super::{address, exec, http_server, leftovers};
+use super::{address, container_rules, exec, http_server, id_of, leftovers};
 use crate::engine::{Agent, fails, ok};
+use agent::engine::network::netns;
 use agent::testing::stats::chi_square_uniform;
 use api::client::EngineClient;
 use api::network::{EndpointMode, Network, ServiceEndpoint, ServiceEndpoints};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 
 /// `PUT /v1/networks/{net}/services` on `a`'s engine.
 fn put_services(a: &Agent, net: &str, services: Vec<ServiceEndpoint>) -> Result<Network, String> {
@@ -219,6 +223,122 @@ fn dnsrr_names_rotate_over_the_backends() {
     assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
 
     ok(&a.orch(&["container", "rm", "-f", "db-0", "db-1", "client"], None));
+    ok(&a.orch(&["network", "rm", "shop"], None));
+    a.stop();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+}
+
+/// The backends of the VIP rule in container `name`'s namespace (the addresses of
+/// its `numgen` map).
+fn vip_backends(a: &Agent, name: &str) -> Vec<String> {
+    let rules = container_rules(a, name);
+    let map = rules
+        .split_once("map {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(map, _)| map)
+        .unwrap_or_else(|| panic!("no VIP map in {rules}"));
+    map.split(',')
+        .filter_map(|entry| entry.split_once(':'))
+        .map(|(_, ip)| ip.trim().to_owned())
+        .collect()
+}
+
+/// Send `line` on `conn` and read the echo back.
+fn echo(conn: &mut BufReader<TcpStream>, line: &str) -> String {
+    conn.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("send on the open connection");
+    let mut back = String::new();
+    conn.read_line(&mut back).expect("read the echo");
+    back.trim_end().to_owned()
+}
+
+#[test]
+fn an_open_connection_keeps_its_backend_when_the_set_changes() {
+    let mut a = Agent::start("net-vip-open");
+    if !a.busybox() {
+        return;
+    }
+    ok(&a.orch(
+        &["network", "create", "--subnet", "10.212.0.0/24", "shop"],
+        None,
+    ));
+    let mut ips = Vec::new();
+    for name in ["echo-0", "echo-1"] {
+        let args = [
+            "container",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "shop",
+            "busybox",
+            "nc",
+            "-ll",
+            "-p",
+            "7",
+            "-e",
+            "cat",
+        ];
+        ok(&a.orch(&args, None));
+        ips.push(address(&a, name, "shop"));
+    }
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "client",
+            "--network",
+            "shop",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+        None,
+    ));
+    let vip = "10.212.0.200";
+    let set = |backends: &[String]| {
+        put_services(&a, "shop", vec![service("echo", Some(vip), backends)])
+            .expect("set the services");
+    };
+    set(&ips[..1]);
+
+    // A connection opened from the client's namespace (so through its VIP rule)
+    // reaches echo-0, the only backend.
+    let client_ns = a.dir.join("data/netns").join(id_of(&a, "client"));
+    let stream = netns::run_in(Some(&client_ns), || {
+        TcpStream::connect_timeout(
+            &format!("{vip}:7").parse().unwrap(),
+            std::time::Duration::from_secs(5),
+        )
+    })
+    .unwrap()
+    .expect("connect to the VIP");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut conn = BufReader::new(stream);
+    assert_eq!(echo(&mut conn, "one"), "one");
+
+    // A backend joins: the rules are replaced, the open connection goes on.
+    set(&ips);
+    assert_eq!(vip_backends(&a, "client"), ips);
+    assert_eq!(echo(&mut conn, "two"), "two");
+
+    // Its own backend leaves the set (new connections go elsewhere, as the test
+    // above shows): this one stays with echo-0, conntrack keeps its translation.
+    set(&ips[1..]);
+    assert_eq!(vip_backends(&a, "client"), &ips[1..]);
+    assert_eq!(echo(&mut conn, "three"), "three");
+    drop(conn);
+
+    ok(&a.orch(
+        &["container", "rm", "-f", "echo-0", "echo-1", "client"],
+        None,
+    ));
     ok(&a.orch(&["network", "rm", "shop"], None));
     a.stop();
     assert_eq!(leftovers(&a), Vec::<String>::new());

@@ -1,6 +1,6 @@
 //! Published ports end to end: a UDP service answered through `-p H:C/udp`, and a
 //! TCP port reached from another test host's address with the client's own
-//! address arriving at the container (DNAT, no proxy).
+//! address arriving at the container (DNAT, no proxy); the way out (NAT).
 
 use super::leftovers;
 use crate::engine::{Agent, ok};
@@ -86,7 +86,7 @@ fn a_published_udp_port_answers_from_this_host_and_another() {
 }
 
 #[test]
-fn a_published_tcp_port_answers_another_host_and_sees_its_address() {
+fn a_published_tcp_port_keeps_the_client_address_and_the_way_out_is_nat() {
     let mut a = Agent::start("net-remote");
     let mut b = Agent::start("net-remote-b");
     if !a.busybox() {
@@ -113,6 +113,32 @@ fn a_published_tcp_port_answers_another_host_and_sees_its_address() {
     let mut body = String::new();
     let _ = conn.read_to_string(&mut body);
     assert!(body.contains(&web), "{body}");
+
+    // Outbound: the container reaches the other host, which sees this host's
+    // address (NAT), not the container's.
+    let listener = b.on_host(|| {
+        std::net::TcpListener::bind("10.97.0.2:18099").expect("listen on the other host")
+    });
+    let server = std::thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().expect("accept the container");
+        let mut line = String::new();
+        let _ = conn.read_to_string(&mut line);
+        (peer, line)
+    });
+    let out = ok(&a.orch(
+        &[
+            "container",
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            "echo out | nc 10.97.0.2 18099",
+        ],
+        None,
+    ));
+    let (peer, line) = server.join().unwrap();
+    assert_eq!(line.trim(), "out", "{out}");
+    assert_eq!(peer.ip().to_string(), "10.97.0.1", "not masqueraded");
 
     ok(&a.orch(&["container", "rm", "-f", "web"], None));
     a.stop();

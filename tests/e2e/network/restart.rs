@@ -1,8 +1,8 @@
 //! An engine killed and started again while containers run: it finds its
 //! networks, endpoints, published ports, DNS servers and virtual addresses and
-//! repairs them without making any twice.
+//! repairs them without making any twice, and removes what belongs to nothing.
 
-use super::{exec, get_hostname, http_server, leftovers, nft};
+use super::{container_rules, exec, get_hostname, http_server, id_of, leftovers, nft};
 use crate::engine::{Agent, ok};
 use agent::engine::network::{link, netns};
 use api::client::EngineClient;
@@ -15,24 +15,20 @@ fn links(a: &Agent) -> Vec<String> {
     names
 }
 
-/// `nft list table ip orch` inside container `name`'s namespace.
-fn container_rules(a: &Agent, name: &str) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&a.orch(&["container", "inspect", name], None))).unwrap();
-    let id = v[0]["id"].as_str().unwrap().to_owned();
-    let path = a.dir.join("data/netns").join(id);
-    netns::run_in(Some(&path), || {
-        std::process::Command::new("nft")
-            .args(["list", "table", "ip", "orch"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    })
-    .unwrap()
+/// The namespaces the engine holds (file names under its `netns` dir), sorted.
+fn netns_files(a: &Agent) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(a.dir.join("data/netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
-fn a_restarted_engine_repairs_ports_dns_and_vips_without_doubling_them() {
+fn a_restarted_engine_repairs_ports_dns_and_vips_and_removes_stale_ones() {
     let mut a = Agent::start("net-repair");
     if !a.busybox() {
         return;
@@ -90,11 +86,53 @@ fn a_restarted_engine_repairs_ports_dns_and_vips_without_doubling_them() {
     check(&a);
     let (links_before, rules_before) = (links(&a), nft(&a, &["list", "table", "ip", "orch"]));
     let vips_before = container_rules(&a, "client");
+    let netns_before = netns_files(&a);
 
+    // Left for the restart to find: the setup of a container that never came to
+    // be (its record gone, as a crash between a create's steps leaves it: a
+    // namespace, a veth, a published port, a name), a bridge of orch no network
+    // owns, and a namespace no container owns.
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "gone",
+            "--network",
+            "shop",
+            "-p",
+            "18081:80",
+            "busybox",
+            "true",
+        ],
+        None,
+    ));
+    let gone = id_of(&a, "gone");
+    assert!(nft(&a, &["list", "table", "ip", "orch"]).contains("dport 18081"));
     a.crash();
+    std::fs::remove_file(
+        a.dir
+            .join("data/containers")
+            .join(&gone)
+            .join("config.json"),
+    )
+    .expect("remove the record of gone");
+    link::netlink(Some(&a.host()), |nl| async move {
+        nl.bridge("orchbdeadbeef", 1500, None).await
+    })
+    .expect("make a stray bridge");
+    netns::create(&a.dir.join("data/netns").join("f".repeat(64))).expect("make a stray netns");
+    assert_ne!(netns_files(&a), netns_before);
+
     a.restart();
     check(&a);
-    assert_eq!(links(&a), links_before, "links made again or lost");
+    assert_eq!(netns_files(&a), netns_before, "stray namespaces are kept");
+    assert_eq!(
+        links(&a),
+        links_before,
+        "links made again, lost or kept stale"
+    );
     let rules = nft(&a, &["list", "table", "ip", "orch"]);
     assert_eq!(rules, rules_before, "the host's rules changed");
     assert_eq!(rules.matches("dport 18080").count(), 1, "{rules}");

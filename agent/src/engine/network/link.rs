@@ -235,13 +235,15 @@ impl Nl {
             .map_err(fail(format!("move {peer} into the container's namespace")))
     }
 
-    /// Inside a container's namespace: rename `from` to `to`, set its MAC, address
-    /// and state up; bring `lo` up; route by `gateway` when given.
+    /// Inside a container's namespace: rename `from` to `to`, set its MAC, MTU
+    /// (a veth's peer does not take its pair's), address and state up; bring `lo`
+    /// up; route by `gateway` when given.
     pub async fn configure(
         &self,
         from: &str,
         to: &str,
         mac: [u8; 6],
+        mtu: u32,
         addr: (Ipv4Addr, u8),
         gateway: Option<Ipv4Addr>,
     ) -> Result<(), LinkError> {
@@ -252,6 +254,7 @@ impl Nl {
                 LinkUnspec::new_with_index(i)
                     .name(to.to_owned())
                     .address(mac.to_vec())
+                    .mtu(mtu)
                     .build(),
             )
             .execute()

@@ -280,6 +280,13 @@ impl ContainerService {
         out
     }
 
+    /// The ids of every container whose record reads (whatever its state); an
+    /// error when the containers' directory cannot be read at all.
+    pub fn ids(&self) -> Result<std::collections::BTreeSet<String>, ContainerError> {
+        std::fs::read_dir(&self.root).map_err(io("read", &self.root))?;
+        Ok(self.records().into_iter().map(|r| r.id).collect())
+    }
+
     /// The id of the container `what` names: an id, a unique id prefix, or a name.
     pub fn resolve(&self, what: &str) -> Result<String, ContainerError> {
         let records = self.records();
