@@ -45,7 +45,7 @@ fn short(d: &str) -> &str {
 /// The context as a tar: every file `.dockerignore` does not exclude (the ignore
 /// file and the Dockerfile always), plus the Dockerfile under [`SIDE_DOCKERFILE`]
 /// when it lives outside the context.
-fn context_tar(context: &Path, dockerfile: &Path) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+pub fn context_tar(context: &Path, dockerfile: &Path) -> anyhow::Result<(Vec<u8>, Option<String>)> {
     let ctx = context
         .canonicalize()
         .with_context(|| format!("build context {}", context.display()))?;
@@ -138,61 +138,69 @@ pub fn run(client: &EngineClient, a: BuildArgs) -> anyhow::Result<ExitCode> {
         target: a.target.clone(),
         no_cache: a.no_cache,
     };
+    let id = crate::engine::block_on(stream(client, tar, &opts, a.quiet))??;
+    if a.quiet {
+        println!("{id}");
+    } else {
+        println!("Successfully built {}", short(&id));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the context `tar` as `opts` say, showing the steps unless `quiet`; the
+/// image id.
+pub async fn stream(
+    client: &EngineClient,
+    tar: Vec<u8>,
+    opts: &BuildOptions,
+    quiet: bool,
+) -> anyhow::Result<String> {
     let auths = all_credentials()?;
-    crate::engine::block_on(async {
-        let mut events = client.build(tar, &opts, &auths).await?;
-        let mut transfers: Option<Progress> = None;
-        while let Some(ev) = events.next().await {
-            let ev = ev?;
-            if !matches!(ev, BuildEvent::Transfer(_))
-                && let Some(mut p) = transfers.take()
-            {
-                p.finish();
-            }
-            match ev {
-                BuildEvent::Pulling { reference } if !a.quiet => {
-                    println!("Pulling {reference}");
-                    transfers = Some(Progress::new());
-                }
-                BuildEvent::Transfer(t) => {
-                    if let Some(p) = transfers.as_mut() {
-                        p.show(&t);
-                    }
-                }
-                BuildEvent::Step {
-                    stage,
-                    index,
-                    total,
-                    instruction,
-                } if !a.quiet => println!("Step {index}/{total} [{stage}] : {instruction}"),
-                BuildEvent::Cached { digest } if !a.quiet => {
-                    println!(" ---> Using cache {}", short(&digest));
-                }
-                BuildEvent::Layer { digest, size: n } if !a.quiet => {
-                    println!(" ---> {} ({})", short(&digest), size(n));
-                }
-                BuildEvent::Output { text } if !a.quiet => println!("{text}"),
-                BuildEvent::UnusedBuildArgs { names } => {
-                    eprintln!(
-                        "[Warning] build arguments not consumed: {}",
-                        names.join(", ")
-                    );
-                }
-                BuildEvent::Tagged { reference } if !a.quiet => {
-                    println!("Successfully tagged {reference}");
-                }
-                BuildEvent::Done { id, .. } => {
-                    if a.quiet {
-                        println!("{id}");
-                    } else {
-                        println!("Successfully built {}", short(&id));
-                    }
-                    return Ok(ExitCode::SUCCESS);
-                }
-                BuildEvent::Error(e) => return Err(api::client::ClientError::Api(e).into()),
-                _ => {}
-            }
+    let mut events = client.build(tar, opts, &auths).await?;
+    let mut transfers: Option<Progress> = None;
+    while let Some(ev) = events.next().await {
+        let ev = ev?;
+        if !matches!(ev, BuildEvent::Transfer(_))
+            && let Some(mut p) = transfers.take()
+        {
+            p.finish();
         }
-        bail!("the engine closed the stream before the build finished")
-    })?
+        match ev {
+            BuildEvent::Pulling { reference } if !quiet => {
+                println!("Pulling {reference}");
+                transfers = Some(Progress::new());
+            }
+            BuildEvent::Transfer(t) => {
+                if let Some(p) = transfers.as_mut() {
+                    p.show(&t);
+                }
+            }
+            BuildEvent::Step {
+                stage,
+                index,
+                total,
+                instruction,
+            } if !quiet => println!("Step {index}/{total} [{stage}] : {instruction}"),
+            BuildEvent::Cached { digest } if !quiet => {
+                println!(" ---> Using cache {}", short(&digest));
+            }
+            BuildEvent::Layer { digest, size: n } if !quiet => {
+                println!(" ---> {} ({})", short(&digest), size(n));
+            }
+            BuildEvent::Output { text } if !quiet => println!("{text}"),
+            BuildEvent::UnusedBuildArgs { names } => {
+                eprintln!(
+                    "[Warning] build arguments not consumed: {}",
+                    names.join(", ")
+                );
+            }
+            BuildEvent::Tagged { reference } if !quiet => {
+                println!("Successfully tagged {reference}");
+            }
+            BuildEvent::Done { id, .. } => return Ok(id),
+            BuildEvent::Error(e) => return Err(api::client::ClientError::Api(e).into()),
+            _ => {}
+        }
+    }
+    bail!("the engine closed the stream before the build finished")
 }

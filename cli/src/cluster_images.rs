@@ -74,3 +74,92 @@ async fn push(engine: &EngineClient, image: &str) -> Option<String> {
         }
     }
 }
+
+/// Builds the services of `spec` that have `build:` — all of them when `always`
+/// (`orch up --build`), else those whose image the engine at `socket` lacks — and
+/// names each service's image (`image:`, or `PROJECT-SERVICE` as compose does).
+pub async fn build(spec: &mut StackSpec, socket: &Path, always: bool) -> anyhow::Result<()> {
+    let project = spec.name.clone();
+    let mut engine = None;
+    for (name, service) in spec.services.iter_mut() {
+        let Some(build) = service.build.clone() else {
+            continue;
+        };
+        let image = service
+            .image
+            .clone()
+            .unwrap_or_else(|| format!("{project}-{name}"));
+        if engine.is_none() {
+            anyhow::ensure!(
+                socket.exists(),
+                "services.{name}.build: building needs this machine's engine ({} is not there: start the local cluster, or `orch agent`)",
+                socket.display()
+            );
+            engine = Some(
+                EngineClient::new(&format!("unix://{}", socket.display()))
+                    .context("a client of this machine's engine")?,
+            );
+        }
+        let client = engine.as_ref().context("the engine")?;
+        if always || client.image(&image).await.is_err() {
+            eprintln!("building {image} (service {name})");
+            let opts = build_options(name, &build, &image)?;
+            let context = Path::new(&build.context);
+            let dockerfile = context.join(opts.file.as_deref().unwrap_or("Dockerfile"));
+            let (tar, file) = crate::build::context_tar(context, &dockerfile)
+                .with_context(|| format!("services.{name}.build"))?;
+            let opts = api::client::BuildOptions { file, ..opts };
+            crate::build::stream(client, tar, &opts, false)
+                .await
+                .with_context(|| format!("build service {name}"))?;
+        }
+        service.image = Some(image);
+    }
+    Ok(())
+}
+
+/// The engine's build options for `build`, or an error naming a key the engine's
+/// builder does not take.
+fn build_options(
+    service: &str,
+    build: &api::service::BuildSpec,
+    image: &str,
+) -> anyhow::Result<api::client::BuildOptions> {
+    let refused = [
+        ("dockerfile_inline", build.dockerfile_inline.is_some()),
+        ("additional_contexts", !build.additional_contexts.is_empty()),
+        ("secrets", !build.secrets.is_empty()),
+        ("ssh", !build.ssh.is_empty()),
+        (
+            "network",
+            build.network.as_deref().is_some_and(|n| n != "default"),
+        ),
+        ("extra_hosts", !build.extra_hosts.is_empty()),
+        ("privileged", build.privileged == Some(true)),
+        ("entitlements", !build.entitlements.is_empty()),
+        ("platforms", build.platforms.len() > 1),
+    ];
+    if let Some((key, _)) = refused.iter().find(|(_, set)| *set) {
+        anyhow::bail!(
+            "services.{service}.build.{key}: orch's builder does not take it; build the image with a tool that does, then name it in `image:`"
+        );
+    }
+    let mut tags = vec![image.to_owned()];
+    tags.extend(build.tags.iter().cloned());
+    let build_args = build
+        .args
+        .iter()
+        .filter_map(|(k, v)| {
+            v.clone()
+                .or_else(|| std::env::var(k).ok())
+                .map(|v| (k.clone(), v))
+        })
+        .collect();
+    Ok(api::client::BuildOptions {
+        tags,
+        file: build.dockerfile.clone(),
+        build_args,
+        target: build.target.clone(),
+        no_cache: build.no_cache.unwrap_or(false),
+    })
+}

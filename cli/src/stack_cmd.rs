@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// How long to wait for the stack to converge, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
+    /// Build every service that has `build:` (without it, only those whose image
+    /// this machine's engine lacks).
+    #[arg(long)]
+    build: bool,
 }
 
 /// Flags of `orch down`.
@@ -98,6 +102,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     if !args.dry_run {
         rt.block_on(crate::local_cluster::ensure(&args.host))?;
         let engine = crate::local_cluster::engine_socket();
+        rt.block_on(crate::cluster_images::build(&mut spec, &engine, args.build))?;
         rt.block_on(crate::cluster_images::publish(&mut spec, &engine))?;
     }
     let api = ManagerApi::connect(&args.host)?;

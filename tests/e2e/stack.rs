@@ -165,8 +165,7 @@ fn stack(version: &str) -> String {
         r#"name: shop
 services:
   web:
-    image: busybox
-    command: ["sh", "-c", "echo hello-from-web > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
+    build: ./web
     ports: ["8080:80"]
   api:
     image: busybox
@@ -203,6 +202,13 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
     }
     let h = LocalHost::new("stack");
     std::fs::write(h.dir.join("compose.yaml"), stack("1")).unwrap();
+    // web is built by `up` (as shop-web), then pushed to the cluster registry.
+    std::fs::create_dir_all(h.dir.join("web")).unwrap();
+    std::fs::write(
+        h.dir.join("web/Dockerfile"),
+        "FROM busybox\nRUN echo hello-from-web > /index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/\"]\n",
+    )
+    .unwrap();
 
     // No cluster configured: `up -d` starts the local one. The first stack has no
     // task yet: images come from this host only (no registry is reachable), and the
@@ -230,6 +236,14 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
         "the stack converges: {}\n{}",
         text(&out),
         text(&h.orch(&["ps", "-a"]))
+    );
+    let said = text(&out);
+    assert!(
+        said.contains("building shop-web")
+            && said.contains(
+                "shop-web: pushed to the cluster registry as orch.internal/library/shop-web@sha256:"
+            ),
+        "{said}"
     );
     eprintln!(
         "converged {:.1}s after the image arrived",
