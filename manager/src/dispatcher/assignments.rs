@@ -136,18 +136,50 @@ fn network_assignment(state: &State, network: &Network, node: &str) -> Option<Ne
         });
     }
     peers.sort();
-    let services = backends
-        .into_iter()
-        .filter_map(|(id, (ips, aliases))| {
-            let service = state.services.get(id)?;
-            Some(service_endpoint(service, &network.meta.id, ips, aliases))
-        })
-        .collect();
+    let services = unambiguous(
+        backends
+            .into_iter()
+            .filter_map(|(id, (ips, aliases))| {
+                let service = state.services.get(id)?;
+                Some((
+                    service.meta.id.clone(),
+                    service_endpoint(service, &network.meta.id, ips, aliases),
+                ))
+            })
+            .collect(),
+    );
     Some(NetworkAssignment {
         create,
         peers,
         services,
     })
+}
+
+/// The endpoints with every name that more than one of them claims taken away (two
+/// stacks sharing a network may both have a `web`): such a name answers none of
+/// them rather than either, and a service whose own name went answers by its
+/// cluster id (`STACK_web`), which is unique. `services` pairs each endpoint with its
+/// service's id.
+fn unambiguous(services: Vec<(String, ServiceEndpoint)>) -> Vec<ServiceEndpoint> {
+    let mut claims: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, e) in &services {
+        let names: BTreeSet<&String> = std::iter::once(&e.name).chain(&e.aliases).collect();
+        for name in names {
+            *claims.entry(name.clone()).or_default() += 1;
+        }
+    }
+    let shared = |name: &String| claims.get(name).is_some_and(|n| *n > 1);
+    services
+        .into_iter()
+        .map(|(id, mut e)| {
+            e.aliases.retain(|a| !shared(a));
+            if shared(&e.name) {
+                e.aliases.retain(|a| *a != id);
+                e.name = id;
+            }
+            e
+        })
+        .collect()
 }
 
 fn service_endpoint(
@@ -185,5 +217,35 @@ fn service_endpoint(
             service.vips.get(network).and_then(|v| v.parse().ok())
         },
         backends: ips.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(name: &str, aliases: &[&str]) -> ServiceEndpoint {
+        ServiceEndpoint {
+            name: name.into(),
+            aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+            mode: EndpointMode::Vip,
+            vip: None,
+            backends: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_two_stacks_share_on_one_network_answer_neither() {
+        let services = vec![
+            ("a_web".into(), endpoint("web", &["a_web", "web.a", "www"])),
+            ("b_web".into(), endpoint("web", &["b_web", "web.b", "www"])),
+            ("b_db".into(), endpoint("db", &["b_db", "db.b"])),
+        ];
+        let got = unambiguous(services);
+        assert_eq!(got[0].name, "a_web");
+        assert_eq!(got[0].aliases, ["web.a"]);
+        assert_eq!(got[1].name, "b_web");
+        assert_eq!(got[1].aliases, ["web.b"]);
+        assert_eq!(got[2], endpoint("db", &["b_db", "db.b"]), "untouched");
     }
 }
