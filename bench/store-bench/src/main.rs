@@ -1,0 +1,359 @@
+//! store-bench: committed writes per second, p50/p99 commit latency and leader
+//! failover time of orch's raft store (3 `orch manager` processes on loopback, puts
+//! through the REST API) against etcd (3 members on loopback, puts through its JSON
+//! gateway), measured interleaved in one run with the same client code.
+//!
+//! Modules:
+//! - [`procs`]: the run's temp directory and server processes, cleaned up on drop;
+//! - [`orch`], [`etcd`]: starting each cluster, and each system as a put target;
+//! - [`load`]: the shared client: timed keep-alive workers and the failover writer;
+//! - [`report`]: percentiles and the printed tables;
+//! - [`error`]: what failed.
+
+mod error;
+mod etcd;
+mod load;
+mod orch;
+mod procs;
+mod report;
+
+use error::BenchError;
+use load::Target;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bytes of every put's value.
+const VALUE_BYTES: usize = 256;
+/// How long the failover writer keeps trying after the kill.
+const FAILOVER_GIVE_UP: Duration = Duration::from_secs(30);
+
+/// The value every put writes: 256 printable bytes.
+pub fn payload() -> Vec<u8> {
+    (0..VALUE_BYTES).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+const HELP: &str = "store-bench [--orch PATH] [--etcd PATH|none] [--seconds N] [--rounds N]
+            [--failovers N] [--concurrency 1,8,32]
+
+  --orch         the orch binary (default: `orch` beside this binary)
+  --etcd         the etcd binary (default: /usr/bin/etcd; `none` skips etcd)
+  --seconds      length of each timed load run (default 5)
+  --rounds       rounds of every concurrency, orch and etcd in turns (default 3)
+  --failovers    leader kills per system (default 3)
+  --concurrency  workers, each with one keep-alive connection (default 1,8,32)
+
+Set STORE_BENCH_KEEP=1 to keep the run directory (logs, data) under $TMPDIR.";
+
+/// What to run.
+struct Options {
+    orch: PathBuf,
+    etcd: Option<PathBuf>,
+    seconds: u64,
+    rounds: usize,
+    failovers: usize,
+    concurrency: Vec<usize>,
+}
+
+fn parse_options() -> Result<Options, BenchError> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("orch")))
+        .unwrap_or_else(|| PathBuf::from("orch"));
+    let mut options = Options {
+        orch: beside,
+        etcd: Some(PathBuf::from("/usr/bin/etcd")),
+        seconds: 5,
+        rounds: 3,
+        failovers: 3,
+        concurrency: vec![1, 8, 32],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{HELP}");
+            std::process::exit(0);
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| BenchError::Usage(format!("{flag}: {v:?} is not a number")))
+        };
+        match flag.as_str() {
+            "--orch" => options.orch = PathBuf::from(value),
+            "--etcd" if value == "none" => options.etcd = None,
+            "--etcd" => options.etcd = Some(PathBuf::from(value)),
+            "--seconds" => options.seconds = number(&value)?,
+            "--rounds" => options.rounds = number(&value)? as usize,
+            "--failovers" => options.failovers = number(&value)? as usize,
+            "--concurrency" => {
+                options.concurrency = value
+                    .split(',')
+                    .map(|v| number(v).map(|n| n as usize))
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(BenchError::Usage(format!("unknown flag {other}"))),
+        }
+    }
+    Ok(options)
+}
+
+/// The 1-minute load average (how busy the shared machine was).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The etcd binary to use, or why etcd is skipped.
+fn etcd_binary(options: &Options) -> Result<PathBuf, String> {
+    match &options.etcd {
+        None => Err("--etcd none".to_owned()),
+        Some(path) if Path::new(path).exists() => Ok(path.clone()),
+        Some(path) => Err(format!(
+            "{} not found: install Debian's etcd-server (`apt-get install etcd-server`, \
+             scripts/setup does) or pass --etcd PATH",
+            path.display()
+        )),
+    }
+}
+
+async fn run(options: &Options) -> Result<(), BenchError> {
+    let run_dir = procs::RunDir::new()?;
+    println!(
+        "store-bench: {} B values, {} s per run, {} round(s), concurrency {:?}, load average {} at start",
+        VALUE_BYTES,
+        options.seconds,
+        options.rounds,
+        options.concurrency,
+        load_average()
+    );
+    let (mut orch_cluster, orch_target) = orch::OrchCluster::start(&options.orch, &run_dir)?;
+    let orch_target = Arc::new(orch_target);
+    let mut etcd = match etcd_binary(options) {
+        Ok(bin) => {
+            let cluster = etcd::EtcdCluster::start(&bin, &run_dir)?;
+            let target = Arc::new(etcd::EtcdTarget::new());
+            target.wait_for_leader(&cluster.addrs, 30).await?;
+            Some((cluster, target))
+        }
+        Err(why) => {
+            println!("etcd skipped: {why}");
+            None
+        }
+    };
+    let orch_leader = orch_leader(&orch_cluster, &orch_target, 30).await?;
+    println!(
+        "orch managers {:?} (leader {}), etcd members {:?}",
+        orch_cluster.addrs,
+        orch_cluster.addrs[orch_leader],
+        etcd.as_ref()
+            .map(|(c, _)| c.addrs.clone())
+            .unwrap_or_default()
+    );
+
+    let duration = Duration::from_secs(options.seconds);
+    let mut lines: Vec<(usize, report::Line, Option<report::Line>)> = options
+        .concurrency
+        .iter()
+        .map(|&c| {
+            (
+                c,
+                report::Line::new(),
+                etcd.as_ref().map(|_| report::Line::new()),
+            )
+        })
+        .collect();
+    for round in 0..options.rounds {
+        for (concurrency, orch_line, etcd_line) in lines.iter_mut() {
+            // Alternate who goes first, so drift in the machine's load hits both.
+            let orch_first = round % 2 == 0;
+            for turn in 0..2 {
+                if (turn == 0) == orch_first {
+                    let leader = &orch_cluster.addrs[orch_leader];
+                    let target: Arc<dyn Target> = orch_target.clone();
+                    let sample = load::measure(target, leader, *concurrency, duration).await?;
+                    println!(
+                        "round {} conc {:>2} orch {:>6.0} puts/s (load {})",
+                        round + 1,
+                        concurrency,
+                        sample.rate(),
+                        load_average()
+                    );
+                    orch_line.add(&sample);
+                } else if let (Some((cluster, target)), Some(line)) = (&etcd, etcd_line.as_mut()) {
+                    let leader = target.wait_for_leader(&cluster.addrs, 30).await?;
+                    let target: Arc<dyn Target> = target.clone();
+                    let sample =
+                        load::measure(target, &cluster.addrs[leader], *concurrency, duration)
+                            .await?;
+                    println!(
+                        "round {} conc {:>2} etcd {:>6.0} puts/s (load {})",
+                        round + 1,
+                        concurrency,
+                        sample.rate(),
+                        load_average()
+                    );
+                    line.add(&sample);
+                }
+            }
+        }
+    }
+    report::print_load(&lines);
+
+    let mut orch_failovers = Vec::new();
+    let mut etcd_failovers = Vec::new();
+    for trial in 0..options.failovers {
+        let leader = orch_leader(&orch_cluster, &orch_target, 30).await?;
+        let addrs = orch_cluster.addrs.clone();
+        let f = load::failover(&*orch_target, &addrs, leader, FAILOVER_GIVE_UP, || {
+            orch_cluster.kill(leader)
+        })
+        .await?;
+        println!(
+            "failover {} orch: killed {} -> acknowledged by {} after {:.3} s ({} refused tries)",
+            trial + 1,
+            orch_cluster.addrs[leader],
+            f.by,
+            f.time.as_secs_f64(),
+            f.attempts
+        );
+        orch_failovers.push(f);
+        orch_cluster.restart(leader)?;
+        wait_orch_member(&orch_target, &orch_cluster.addrs[leader], 60).await?;
+
+        if let Some((cluster, target)) = etcd.as_mut() {
+            let leader = target.wait_for_leader(&cluster.addrs, 30).await?;
+            let addrs = cluster.addrs.clone();
+            let f = load::failover(&**target, &addrs, leader, FAILOVER_GIVE_UP, || {
+                cluster.kill(leader)
+            })
+            .await?;
+            println!(
+                "failover {} etcd: killed {} -> acknowledged by {} after {:.3} s ({} refused tries)",
+                trial + 1,
+                cluster.addrs[leader],
+                f.by,
+                f.time.as_secs_f64(),
+                f.attempts
+            );
+            etcd_failovers.push(f);
+            cluster.restart(leader)?;
+            wait_etcd_member(target, &cluster.addrs[leader], 60).await?;
+        }
+    }
+    if options.failovers > 0 {
+        report::print_failover(
+            &orch_failovers,
+            etcd.as_ref().map(|_| etcd_failovers.as_slice()),
+        );
+    }
+    println!("\nload average {} at the end", load_average());
+    debug_assert!((0..3).all(|m| orch_cluster.is_up(m)));
+    if let Some((cluster, _)) = &etcd {
+        debug_assert!((0..3).all(|m| cluster.is_up(m)));
+    }
+    Ok(())
+}
+
+/// The index of orch's leader in `cluster.addrs`, asking the members in turn.
+async fn orch_leader(
+    cluster: &orch::OrchCluster,
+    target: &orch::OrchTarget,
+    secs: u64,
+) -> Result<usize, BenchError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        for (m, addr) in cluster.addrs.iter().enumerate() {
+            if !cluster.is_up(m) {
+                continue;
+            }
+            if let Some(leader) = target.leader(addr).await
+                && let Some(i) = cluster.addrs.iter().position(|a| *a == leader)
+            {
+                return Ok(i);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(BenchError::NotReady {
+                what: "an orch leader".to_owned(),
+                secs,
+                last: "no manager names one".to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until a restarted orch manager knows the leader again, then let it catch up.
+async fn wait_orch_member(
+    target: &orch::OrchTarget,
+    addr: &str,
+    secs: u64,
+) -> Result<(), BenchError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while target.leader(addr).await.is_none() {
+        if std::time::Instant::now() > deadline {
+            return Err(BenchError::NotReady {
+                what: format!("restarted orch manager {addr} knows the leader"),
+                secs,
+                last: "no leader named".to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+/// Wait until a restarted etcd member answers its status, then let it catch up.
+async fn wait_etcd_member(
+    target: &etcd::EtcdTarget,
+    addr: &str,
+    secs: u64,
+) -> Result<(), BenchError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while target.is_leader(addr).await.is_none() {
+        if std::time::Instant::now() > deadline {
+            return Err(BenchError::NotReady {
+                what: format!("restarted etcd member {addr} answers"),
+                secs,
+                last: "no status".to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("store-bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("store-bench: start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("store-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Processes and directories of one run, cleaned up on drop (also when the run fails).
+
+use crate::error::BenchError;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A per-run directory under the system temp dir; removed with everything in it on drop.
+pub struct RunDir(PathBuf);
+
+impl RunDir {
+    /// A fresh directory named after this process.
+    pub fn new() -> Result<RunDir, BenchError> {
+        let path = std::env::temp_dir().join(format!("store-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|source| BenchError::File {
+            what: "create the run directory",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(RunDir(path))
+    }
+
+    /// Where the directory is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if std::env::var_os("STORE_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A server process whose stdout and stderr go to `<dir>/<name>.out|err`; killed
+/// (SIGKILL) and reaped on drop.
+pub struct Server {
+    child: Option<Child>,
+    /// The member's name (`m1`, `e2`, ...).
+    pub name: String,
+}
+
+impl Server {
+    /// Start `command` as member `name`, logging into `dir`.
+    pub fn spawn(mut command: Command, dir: &Path, name: &str) -> Result<Server, BenchError> {
+        let log = |ext: &str| {
+            let path = dir.join(format!("{name}.{ext}"));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| BenchError::File {
+                    what: "create the log",
+                    path,
+                    source,
+                })
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(log("out")?)
+            .stderr(log("err")?);
+        let child = command.spawn().map_err(|source| BenchError::Spawn {
+            program: command.get_program().to_string_lossy().into_owned(),
+            name: name.to_owned(),
+            source,
+        })?;
+        Ok(Server {
+            child: Some(child),
+            name: name.to_owned(),
+        })
+    }
+
+    /// SIGKILL the process and reap it (its sockets are closed when this returns).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port free right now (the OS picks it).
+pub fn free_port() -> Result<u16, BenchError> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| BenchError::File {
+            what: "bind a loopback port for",
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        })?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|source| BenchError::File {
+            what: "read the port of",
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        })
+}
+
+/// The text of `<dir>/<name>.<ext>` (empty when missing).
+pub fn log_text(dir: &Path, name: &str, ext: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default()
+}
