@@ -13,6 +13,7 @@
 //! - [`volume`]: named volumes as the engine's API shows them.
 //! - [`network`]: networks as the engine's API shows them, and published ports.
 //! - [`container`]: containers as the engine's API shows them, and log lines.
+//! - [`logs`]: task logs across nodes (subscriptions, published batches, lines).
 //! - [`error`]: errors on the wire (`{"error": {"code", "message", "details"}}`).
 //! - [`image`]: images as the engine's API shows them, and transfer progress.
 //! - `client` (feature `client`): the typed HTTP client of the APIs.
@@ -27,6 +28,7 @@ pub mod deploy;
 pub mod error;
 pub mod image;
 pub mod join;
+pub mod logs;
 pub mod network;
 #[cfg(feature = "openapi")]
 pub mod openapi;

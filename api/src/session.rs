@@ -5,6 +5,7 @@
 //! follows its [`Assignments`] and reports task status in [`StatusBatch`]es.
 
 use crate::cluster::{NodeDescription, Task, TaskStatus};
+use crate::logs::LogSubscription;
 use crate::network::{NetworkCreate, OverlayPeer, ServiceEndpoint};
 use crate::secret::FileData;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,9 @@ pub struct Assignments {
     /// The configs those tasks use.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileData>,
+    /// The active log subscriptions that read tasks of this node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_subscriptions: Vec<LogSubscription>,
 }
 
 /// One network a node's tasks are on: how to create it, who is on it elsewhere and

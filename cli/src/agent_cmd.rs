@@ -138,14 +138,21 @@ pub async fn serve_node(
 ) -> anyhow::Result<()> {
     let (assignments, assigned) = tokio::sync::watch::channel(Default::default());
     let (reporter, reports) = tokio::sync::mpsc::channel(1024);
+    let (publisher, logs) = tokio::sync::mpsc::channel(16);
     let work = agent::worker::session::Work {
         assignments,
         reports,
+        logs,
     };
     let mut worker = Vec::new();
     if let Some(config) = session {
         let client = api::client::EngineClient::new(&format!("unix://{}", engine.socket.display()))
             .context("a client of this node's engine")?;
+        worker.push(tokio::spawn(agent::worker::logs::run(
+            client.clone(),
+            assigned.clone(),
+            publisher,
+        )));
         worker.push(tokio::spawn(agent::worker::executor::run(
             client,
             assigned,

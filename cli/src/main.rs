@@ -9,11 +9,13 @@ mod config;
 mod container;
 mod context;
 mod engine;
+mod events_cmd;
 mod exec;
 mod file_object_cmd;
 mod image;
 mod local_cluster;
 mod login;
+mod logs_cmd;
 mod manager_api;
 mod manager_cmd;
 mod network;
@@ -49,6 +51,10 @@ enum Command {
     Ls(stack_cmd::LsArgs),
     /// List the tasks of a stack: node, desired and current state, error.
     Ps(stack_cmd::PsArgs),
+    /// Show the logs of a service's tasks (or a task) from every node (like `docker service logs`).
+    Logs(logs_cmd::LogsArgs),
+    /// Print the cluster's changes as they happen: time, kind, id, action, state.
+    Events(events_cmd::EventsArgs),
     /// Set the replica count of services (`orch scale web=3 api=2`).
     Scale(service_cmd::ScaleArgs),
     /// The services of the cluster's stacks.
@@ -143,6 +149,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => stack_cmd::ls(args),
         Command::Ps(args) => stack_cmd::ps(args),
         Command::Scale(args) => service_cmd::scale(args),
+        Command::Logs(args) => logs_cmd::logs(args),
+        Command::Events(args) => events_cmd::events(args),
         Command::Service { host, cmd } => service_cmd::run(cmd, &host),
         Command::Secret { host, cmd } => {
             file_object_cmd::run(file_object_cmd::Which::Secret, cmd, &host)

@@ -88,6 +88,26 @@ impl ManagerApi {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
+        let answer = self.answer(req).await?;
+        let bytes = answer.bytes().await?;
+        if bytes.is_empty() {
+            return serde_json::from_slice(b"null").context("empty answer");
+        }
+        serde_json::from_slice(&bytes).with_context(|| format!("decode the answer of {path}"))
+    }
+
+    /// A `GET` whose answer is read as it streams (logs, events); a refusal is an
+    /// error with the API's message.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        self.answer(req).await
+    }
+
+    /// Sends `req`; a refusal is an error with the API's message.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         let answer = req.send().await.with_context(|| {
             format!(
                 "cannot reach the manager at {} (is `orch manager` running? pick one with --host or ORCH_HOST)",
@@ -95,17 +115,14 @@ impl ManagerApi {
             )
         })?;
         let status = answer.status();
+        if status.is_success() {
+            return Ok(answer);
+        }
         let bytes = answer.bytes().await?;
-        if !status.is_success() {
-            match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-                Ok(e) => return Err(anyhow::Error::new(e.error)),
-                Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
-            }
+        match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+            Ok(e) => Err(anyhow::Error::new(e.error)),
+            Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
         }
-        if bytes.is_empty() {
-            return serde_json::from_slice(b"null").context("empty answer");
-        }
-        serde_json::from_slice(&bytes).with_context(|| format!("decode the answer of {path}"))
     }
 }
 

@@ -5,11 +5,10 @@
 use crate::manager_api::{HostArgs, List, ManagerApi, runtime};
 use crate::render;
 use anyhow::{Context, bail};
-use api::cluster::{Service, Task, TaskState, UpdateState};
+use api::cluster::{Service, Task, UpdateState};
 use api::deploy::DeployMode;
 use clap::{Args, Subcommand};
-use manager::orchestrator::policy::{mode, replicas, same_task_spec};
-use manager::orchestrator::wanted;
+use manager::orchestrator::policy::{mode, replicas};
 use reqwest::Method;
 use serde_json::json;
 use std::process::ExitCode;
@@ -51,7 +50,7 @@ async fn services(api: &ManagerApi) -> anyhow::Result<Vec<Service>> {
 }
 
 /// The service `name` names (its id, or its unique name within a stack).
-async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
+pub(crate) async fn find(api: &ManagerApi, name: &str) -> anyhow::Result<Service> {
     let all = services(api).await?;
     if let Some(s) = all.iter().find(|s| s.meta.id == name) {
         return Ok(s.clone());
@@ -138,9 +137,15 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
             ServiceCommand::Ls => {
                 let services = services(&api).await?;
                 let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
+                let nodes: List<api::cluster::Node> = api.call(Method::GET, "/v1/nodes").await?;
+                let ready = nodes
+                    .items
+                    .iter()
+                    .filter(|n| n.status.state == api::cluster::NodeState::Ready)
+                    .count();
                 let rows: Vec<Vec<String>> = services
                     .iter()
-                    .map(|s| service_row(s, &tasks.items))
+                    .map(|s| service_row(s, &tasks.items, ready))
                     .collect();
                 render::table(
                     &["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "ROLLOUT"],
@@ -183,18 +188,15 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn service_row(s: &Service, tasks: &[Task]) -> Vec<String> {
-    let running = tasks
-        .iter()
-        .filter(|t| t.service == s.meta.id && wanted(t) && t.status.state == TaskState::Running)
-        .filter(|t| same_task_spec(&t.spec, &s.spec))
-        .count();
+fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
+    let progress = crate::stack_cmd::service_progress(s, tasks, nodes);
     let (mode_name, desired) = match mode(&s.spec) {
         DeployMode::Replicated => ("replicated", replicas(&s.spec).to_string()),
         DeployMode::ReplicatedJob => ("replicated-job", replicas(&s.spec).to_string()),
-        DeployMode::Global => ("global", "-".to_owned()),
-        DeployMode::GlobalJob => ("global-job", "-".to_owned()),
+        DeployMode::Global => ("global", progress.desired.to_string()),
+        DeployMode::GlobalJob => ("global-job", progress.desired.to_string()),
     };
+    let running = progress.running;
     let rollout = s.update_status.as_ref().map_or(String::new(), |u| {
         let state = match u.state {
             UpdateState::Updating => "updating",

@@ -197,21 +197,32 @@ fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value) -> Vec<String>
 
 /// Where one service stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Progress {
-    name: String,
-    running: usize,
-    desired: usize,
-    failed: usize,
+pub struct Progress {
+    pub name: String,
+    /// Tasks running the current spec, or completed and not to be restarted.
+    pub running: usize,
+    pub desired: usize,
+    pub failed: usize,
     /// Done: converged (running as desired, or a job's tasks completed).
-    done: bool,
+    pub done: bool,
     /// Why tasks are not running (pending reasons, failures), newest first.
-    why: Vec<String>,
+    pub why: Vec<String>,
 }
 
 /// The progress of each service of `stack` from the API's objects.
 fn progress(stack: &str, services: &[Service], tasks: &[Task], nodes: usize) -> Vec<Progress> {
-    let mut out = Vec::new();
-    for service in services.iter().filter(|s| s.stack == stack) {
+    services
+        .iter()
+        .filter(|s| s.stack == stack)
+        .map(|s| service_progress(s, tasks, nodes))
+        .collect()
+}
+
+/// Where `service` stands: its tasks running the current spec (or completed, for a
+/// task not to be restarted) against the replicas wanted (`nodes`: ready nodes, for
+/// global services).
+pub fn service_progress(service: &Service, tasks: &[Task], nodes: usize) -> Progress {
+    {
         let of: Vec<&Task> = tasks
             .iter()
             .filter(|t| t.service == service.meta.id)
@@ -262,19 +273,18 @@ fn progress(stack: &str, services: &[Service], tasks: &[Task], nodes: usize) -> 
                 why.push(line);
             }
         }
-        out.push(Progress {
+        Progress {
             name: service.name.clone(),
             running: running + completed,
             desired,
             failed,
             done,
             why,
-        });
+        }
     }
-    out
 }
 
-fn task_name(t: &Task) -> String {
+pub(crate) fn task_name(t: &Task) -> String {
     let service = if t.stack.is_empty() {
         t.name.clone()
     } else {

@@ -8,6 +8,8 @@
 //! - [`dispatcher`]: agent sessions on the leader — heartbeats, nodes marked down.
 //! - [`keyring`]: the cluster's data key — secret values sealed (AES-256-GCM) before
 //!   they enter the raft log, and their keyed digests.
+//! - [`logbroker`]: task logs across nodes — subscriptions on the leader, fed by the
+//!   nodes through their sessions.
 //! - [`orchestrator`]: stacks to services and networks, services to tasks (replicas,
 //!   global, restarts, rolling updates), and the reconcile loop on the leader.
 //! - [`scheduler`]: pure placement of tasks on nodes — filters (state, availability,
@@ -25,6 +27,7 @@ pub mod ca;
 pub mod dispatcher;
 pub mod http;
 pub mod keyring;
+pub mod logbroker;
 pub mod orchestrator;
 pub mod scheduler;
 pub mod server;

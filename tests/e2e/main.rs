@@ -5,6 +5,7 @@
 
 mod cluster;
 mod engine;
+mod logs;
 mod network;
 mod runtime;
 mod secrets;

@@ -293,18 +293,119 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
     );
 }
 
+/// A background `orch` process; stopped (SIGTERM, then SIGKILL) and reaped on drop.
+pub(crate) struct Daemon(std::process::Child);
+
+impl Daemon {
+    /// Kills it at once, as a crash would.
+    pub(crate) fn crash(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        // SAFETY: signalling a child this test started and has not reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.crash();
+    }
+}
+
 /// Starts `orch ARGS` on the test host in the background (its log in the host's dir).
-fn spawn(h: &LocalHost, name: &str, args: &[String]) -> std::process::Child {
+pub(crate) fn spawn(h: &LocalHost, name: &str, args: &[String]) -> Daemon {
     let log = std::fs::File::create(h.dir.join(format!("{name}.log"))).expect("log");
     let mut cmd = h.command(env!("CARGO_BIN_EXE_orch"));
     cmd.args(args)
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
-    cmd.spawn().expect("start orch")
+    Daemon(cmd.spawn().expect("start orch"))
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+pub(crate) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Two test hosts on a private lan: host 1 runs a manager with `--agent` (its API
+/// on 10.98.0.1:4242), host 2 an agent that joined it; both nodes are ready and both
+/// engines have the busybox image.
+/// Fields drop in this order: the processes, the lan, then the hosts.
+pub(crate) struct TwoHosts {
+    /// Host 2's agent.
+    pub(crate) worker: Daemon,
+    /// Host 1's manager.
+    _manager: Daemon,
+    _lan: agent::testing::lan::Lan,
+    _h2: LocalHost,
+    pub(crate) h1: LocalHost,
+}
+
+impl TwoHosts {
+    pub(crate) fn new(tag: &str) -> TwoHosts {
+        let h1 = LocalHost::new(&format!("{tag}1"));
+        let h2 = LocalHost::new(&format!("{tag}2"));
+        let lan = agent::testing::lan::Lan::new(&h1.dir.join("lan.netns")).unwrap();
+        lan.plug(&h1.dir.join("host.netns"), "s1", [10, 98, 0, 1].into())
+            .unwrap();
+        lan.plug(&h2.dir.join("host.netns"), "s2", [10, 98, 0, 2].into())
+            .unwrap();
+        let local = |h: &LocalHost, p: &str| h.dir.join("local").join(p).display().to_string();
+
+        // Host 1: a manager that also runs tasks; host 2: an agent that joins it.
+        let mut args = strings(&["manager", "init", "--agent", "--listen", "10.98.0.1:4242"]);
+        args.extend(strings(&["--advertise", "10.98.0.1:4242", "--data-dir"]));
+        args.extend([
+            local(&h1, "manager"),
+            "--socket".into(),
+            local(&h1, "manager.sock"),
+        ]);
+        args.extend(["--engine-data-dir".into(), local(&h1, "engine")]);
+        args.extend(["--engine-socket".into(), local(&h1, "engine.sock")]);
+        let manager = spawn(&h1, "manager", &args);
+        let mut token = String::new();
+        eventually(30, "the manager answers with the worker token", || {
+            let out = h1.orch(&["token", "worker", "-q"]);
+            token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (out.status.success() && !token.is_empty())
+                .then_some(())
+                .ok_or(text(&out))
+        });
+        let mut args = strings(&["agent", "--join", "10.98.0.1:4242", "--token", &token]);
+        args.extend(strings(&["--advertise", "10.98.0.2", "--data-dir"]));
+        args.extend([
+            local(&h2, "engine"),
+            "--socket".into(),
+            local(&h2, "engine.sock"),
+        ]);
+        let worker = spawn(&h2, "agent", &args);
+        eventually(30, "two nodes are ready", || {
+            let ls = ok(&h1.orch(&["node", "ls"]));
+            (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
+        });
+        for h in [&h1, &h2] {
+            let mut import = h.command("bash");
+            import.arg(super::repo().join("scripts/busybox-image"));
+            ok(&import.output().expect("import busybox"));
+        }
+
+        TwoHosts {
+            worker,
+            _manager: manager,
+            _lan: lan,
+            _h2: h2,
+            h1,
+        }
+    }
 }
 
 #[test]
@@ -313,51 +414,8 @@ fn a_stack_spans_two_hosts_and_moves_off_a_host_that_dies() {
         eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
         return;
     }
-    let h1 = LocalHost::new("span1");
-    let h2 = LocalHost::new("span2");
-    let lan = agent::testing::lan::Lan::new(&h1.dir.join("lan.netns")).unwrap();
-    lan.plug(&h1.dir.join("host.netns"), "s1", [10, 98, 0, 1].into())
-        .unwrap();
-    lan.plug(&h2.dir.join("host.netns"), "s2", [10, 98, 0, 2].into())
-        .unwrap();
-    let local = |h: &LocalHost, p: &str| h.dir.join("local").join(p).display().to_string();
-
-    // Host 1: a manager that also runs tasks; host 2: an agent that joins it.
-    let mut args = strings(&["manager", "init", "--agent", "--listen", "10.98.0.1:4242"]);
-    args.extend(strings(&["--advertise", "10.98.0.1:4242", "--data-dir"]));
-    args.extend([
-        local(&h1, "manager"),
-        "--socket".into(),
-        local(&h1, "manager.sock"),
-    ]);
-    args.extend(["--engine-data-dir".into(), local(&h1, "engine")]);
-    args.extend(["--engine-socket".into(), local(&h1, "engine.sock")]);
-    let _manager = spawn(&h1, "manager", &args);
-    let mut token = String::new();
-    eventually(30, "the manager answers with the worker token", || {
-        let out = h1.orch(&["token", "worker", "-q"]);
-        token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        (out.status.success() && !token.is_empty())
-            .then_some(())
-            .ok_or(text(&out))
-    });
-    let mut args = strings(&["agent", "--join", "10.98.0.1:4242", "--token", &token]);
-    args.extend(strings(&["--advertise", "10.98.0.2", "--data-dir"]));
-    args.extend([
-        local(&h2, "engine"),
-        "--socket".into(),
-        local(&h2, "engine.sock"),
-    ]);
-    let mut worker = spawn(&h2, "agent", &args);
-    eventually(30, "two nodes are ready", || {
-        let ls = ok(&h1.orch(&["node", "ls"]));
-        (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
-    });
-    for h in [&h1, &h2] {
-        let mut import = h.command("bash");
-        import.arg(super::repo().join("scripts/busybox-image"));
-        ok(&import.output().expect("import busybox"));
-    }
+    let mut hosts = TwoHosts::new("span");
+    let h1 = &hosts.h1;
 
     // Two api replicas, spread one per host; the probe reaches both through the
     // service's virtual address, one of them across the overlay.
@@ -413,8 +471,7 @@ services:
     );
 
     // Host 2's agent dies: its node goes down and its replica moves to host 1.
-    let _ = worker.kill();
-    let _ = worker.wait();
+    hosts.worker.crash();
     eventually(30, "host 2 is down", || {
         let ls = ok(&h1.orch(&["node", "ls"]));
         ls.contains(" down ").then_some(()).ok_or(ls)

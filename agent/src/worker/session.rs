@@ -8,6 +8,7 @@ use api::client::ClientError;
 use api::client::managers::post_to_leader;
 use api::cluster::NodeDescription;
 use api::error::ErrorCode;
+use api::logs::LogPublish;
 use api::session::{Assignments, Heartbeat, SessionInfo, SessionOpen, StatusBatch, TaskReport};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -25,6 +26,9 @@ pub struct Work {
     pub assignments: watch::Sender<Assignments>,
     /// Task status changes to send (the executor produces them).
     pub reports: mpsc::Receiver<TaskReport>,
+    /// Log batches to publish (the log readers produce them; sent on the open
+    /// session, dropped when it breaks).
+    pub logs: mpsc::Receiver<LogPublish>,
 }
 
 /// What a session needs.
@@ -124,6 +128,7 @@ pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(S
             why = beat(&config.http, &leader, info, &mut managers) => why,
             why = follow(&config.http, &leader, &session_id, &work.assignments) => why,
             why = send_reports(&config.http, &leader, &session_id, &mut work.reports, &mut unsent) => why,
+            why = send_logs(&config.http, &leader, &session_id, &mut work.logs) => why,
         };
         report(SessionEvent::Lost { why });
         // Not in a tight loop when the leader keeps refusing something.
@@ -256,6 +261,36 @@ async fn send_reports(
             // next set of assignments says what to do.
             Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => unsent.clear(),
             Err(e) => return format!("report task status: {e}"),
+        }
+    }
+}
+
+/// Publishes log batches as they come; a subscription that ended (or a task not ours)
+/// drops its batch.
+async fn send_logs(
+    http: &reqwest::Client,
+    leader: &str,
+    session_id: &str,
+    logs: &mut mpsc::Receiver<LogPublish>,
+) -> String {
+    loop {
+        let Some(mut batch) = logs.recv().await else {
+            return std::future::pending().await;
+        };
+        session_id.clone_into(&mut batch.session_id);
+        let sent = api::client::managers::post::<_, serde_json::Value>(
+            http,
+            leader,
+            "/v1/session/logs",
+            "publish task logs",
+            &batch,
+        )
+        .await;
+        match sent {
+            Ok(_) => {}
+            Err(ClientError::Api(e))
+                if matches!(e.code, ErrorCode::NotFound | ErrorCode::PermissionDenied) => {}
+            Err(e) => return format!("publish the logs of task {}: {e}", batch.task),
         }
     }
 }

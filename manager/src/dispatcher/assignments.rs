@@ -57,6 +57,7 @@ pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -
         networks,
         secrets,
         configs,
+        log_subscriptions: Vec::new(),
     }
 }
 

@@ -9,13 +9,16 @@
 //! - [`table`]: the session table as a pure structure (open, beat, expire at `now`).
 //! - [`assignments`]: a node's share of the cluster, computed from the state.
 //! - `stream`: the assignment stream and the status reports.
+//! - `logs`: the log lines nodes publish for the [`LogBroker`]'s subscriptions.
 
 pub mod assignments;
+mod logs;
 mod stream;
 pub mod table;
 
 use crate::http::error::HttpError as Refusal;
 use crate::keyring::Keyring;
+use crate::logbroker::LogBroker;
 use crate::server::{Caller, random_id};
 use crate::store::{Store, StoreError};
 use api::cluster::{NodeState, NodeStatus};
@@ -38,15 +41,19 @@ pub struct Dispatcher {
     sessions: Mutex<Sessions>,
     /// Opens the secrets of assignments.
     keyring: Arc<Keyring>,
+    /// The log subscriptions nodes are told of and publish to.
+    logs: Arc<LogBroker>,
 }
 
 impl Dispatcher {
-    /// The dispatcher over `store`; `keyring` opens the secrets nodes are sent.
-    pub fn new(store: Arc<Store>, keyring: Arc<Keyring>) -> Arc<Dispatcher> {
+    /// The dispatcher over `store`; `keyring` opens the secrets nodes are sent;
+    /// `logs` holds the log subscriptions nodes are told of.
+    pub fn new(store: Arc<Store>, keyring: Arc<Keyring>, logs: Arc<LogBroker>) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             store,
             sessions: Mutex::new(Sessions::default()),
             keyring,
+            logs,
         })
     }
 
@@ -57,6 +64,7 @@ impl Dispatcher {
             .route("/v1/session/heartbeat", post(heartbeat))
             .route("/v1/session/assignments", get(stream::assignments))
             .route("/v1/session/status", post(stream::status))
+            .route("/v1/session/logs", post(logs::publish))
             .with_state(self.clone())
     }
 

@@ -32,7 +32,7 @@ pub struct StreamQuery {
     pub session_id: String,
 }
 
-fn check_session(d: &Dispatcher, node: &str, session: &str) -> Result<(), Refusal> {
+pub(super) fn check_session(d: &Dispatcher, node: &str, session: &str) -> Result<(), Refusal> {
     if d.sessions().holds(node, session) {
         return Ok(());
     }
@@ -47,6 +47,10 @@ struct Follow {
     node: String,
     session: String,
     last: Option<Assignments>,
+    /// Changes of the log subscriptions.
+    logs: tokio::sync::watch::Receiver<u64>,
+    /// The node hears of log subscriptions while this stream is open.
+    _attached: crate::logbroker::Attached,
 }
 
 impl Follow {
@@ -57,11 +61,13 @@ impl Follow {
                 return None;
             }
             let keyring = &self.d.keyring;
+            self.logs.borrow_and_update();
             let view = self
                 .d
                 .store
                 .view(|s| assignments_of(s, &self.node, 0, keyring));
             let mut current = view.value;
+            current.log_subscriptions = self.d.logs.for_node(&self.node);
             if self.last.as_ref() != Some(&current) {
                 self.last = Some(current.clone());
                 current.version = view.version;
@@ -73,7 +79,14 @@ impl Follow {
                 Ok(w) => w,
                 Err(_) => continue,
             };
-            match tokio::time::timeout(KEEPALIVE, watcher.next()).await {
+            let logs = self.logs.changed();
+            let change = async {
+                tokio::select! {
+                    next = watcher.next() => next.map(|_| ()),
+                    _ = logs => Ok(()),
+                }
+            };
+            match tokio::time::timeout(KEEPALIVE, change).await {
                 Err(_) => return Some(Bytes::from_static(b"\n")),
                 Ok(Err(StoreError::Stopped)) => return None,
                 Ok(_) => {}
@@ -92,6 +105,8 @@ pub async fn assignments(
     d.leader_only()?;
     check_session(&d, &node, &query.session_id)?;
     let follow = Follow {
+        logs: d.logs.changes(),
+        _attached: d.logs.attach(&node),
         d,
         node,
         session: query.session_id,

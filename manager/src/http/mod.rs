@@ -9,6 +9,7 @@
 //! - [`tokens`]: `/v1/cluster/tokens`, the join tokens and their rotation.
 //! - [`resource`]: what they share (body extractor, validation, reads, store calls).
 //! - [`params`]: query parameters, label selectors, the version a write names.
+//! - [`logs`]: task logs of services and tasks, from the nodes through the log broker.
 //! - [`events`]: `/v1/events`, committed changes as server-sent events.
 //! - [`cluster`]: `/v1/cluster`, the raft view; [`metrics`]: `/metrics` and the request
 //!   latency middleware; [`openapi`]: `/v1/openapi.json`.
@@ -20,6 +21,7 @@ pub mod configs;
 pub mod error;
 pub mod events;
 pub mod forward;
+pub mod logs;
 pub mod metrics;
 pub mod networks;
 pub mod node_rules;
@@ -37,6 +39,7 @@ pub use auth::{Caller, Tokens};
 pub use forward::Forwarder;
 
 use crate::keyring::Keyring;
+use crate::logbroker::LogBroker;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -53,6 +56,7 @@ pub struct ApiState {
     metrics: RequestMetrics,
     forward: Option<Forwarder>,
     keyring: Arc<Keyring>,
+    logs: Arc<LogBroker>,
 }
 
 impl ApiState {
@@ -71,7 +75,13 @@ impl ApiState {
             metrics: RequestMetrics::default(),
             forward,
             keyring,
+            logs: LogBroker::new(),
         }
+    }
+
+    /// The log broker the logs endpoints subscribe with (the dispatcher's too).
+    pub fn logs(&self) -> &Arc<LogBroker> {
+        &self.logs
     }
 
     /// The cluster's data key.
@@ -106,8 +116,10 @@ fn resources() -> ApiRouter {
         .routes(routes!(stacks::get, stacks::update, stacks::delete))
         .routes(routes!(services::list, services::create))
         .routes(routes!(services::get, services::update, services::delete))
+        .routes(routes!(logs::service))
         .routes(routes!(tasks::list, tasks::create))
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
+        .routes(routes!(logs::task))
         .routes(routes!(networks::list, networks::create))
         .routes(routes!(networks::get, networks::delete))
         .routes(routes!(tokens::tokens))

@@ -10,7 +10,7 @@
 use super::change::{Change, Plan};
 use super::{ended, wanted};
 use crate::store::State;
-use api::cluster::{Meta, Object, Stack, Task, TaskState};
+use api::cluster::{Meta, Object, Stack, Task};
 use api::secret::{Config, Secret};
 use api::stack::{FileObjectSpec, StackSpec};
 use std::collections::BTreeSet;
@@ -158,32 +158,4 @@ pub fn missing_file(state: &State, task: &Task) -> Option<String> {
         .iter()
         .find(|r| state.configs.get(&r.source).is_none())
         .map(|r| format!("config {} does not exist", r.source))
-}
-
-/// Runs `schedule` over `state` without the pending tasks whose secrets or configs do
-/// not exist yet: those stay pending, their status message naming what is missing,
-/// and are placed by a later pass once it exists.
-pub fn schedule_when_present(state: &State, schedule: impl FnOnce(&State) -> Plan) -> Plan {
-    let held: Vec<(&Task, String)> = state
-        .tasks
-        .iter()
-        .filter(|t| t.status.state == TaskState::Pending && wanted(t))
-        .filter_map(|t| Some((t, missing_file(state, t)?)))
-        .collect();
-    if held.is_empty() {
-        return schedule(state);
-    }
-    let mut rest = state.clone();
-    for (task, _) in &held {
-        rest.tasks.remove(&task.meta.id);
-    }
-    let mut plan = schedule(&rest);
-    for (task, why) in held {
-        if task.status.message != why {
-            let mut task = task.clone();
-            task.status.message = why;
-            plan.push(Change::update_task(task));
-        }
-    }
-    plan
 }

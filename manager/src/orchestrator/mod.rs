@@ -7,12 +7,14 @@
 //!   lost nodes replaced, rolling updates, bounded history.
 //! - [`policy`]: restart and update settings with swarm's defaults.
 //! - [`schedule`]: pending tasks onto nodes with the [`scheduler`](crate::scheduler).
+//! - [`depends`]: start order from `depends_on`.
 //! - [`change`]: what a pass wants written.
 //! - `run`: the loop on the leader: after each commit (and when a delay is due) it
 //!   runs the passes — orchestrator, allocator, scheduler — and writes their
 //!   changes, each naming the version it read.
 
 pub mod change;
+pub mod depends;
 pub mod files;
 pub mod policy;
 mod run;
@@ -46,7 +48,7 @@ pub fn passes() -> Vec<(&'static str, Pass)> {
                     .as_ref()
                     .map(|c| c.settings.strategy)
                     .unwrap_or_default();
-                files::schedule_when_present(state, |s| schedule::plan(s, strategy, now))
+                schedule::plan(state, strategy, now)
             }),
         ),
     ]

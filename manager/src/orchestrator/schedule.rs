@@ -1,7 +1,8 @@
 //! The scheduling pass: each pending task onto a node the [`scheduler`] picks (a
 //! task made for a node, as a global service's are, is checked against the filters
 //! there). A task no node can take stays pending with the scheduler's reason, which
-//! `orch ps` shows.
+//! `orch ps` shows. A task that waits — for a secret or config to exist, for the
+//! services it depends on — stays pending saying what it waits for.
 //!
 //! [`scheduler`]: crate::scheduler
 
@@ -26,6 +27,16 @@ pub fn plan(state: &State, strategy: Strategy, now: Timestamp) -> Plan {
     let occupying = state.tasks.iter().filter(|t| occupies(t));
     let mut scheduler = Scheduler::new(state.nodes.iter(), occupying, strategy, now.0);
     for task in pending {
+        let waiting = super::files::missing_file(state, task)
+            .or_else(|| super::depends::waiting_for(state, task));
+        if let Some(why) = waiting {
+            if task.status.message != why {
+                let mut task = task.clone();
+                task.status.message = why;
+                plan.push(Change::update_task(task));
+            }
+            continue;
+        }
         let placed = match &task.node {
             Some(node) => scheduler.fits(task, node).map(|()| {
                 scheduler.assign(task, node);

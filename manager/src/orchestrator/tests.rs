@@ -484,3 +484,66 @@ fn the_scheduling_pass_assigns_pending_tasks_or_says_why_not() {
     assert_eq!(placed.node.as_deref(), Some("n1"));
     assert_eq!(placed.status.state, TaskState::Assigned);
 }
+
+#[test]
+fn depends_on_holds_a_service_until_its_dependency_is_healthy_or_done() {
+    use api::service::{DependsOn, DependsOnCondition};
+    let mut web = spec("busybox", 1);
+    web.depends_on.insert(
+        "api".into(),
+        DependsOn {
+            condition: DependsOnCondition::ServiceHealthy,
+            ..DependsOn::default()
+        },
+    );
+    let mut report = spec("busybox", 1);
+    report.depends_on.insert(
+        "migrate".into(),
+        DependsOn {
+            condition: DependsOnCondition::ServiceCompletedSuccessfully,
+            ..DependsOn::default()
+        },
+    );
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy(
+        "app",
+        &[
+            ("api", spec("busybox", 1)),
+            ("web", web),
+            ("migrate", spec("busybox", 1)),
+            ("report", report),
+        ],
+    );
+    // The simulation's placement ignores depends_on; the real pass decides.
+    let held = |sim: &Sim, service: &str| -> Option<String> {
+        let task = sim.wanted(service)[0].clone();
+        let mut state = sim.state.clone();
+        let mut pending = task.clone();
+        pending.node = None;
+        pending.status.state = TaskState::Pending;
+        pending.status.message.clear();
+        state.tasks.insert(pending);
+        let plan = super::schedule::plan(&state, crate::scheduler::Strategy::Spread, sim.now);
+        plan.changes.iter().find_map(|c| match c {
+            super::Change::Update(api::cluster::Object::Task(t)) if t.meta.id == task.meta.id => {
+                Some(t.status.message.clone()).filter(|m| !m.is_empty())
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(
+        held(&sim, "app_web").as_deref(),
+        Some("waiting for service api to be healthy")
+    );
+    assert_eq!(
+        held(&sim, "app_report").as_deref(),
+        Some("waiting for service migrate to complete successfully")
+    );
+    sim.agents_run();
+    assert_eq!(held(&sim, "app_web"), None, "api runs (healthy)");
+    assert!(held(&sim, "app_report").is_some(), "migrate still runs");
+    sim.agents(|t| {
+        (t.service == "app_migrate" && super::wanted(t)).then_some((TaskState::Complete, Some(0)))
+    });
+    assert_eq!(held(&sim, "app_report"), None, "migrate completed");
+}

@@ -325,7 +325,6 @@ impl Manager {
             ca_cert_pem,
             keyring: keyring.clone(),
         });
-        let dispatcher = Dispatcher::new(store.clone(), keyring.clone());
         let api = Arc::new(ApiState::new(
             store.clone(),
             Tokens::default(),
@@ -333,8 +332,9 @@ impl Manager {
                 client: node_http_client(&identity)?,
                 scheme: "https".to_owned(),
             }),
-            keyring,
+            keyring.clone(),
         ));
+        let dispatcher = Dispatcher::new(store.clone(), keyring, api.logs().clone());
         let app = router(shared.clone())
             .merge(dispatcher.router())
             .merge(crate::http::router(api.clone()))

@@ -83,6 +83,29 @@ async fn followers_forward_to_the_leader() {
     assert_eq!(cluster.body["leader"]["id"], leader);
     assert_eq!(cluster.body["members"].as_array().map(Vec::len), Some(3));
 
+    // A logs answer streams back through the follower; a task whose node has no
+    // session says so in-band instead of hanging.
+    let task = json!({"id": "web.1", "node": "n9", "status": {"state": "running", "container": "c1"}});
+    let created = via_follower.call(Method::POST, "/v1/tasks", Some(task)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let logs = via_follower
+        .call(Method::GET, "/v1/tasks/web.1/logs?tail=5", None)
+        .await;
+    assert_eq!(logs.status, 200, "{}", logs.body);
+    assert!(logs.headers.contains_key("via"), "not forwarded");
+    assert_eq!(logs.headers["content-type"], "application/x-ndjson");
+    assert_eq!(
+        (&logs.body["task"], &logs.body["node"], &logs.body["stream"]),
+        (&json!("web.1"), &json!("n9"), &json!("error")),
+        "{}",
+        logs.body
+    );
+    assert!(
+        logs.body["line"].as_str().is_some_and(|l| l.contains("is down")),
+        "{}",
+        logs.body
+    );
+
     // A request already forwarded once is not forwarded again.
     let looped = via_follower
         .call_with(
