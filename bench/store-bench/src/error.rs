@@ -35,9 +35,18 @@ pub enum BenchError {
         target: &'static str,
         source: reqwest::Error,
     },
+    /// The CLI context orch's first manager saved is not what the bench reads.
+    #[error("parse the CLI context {path}: {source}")]
+    Context {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// The TLS configuration pinning orch's CA could not be made.
-    #[error("pin orch's cluster CA: {0}")]
-    Ca(String),
+    #[error("pin orch's cluster CA from the CLI context: {0}")]
+    Ca(#[source] manager::ca::CaError),
+    /// No loopback port could be reserved for a member.
+    #[error("pick a free loopback port: {0}")]
+    Port(#[source] std::io::Error),
     /// A put was refused during a load run (the load runs against a healthy leader,
     /// so every refusal is a failure of the run).
     #[error("{target}: put {seq} at {endpoint}: {why}")]

@@ -110,9 +110,12 @@ impl EtcdCluster {
         Ok(())
     }
 
-    /// Whether `member` runs.
-    pub fn is_up(&self, member: usize) -> bool {
-        self.servers[member].is_some()
+    /// The resident memory (KiB) of each member, in order (`None`: not running).
+    pub fn rss_kib(&self) -> Vec<Option<u64>> {
+        self.servers
+            .iter()
+            .map(|s| s.as_ref().and_then(Server::rss_kib))
+            .collect()
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::error::BenchError;
 use crate::load::{Outcome, Target, client_builder};
 use crate::procs::{RunDir, Server, free_port, log_text};
-use api::error::ErrorEnvelope;
+use api::error::{ErrorCode, ErrorEnvelope};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -156,6 +156,14 @@ impl OrchCluster {
     pub fn is_up(&self, member: usize) -> bool {
         self.servers[member].is_some()
     }
+
+    /// The resident memory (KiB) of each manager, in order (`None`: not running).
+    pub fn rss_kib(&self) -> Vec<Option<u64>> {
+        self.servers
+            .iter()
+            .map(|s| s.as_ref().and_then(Server::rss_kib))
+            .collect()
+    }
 }
 
 /// Orch's API as a target: config creates with the context's token, CA pinned.
@@ -172,16 +180,13 @@ impl OrchTarget {
             path: path.to_owned(),
             source,
         })?;
-        let context: Context = serde_json::from_slice(&bytes).map_err(|e| BenchError::File {
-            what: "parse the CLI context",
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = manager::ca::CaCert::from_pem(&context.ca_cert_pem)
-            .map_err(|e| BenchError::Ca(e.to_string()))?;
-        let mut tls = manager::ca::pinned_client_config(ca.digest())
-            .map_err(|e| BenchError::Ca(e.to_string()))?;
+        let context: Context =
+            serde_json::from_slice(&bytes).map_err(|source| BenchError::Context {
+                path: path.to_owned(),
+                source,
+            })?;
+        let ca = manager::ca::CaCert::from_pem(&context.ca_cert_pem).map_err(BenchError::Ca)?;
+        let mut tls = manager::ca::pinned_client_config(ca.digest()).map_err(BenchError::Ca)?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(OrchTarget {
             tls,
@@ -230,15 +235,50 @@ impl Target for OrchTarget {
     }
 
     fn outcome(&self, status: StatusCode, body: &[u8]) -> Outcome {
-        if status.is_success() {
-            return Outcome::Acked;
+        outcome(status, body)
+    }
+}
+
+/// What orch's answer to a config create says: the error code `unavailable` is "not
+/// the leader" (naming it in `details.leader` when known), any other error a refusal.
+fn outcome(status: StatusCode, body: &[u8]) -> Outcome {
+    if status.is_success() {
+        return Outcome::Acked;
+    }
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(e) if e.error.code == ErrorCode::Unavailable => {
+            Outcome::NotLeader(e.error.details.get("leader").cloned())
         }
-        match serde_json::from_slice::<ErrorEnvelope>(body) {
-            Ok(e) if status == StatusCode::SERVICE_UNAVAILABLE => {
-                Outcome::NotLeader(e.error.details.get("leader").cloned())
-            }
-            Ok(e) => Outcome::Refused(format!("HTTP {status}: {}", e.error.message)),
-            Err(_) => Outcome::Refused(format!("HTTP {status}: {}", String::from_utf8_lossy(body))),
-        }
+        Ok(e) => Outcome::Refused(format!("HTTP {status}: {}", e.error.message)),
+        Err(_) => Outcome::Refused(format!("HTTP {status}: {}", String::from_utf8_lossy(body))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_by_their_error_code() {
+        assert_eq!(outcome(StatusCode::CREATED, b"{}"), Outcome::Acked);
+        let not_leader = br#"{"error":{"code":"unavailable","message":"this manager is not the leader","details":{"leader":"127.0.0.1:9"}}}"#;
+        assert_eq!(
+            outcome(StatusCode::SERVICE_UNAVAILABLE, not_leader),
+            Outcome::NotLeader(Some("127.0.0.1:9".to_owned()))
+        );
+        let no_leader = br#"{"error":{"code":"unavailable","message":"knows of no leader"}}"#;
+        assert_eq!(
+            outcome(StatusCode::SERVICE_UNAVAILABLE, no_leader),
+            Outcome::NotLeader(None)
+        );
+        let conflict = br#"{"error":{"code":"conflict","message":"config bench-1 exists"}}"#;
+        assert_eq!(
+            outcome(StatusCode::CONFLICT, conflict),
+            Outcome::Refused("HTTP 409 Conflict: config bench-1 exists".to_owned())
+        );
+        assert_eq!(
+            outcome(StatusCode::BAD_GATEWAY, b"proxy down"),
+            Outcome::Refused("HTTP 502 Bad Gateway: proxy down".to_owned())
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Processes and directories of one run, cleaned up on drop (also when the run fails).
 
 use crate::error::BenchError;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -35,11 +36,9 @@ impl Drop for RunDir {
 }
 
 /// A server process whose stdout and stderr go to `<dir>/<name>.out|err`; killed
-/// (SIGKILL) and reaped on drop.
+/// (SIGKILL) and reaped on drop, and killed by the kernel when the bench dies first.
 pub struct Server {
     child: Option<Child>,
-    /// The member's name (`m1`, `e2`, ...).
-    pub name: String,
 }
 
 impl Server {
@@ -61,15 +60,32 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log("out")?)
             .stderr(log("err")?);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
         let child = command.spawn().map_err(|source| BenchError::Spawn {
             program: command.get_program().to_string_lossy().into_owned(),
             name: name.to_owned(),
             source,
         })?;
-        Ok(Server {
-            child: Some(child),
-            name: name.to_owned(),
-        })
+        Ok(Server { child: Some(child) })
+    }
+
+    /// The process's resident memory in KiB (`VmRSS`), if it still runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// SIGKILL the process and reap it (its sockets are closed when this returns).
@@ -89,20 +105,10 @@ impl Drop for Server {
 
 /// A loopback port free right now (the OS picks it).
 pub fn free_port() -> Result<u16, BenchError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| BenchError::File {
-            what: "bind a loopback port for",
-            path: PathBuf::from("127.0.0.1:0"),
-            source,
-        })?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|source| BenchError::File {
-            what: "read the port of",
-            path: PathBuf::from("127.0.0.1:0"),
-            source,
-        })
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(BenchError::Port)
 }
 
 /// The text of `<dir>/<name>.<ext>` (empty when missing).

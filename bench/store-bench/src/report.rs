@@ -132,3 +132,71 @@ pub fn print_failover(orch: &[Failover], etcd: Option<&[Failover]>) {
         );
     }
 }
+
+fn mib(rss: &[Option<u64>]) -> String {
+    rss.iter()
+        .map(|r| r.map_or("-".to_owned(), |k| format!("{:.0}", k as f64 / 1024.0)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The largest of `rss` (KiB).
+fn largest(rss: &[Option<u64>]) -> Option<u64> {
+    rss.iter().flatten().copied().max()
+}
+
+/// Resident memory of every member (MiB) at one `moment`, with the orch/etcd ratio of
+/// the largest member of each.
+pub fn print_memory(moment: &str, orch: &[Option<u64>], etcd: Option<&[Option<u64>]>) {
+    let etcd_cells = etcd.map_or("(skipped)".to_owned(), mib);
+    let ratio = match (largest(orch), etcd.and_then(largest)) {
+        (Some(o), Some(e)) if e > 0 => format!("{:.2}", o as f64 / e as f64),
+        _ => "-".to_owned(),
+    };
+    println!(
+        "RSS MiB {moment}: orch {}  etcd {}  orch/etcd (largest) {ratio}",
+        mib(orch),
+        etcd_cells
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let us: Vec<u32> = (1..=100).rev().map(|ms| ms * 1000).collect();
+        assert_eq!(percentile_ms(&us, 0.0), 1.0);
+        assert_eq!(percentile_ms(&us, 50.0), 51.0);
+        assert_eq!(percentile_ms(&us, 99.0), 99.0);
+        assert_eq!(percentile_ms(&us, 100.0), 100.0);
+        assert_eq!(percentile_ms(&[1500], 99.0), 1.5);
+        assert!(percentile_ms(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn a_line_keeps_every_round() {
+        let mut line = Line::new();
+        for (acked, us) in [(10, 1000), (30, 3000)] {
+            line.add(&Sample {
+                acked,
+                wall: Duration::from_secs(1),
+                latencies_us: vec![us; acked as usize],
+            });
+        }
+        assert_eq!(line.rates, vec![10.0, 30.0]);
+        assert_eq!(line.total.rate(), 20.0);
+        assert_eq!(line.total.latencies_us.len(), 40);
+    }
+
+    #[test]
+    fn medians_and_memory() {
+        let s = Duration::from_secs;
+        assert_eq!(median(&[s(3), s(1), s(2)]), s(2));
+        assert_eq!(median(&[]), Duration::ZERO);
+        assert_eq!(mib(&[Some(2048), None]), "2 -");
+        assert_eq!(largest(&[Some(1), None, Some(5)]), Some(5));
+        assert_eq!(largest(&[None]), None);
+    }
+}
