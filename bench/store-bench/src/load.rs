@@ -7,22 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long one put may take before the failover writer gives up on it and tries
-/// another member.
-const FAILOVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pause after every member refused in turn (no leader yet), before the next round.
-const FAILOVER_ROUND_PAUSE: Duration = Duration::from_millis(20);
-/// Puts the failover writer gets acknowledged before it kills the leader.
-const FAILOVER_WARMUP: u32 = 20;
+/// How often the failover writer starts a put after the kill.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+/// How long one put of the failover writer may take before it counts as refused (an
+/// etcd member without a leader holds a put until its own timeout).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Puts the failover writer gets acknowledged by every member before the kill.
+const FAILOVER_WARMUP: u32 = 5;
 
 /// What an answer to a put says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Committed.
     Acked,
-    /// Not done here; the answer names the leader (`host:port`) when it knows one.
-    NotLeader(Option<String>),
-    /// Refused for another reason (the answer, for the report).
+    /// Not committed (the answer or the transport error, for the report).
     Refused(String),
 }
 
@@ -180,73 +178,92 @@ fn check<T: Target + ?Sized>(
 /// How one failover went.
 #[derive(Clone, Debug)]
 pub struct Failover {
-    /// From the SIGKILL of the leader to the next acknowledged put.
+    /// From the SIGKILL of the leader to the first acknowledged put.
     pub time: Duration,
-    /// Puts tried (and not acknowledged) in between.
-    pub attempts: u32,
+    /// Puts that were answered (or timed out) without an acknowledgement first.
+    pub refused: u32,
+    /// The last of those answers, if any (what the client saw meanwhile).
+    pub last_refusal: Option<String>,
     /// The member that acknowledged it.
     pub by: String,
 }
 
-/// One writer puts in a loop on `members[leader]`; after a few acknowledged puts it
-/// calls `kill` (which SIGKILLs the leader and reaps it, so its sockets are closed) and
-/// keeps writing: on a refusal it goes to the leader the answer names, else to the next
-/// member in turn (pausing briefly after a full round), each put with a short timeout.
-/// The time is from just before the kill to the next acknowledged put.
+/// One writer warms a connection to every member with a few acknowledged puts (a
+/// follower passes them to the leader), calls `kill` (which SIGKILLs
+/// `members[leader]` and reaps it, so its sockets are closed), then starts a put every
+/// [`PROBE_EVERY`] on the surviving members in turn, without waiting for earlier ones
+/// to answer. The time is from just before the kill to the first acknowledgement, so
+/// neither a member that answers "no leader" at once nor one that holds the put until
+/// a leader exists is favoured; its resolution is the probe interval.
 pub async fn failover(
-    target: &dyn Target,
+    target: Arc<dyn Target>,
     members: &[String],
     leader: usize,
     give_up: Duration,
     kill: impl FnOnce(),
 ) -> Result<Failover, BenchError> {
     let client = target.client()?;
-    let mut at = leader;
-    for _ in 0..FAILOVER_WARMUP {
-        let seq = next_seq();
-        let outcome = put_once(target, &client, &members[at], seq, None).await;
-        check(target, &members[at], seq, outcome)?;
+    for member in members {
+        for _ in 0..FAILOVER_WARMUP {
+            let seq = next_seq();
+            let outcome = put_once(&*target, &client, member, seq, None).await;
+            check(&*target, member, seq, outcome)?;
+        }
     }
+    let survivors: Vec<&String> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, m)| m)
+        .collect();
     let killed = Instant::now();
     kill();
-    let mut attempts = 0;
-    let mut refused_in_row = 0;
-    let mut last = String::new();
-    while killed.elapsed() < give_up {
-        let outcome = put_once(
-            target,
-            &client,
-            &members[at],
-            next_seq(),
-            Some(FAILOVER_REQUEST_TIMEOUT),
-        )
-        .await;
-        if outcome == Outcome::Acked {
-            return Ok(Failover {
-                time: killed.elapsed(),
-                attempts,
-                by: members[at].clone(),
-            });
-        }
-        attempts += 1;
-        refused_in_row += 1;
-        last = format!("{} answered {outcome:?}", members[at]);
-        let named = match outcome {
-            Outcome::NotLeader(Some(leader)) => members.iter().position(|m| *m == leader),
-            _ => None,
-        };
-        at = match named {
-            Some(i) if i != at => i,
-            _ => (at + 1) % members.len(),
-        };
-        if refused_in_row >= members.len() {
-            refused_in_row = 0;
-            tokio::time::sleep(FAILOVER_ROUND_PAUSE).await;
+    let mut probes = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    let mut started = 0_usize;
+    let mut refused = 0;
+    let mut last: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if killed.elapsed() >= give_up {
+                    break;
+                }
+                let member = survivors[started % survivors.len()].clone();
+                started += 1;
+                let (target, client) = (Arc::clone(&target), client.clone());
+                probes.spawn(async move {
+                    let outcome =
+                        put_once(&*target, &client, &member, next_seq(), Some(PROBE_TIMEOUT))
+                            .await;
+                    (Instant::now(), member, outcome)
+                });
+            }
+            Some(done) = probes.join_next() => {
+                let (at, member, outcome) = done.map_err(|e| BenchError::Worker {
+                    target: target.name(),
+                    why: e.to_string(),
+                })?;
+                match outcome {
+                    Outcome::Acked => {
+                        return Ok(Failover {
+                            time: at - killed,
+                            refused,
+                            last_refusal: last,
+                            by: member,
+                        });
+                    }
+                    Outcome::Refused(why) => {
+                        refused += 1;
+                        last = Some(format!("{member}: {why}"));
+                    }
+                }
+            }
         }
     }
     Err(BenchError::NoFailover {
         target: target.name(),
         secs: give_up.as_secs(),
-        last,
+        last: last.unwrap_or_else(|| "no answer".to_owned()),
     })
 }

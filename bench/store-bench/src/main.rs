@@ -158,18 +158,25 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     for trial in 0..options.failovers {
         let leader = find_orch_leader(&orch_cluster, &orch_target, 30).await?;
         let addrs = orch_cluster.addrs.clone();
-        let f = load::failover(&*orch_target, &addrs, leader, FAILOVER_GIVE_UP, || {
-            orch_cluster.kill(leader)
-        })
+        let f = load::failover(
+            orch_target.clone(),
+            &addrs,
+            leader,
+            FAILOVER_GIVE_UP,
+            || orch_cluster.kill(leader),
+        )
         .await?;
         println!(
-            "failover {} orch: killed {} -> acknowledged by {} after {:.3} s ({} refused tries)",
+            "failover {} orch: killed {} -> acknowledged by {} after {:.3} s ({} refused first)",
             trial + 1,
             orch_cluster.addrs[leader],
             f.by,
             f.time.as_secs_f64(),
-            f.attempts
+            f.refused
         );
+        if let Some(last) = &f.last_refusal {
+            println!("  last refusal: {last}");
+        }
         orch_failovers.push(f);
         orch_cluster.restart(leader)?;
         wait_orch_member(&orch_target, &orch_cluster.addrs[leader], 60).await?;
@@ -177,18 +184,21 @@ async fn run(options: &Options) -> Result<(), BenchError> {
         if let Some((cluster, target)) = etcd.as_mut() {
             let leader = target.wait_for_leader(&cluster.addrs, 30).await?;
             let addrs = cluster.addrs.clone();
-            let f = load::failover(&**target, &addrs, leader, FAILOVER_GIVE_UP, || {
+            let f = load::failover(target.clone(), &addrs, leader, FAILOVER_GIVE_UP, || {
                 cluster.kill(leader)
             })
             .await?;
             println!(
-                "failover {} etcd: killed {} -> acknowledged by {} after {:.3} s ({} refused tries)",
+                "failover {} etcd: killed {} -> acknowledged by {} after {:.3} s ({} refused first)",
                 trial + 1,
                 cluster.addrs[leader],
                 f.by,
                 f.time.as_secs_f64(),
-                f.attempts
+                f.refused
             );
+            if let Some(last) = &f.last_refusal {
+                println!("  last refusal: {last}");
+            }
             etcd_failovers.push(f);
             cluster.restart(leader)?;
             wait_etcd_member(target, &cluster.addrs[leader], 60).await?;

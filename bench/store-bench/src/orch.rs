@@ -6,7 +6,7 @@
 use crate::error::BenchError;
 use crate::load::{Outcome, Target, client_builder};
 use crate::procs::{RunDir, Server, free_port, log_text};
-use api::error::{ErrorCode, ErrorEnvelope};
+use api::error::ErrorEnvelope;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -239,17 +239,17 @@ impl Target for OrchTarget {
     }
 }
 
-/// What orch's answer to a config create says: the error code `unavailable` is "not
-/// the leader" (naming it in `details.leader` when known), any other error a refusal.
+/// What orch's answer to a config create says: a refusal names the status, the error
+/// code and its message.
 fn outcome(status: StatusCode, body: &[u8]) -> Outcome {
     if status.is_success() {
         return Outcome::Acked;
     }
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(e) if e.error.code == ErrorCode::Unavailable => {
-            Outcome::NotLeader(e.error.details.get("leader").cloned())
-        }
-        Ok(e) => Outcome::Refused(format!("HTTP {status}: {}", e.error.message)),
+        Ok(e) => Outcome::Refused(format!(
+            "HTTP {status} ({:?}): {}",
+            e.error.code, e.error.message
+        )),
         Err(_) => Outcome::Refused(format!("HTTP {status}: {}", String::from_utf8_lossy(body))),
     }
 }
@@ -259,22 +259,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_are_read_by_their_error_code() {
+    fn refusals_name_status_code_and_message() {
         assert_eq!(outcome(StatusCode::CREATED, b"{}"), Outcome::Acked);
-        let not_leader = br#"{"error":{"code":"unavailable","message":"this manager is not the leader","details":{"leader":"127.0.0.1:9"}}}"#;
-        assert_eq!(
-            outcome(StatusCode::SERVICE_UNAVAILABLE, not_leader),
-            Outcome::NotLeader(Some("127.0.0.1:9".to_owned()))
-        );
         let no_leader = br#"{"error":{"code":"unavailable","message":"knows of no leader"}}"#;
         assert_eq!(
             outcome(StatusCode::SERVICE_UNAVAILABLE, no_leader),
-            Outcome::NotLeader(None)
+            Outcome::Refused(
+                "HTTP 503 Service Unavailable (Unavailable): knows of no leader".to_owned()
+            )
         );
         let conflict = br#"{"error":{"code":"conflict","message":"config bench-1 exists"}}"#;
         assert_eq!(
             outcome(StatusCode::CONFLICT, conflict),
-            Outcome::Refused("HTTP 409 Conflict: config bench-1 exists".to_owned())
+            Outcome::Refused("HTTP 409 Conflict (Conflict): config bench-1 exists".to_owned())
         );
         assert_eq!(
             outcome(StatusCode::BAD_GATEWAY, b"proxy down"),
