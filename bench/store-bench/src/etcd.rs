@@ -4,7 +4,7 @@
 
 use crate::error::BenchError;
 use crate::load::{Outcome, Target, client_builder};
-use crate::procs::{RunDir, Server, free_port};
+use crate::procs::{RunDir, Server, free_port, wait_until};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -200,4 +200,15 @@ impl Target for EtcdTarget {
             Outcome::Refused(format!("HTTP {status}: {}", String::from_utf8_lossy(body)))
         }
     }
+}
+
+/// Wait until a restarted etcd member answers its status, then let it catch up.
+pub async fn wait_member(target: &EtcdTarget, addr: &str, secs: u64) -> Result<(), BenchError> {
+    let what = format!("restarted etcd member {addr} answers");
+    wait_until(&what, secs, "no status", || async {
+        target.is_leader(addr).await.is_some()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
 }

@@ -82,7 +82,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             None
         }
     };
-    let orch_leader = find_orch_leader(&orch_cluster, &orch_target, 30).await?;
+    let orch_leader = orch::find_leader(&orch_cluster, &orch_target, 30).await?;
     println!(
         "orch managers {:?} (leader {}), etcd members {:?}",
         orch_cluster.addrs,
@@ -115,16 +115,12 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             let orch_first = round % 2 == 0;
             for turn in 0..2 {
                 if (turn == 0) == orch_first {
-                    let leader = &orch_cluster.addrs[orch_leader];
+                    let leader = orch::find_leader(&orch_cluster, &orch_target, 30).await?;
                     let target: Arc<dyn Target> = orch_target.clone();
-                    let sample = load::measure(target, leader, *concurrency, duration).await?;
-                    println!(
-                        "round {} conc {:>2} orch {:>6.0} puts/s (load {})",
-                        round + 1,
-                        concurrency,
-                        sample.rate(),
-                        load_average()
-                    );
+                    let sample =
+                        load::measure(target, &orch_cluster.addrs[leader], *concurrency, duration)
+                            .await?;
+                    report::print_sample("orch", round, *concurrency, &sample, &load_average());
                     orch_line.add(&sample);
                 } else if let (Some((cluster, target)), Some(line)) = (&etcd, etcd_line.as_mut()) {
                     let leader = target.wait_for_leader(&cluster.addrs, 30).await?;
@@ -132,13 +128,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
                     let sample =
                         load::measure(target, &cluster.addrs[leader], *concurrency, duration)
                             .await?;
-                    println!(
-                        "round {} conc {:>2} etcd {:>6.0} puts/s (load {})",
-                        round + 1,
-                        concurrency,
-                        sample.rate(),
-                        load_average()
-                    );
+                    report::print_sample("etcd", round, *concurrency, &sample, &load_average());
                     line.add(&sample);
                 }
             }
@@ -156,7 +146,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     let mut orch_failovers = Vec::new();
     let mut etcd_failovers = Vec::new();
     for trial in 0..options.failovers {
-        let leader = find_orch_leader(&orch_cluster, &orch_target, 30).await?;
+        let leader = orch::find_leader(&orch_cluster, &orch_target, 30).await?;
         let addrs = orch_cluster.addrs.clone();
         let f = load::failover(
             orch_target.clone(),
@@ -166,20 +156,10 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             || orch_cluster.kill(leader),
         )
         .await?;
-        println!(
-            "failover {} orch: killed {} -> acknowledged by {} after {:.3} s ({} refused first)",
-            trial + 1,
-            orch_cluster.addrs[leader],
-            f.by,
-            f.time.as_secs_f64(),
-            f.refused
-        );
-        if let Some(last) = &f.last_refusal {
-            println!("  last refusal: {last}");
-        }
+        report::print_trial("orch", trial, &orch_cluster.addrs[leader], &f);
         orch_failovers.push(f);
         orch_cluster.restart(leader)?;
-        wait_orch_member(&orch_target, &orch_cluster.addrs[leader], 60).await?;
+        orch::wait_member(&orch_target, &orch_cluster.addrs[leader], 60).await?;
 
         if let Some((cluster, target)) = etcd.as_mut() {
             let leader = target.wait_for_leader(&cluster.addrs, 30).await?;
@@ -188,20 +168,10 @@ async fn run(options: &Options) -> Result<(), BenchError> {
                 cluster.kill(leader)
             })
             .await?;
-            println!(
-                "failover {} etcd: killed {} -> acknowledged by {} after {:.3} s ({} refused first)",
-                trial + 1,
-                cluster.addrs[leader],
-                f.by,
-                f.time.as_secs_f64(),
-                f.refused
-            );
-            if let Some(last) = &f.last_refusal {
-                println!("  last refusal: {last}");
-            }
+            report::print_trial("etcd", trial, &cluster.addrs[leader], &f);
             etcd_failovers.push(f);
             cluster.restart(leader)?;
-            wait_etcd_member(target, &cluster.addrs[leader], 60).await?;
+            etcd::wait_member(target, &cluster.addrs[leader], 60).await?;
         }
     }
     if options.failovers > 0 {
@@ -211,77 +181,6 @@ async fn run(options: &Options) -> Result<(), BenchError> {
         );
     }
     println!("\nload average {} at the end", load_average());
-    Ok(())
-}
-
-/// The index of orch's leader in `cluster.addrs`, asking the members in turn.
-async fn find_orch_leader(
-    cluster: &orch::OrchCluster,
-    target: &orch::OrchTarget,
-    secs: u64,
-) -> Result<usize, BenchError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        for (m, addr) in cluster.addrs.iter().enumerate() {
-            if !cluster.is_up(m) {
-                continue;
-            }
-            if let Some(leader) = target.leader(addr).await
-                && let Some(i) = cluster.addrs.iter().position(|a| *a == leader)
-            {
-                return Ok(i);
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(BenchError::NotReady {
-                what: "an orch leader".to_owned(),
-                secs,
-                last: "no manager names one".to_owned(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Wait until a restarted orch manager knows the leader again, then let it catch up.
-async fn wait_orch_member(
-    target: &orch::OrchTarget,
-    addr: &str,
-    secs: u64,
-) -> Result<(), BenchError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while target.leader(addr).await.is_none() {
-        if std::time::Instant::now() > deadline {
-            return Err(BenchError::NotReady {
-                what: format!("restarted orch manager {addr} knows the leader"),
-                secs,
-                last: "no leader named".to_owned(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    Ok(())
-}
-
-/// Wait until a restarted etcd member answers its status, then let it catch up.
-async fn wait_etcd_member(
-    target: &etcd::EtcdTarget,
-    addr: &str,
-    secs: u64,
-) -> Result<(), BenchError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while target.is_leader(addr).await.is_none() {
-        if std::time::Instant::now() > deadline {
-            return Err(BenchError::NotReady {
-                what: format!("restarted etcd member {addr} answers"),
-                secs,
-                last: "no status".to_owned(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use crate::error::BenchError;
 use crate::load::{Outcome, Target, client_builder};
-use crate::procs::{RunDir, Server, free_port, log_text};
+use crate::procs::{RunDir, Server, free_port, log_text, wait_until};
 use api::error::ErrorEnvelope;
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -252,6 +252,46 @@ fn outcome(status: StatusCode, body: &[u8]) -> Outcome {
         )),
         Err(_) => Outcome::Refused(format!("HTTP {status}: {}", String::from_utf8_lossy(body))),
     }
+}
+
+/// The index of orch's leader in `cluster.addrs`, asking the members in turn.
+pub async fn find_leader(
+    cluster: &OrchCluster,
+    target: &OrchTarget,
+    secs: u64,
+) -> Result<usize, BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        for (m, addr) in cluster.addrs.iter().enumerate() {
+            if !cluster.is_up(m) {
+                continue;
+            }
+            if let Some(leader) = target.leader(addr).await
+                && let Some(i) = cluster.addrs.iter().position(|a| *a == leader)
+            {
+                return Ok(i);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::NotReady {
+                what: "an orch leader".to_owned(),
+                secs,
+                last: "no manager names one".to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until a restarted orch manager knows the leader again, then let it catch up.
+pub async fn wait_member(target: &OrchTarget, addr: &str, secs: u64) -> Result<(), BenchError> {
+    let what = format!("restarted orch manager {addr} knows the leader");
+    wait_until(&what, secs, "no leader named", || async {
+        target.leader(addr).await.is_some()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -115,3 +115,29 @@ pub fn free_port() -> Result<u16, BenchError> {
 pub fn log_text(dir: &Path, name: &str, ext: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default()
 }
+
+/// Ask `probe` every 100 ms until it says yes, for at most `secs`; the error says
+/// `what` was awaited and `last`, what was seen instead.
+pub async fn wait_until<F, Fut>(
+    what: &str,
+    secs: u64,
+    last: &str,
+    mut probe: F,
+) -> Result<(), BenchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !probe().await {
+        if std::time::Instant::now() > deadline {
+            return Err(BenchError::NotReady {
+                what: what.to_owned(),
+                secs,
+                last: last.to_owned(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

@@ -108,6 +108,29 @@ fn list(failovers: &[Failover]) -> String {
         .join(" ")
 }
 
+/// One load run as it finishes (`round` counts from 0).
+pub fn print_sample(system: &str, round: usize, concurrency: usize, sample: &Sample, load: &str) {
+    println!(
+        "round {} conc {concurrency:>2} {system} {:>6.0} puts/s (load {load})",
+        round + 1,
+        sample.rate()
+    );
+}
+
+/// One failover trial as it finishes (`trial` counts from 0), with the last refusal.
+pub fn print_trial(system: &str, trial: usize, killed: &str, f: &Failover) {
+    println!(
+        "failover {} {system}: killed {killed} -> acknowledged by {} after {:.3} s ({} refused first)",
+        trial + 1,
+        f.by,
+        f.time.as_secs_f64(),
+        f.refused
+    );
+    if let Some(last) = &f.last_refusal {
+        println!("  last refusal: {last}");
+    }
+}
+
 /// The failover table: each trial, the median and the orch/etcd ratio of medians.
 pub fn print_failover(orch: &[Failover], etcd: Option<&[Failover]>) {
     let times = |f: &[Failover]| f.iter().map(|f| f.time).collect::<Vec<_>>();
