@@ -35,11 +35,19 @@ pub struct AgentArgs {
     advertise: Option<String>,
 }
 
-/// The node's cluster identity: joined once, kept in DATA/cluster.
-async fn cluster_session(
-    args: &AgentArgs,
-) -> anyhow::Result<Option<agent::worker::session::SessionConfig>> {
-    use manager::server::{Layout, NodeFile, client, node_http_client, raft_id};
+/// A node of a cluster: its session with the managers and the renewal of its
+/// certificate.
+pub struct ClusterNode {
+    pub session: agent::worker::session::SessionConfig,
+    pub renewal: manager::server::renewal::Renewal,
+}
+
+/// The node's cluster identity: joined once, kept in DATA/cluster; refused at start
+/// once its certificate expired (the node must join again).
+async fn cluster_session(args: &AgentArgs) -> anyhow::Result<Option<ClusterNode>> {
+    use manager::ca::LiveIdentity;
+    use manager::server::renewal::Renewal;
+    use manager::server::{Layout, NodeFile, client, live_http_client, raft_id};
     let layout = Layout::new(&args.data_dir.join("cluster"));
     let node = match (layout.node()?, &args.join) {
         (Some(node), _) => node,
@@ -74,17 +82,53 @@ async fn cluster_session(
         }
     };
     let identity = layout.identity(&node)?;
-    let mut managers = layout.managers()?;
-    if let Some(remote) = &args.join {
-        managers.retain(|m| m != remote);
-        managers.insert(0, remote.clone());
+    if let Err(expired) = identity.check(std::time::SystemTime::now()) {
+        anyhow::bail!(
+            "{expired}. This node cannot reconnect: remove {} and join again with \
+             `orch agent --join HOST:PORT --token <worker token>` (`orch token worker` on a \
+             manager prints it)",
+            layout.dir().display()
+        );
     }
-    Ok(Some(agent::worker::session::SessionConfig {
-        http: node_http_client(&identity)?,
-        managers,
-        description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
-        addr: args.advertise.clone(),
+    let joined = args.join.clone();
+    let managers = {
+        let layout = layout.clone();
+        move || {
+            let mut managers = layout.managers().unwrap_or_default();
+            if let Some(remote) = &joined {
+                managers.retain(|m| m != remote);
+                managers.insert(0, remote.clone());
+            }
+            managers
+        }
+    };
+    let live = LiveIdentity::new(identity)?;
+    let http = live_http_client(&live)?;
+    Ok(Some(ClusterNode {
+        session: agent::worker::session::SessionConfig {
+            http,
+            managers: managers(),
+            description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
+            addr: args.advertise.clone(),
+        },
+        renewal: Renewal {
+            live,
+            layout,
+            managers: std::sync::Arc::new(managers),
+        },
     }))
+}
+
+/// Renews the node's certificate until it expires (then says what to do).
+async fn renew(renewal: manager::server::renewal::Renewal) {
+    use manager::server::renewal::render;
+    let expired = renewal
+        .run(|event| eprintln!("orch agent: {}", render(&event)))
+        .await;
+    eprintln!(
+        "orch agent: {expired}. This node cannot reconnect: join it again with \
+         `orch agent --join HOST:PORT --token <worker token>` on a new data directory"
+    );
 }
 
 fn upstream(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -112,8 +156,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("orch agent: shutting down");
         };
-        let session = cluster_session(&args).await?;
-        serve_node(
+        let node = cluster_session(&args).await?;
+        let (session, renewal) = match node {
+            Some(node) => (Some(node.session), Some(node.renewal)),
+            None => (None, None),
+        };
+        let renewing = renewal.map(|renewal| tokio::spawn(renew(renewal)));
+        let served = serve_node(
             EngineConfig {
                 data_dir: args.data_dir,
                 socket: args.socket,
@@ -123,7 +172,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             session,
             shutdown,
         )
-        .await
+        .await;
+        if let Some(task) = renewing {
+            task.abort();
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -79,7 +79,7 @@ pub async fn add_manager(
 }
 
 /// A failed call to a manager, in the daemon's terms.
-fn call_error(addr: &str, op: &'static str, e: ClientError) -> ServerError {
+pub(crate) fn call_error(addr: &str, op: &'static str, e: ClientError) -> ServerError {
     match e {
         ClientError::Api(error) => ServerError::Refused {
             addr: addr.to_owned(),

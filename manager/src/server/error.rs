@@ -65,6 +65,8 @@ pub enum ServerError {
     },
     #[error("the cluster has no record yet (its first manager did not finish `orch manager init`)")]
     NoCluster,
+    #[error("no manager known to ask (the raft group has no members yet)")]
+    NoManagers,
     #[error("generate {what}: the system's random source failed")]
     Random { what: &'static str },
     #[error(

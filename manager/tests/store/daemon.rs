@@ -9,25 +9,38 @@ use api::client::managers::post;
 use api::cluster::{NodeDescription, NodeState};
 use api::error::ErrorCode;
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
-use manager::ca::{JoinToken, NodeIdentity, TokenSecret};
+use manager::ca::{CaConfig, JoinToken, NodeIdentity, TokenSecret};
 use manager::server::{Manager, ManagerConfig, ServerError, client, node_http_client};
 use manager::store::ClusterSettings;
 use std::time::{Duration, Instant};
 
 pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
-    let config = ManagerConfig {
-        data_dir: dir.path().join("m1"),
+    start_with(dir, CaConfig::default()).await
+}
+
+/// A manager on 127.0.0.1 (any port) with its data in `dir/name`.
+pub(crate) fn manager_config(dir: &TempDir, name: &str) -> ManagerConfig {
+    ManagerConfig {
+        data_dir: dir.path().join(name),
         listen: "127.0.0.1:0".to_owned(),
         advertise: None,
         socket: None,
         store: test_config(),
-    };
+    }
+}
+
+/// A first manager whose node certificates are as `ca` says.
+pub(crate) async fn start_with(
+    dir: &TempDir,
+    ca: CaConfig,
+) -> (Manager, manager::server::InitTokens) {
+    let config = manager_config(dir, "m1");
     let settings = ClusterSettings {
         heartbeat_ms: 200,
         node_down_grace_ms: 1000,
         ..ClusterSettings::default()
     };
-    Manager::init(config, settings).await.expect("init")
+    Manager::init(config, settings, ca).await.expect("init")
 }
 
 fn state(manager: &Manager, node: &str) -> (NodeState, String) {

@@ -4,7 +4,8 @@
 //! The cluster CA over real TLS on 127.0.0.1 (join, mutual TLS, refusals): [`ca`].
 //! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
 //! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
-//! join token rotation, node updates and removal (revocation): [`nodes`].
+//! join token rotation, node updates and removal (revocation): [`nodes`]; certificate
+//! renewal, for a new key and the role the store says, and its refusals: [`renew`].
 
 mod ca;
 mod cluster;
@@ -12,5 +13,6 @@ mod common;
 mod daemon;
 mod http;
 mod nodes;
+mod renew;
 mod single_node;
 mod storage_suite;

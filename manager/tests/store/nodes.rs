@@ -6,7 +6,6 @@
 //! do not bring it back.
 
 use crate::common::TempDir;
-use crate::common::node::test_config;
 use crate::daemon::start;
 use api::client::ClientError;
 use api::client::managers::post;
@@ -15,22 +14,20 @@ use api::error::{ErrorCode, ErrorEnvelope};
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
 use manager::ca::{CaCert, NodeIdentity, pinned_client_config};
 use manager::http::tokens::JoinTokens;
-use manager::server::{
-    InitTokens, Layout, Manager, ManagerConfig, ServerError, client, node_http_client,
-};
+use manager::server::{InitTokens, Layout, Manager, ServerError, client, node_http_client};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// An admin of the API: the bearer token `init` printed, the CA pinned.
-struct Admin {
+pub(crate) struct Admin {
     http: reqwest::Client,
     addr: String,
     token: String,
 }
 
 impl Admin {
-    fn new(manager: &Manager, token: &str) -> Admin {
+    pub(crate) fn new(manager: &Manager, token: &str) -> Admin {
         let ca = CaCert::from_pem(&manager.ca_cert_pem()).expect("CA certificate");
         let mut tls = pinned_client_config(ca.digest()).expect("TLS");
         tls.alpn_protocols = vec![b"h2".to_vec()];
@@ -45,7 +42,12 @@ impl Admin {
     }
 
     /// The status and JSON body of a call.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("https://{}{path}", self.addr))
@@ -59,7 +61,7 @@ impl Admin {
         (status, body)
     }
 
-    async fn node(&self, id: &str) -> Node {
+    pub(crate) async fn node(&self, id: &str) -> Node {
         let (status, body) = self
             .call(Method::GET, &format!("/v1/nodes/{id}"), None)
             .await;
@@ -68,7 +70,7 @@ impl Admin {
     }
 
     /// `PUT /v1/nodes/{id}` of `change`, naming the version just read.
-    async fn put_node(&self, id: &str, change: Value) -> (u16, Value) {
+    pub(crate) async fn put_node(&self, id: &str, change: Value) -> (u16, Value) {
         let read = self.node(id).await;
         let path = format!("/v1/nodes/{id}?version={}", read.meta.version);
         self.call(Method::PUT, &path, Some(change)).await
@@ -347,13 +349,7 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
 async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
     let (dir, m1, init, admin) = setup("demote").await;
     let addr = m1.advertise().to_owned();
-    let config = ManagerConfig {
-        data_dir: dir.path().join("m2"),
-        listen: "127.0.0.1:0".to_owned(),
-        advertise: None,
-        socket: None,
-        store: test_config(),
-    };
+    let config = crate::daemon::manager_config(&dir, "m2");
     let m2 = Manager::join(config, &addr, &init.manager)
         .await
         .expect("a second manager joins");

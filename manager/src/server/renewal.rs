@@ -1,0 +1,165 @@
+//! The node side of certificate renewal, for agents and managers alike: once the
+//! certificate is due ([`renewal_delay`], two thirds of its lifetime less some jitter),
+//! make a new key, send its request with the current certificate to the leader
+//! (`POST /v1/certificates/renew`), keep the new key and certificate in the data
+//! directory ([`Layout::save_renewed`]) and hand them to the [`LiveIdentity`] that the
+//! node's TLS clients and server read at each handshake. Nothing restarts.
+
+use super::client::call_error;
+use super::error::ServerError;
+use super::layout::Layout;
+use crate::ca::{CaError, IssuedCert, LiveIdentity, NodeIdentity, NodeKey};
+use api::client::managers::post_to_leader;
+use api::cluster::NodeRole;
+use api::join::{RenewRequest, RenewResponse};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The earliest a renewal starts, as a share of the lifetime before
+/// [`NodeIdentity::renew_after`]: renewals spread over the last sixth before it, so nodes
+/// that joined together do not all renew at once.
+const JITTER_SHARE: u32 = 6;
+/// Bounds of the wait after a failed renewal.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long to wait before renewing `identity` at `now`; `jitter` in `[0, 1]` moves the
+/// time earlier by up to a sixth of the lifetime. Zero when it is due.
+pub fn renewal_delay(identity: &NodeIdentity, now: SystemTime, jitter: f64) -> Duration {
+    let due = identity.renew_after();
+    let lifetime = identity
+        .peer()
+        .not_after
+        .duration_since(due)
+        .unwrap_or_default()
+        * 3;
+    let early = (lifetime / JITTER_SHARE).mul_f64(jitter.clamp(0.0, 1.0));
+    (due - early).duration_since(now).unwrap_or_default()
+}
+
+/// How long to wait after a failed renewal at `now`: a tenth of the time left, within
+/// bounds, so a short-lived certificate is tried often enough before it expires.
+pub fn retry_delay(identity: &NodeIdentity, now: SystemTime) -> Duration {
+    let left = identity
+        .peer()
+        .not_after
+        .duration_since(now)
+        .unwrap_or_default();
+    (left / 10).clamp(RETRY_MIN, RETRY_MAX)
+}
+
+/// What the renewal loop tells its owner (for logs and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenewalEvent {
+    /// A new certificate is in use, valid until `not_after`.
+    Renewed {
+        node_id: String,
+        role: NodeRole,
+        not_after: SystemTime,
+    },
+    /// A renewal failed; it is tried again after `retry_in`.
+    Failed { why: String, retry_in: Duration },
+}
+
+/// A line for the node's log.
+pub fn render(event: &RenewalEvent) -> String {
+    match event {
+        RenewalEvent::Renewed {
+            node_id,
+            role,
+            not_after,
+        } => format!(
+            "certificate of node {node_id} renewed as {}, valid until {}",
+            crate::ca::error::role_name(*role),
+            crate::ca::error::rfc3339(*not_after)
+        ),
+        RenewalEvent::Failed { why, retry_in } => {
+            format!("certificate renewal failed ({why}); trying again in {retry_in:?}")
+        }
+    }
+}
+
+/// Where the managers are, asked before each renewal (an agent: the list it keeps; a
+/// manager: its raft membership).
+pub type ManagerList = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// A node's renewal loop.
+pub struct Renewal {
+    /// The identity the node's TLS configurations read.
+    pub live: LiveIdentity,
+    /// The data directory that keeps it.
+    pub layout: Layout,
+    /// The managers to ask.
+    pub managers: ManagerList,
+}
+
+impl Renewal {
+    /// Renews before each expiry until dropped. Returns only when the certificate
+    /// expired: the node must join again (the error says so).
+    pub async fn run(self, mut report: impl FnMut(RenewalEvent) + Send) -> CaError {
+        loop {
+            let identity = self.live.get();
+            let jitter = f64::from(random_byte()) / 255.0;
+            tokio::time::sleep(renewal_delay(&identity, SystemTime::now(), jitter)).await;
+            match self.renew_once().await {
+                Ok(renewed) => report(RenewalEvent::Renewed {
+                    node_id: renewed.node_id().to_owned(),
+                    role: renewed.role(),
+                    not_after: renewed.peer().not_after,
+                }),
+                Err(ServerError::Ca(expired @ CaError::Expired { .. })) => return expired,
+                Err(e) => {
+                    let retry_in = retry_delay(&identity, SystemTime::now());
+                    report(RenewalEvent::Failed {
+                        why: e.to_string(),
+                        retry_in,
+                    });
+                    tokio::time::sleep(retry_in).await;
+                }
+            }
+        }
+    }
+
+    /// One renewal now: a new key, its certificate from the leader, kept and in use.
+    pub async fn renew_once(&self) -> Result<NodeIdentity, ServerError> {
+        let current = self.live.get();
+        current.check(SystemTime::now())?;
+        let managers = (self.managers)();
+        if managers.is_empty() {
+            return Err(ServerError::NoManagers);
+        }
+        // A connection of its own: the manager checks the certificate the connection was
+        // made with, and a pooled one may have been made with an older certificate.
+        let http = super::live_http_client(&self.live)?;
+        let key = NodeKey::generate()?;
+        let req = RenewRequest {
+            csr_pem: key.csr()?,
+        };
+        let op = "renew the node certificate";
+        let answer: RenewResponse =
+            post_to_leader(&http, &managers, "/v1/certificates/renew", op, &req)
+                .await
+                .map_err(|e| call_error(&managers.join(","), op, e))?;
+        let issued = IssuedCert {
+            node_id: answer.node_id,
+            role: answer.role,
+            cert_pem: answer.cert_pem,
+            ca_cert_pem: answer.ca_cert_pem,
+            not_after: SystemTime::UNIX_EPOCH,
+        };
+        let renewed = NodeIdentity::new(key.clone(), &issued)?;
+        self.layout.save_renewed(&key, &issued)?;
+        if !answer.managers.is_empty() {
+            self.layout.save_managers(&answer.managers)?;
+        }
+        self.live.replace(renewed.clone())?;
+        Ok(renewed)
+    }
+}
+
+fn random_byte() -> u8 {
+    let mut byte = [0u8; 1];
+    // Without randomness the renewal is merely not spread out.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    byte[0]
+}
