@@ -47,7 +47,7 @@ pub struct ClusterNode {
 async fn cluster_session(args: &AgentArgs) -> anyhow::Result<Option<ClusterNode>> {
     use manager::ca::LiveIdentity;
     use manager::server::renewal::Renewal;
-    use manager::server::{Layout, NodeFile, client, live_http_client, raft_id};
+    use manager::server::{Layout, client, live_http_client};
     let layout = Layout::new(&args.data_dir.join("cluster"));
     let node = match (layout.node()?, &args.join) {
         (Some(node), _) => node,
@@ -66,12 +66,7 @@ async fn cluster_session(args: &AgentArgs) -> anyhow::Result<Option<ClusterNode>
                     "that is a manager token: an agent joins with the worker token; a manager joins with `orch manager join`"
                 );
             }
-            let node = NodeFile {
-                node_id: joined.response.node_id.clone(),
-                raft_id: raft_id(&joined.response.node_id),
-                cluster_id: joined.response.cluster_id.clone(),
-            };
-            layout.save(&node, &joined.key, &joined.issued())?;
+            let node = joined.keep(&layout)?;
             let managers = joined.response.managers.join(",");
             layout.save_managers(&joined.response.managers)?;
             eprintln!(

@@ -7,6 +7,7 @@ mod cluster;
 mod engine;
 mod logs;
 mod network;
+mod renew;
 mod runtime;
 mod secrets;
 mod stack;

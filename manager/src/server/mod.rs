@@ -259,11 +259,6 @@ impl Manager {
                     .to_owned(),
             });
         }
-        let node = NodeFile {
-            node_id: joined.response.node_id.clone(),
-            raft_id: raft_id(&joined.response.node_id),
-            cluster_id: joined.response.cluster_id.clone(),
-        };
         let data_key =
             joined
                 .response
@@ -279,7 +274,7 @@ impl Manager {
             source,
         })?;
         layout.save_data_key(&keyring)?;
-        layout.save(&node, &joined.key, &joined.issued())?;
+        let node = joined.keep(&layout)?;
         let identity = layout.identity(&node)?;
         let http = node_http_client(&identity)?;
         let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;

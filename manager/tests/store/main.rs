@@ -5,13 +5,15 @@
 //! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
 //! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
 //! join token rotation, node updates and removal (revocation): [`nodes`]; certificate
-//! renewal, for a new key and the role the store says, and its refusals: [`renew`].
+//! renewal, for a new key and the role the store says, and its refusals: [`renew`];
+//! managers leaving the raft group, only with a quorum: [`membership`].
 
 mod ca;
 mod cluster;
 mod common;
 mod daemon;
 mod http;
+mod membership;
 mod nodes;
 mod renew;
 mod single_node;

@@ -297,9 +297,9 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
         session,
     } = worker(&addr, &init.worker, "w1").await;
 
-    // A ready node needs force; a manager of the raft group must be demoted first.
+    // A ready node needs force; the last manager never leaves.
     refused(admin.remove(&node, false).await, "--force");
-    refused(admin.remove(manager.node_id(), true).await, "demote");
+    refused(admin.remove(manager.node_id(), true).await, "last manager");
     let (status, body) = admin.remove(&node, true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["id"], node.as_str());
@@ -375,8 +375,8 @@ async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
         .put_node(m1.node_id(), json!({"role": "worker"}))
         .await;
     refused(demote_leader, "leads the raft group");
-    // A raft member is not removed: it is demoted first.
-    refused(admin.remove(&m2_id, true).await, "orch node demote");
+    // A raft member is not removed without force: it is demoted first.
+    refused(admin.remove(&m2_id, false).await, "orch node demote");
 
     let (status, body) = admin.put_node(&m2_id, json!({"role": "worker"})).await;
     assert_eq!(status, 200, "{body}");

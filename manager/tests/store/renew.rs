@@ -7,7 +7,7 @@ use crate::common::TempDir;
 use crate::daemon::start_with;
 use manager::ca::{CaConfig, CaError, LiveIdentity, NodeIdentity};
 use manager::server::renewal::Renewal;
-use manager::server::{Layout, Manager, NodeFile, ServerError, client, live_http_client, raft_id};
+use manager::server::{Layout, Manager, ServerError, client, live_http_client};
 use reqwest::Method;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,14 +22,7 @@ fn serial(identity: &NodeIdentity) -> Vec<u8> {
 async fn worker(addr: &str, token: &str, dir: &std::path::Path) -> Renewal {
     let joined = client::join(addr, token, "w1", None).await.expect("join");
     let layout = Layout::new(dir);
-    let node = NodeFile {
-        node_id: joined.response.node_id.clone(),
-        raft_id: raft_id(&joined.response.node_id),
-        cluster_id: joined.response.cluster_id.clone(),
-    };
-    layout
-        .save(&node, &joined.key, &joined.issued())
-        .expect("save");
+    let node = joined.keep(&layout).expect("keep the identity");
     let live = LiveIdentity::new(layout.identity(&node).expect("identity")).expect("live");
     let managers = vec![addr.to_owned()];
     Renewal {
