@@ -42,9 +42,11 @@ pub enum NodeCommand {
     },
     /// Make a manager a worker: it leaves the raft group.
     ///
-    /// From then on its certificate counts as a worker's (no control API, no raft); remove
-    /// it with `orch node rm`. The last manager is refused, and so is the current leader:
-    /// stop its `orch manager` so another manager is elected, then demote it.
+    /// From then on its certificate counts as a worker's (no control API, no raft), and
+    /// its next renewal makes it one; remove it with `orch node rm`. The last manager is
+    /// refused, and so is the current leader (stop its `orch manager` so another manager
+    /// is elected, then demote it), and a demotion that would leave the raft group
+    /// without a majority of answering managers.
     Demote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
@@ -52,12 +54,12 @@ pub enum NodeCommand {
     /// Remove a node: its certificate is revoked and its tasks are replaced elsewhere.
     ///
     /// Its open connections are cut and its next connection is refused: a removed agent
-    /// must join again with a token. A ready node needs --force; a manager in the raft
-    /// group must be demoted first.
+    /// must join again with a token. A ready node needs --force; so does a manager in
+    /// the raft group, which then leaves it first (as `orch node demote` checks).
     Rm {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
-        /// Remove it even while it is ready (its agent holds a session).
+        /// Remove it even while it is ready (its agent holds a session) or a raft member.
         #[arg(short, long)]
         force: bool,
     },
