@@ -83,4 +83,8 @@ pub struct RenewResponse {
     pub ca_cert_pem: String,
     /// Addresses of the managers, leader first.
     pub managers: Vec<String>,
+    /// The cluster's data key (base64), for a manager's certificate only (a promoted
+    /// worker needs it to start its manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<String>,
 }

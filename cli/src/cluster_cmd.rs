@@ -31,11 +31,11 @@ pub enum NodeCommand {
     },
     /// Change a node's labels or availability.
     Update(UpdateArgs),
-    /// Make a worker a manager: refused, with what to run on its host instead.
+    /// Make a worker a manager.
     ///
-    /// orch managers are `orch manager` processes with their own raft log, so a worker
-    /// is not turned into one in place: run `orch manager join --token <manager token>
-    /// HOST:PORT` on its host (`orch token manager` prints the line).
+    /// Its agent hears of it on its session, renews its certificate as a manager's at
+    /// once and starts a manager in its own process (listening on its
+    /// `--manager-listen`, data in its data directory), which joins the raft group.
     Promote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,

@@ -197,7 +197,9 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
             }
             Some((data_dir, engine)) => {
                 let session = own_session(&data_dir, &manager)?;
-                crate::agent_cmd::serve_node(engine, Some(session), wait_for_signal()).await
+                // A manager's own node needs no role announcements: it renews as a manager.
+                let role = tokio::sync::watch::channel(None).0;
+                crate::agent_cmd::serve_node(engine, Some(session), role, wait_for_signal()).await
             }
         };
         eprintln!("orch manager: shutting down");

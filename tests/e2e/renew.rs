@@ -99,10 +99,12 @@ fn an_agent_keeps_its_session_across_renewals() {
         };
         let sessions: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
         let seen = sessions.clone();
+        let (role, _) = tokio::sync::watch::channel(None);
         let work = Work {
             assignments,
             reports,
             logs,
+            role,
         };
         let session = tokio::spawn(session::run(config, work, move |event| {
             seen.lock().unwrap().push(event);
@@ -114,6 +116,7 @@ fn an_agent_keeps_its_session_across_renewals() {
             live: live.clone(),
             layout: layout.clone(),
             managers: Arc::new(move || layout_managers.managers().unwrap_or_default()),
+            announced: None,
         };
         let renewing = tokio::spawn(renewal.run(move |event| {
             seen.lock().unwrap().push(event);

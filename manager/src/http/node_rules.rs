@@ -2,9 +2,9 @@
 //! it: changing its role (promote, demote) and removing it. The handlers in
 //! [`super::nodes`] act on the verdict; the refusals are data, rendered at the edge.
 //!
-//! orch's managers are separate `orch manager` processes with their own raft log, so a
-//! worker (an `orch agent`) cannot turn into one in place: promotion is refused with
-//! what to run on the host instead. Demotion (and a forced removal) takes a manager out
+//! Promotion marks a worker a manager: its agent, told so by its session, renews its
+//! certificate as a manager's and starts a manager in its own process, which joins the
+//! raft group. Demotion (and a forced removal) takes a manager out
 //! of the raft group (it stops voting and replicating) and makes its certificate count
 //! as a worker's; it needs a majority of the voters to answer both before and after
 //! (raft's joint consensus), else it would hang the cluster's writes.
@@ -47,6 +47,8 @@ impl RaftView {
 pub enum RoleChange {
     /// The node has that role already (or no role was asked for).
     Keep,
+    /// Mark the worker a manager (its agent starts the manager).
+    Promote,
     /// Mark the node a worker; with `leave_raft`, first take it out of the raft group.
     Demote { leave_raft: bool },
 }
@@ -54,8 +56,6 @@ pub enum RoleChange {
 /// Why a node cannot be changed or removed as asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeRefusal {
-    /// A worker cannot become a manager in place.
-    Promote { node: String },
     /// The node is the only voter of the raft group.
     LastManager { node: String },
     /// The node leads the raft group (it would have to remove itself).
@@ -75,13 +75,6 @@ pub enum NodeRefusal {
 impl fmt::Display for NodeRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NodeRefusal::Promote { node } => write!(
-                f,
-                "node {node} is a worker and cannot be promoted in place: orch managers are \
-                 `orch manager` processes with their own raft log. On its host run \
-                 `orch manager join --token <manager token> <manager address>` (`orch token \
-                 manager` prints the line): the host gets a manager node next to this one"
-            ),
             NodeRefusal::LastManager { node } => write!(
                 f,
                 "node {node} is the last manager of the cluster: join another manager \
@@ -122,8 +115,7 @@ impl fmt::Display for NodeRefusal {
 impl From<NodeRefusal> for HttpError {
     fn from(refusal: NodeRefusal) -> HttpError {
         let node = match &refusal {
-            NodeRefusal::Promote { node }
-            | NodeRefusal::LastManager { node }
+            NodeRefusal::LastManager { node }
             | NodeRefusal::Leader { node }
             | NodeRefusal::Quorum { node, .. }
             | NodeRefusal::RemoveMember { node }
@@ -141,11 +133,10 @@ pub fn role_change(
     role: Option<NodeRole>,
     raft: RaftView,
 ) -> Result<RoleChange, NodeRefusal> {
-    let id = || node.meta.id.clone();
     match (node.spec.role, role) {
         (_, None) | (NodeRole::Worker, Some(NodeRole::Worker)) => Ok(RoleChange::Keep),
         (NodeRole::Manager, Some(NodeRole::Manager)) => Ok(RoleChange::Keep),
-        (NodeRole::Worker, Some(NodeRole::Manager)) => Err(NodeRefusal::Promote { node: id() }),
+        (NodeRole::Worker, Some(NodeRole::Manager)) => Ok(RoleChange::Promote),
         (NodeRole::Manager, Some(NodeRole::Worker)) if !raft.member => {
             Ok(RoleChange::Demote { leave_raft: false })
         }
@@ -233,10 +224,10 @@ mod tests {
             role_change(&worker, Some(NodeRole::Worker), none),
             Ok(RoleChange::Keep)
         );
-        assert!(matches!(
+        assert_eq!(
             role_change(&worker, Some(NodeRole::Manager), none),
-            Err(NodeRefusal::Promote { .. })
-        ));
+            Ok(RoleChange::Promote)
+        );
         assert_eq!(
             role_change(&manager, Some(NodeRole::Worker), MEMBER),
             Ok(RoleChange::Demote { leave_raft: true })

@@ -31,8 +31,8 @@ pub struct NodeUpdate {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
-    /// `worker` demotes a manager (it leaves the raft group); `manager` on a worker is
-    /// refused with what to run on its host instead.
+    /// `worker` demotes a manager (it leaves the raft group); `manager` promotes a worker
+    /// (its agent renews its certificate as a manager's and starts a manager).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<NodeRole>,
 }
@@ -119,9 +119,10 @@ pub async fn get(
 }
 
 /// Change a node's labels, availability or role, if it is still at the version read.
-/// A role change is checked by [`node_rules::role_change`]: a worker cannot be promoted
-/// in place (the answer says what to run), and demoting a manager takes it out of the
-/// raft group first (never the last manager, nor the leader itself).
+/// A role change is checked by [`node_rules::role_change`]: a promoted worker's agent
+/// starts a manager once its certificate is renewed, and demoting a manager takes it out
+/// of the raft group first (never the last manager, nor the leader itself, nor without a
+/// majority answering).
 #[utoipa::path(put, path = "/v1/nodes/{id}", tag = "nodes",
     request_body = NodeUpdate,
     params(
@@ -174,6 +175,13 @@ pub async fn update(
         node.status.message = Some(format!(
             "demoted from manager: out of the raft group; remove it with `orch node rm {id}`"
         ));
+    }
+    if change == RoleChange::Promote {
+        node.status.message = Some(
+            "promoted: its agent renews its certificate as a manager's and starts a manager \
+             (once it holds a session)"
+                .to_owned(),
+        );
     }
     resource::update(&api, node, version).await
 }

@@ -67,6 +67,10 @@ pub enum ServerError {
     NoCluster,
     #[error("no manager known to ask (the raft group has no members yet)")]
     NoManagers,
+    #[error(
+        "node {node} holds a worker's certificate: it starts a manager only once promoted and renewed"
+    )]
+    NotPromoted { node: String },
     #[error("generate {what}: the system's random source failed")]
     Random { what: &'static str },
     #[error(

@@ -195,7 +195,15 @@ impl Manager {
         })?;
         layout.save_data_key(&keyring)?;
         layout.save(&node, &key, &issued)?;
-        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let manager = Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await?;
         let store = &manager.shared.store;
         store
             .initialize(BTreeMap::from([(
@@ -277,8 +285,47 @@ impl Manager {
         let node = joined.keep(&layout)?;
         let identity = layout.identity(&node)?;
         let http = node_http_client(&identity)?;
-        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let manager = Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await?;
         let managers = joined.response.managers.clone();
+        client::add_manager(&http, &managers, &manager.advertise).await?;
+        manager
+            .shared
+            .store
+            .wait_for_leader(Duration::from_secs(10))
+            .await?;
+        Ok(manager)
+    }
+
+    /// A worker that was promoted starts its manager: from its data directory (where its
+    /// renewal kept the manager certificate and the cluster's data key) with `live`, the
+    /// identity its agent uses too, then becomes a voting raft member like a manager
+    /// that joined.
+    pub async fn promote(
+        config: ManagerConfig,
+        live: LiveIdentity,
+    ) -> Result<Manager, ServerError> {
+        let layout = Layout::new(&config.data_dir);
+        let node = layout.node()?.ok_or_else(|| ServerError::NotInitialized {
+            dir: config.data_dir.clone(),
+        })?;
+        let identity = live.get();
+        if identity.role() != NodeRole::Manager {
+            return Err(ServerError::NotPromoted {
+                node: node.node_id.clone(),
+            });
+        }
+        let managers = layout.managers()?;
+        let (listener, advertise) = bind(&config).await?;
+        let http = live_http_client(&live)?;
+        let manager = Manager::serve(&config, layout, node, live, listener, advertise).await?;
         client::add_manager(&http, &managers, &manager.advertise).await?;
         manager
             .shared
@@ -296,14 +343,22 @@ impl Manager {
         })?;
         let identity = layout.identity(&node)?;
         let (listener, advertise) = bind(&config).await?;
-        Manager::serve(&config, layout, node, identity, listener, advertise).await
+        Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await
     }
 
     async fn serve(
         config: &ManagerConfig,
         layout: Layout,
         node: NodeFile,
-        identity: NodeIdentity,
+        live: LiveIdentity,
         listener: tokio::net::TcpListener,
         advertise: String,
     ) -> Result<Manager, ServerError> {
@@ -313,7 +368,6 @@ impl Manager {
                 addr: config.listen.clone(),
                 source,
             })?;
-        let live = LiveIdentity::new(identity)?;
         let mut store_config = config.store.clone();
         store_config.transport = Some(Transport {
             client: live_http_client(&live)?,
@@ -374,12 +428,15 @@ impl Manager {
             live: live.clone(),
             layout,
             managers: Arc::new(move || store.managers_leader_first()),
+            announced: None,
         };
         tasks.spawn(async move {
-            let expired = renewal
+            let end = renewal
                 .run(|event| eprintln!("orch manager: {}", renewal::render(&event)))
                 .await;
-            eprintln!("orch manager: {expired}");
+            if let renewal::RenewalEnd::Expired(expired) = end {
+                eprintln!("orch manager: {expired}");
+            }
         });
         Ok(Manager {
             shared,

@@ -61,6 +61,8 @@ pub(crate) async fn renew(
                     cert_pem: issued.cert_pem,
                     ca_cert_pem: issued.ca_cert_pem,
                     managers: shared.store.managers_leader_first(),
+                    data_key: (issued.role == api::cluster::NodeRole::Manager)
+                        .then(|| shared.keyring.to_base64()),
                 }));
             }
             Err(StoreError::ClusterChanged(_)) => continue,

@@ -3,7 +3,9 @@
 //! make a new key, send its request with the current certificate to the leader
 //! (`POST /v1/certificates/renew`), keep the new key and certificate in the data
 //! directory ([`Layout::save_renewed`]) and hand them to the [`LiveIdentity`] that the
-//! node's TLS clients and server read at each handshake. Nothing restarts.
+//! node's TLS clients and server read at each handshake. Nothing restarts. A role the
+//! managers announce (promotion, demotion) is followed by a renewal at once; a worker
+//! whose renewal makes it a manager ends the loop so the node starts its manager.
 
 use super::client::call_error;
 use super::error::ServerError;
@@ -14,6 +16,7 @@ use api::cluster::NodeRole;
 use api::join::{RenewRequest, RenewResponse};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 
 /// The earliest a renewal starts, as a share of the lifetime before
 /// [`NodeIdentity::renew_after`]: renewals spread over the last sixth before it, so nodes
@@ -83,6 +86,17 @@ pub fn render(event: &RenewalEvent) -> String {
 /// manager: its raft membership).
 pub type ManagerList = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
+/// Why a renewal loop ended.
+#[derive(Debug)]
+pub enum RenewalEnd {
+    /// The certificate expired: the node must join again (the error says so).
+    Expired(CaError),
+    /// A worker's renewal made it a manager (it was promoted): the node now starts its
+    /// manager with this identity ([`super::Manager::promote`]), whose renewal loop
+    /// takes over.
+    Promoted(NodeIdentity),
+}
+
 /// A node's renewal loop.
 pub struct Renewal {
     /// The identity the node's TLS configurations read.
@@ -91,23 +105,41 @@ pub struct Renewal {
     pub layout: Layout,
     /// The managers to ask.
     pub managers: ManagerList,
+    /// The role the managers say the node has (from its session): when it is not the
+    /// certificate's, the certificate is renewed at once.
+    pub announced: Option<watch::Receiver<Option<NodeRole>>>,
 }
 
 impl Renewal {
-    /// Renews before each expiry until dropped. Returns only when the certificate
-    /// expired: the node must join again (the error says so).
-    pub async fn run(self, mut report: impl FnMut(RenewalEvent) + Send) -> CaError {
+    /// Renews before each expiry (and when the announced role changes) until dropped.
+    /// Returns when the certificate expired, or when the node became a manager.
+    pub async fn run(mut self, mut report: impl FnMut(RenewalEvent) + Send) -> RenewalEnd {
+        let mut announced = self.announced.take();
+        let mut tried_for: Option<NodeRole> = None;
         loop {
             let identity = self.live.get();
             let jitter = f64::from(random_byte()) / 255.0;
-            tokio::time::sleep(renewal_delay(&identity, SystemTime::now(), jitter)).await;
+            let delay = renewal_delay(&identity, SystemTime::now(), jitter);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                role = role_change(&mut announced, identity.role(), tried_for) => {
+                    tried_for = Some(role);
+                }
+            }
             match self.renew_once().await {
-                Ok(renewed) => report(RenewalEvent::Renewed {
-                    node_id: renewed.node_id().to_owned(),
-                    role: renewed.role(),
-                    not_after: renewed.peer().not_after,
-                }),
-                Err(ServerError::Ca(expired @ CaError::Expired { .. })) => return expired,
+                Ok(renewed) => {
+                    report(RenewalEvent::Renewed {
+                        node_id: renewed.node_id().to_owned(),
+                        role: renewed.role(),
+                        not_after: renewed.peer().not_after,
+                    });
+                    if identity.role() == NodeRole::Worker && renewed.role() == NodeRole::Manager {
+                        return RenewalEnd::Promoted(renewed);
+                    }
+                }
+                Err(ServerError::Ca(expired @ CaError::Expired { .. })) => {
+                    return RenewalEnd::Expired(expired);
+                }
                 Err(e) => {
                     let retry_in = retry_delay(&identity, SystemTime::now());
                     report(RenewalEvent::Failed {
@@ -148,12 +180,44 @@ impl Renewal {
             not_after: SystemTime::UNIX_EPOCH,
         };
         let renewed = NodeIdentity::new(key.clone(), &issued)?;
+        if let Some(data_key) = &answer.data_key {
+            // A manager's certificate comes with the cluster's data key; kept first, so a
+            // directory with a manager's certificate has it.
+            let keyring = crate::keyring::Keyring::from_base64(data_key).map_err(|source| {
+                ServerError::DataKey {
+                    path: self.layout.dir().to_owned(),
+                    source,
+                }
+            })?;
+            self.layout.save_data_key(&keyring)?;
+        }
         self.layout.save_renewed(&key, &issued)?;
         if !answer.managers.is_empty() {
             self.layout.save_managers(&answer.managers)?;
         }
         self.live.replace(renewed.clone())?;
         Ok(renewed)
+    }
+}
+
+/// Returns the announced role once it is neither `held` (the certificate's) nor
+/// `tried` (the one a renewal was last made for); never without a watch.
+async fn role_change(
+    announced: &mut Option<watch::Receiver<Option<NodeRole>>>,
+    held: NodeRole,
+    tried: Option<NodeRole>,
+) -> NodeRole {
+    let Some(announced) = announced else {
+        return std::future::pending().await;
+    };
+    loop {
+        let role = *announced.borrow_and_update();
+        if let Some(role) = role.filter(|r| *r != held && Some(*r) != tried) {
+            return role;
+        }
+        if announced.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
 //! join token rotation, node updates and removal (revocation): [`nodes`]; certificate
 //! renewal, for a new key and the role the store says, and its refusals: [`renew`];
-//! managers leaving the raft group, only with a quorum: [`membership`].
+//! managers leaving the raft group, only with a quorum: [`membership`]; a worker
+//! promoted to manager: [`promote`].
 
 mod ca;
 mod cluster;
@@ -15,6 +16,7 @@ mod daemon;
 mod http;
 mod membership;
 mod nodes;
+mod promote;
 mod renew;
 mod single_node;
 mod storage_suite;

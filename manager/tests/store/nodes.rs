@@ -275,9 +275,6 @@ async fn node_labels_and_availability_round_trip_and_roles_change_only_honestly(
         "{body}"
     );
 
-    // A worker is not promoted in place: the answer says what to run.
-    let promote = admin.put_node(&node, json!({"role": "manager"})).await;
-    refused(promote, "orch manager join");
     // The last manager is not demoted.
     let demote = admin
         .put_node(manager.node_id(), json!({"role": "worker"}))

@@ -29,6 +29,7 @@ async fn worker(addr: &str, token: &str, dir: &std::path::Path) -> Renewal {
         live,
         layout,
         managers: Arc::new(move || managers.clone()),
+        announced: None,
     }
 }
 
@@ -102,6 +103,7 @@ async fn a_demoted_manager_renews_as_a_worker() {
         live: live.clone(),
         layout: Layout::new(&dir.path().join("m2")),
         managers: Arc::new(move || m1_addr.clone()),
+        announced: None,
     };
     let renewed = renewal.renew_once().await.expect("renew");
     assert_eq!(renewed.role(), api::cluster::NodeRole::Worker);
