@@ -54,7 +54,7 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Wait until `f` holds (or panic after `secs`, showing the last output).
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> Result<(), String>) {
+pub(crate) fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         match f() {
