@@ -310,6 +310,53 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_renewal_is_finished_or_dropped_at_the_next_read() {
+        use crate::ca::{CaConfig, init};
+        use api::cluster::NodeRole;
+        let dir = std::env::temp_dir().join(format!("orch-layout-renew-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _cleanup = Cleanup(dir.clone());
+        let layout = Layout::new(&dir);
+        let now = std::time::SystemTime::now();
+        let mut ca = init("c1", &CaConfig::default(), now).unwrap();
+        let token = ca.token(NodeRole::Worker).unwrap();
+        let mut make = || {
+            let key = NodeKey::generate().unwrap();
+            let issued = ca.issue(&token, &key.csr().unwrap(), "n1", now).unwrap();
+            (key, issued)
+        };
+        let (key, issued) = make();
+        let node = NodeFile {
+            node_id: "n1".into(),
+            raft_id: raft_id("n1"),
+            cluster_id: "c1".into(),
+        };
+        layout.save(&node, &key, &issued).unwrap();
+        let ids = dir.join("node");
+        // Crashed after the new key was written, before the certificate was: dropped.
+        let (next_key, next) = make();
+        write_file(&ids.join("key.next.pem"), next_key.pem().as_bytes(), 0o600).unwrap();
+        assert_eq!(layout.identity(&node).unwrap().key().pem(), key.pem());
+        assert!(!ids.join("key.next.pem").exists());
+        // Crashed after the key was moved, before the certificate was: finished.
+        write_file(&ids.join("key.next.pem"), next_key.pem().as_bytes(), 0o600).unwrap();
+        write_file(&ids.join("cert.next.pem"), next.cert_pem.as_bytes(), 0o644).unwrap();
+        std::fs::rename(ids.join("key.next.pem"), ids.join("key.pem")).unwrap();
+        let read = layout.identity(&node).unwrap();
+        assert_eq!(read.key().pem(), next_key.pem());
+        assert!(!ids.join("cert.next.pem").exists());
+    }
+
+    /// Removes a test directory, also when the test fails.
+    struct Cleanup(PathBuf);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
     fn raft_ids_are_stable_and_never_zero() {
         assert_eq!(raft_id("abc"), raft_id("abc"));
         assert_ne!(raft_id("abc"), raft_id("abd"));

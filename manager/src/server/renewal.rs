@@ -227,3 +227,62 @@ fn random_byte() -> u8 {
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
     byte[0]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{CaConfig, init};
+
+    /// A worker identity valid for `validity` from `at`.
+    fn identity(validity: Duration, at: SystemTime) -> NodeIdentity {
+        let mut ca = init(
+            "c1",
+            &CaConfig {
+                node_cert_validity: validity,
+            },
+            at,
+        )
+        .unwrap();
+        let key = NodeKey::generate().unwrap();
+        let token = ca.token(NodeRole::Worker).unwrap();
+        let issued = ca.issue(&token, &key.csr().unwrap(), "n1", at).unwrap();
+        NodeIdentity::new(key, &issued).unwrap()
+    }
+
+    #[test]
+    fn renewal_is_due_between_half_and_two_thirds_of_the_lifetime() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(24 * 3600);
+        let node = identity(90 * day, at);
+        assert_eq!(renewal_delay(&node, at, 0.0), 60 * day);
+        assert_eq!(renewal_delay(&node, at, 1.0), 45 * day);
+        assert_eq!(renewal_delay(&node, at, 7.0), 45 * day, "jitter is clamped");
+        assert_eq!(renewal_delay(&node, at + 61 * day, 0.0), Duration::ZERO);
+        // Seconds-long certificates are not due at once (issuance, not the back-dated
+        // start, counts).
+        let short = identity(Duration::from_secs(3), at);
+        assert_eq!(renewal_delay(&short, at, 0.0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_failed_renewal_is_retried_within_bounds() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let long = identity(Duration::from_secs(90 * 24 * 3600), at);
+        assert_eq!(retry_delay(&long, at), RETRY_MAX);
+        let short = identity(Duration::from_secs(3), at);
+        assert_eq!(retry_delay(&short, at), Duration::from_millis(300));
+        assert_eq!(retry_delay(&short, at + Duration::from_secs(10)), RETRY_MIN);
+    }
+
+    #[test]
+    fn events_render_for_the_log() {
+        let line = render(&RenewalEvent::Failed {
+            why: "no manager known".into(),
+            retry_in: Duration::from_secs(1),
+        });
+        assert_eq!(
+            line,
+            "certificate renewal failed (no manager known); trying again in 1s"
+        );
+    }
+}
