@@ -5,6 +5,7 @@
 //! by the system. Every write names the version it read (optimistic concurrency).
 
 use crate::is_default;
+use crate::registry::Manifest;
 use crate::secret::{Config, Secret};
 use crate::service::ServiceSpec;
 use crate::stack::StackSpec;
@@ -31,11 +32,12 @@ pub enum Kind {
     Network,
     Secret,
     Config,
+    Manifest,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Node,
         Kind::Stack,
         Kind::Service,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Network,
         Kind::Secret,
         Kind::Config,
+        Kind::Manifest,
     ];
 
     /// The lowercase name (`node`, `stack`, ...).
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Network => "network",
             Kind::Secret => "secret",
             Kind::Config => "config",
+            Kind::Manifest => "manifest",
         }
     }
 }
@@ -218,6 +222,44 @@ pub struct Service {
     /// How the rollout of the last spec change goes.
     #[serde(skip_serializing_if = "is_default")]
     pub update_status: Option<UpdateStatus>,
+    /// How the last rebalance goes: asked for by `orch service rebalance`, or
+    /// continuous for a service labelled `orch.rebalance=true`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// Where a rebalance stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RebalanceState {
+    /// Asked for; the orchestrator has not looked yet.
+    #[default]
+    Requested,
+    /// Tasks are being moved, under the service's `update_config`.
+    Moving,
+    /// The strategy is satisfied: no move would improve the placement.
+    Completed,
+}
+
+/// Moving a service's running tasks until its placement strategy is satisfied (what
+/// swarm lacks: tasks stay where they were placed when nodes join or come back).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RebalanceStatus {
+    pub state: RebalanceState,
+    /// When the orchestrator started it (0 while requested).
+    #[serde(skip_serializing_if = "is_default")]
+    pub started: Timestamp,
+    /// When the strategy was satisfied.
+    #[serde(skip_serializing_if = "is_default")]
+    pub completed: Option<Timestamp>,
+    /// Tasks moved so far.
+    pub moved: u64,
+    /// What the rebalance found, for people (e.g. why nothing moves).
+    #[serde(skip_serializing_if = "is_default")]
+    pub message: String,
 }
 
 /// Where a rolling update (or rollback) stands.
@@ -398,6 +440,8 @@ pub enum Object {
     /// Secrets travel redacted (no ciphertext) in answers and events.
     Secret(Secret),
     Config(Config),
+    /// A manifest of the cluster image registry.
+    Manifest(Manifest),
 }
 
 impl Object {
@@ -411,6 +455,7 @@ impl Object {
             Object::Network(_) => Kind::Network,
             Object::Secret(_) => Kind::Secret,
             Object::Config(_) => Kind::Config,
+            Object::Manifest(_) => Kind::Manifest,
         }
     }
 
@@ -424,6 +469,7 @@ impl Object {
             Object::Network(o) => &o.meta,
             Object::Secret(o) => &o.meta,
             Object::Config(o) => &o.meta,
+            Object::Manifest(o) => &o.meta,
         }
     }
 
@@ -437,6 +483,7 @@ impl Object {
             Object::Network(o) => &mut o.meta,
             Object::Secret(o) => &mut o.meta,
             Object::Config(o) => &mut o.meta,
+            Object::Manifest(o) => &mut o.meta,
         }
     }
 }

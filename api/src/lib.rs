@@ -32,6 +32,7 @@ pub mod logs;
 pub mod network;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod registry;
 pub mod secret;
 pub mod service;
 pub mod session;

@@ -1,11 +1,11 @@
-//! `orch service ls|inspect|update|rollback` and `orch scale`: a stack's services on
+//! `orch service ls|inspect|update|rollback|rebalance` and `orch scale`: a stack's services on
 //! the cluster. A service is named by its id (`shop_web`) or, when only one stack
 //! has it, by its name in the stack (`web`).
 
 use crate::manager_api::{HostArgs, List, ManagerApi, runtime};
 use crate::render;
 use anyhow::{Context, bail};
-use api::cluster::{Service, Task, UpdateState};
+use api::cluster::{RebalanceState, Service, Task, UpdateState};
 use api::deploy::DeployMode;
 use clap::{Args, Subcommand};
 use manager::orchestrator::policy::{mode, replicas};
@@ -32,6 +32,19 @@ pub enum ServiceCommand {
     },
     /// Go back to the spec before the last change, rolling as `rollback_config` says.
     Rollback { service: String },
+    /// Move a replicated service's running tasks, a batch at a time under its
+    /// `update_config`, until its placement strategy is satisfied (e.g. after nodes
+    /// joined or came back). A service labelled `orch.rebalance=true` does this by
+    /// itself.
+    Rebalance {
+        service: String,
+        /// Do not wait for the rebalance to complete.
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for it.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 /// Flags of `orch scale`.
@@ -93,6 +106,12 @@ fn set_replicas(service: &mut Service, n: u64) -> anyhow::Result<()> {
     ) {
         bail!(
             "{} is a global service: it runs one task per node and has no replica count",
+            service.meta.id
+        );
+    }
+    if let Some(name) = service.spec.container_name.as_ref().filter(|_| n > 1) {
+        bail!(
+            "{} has container_name {name:?}, which names one container: it cannot have {n} replicas (remove container_name from the stack file first)",
             service.meta.id
         );
     }
@@ -171,6 +190,24 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
                 let written = put(&api, &service).await?;
                 println!("{} (version {})", written.meta.id, written.meta.version);
             }
+            ServiceCommand::Rebalance {
+                service,
+                detach,
+                timeout,
+            } => {
+                let service = find(&api, &service).await?;
+                let id = service.meta.id;
+                let path = format!("/v1/services/{id}/rebalance");
+                let _: Service = api
+                    .send(Method::POST, &path, None::<&()>)
+                    .await
+                    .with_context(|| format!("rebalance service {id}"))?;
+                if detach {
+                    println!("{id}: rebalance asked for");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return follow_rebalance(&api, &id, timeout).await;
+            }
             ServiceCommand::Rollback { service } => {
                 let mut service = find(&api, &service).await?;
                 let Some(previous) = service.previous_spec.take() else {
@@ -188,6 +225,55 @@ pub fn run(cmd: ServiceCommand, host: &HostArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Waits until the rebalance of service `id` completes, saying each move; then shows
+/// its running tasks per node.
+async fn follow_rebalance(api: &ManagerApi, id: &str, timeout: u64) -> anyhow::Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let mut said = 0;
+    loop {
+        let service: Service = api.call(Method::GET, &format!("/v1/services/{id}")).await?;
+        let status = service.rebalance.unwrap_or_default();
+        if status.moved > said {
+            said = status.moved;
+            eprintln!("{id}: {said} task(s) moved");
+        }
+        if status.state == RebalanceState::Completed {
+            let tasks: List<Task> = api
+                .call(Method::GET, &format!("/v1/tasks?service={id}"))
+                .await?;
+            let mut per_node: std::collections::BTreeMap<String, usize> = Default::default();
+            for t in tasks.items.iter().filter(|t| {
+                t.desired_state == api::cluster::TaskState::Running
+                    && t.status.state == api::cluster::TaskState::Running
+            }) {
+                *per_node
+                    .entry(t.node.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+            let spread: Vec<String> = per_node.iter().map(|(n, c)| format!("{n}: {c}")).collect();
+            let why = if status.message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", status.message)
+            };
+            println!(
+                "{id}: rebalanced, {} task(s) moved{why}; running per node: {}",
+                status.moved,
+                spread.join(", ")
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if start.elapsed() >= std::time::Duration::from_secs(timeout) {
+            eprintln!(
+                "error: {id} is still rebalancing after {timeout}s ({} task(s) moved); see `orch service inspect {id}` and `orch ps`",
+                status.moved
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
     let progress = crate::stack_cmd::service_progress(s, tasks, nodes);
     let (mode_name, desired) = match mode(&s.spec) {
@@ -197,20 +283,27 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
         DeployMode::GlobalJob => ("global-job", progress.desired.to_string()),
     };
     let running = progress.running;
-    let rollout = s.update_status.as_ref().map_or(String::new(), |u| {
-        let state = match u.state {
-            UpdateState::Updating => "updating",
-            UpdateState::Paused => "paused",
-            UpdateState::Completed => "completed",
-            UpdateState::RollbackStarted => "rolling back",
-            UpdateState::RollbackPaused => "rollback paused",
-            UpdateState::RollbackCompleted => "rolled back",
-        };
-        if u.message.is_empty() {
-            state.to_owned()
-        } else {
-            format!("{state}: {}", u.message)
-        }
+    let moving = s
+        .rebalance
+        .as_ref()
+        .filter(|r| r.state != RebalanceState::Completed)
+        .map(|r| format!("rebalancing ({} moved)", r.moved));
+    let rollout = moving.unwrap_or_else(|| {
+        s.update_status.as_ref().map_or(String::new(), |u| {
+            let state = match u.state {
+                UpdateState::Updating => "updating",
+                UpdateState::Paused => "paused",
+                UpdateState::Completed => "completed",
+                UpdateState::RollbackStarted => "rolling back",
+                UpdateState::RollbackPaused => "rollback paused",
+                UpdateState::RollbackCompleted => "rolled back",
+            };
+            if u.message.is_empty() {
+                state.to_owned()
+            } else {
+                format!("{state}: {}", u.message)
+            }
+        })
     });
     vec![
         s.meta.id.clone(),

@@ -192,6 +192,19 @@ pub fn validate(
                 .with_hint("keep only deploy.replicas"),
             );
         }
+        let replicas = s.deploy.as_ref().and_then(|d| d.replicas).or(s.scale);
+        if let (Some(container), Some(count @ 2..)) = (&s.container_name, replicas) {
+            c.diags.push(
+                Diagnostic::error(
+                    &pos_of(root, &["services", n, "container_name"]),
+                    &format!("services.{n}.container_name"),
+                    format!(
+                        "container_name {container:?} names one container, but the service has {count} replicas"
+                    ),
+                )
+                .with_hint("leave container_name out (each replica gets a name of its own), or run one replica"),
+            );
+        }
         if let Some(r) = &s.restart {
             let ok = matches!(
                 r.as_str(),

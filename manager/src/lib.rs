@@ -29,6 +29,7 @@ pub mod http;
 pub mod keyring;
 pub mod logbroker;
 pub mod orchestrator;
+pub mod registry;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -343,10 +343,12 @@ pub(crate) fn strings(args: &[&str]) -> Vec<String> {
 pub(crate) struct TwoHosts {
     /// Host 2's agent.
     pub(crate) worker: Daemon,
+    /// How host 2's agent was started.
+    worker_args: Vec<String>,
     /// Host 1's manager.
     _manager: Daemon,
     _lan: agent::testing::lan::Lan,
-    _h2: LocalHost,
+    h2: LocalHost,
     pub(crate) h1: LocalHost,
 }
 
@@ -388,6 +390,7 @@ impl TwoHosts {
             local(&h2, "engine.sock"),
         ]);
         let worker = spawn(&h2, "agent", &args);
+        let worker_args = args;
         eventually(30, "two nodes are ready", || {
             let ls = ok(&h1.orch(&["node", "ls"]));
             (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
@@ -400,11 +403,20 @@ impl TwoHosts {
 
         TwoHosts {
             worker,
+            worker_args,
             _manager: manager,
             _lan: lan,
-            _h2: h2,
+            h2,
             h1,
         }
+    }
+}
+
+impl TwoHosts {
+    /// Starts host 2's agent again (after a crash), as before.
+    pub(crate) fn restart_worker(&mut self) {
+        self.worker.crash();
+        self.worker = spawn(&self.h2, "agent-again", &self.worker_args);
     }
 }
 
@@ -487,5 +499,26 @@ services:
         ps.contains("orphaned"),
         "the lost task is shown as orphaned:\n{ps}"
     );
+
+    // Host 2 comes back: its tasks stay on host 1 (as in swarm) until a rebalance
+    // moves one back.
+    hosts.restart_worker();
+    let h1 = &hosts.h1;
+    eventually(60, "host 2 is ready again", || {
+        let ls = ok(&h1.orch(&["node", "ls"]));
+        (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
+    });
+    let nodes = api_nodes(h1);
+    assert_eq!(nodes[0], nodes[1], "nothing moves by itself: {nodes:?}");
+    let out = h1.orch(&["service", "rebalance", "api", "--timeout", "90"]);
+    assert!(
+        out.status.success() && text(&out).contains("1 task(s) moved"),
+        "{}\n{}",
+        text(&out),
+        text(&h1.orch(&["ps", "-a"]))
+    );
+    let nodes = api_nodes(h1);
+    assert_eq!(nodes.len(), 2);
+    assert_ne!(nodes[0], nodes[1], "one replica on each host again");
     ok(&h1.orch(&["down"]));
 }

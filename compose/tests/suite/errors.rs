@@ -139,6 +139,25 @@ fn service_without_image_or_build() {
 }
 
 #[test]
+fn container_name_with_several_replicas() {
+    let e = one(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    container_name: web\n    deploy:\n      replicas: 3\n",
+    )]);
+    assert_eq!(e.path, "services.web.container_name", "{e}");
+    assert!(e.message.contains("3 replicas"), "{e}");
+    assert_eq!((e.pos.line, e.pos.col), (4, 5), "{e}");
+    let ok = Dir::new(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    container_name: web\n    deploy:\n      replicas: 1\n",
+    )]);
+    assert!(
+        ok.load(&["compose.yaml"]).is_ok(),
+        "one replica may be named"
+    );
+}
+
+#[test]
 fn undefined_volume_secret_and_dependency() {
     let d = Dir::new(&[(
         "compose.yaml",

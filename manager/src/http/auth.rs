@@ -158,22 +158,24 @@ pub fn refusal(
     }
 }
 
+/// Who the daemon says sent `request`, and the `Authorization` header it carries.
+pub fn credentials(request: &Request) -> (Caller, Option<&header::HeaderValue>) {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous);
+    (caller, request.headers().get(header::AUTHORIZATION))
+}
+
 /// The authentication middleware of every API route.
 pub async fn authenticate(
     State(api): State<Arc<ApiState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or(Caller::Anonymous);
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    match refusal(&caller, authorization, &api.tokens) {
+    let (caller, authorization) = credentials(&request);
+    match refusal(&caller, authorization.map(|v| v.as_bytes()), &api.tokens) {
         Some(e) => e.into_response(),
         None => next.run(request).await,
     }

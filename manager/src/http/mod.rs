@@ -116,6 +116,7 @@ fn resources() -> ApiRouter {
         .routes(routes!(stacks::get, stacks::update, stacks::delete))
         .routes(routes!(services::list, services::create))
         .routes(routes!(services::get, services::update, services::delete))
+        .routes(routes!(services::rebalance))
         .routes(routes!(logs::service))
         .routes(routes!(tasks::list, tasks::create))
         .routes(routes!(tasks::get, tasks::update, tasks::delete))

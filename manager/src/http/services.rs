@@ -127,6 +127,7 @@ pub async fn create(
     params.finish()?;
     check_id(Kind::Service, &body.id)?;
     check_labels(Kind::Service, &body.labels)?;
+    check_container_name(&body.id, &body.spec)?;
     let mut meta = Meta::new(body.id);
     meta.labels = body.labels;
     let service = Service {
@@ -163,6 +164,7 @@ pub async fn update(
     params.finish()?;
     let version = required_version(Kind::Service, &id, version)?;
     check_labels(Kind::Service, &body.labels)?;
+    check_container_name(&id, &body.spec)?;
     // System-written fields (virtual addresses, rollout) stay; a new spec keeps the
     // old one for a rollback.
     let mut service: Service = resource::fetch(&api, &id, false).await?;
@@ -197,4 +199,57 @@ pub async fn delete(
     let version = expected_version(&headers, &mut params)?;
     params.finish()?;
     resource::delete(&api, &id, version).await
+}
+
+/// Ask for a rebalance: the service's running tasks move, a batch at a time under its
+/// `update_config`, until its placement strategy is satisfied. Its `rebalance`
+/// status says how it goes.
+#[utoipa::path(post, path = "/v1/services/{id}/rebalance", tag = "services",
+    params(("id" = String, Path, description = "The service's id")),
+    responses(
+        (status = 200, description = "The service with the rebalance asked for", body = Service),
+        (status = 400, description = "The service is global or a job: nothing to rebalance", body = ErrorEnvelope),
+        (status = 404, description = "No such service", body = ErrorEnvelope),
+    ))]
+pub async fn rebalance(
+    State(api): State<Arc<ApiState>>,
+    Id(id): Id,
+    params: Params,
+) -> Result<Found<Service>, HttpError> {
+    use api::deploy::DeployMode;
+    params.finish()?;
+    // Other writers (the orchestrator, above all) may win the version race: retry.
+    let mut tries = 0;
+    loop {
+        let mut service: Service = resource::fetch(&api, &id, false).await?;
+        let mode = crate::orchestrator::policy::mode(&service.spec);
+        if mode != DeployMode::Replicated {
+            return Err(HttpError::invalid(format!(
+                "service {id} is {}: only replicated services are rebalanced (a global service runs one task per node, a job runs to completion)",
+                match mode {
+                    DeployMode::Global => "global",
+                    DeployMode::GlobalJob => "a global job",
+                    _ => "a replicated job",
+                }
+            )));
+        }
+        service.rebalance = Some(api::cluster::RebalanceStatus::default());
+        let version = service.meta.version;
+        match resource::update(&api, service, version).await {
+            Err(e) if e.status() == axum::http::StatusCode::CONFLICT && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// `container_name` names one container: a service with it runs one replica.
+fn check_container_name(id: &str, spec: &ServiceSpec) -> Result<(), HttpError> {
+    let replicas = crate::orchestrator::policy::replicas(spec);
+    match &spec.container_name {
+        Some(name) if replicas > 1 => Err(HttpError::invalid(format!(
+            "service {id}: container_name {name:?} names one container, but the service has {replicas} replicas"
+        ))
+        .with("field", "spec.container_name")),
+        _ => Ok(()),
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`policy`]: restart and update settings with swarm's defaults.
 //! - [`schedule`]: pending tasks onto nodes with the [`scheduler`](crate::scheduler).
 //! - [`depends`]: start order from `depends_on`.
+//! - [`rebalance`]: running tasks moved until the placement strategy is satisfied.
 //! - [`change`]: what a pass wants written.
 //! - `run`: the loop on the leader: after each commit (and when a delay is due) it
 //!   runs the passes — orchestrator, allocator, scheduler — and writes their
@@ -17,6 +18,7 @@ pub mod change;
 pub mod depends;
 pub mod files;
 pub mod policy;
+pub mod rebalance;
 mod run;
 pub mod schedule;
 pub mod stacks;
@@ -25,8 +27,10 @@ pub mod tasks;
 pub use change::{Change, Plan, ended, wanted};
 pub use run::{Pass, Reconciler, to_command};
 
+use crate::scheduler::Strategy;
 use crate::store::State;
-use api::cluster::{Node, Timestamp};
+use api::cluster::{Node, Service, Timestamp};
+use rebalance::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The passes of the leader's reconcile loop, in order: the orchestrator, the
@@ -43,15 +47,19 @@ pub fn passes() -> Vec<(&'static str, Pass)> {
         (
             "scheduler",
             Box::new(|state: &State, now, _: &mut dyn FnMut() -> String| {
-                let strategy = state
-                    .cluster
-                    .as_ref()
-                    .map(|c| c.settings.strategy)
-                    .unwrap_or_default();
-                schedule::plan(state, strategy, now)
+                schedule::plan(state, cluster_strategy(state), now)
             }),
         ),
     ]
+}
+
+/// The cluster's placement strategy (services may override it).
+fn cluster_strategy(state: &State) -> Strategy {
+    state
+        .cluster
+        .as_ref()
+        .map(|c| c.settings.strategy)
+        .unwrap_or_default()
 }
 
 /// Plans stacks, then services' tasks, then tasks of removed services.
@@ -90,9 +98,17 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
         .map(|n| (n.meta.id.clone(), n.clone()))
         .collect();
     let cluster = tasks::Cluster { nodes: &nodes, now };
+    let strategy = cluster_strategy(state);
     for service in state.services.iter() {
         let of_service: Vec<_> = state.tasks.by_service(&service.meta.id).collect();
-        plan.merge(tasks::plan_service(service, &of_service, &cluster, ids));
+        let verdict = rebalance_verdict(state, service, strategy);
+        plan.merge(tasks::plan_service(
+            service,
+            &of_service,
+            &cluster,
+            &verdict,
+            ids,
+        ));
         let restart = policy::Restart::of(&service.spec);
         plan.merge(tasks::trim_history(&of_service, true, Some(&restart)));
     }
@@ -103,6 +119,26 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
         .collect();
     plan.merge(tasks::plan_orphans(&orphans, &cluster));
     dedupe(plan)
+}
+
+/// Whether and how `service` rebalances now: only when it wants to and no update or
+/// rollback of it is under way, in batches of its update parallelism.
+fn rebalance_verdict(state: &State, service: &Service, strategy: Strategy) -> Verdict {
+    use api::cluster::UpdateState;
+    let settled = service.update_status.as_ref().is_none_or(|u| {
+        matches!(
+            u.state,
+            UpdateState::Completed | UpdateState::RollbackCompleted
+        )
+    });
+    if !settled || !rebalance::wanted(service) {
+        return Verdict::Busy;
+    }
+    let batch = match policy::Update::of(&service.spec).parallelism {
+        0 => usize::MAX,
+        n => n as usize,
+    };
+    rebalance::verdict(state, service, strategy, batch)
 }
 
 /// One change per object: a later change of the same object wins (a task set to
@@ -128,6 +164,8 @@ fn dedupe(plan: Plan) -> Plan {
 
 #[cfg(test)]
 mod files_tests;
+#[cfg(test)]
+mod rebalance_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

@@ -158,7 +158,8 @@ pub fn replicas(spec: &ServiceSpec) -> u64 {
 }
 
 /// Whether a task made from `old` runs what `new` says: every field but the ones that
-/// only steer the orchestrator (replica count, update and rollback settings).
+/// only steer the orchestrator (replica count, update and rollback settings, service
+/// labels — `deploy.labels`, which swarm does not put on containers either).
 pub fn same_task_spec(old: &ServiceSpec, new: &ServiceSpec) -> bool {
     fn steering_cleared(spec: &ServiceSpec) -> ServiceSpec {
         let mut spec = spec.clone();
@@ -167,6 +168,7 @@ pub fn same_task_spec(old: &ServiceSpec, new: &ServiceSpec) -> bool {
             deploy.replicas = None;
             deploy.update_config = None;
             deploy.rollback_config = None;
+            deploy.labels.clear();
         }
         spec
     }

@@ -14,6 +14,9 @@ pub struct Sim {
     pub state: State,
     pub version: u64,
     pub now: Timestamp,
+    /// Place with the real scheduling pass and this strategy instead of the
+    /// simulation's fewest-tasks placement.
+    pub scheduler: Option<crate::scheduler::Strategy>,
     next_id: u64,
 }
 
@@ -23,6 +26,7 @@ impl Sim {
             state: State::default(),
             version: 0,
             now: Timestamp(1_000_000),
+            scheduler: None,
             next_id: 0,
         };
         for id in nodes {
@@ -117,8 +121,21 @@ impl Sim {
         panic!("the passes do not settle");
     }
 
-    /// Pending tasks go to the ready, active node with the fewest tasks.
+    /// Pending tasks go to the ready, active node with the fewest tasks (or where
+    /// the real scheduler puts them, when the simulation uses it).
     fn place(&mut self) -> bool {
+        if let Some(strategy) = self.scheduler {
+            let plan = super::schedule::plan(&self.state, strategy, self.now);
+            let placed: Vec<Change> = plan
+                .changes
+                .into_iter()
+                .filter(|c| match c {
+                    Change::Update(Object::Task(t)) => t.status.state == TaskState::Assigned,
+                    _ => false,
+                })
+                .collect();
+            return self.write(placed);
+        }
         let mut changes = Vec::new();
         let mut load: std::collections::BTreeMap<String, usize> = self
             .state

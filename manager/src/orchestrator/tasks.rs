@@ -8,6 +8,7 @@
 
 use super::change::{Change, Plan, ended, wanted};
 use super::policy::{Restart, Update, mode, replicas, same_task_spec};
+use super::rebalance::Verdict;
 use api::cluster::{
     Availability, Node, NodeState, Service, Task, TaskState, TaskStatus, Timestamp,
 };
@@ -106,16 +107,20 @@ enum Lost {
     Drained,
 }
 
-/// Plans the tasks of one service. `tasks` are all of its tasks; `ids` makes task ids.
+/// Plans the tasks of one service. `tasks` are all of its tasks; `rebalance` says
+/// which running tasks to move (see [`rebalance`](super::rebalance)); `ids` makes
+/// task ids.
 pub fn plan_service(
     service: &Service,
     tasks: &[&Task],
     cluster: &Cluster,
+    rebalance: &Verdict,
     ids: &mut dyn FnMut() -> String,
 ) -> Plan {
     let mut plan = Plan::default();
     let now = cluster.now;
     let restart = Restart::of(&service.spec);
+    let start_first = Update::of(&service.spec).order == UpdateOrder::StartFirst;
     let mut slots: BTreeMap<Slot, Vec<&Task>> = BTreeMap::new();
     for task in tasks {
         slots.entry(slot_of(task)).or_default().push(task);
@@ -239,10 +244,15 @@ pub fn plan_service(
         let (fresh, old): (Vec<&Task>, Vec<&Task>) = current
             .iter()
             .partition(|t| same_task_spec(&t.spec, &service.spec));
-        // The newest fresh task is the slot's; extra fresh ones (a duplicate) stop.
+        // The newest fresh task is the slot's; extra fresh ones (a duplicate) stop —
+        // but a running one that is being moved start-first runs until its
+        // replacement does.
         if let Some((newest, extra)) = fresh.split_last() {
+            let replacing = newest.status.state != TaskState::Running && start_first;
             for task in extra {
-                plan.push(Change::update_task(desire(task, TaskState::Shutdown)));
+                if !(replacing && task.status.state == TaskState::Running) {
+                    plan.push(Change::update_task(desire(task, TaskState::Shutdown)));
+                }
             }
             if newest.status.state == TaskState::Running {
                 last_started = last_started.max(Some(newest.status.timestamp));
@@ -277,8 +287,69 @@ pub fn plan_service(
             now,
             ids,
         ));
+    } else if outdated.is_empty() {
+        let moving: Vec<(&Slot, &Task)> = match rebalance {
+            Verdict::Move(ids) => live
+                .iter()
+                .filter(|(slot, _)| wanted_slots.contains(slot))
+                .filter_map(|(slot, current)| {
+                    let task = current.iter().rev().find(|t| ids.contains(&t.meta.id))?;
+                    Some((slot, *task))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let update = Update::of(&service.spec);
+        let moves = roll(service, &update, &moving, updating, last_started, now, ids);
+        let started = moves
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Create(_)))
+            .count() as u64;
+        if let Some(s) = rebalance_status(service, rebalance, started, now) {
+            plan.push(Change::update_service(s));
+        }
+        plan.merge(moves);
     }
     plan
+}
+
+/// The service with its rebalance status moved on, if it changes: moving once tasks
+/// move, completed once the strategy is satisfied.
+fn rebalance_status(
+    service: &Service,
+    verdict: &Verdict,
+    started_moves: u64,
+    now: Timestamp,
+) -> Option<Service> {
+    use api::cluster::{RebalanceState, RebalanceStatus};
+    let old = service.rebalance.clone();
+    let next = match (verdict, &old) {
+        (Verdict::Move(_), _) if started_moves > 0 => {
+            let mut s =
+                old.filter(|s| s.state == RebalanceState::Moving)
+                    .unwrap_or(RebalanceStatus {
+                        state: RebalanceState::Moving,
+                        started: now,
+                        ..RebalanceStatus::default()
+                    });
+            s.moved += started_moves;
+            s
+        }
+        (Verdict::Satisfied(message), Some(s)) if s.state != RebalanceState::Completed => {
+            RebalanceStatus {
+                state: RebalanceState::Completed,
+                started: if s.started.0 == 0 { now } else { s.started },
+                completed: Some(now),
+                moved: s.moved,
+                message: message.clone(),
+            }
+        }
+        _ => return None,
+    };
+    let mut service = service.clone();
+    service.rebalance = Some(next);
+    Some(service)
 }
 
 /// Keeps the service's update status (started, completed, paused, rolled back) and

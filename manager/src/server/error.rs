@@ -37,6 +37,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error("the cluster registry: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("build the HTTP client for {what}: {source}")]

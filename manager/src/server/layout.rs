@@ -57,6 +57,11 @@ impl Layout {
         self.dir.join("raft")
     }
 
+    /// Where the cluster registry keeps this manager's blobs.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.dir.join("registry")
+    }
+
     fn node_file(&self) -> PathBuf {
         self.dir.join("node.json")
     }

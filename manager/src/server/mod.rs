@@ -403,8 +403,14 @@ impl Manager {
             keyring.clone(),
         ));
         let dispatcher = Dispatcher::new(store.clone(), keyring, api.logs().clone());
+        let registry = crate::registry::Registry::open(
+            &layout.registry_dir(),
+            api.clone(),
+            Some((live_http_client(&live)?, "https".to_owned())),
+        )?;
         let app = router(shared.clone())
             .merge(dispatcher.router())
+            .merge(crate::registry::router(registry))
             .merge(crate::http::router(api.clone()))
             .layer(middleware::from_fn_with_state(store.clone(), caller::check));
         let mut tasks = JoinSet::new();

@@ -3,6 +3,7 @@
 use super::cluster::ClusterRecord;
 use super::table::{Record, Table};
 use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task};
+use api::registry::Manifest;
 use api::secret::{Config, Secret};
 
 /// Every table of the cluster state.
@@ -15,6 +16,7 @@ pub struct State {
     pub networks: Table<Network>,
     pub secrets: Table<Secret>,
     pub configs: Table<Config>,
+    pub manifests: Table<Manifest>,
     /// The cluster singleton (none before `orch manager init` wrote it).
     pub cluster: Option<ClusterRecord>,
 }
@@ -39,6 +41,7 @@ impl State {
             Kind::Network => self.networks.get(id).cloned().map(Record::into_object),
             Kind::Secret => self.secrets.get(id).cloned().map(Record::into_object),
             Kind::Config => self.configs.get(id).cloned().map(Record::into_object),
+            Kind::Manifest => self.manifests.get(id).cloned().map(Record::into_object),
         }
     }
 
@@ -52,6 +55,7 @@ impl State {
             Kind::Network => self.networks.get(id).map(|o| o.meta.version),
             Kind::Secret => self.secrets.get(id).map(|o| o.meta.version),
             Kind::Config => self.configs.get(id).map(|o| o.meta.version),
+            Kind::Manifest => self.manifests.get(id).map(|o| o.meta.version),
         }
     }
 
@@ -65,6 +69,7 @@ impl State {
             Object::Network(o) => self.networks.insert(o).map(Record::into_object),
             Object::Secret(o) => self.secrets.insert(o).map(Record::into_object),
             Object::Config(o) => self.configs.insert(o).map(Record::into_object),
+            Object::Manifest(o) => self.manifests.insert(o).map(Record::into_object),
         }
     }
 
@@ -78,6 +83,7 @@ impl State {
             Kind::Network => self.networks.remove(id).map(Record::into_object),
             Kind::Secret => self.secrets.remove(id).map(Record::into_object),
             Kind::Config => self.configs.remove(id).map(Record::into_object),
+            Kind::Manifest => self.manifests.remove(id).map(Record::into_object),
         }
     }
 
@@ -90,6 +96,7 @@ impl State {
         let networks = self.networks.iter().cloned().map(Record::into_object);
         let secrets = self.secrets.iter().cloned().map(Record::into_object);
         let configs = self.configs.iter().cloned().map(Record::into_object);
+        let manifests = self.manifests.iter().cloned().map(Record::into_object);
         nodes
             .chain(stacks)
             .chain(services)
@@ -97,6 +104,7 @@ impl State {
             .chain(networks)
             .chain(secrets)
             .chain(configs)
+            .chain(manifests)
     }
 
     /// The number of objects of `kind`.
@@ -109,6 +117,7 @@ impl State {
             Kind::Network => self.networks.len(),
             Kind::Secret => self.secrets.len(),
             Kind::Config => self.configs.len(),
+            Kind::Manifest => self.manifests.len(),
         }
     }
 }

@@ -41,6 +41,7 @@ fn table_of(kind: Kind) -> MetaTable {
         Kind::Network => TableDefinition::new("networks"),
         Kind::Secret => TableDefinition::new("secrets"),
         Kind::Config => TableDefinition::new("configs"),
+        Kind::Manifest => TableDefinition::new("manifests"),
     }
 }
 

@@ -18,8 +18,8 @@ pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitToken
     start_with(dir, CaConfig::default()).await
 }
 
-/// A manager on 127.0.0.1 (any port) with its data in `dir/name`.
-pub(crate) fn manager_config(dir: &TempDir, name: &str) -> ManagerConfig {
+/// A manager on a free loopback port keeping its data in `dir/name`.
+pub(crate) fn loopback(dir: &TempDir, name: &str) -> ManagerConfig {
     ManagerConfig {
         data_dir: dir.path().join(name),
         listen: "127.0.0.1:0".to_owned(),
@@ -34,7 +34,7 @@ pub(crate) async fn start_with(
     dir: &TempDir,
     ca: CaConfig,
 ) -> (Manager, manager::server::InitTokens) {
-    let config = manager_config(dir, "m1");
+    let config = loopback(dir, "m1");
     let settings = ClusterSettings {
         heartbeat_ms: 200,
         node_down_grace_ms: 1000,

@@ -8,6 +8,7 @@
 //! renewal, for a new key and the role the store says, and its refusals: [`renew`];
 //! managers leaving the raft group, only with a quorum: [`membership`]; a worker
 //! promoted to manager: [`promote`].
+//! The cluster image registry on two managers: [`registry`].
 
 mod ca;
 mod cluster;
@@ -17,6 +18,7 @@ mod http;
 mod membership;
 mod nodes;
 mod promote;
+mod registry;
 mod renew;
 mod single_node;
 mod storage_suite;

@@ -5,7 +5,7 @@
 //! two voters that still commit writes, and its certificate opens no raft RPC.
 
 use crate::common::TempDir;
-use crate::daemon::{manager_config, start};
+use crate::daemon::{loopback, start};
 use crate::nodes::Admin;
 use manager::server::{Layout, Manager, node_http_client};
 use reqwest::Method;
@@ -50,7 +50,7 @@ async fn managers_leave_the_raft_group_by_demotion_or_forced_removal_only_with_a
     let addr = m1.advertise().to_owned();
     let mut others = Vec::new();
     for name in ["m2", "m3", "m4"] {
-        let joined = Manager::join(manager_config(&dir, name), &addr, &tokens.manager)
+        let joined = Manager::join(loopback(&dir, name), &addr, &tokens.manager)
             .await
             .expect("a manager joins");
         others.push(joined);

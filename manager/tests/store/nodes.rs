@@ -346,7 +346,7 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
 async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
     let (dir, m1, init, admin) = setup("demote").await;
     let addr = m1.advertise().to_owned();
-    let config = crate::daemon::manager_config(&dir, "m2");
+    let config = crate::daemon::loopback(&dir, "m2");
     let m2 = Manager::join(config, &addr, &init.manager)
         .await
         .expect("a second manager joins");

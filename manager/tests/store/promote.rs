@@ -5,7 +5,7 @@
 //! serves the API and commits writes.
 
 use crate::common::TempDir;
-use crate::daemon::{manager_config, start};
+use crate::daemon::{loopback, start};
 use crate::nodes::Admin;
 use api::client::managers::post;
 use api::cluster::{NodeDescription, NodeRole, NodeState};
@@ -85,7 +85,7 @@ async fn a_promoted_worker_renews_as_a_manager_and_joins_the_raft_group() {
         .expect("the data key came with the certificate");
 
     // The node starts its manager from its own data directory.
-    let m2 = Manager::promote(manager_config(&dir, "w1"), live.clone())
+    let m2 = Manager::promote(loopback(&dir, "w1"), live.clone())
         .await
         .expect("the promoted node's manager joins");
     let voters = m1
@@ -101,15 +101,23 @@ async fn a_promoted_worker_renews_as_a_manager_and_joins_the_raft_group() {
         .put_node(&node.node_id, json!({"labels": {"promoted": "yes"}}))
         .await;
     assert_eq!(status, 200, "a write through the new manager: {body}");
-    let seen = m2
-        .store()
-        .view(|s| {
-            s.nodes
-                .get(&node.node_id)
-                .map(|n| (n.spec.role, n.status.state, n.meta.labels.clone()))
-        })
-        .value
-        .expect("the node, replicated to m2");
+    // m2 applies what the leader committed (a follower's view may lag a moment).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = m2
+            .store()
+            .view(|s| {
+                s.nodes
+                    .get(&node.node_id)
+                    .map(|n| (n.spec.role, n.status.state, n.meta.labels.clone()))
+            })
+            .value
+            .expect("the node, replicated to m2");
+        if seen.2.contains_key("promoted") || tokio::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(seen.0, NodeRole::Manager);
     assert_eq!(seen.1, NodeState::Ready);
     assert_eq!(seen.2.get("promoted").map(String::as_str), Some("yes"));

@@ -87,7 +87,7 @@ async fn a_demoted_manager_renews_as_a_worker() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = TempDir::new("renew-demote");
     let (m1, tokens) = start_with(&dir, CaConfig::default()).await;
-    let config = crate::daemon::manager_config(&dir, "m2");
+    let config = crate::daemon::loopback(&dir, "m2");
     let m2 = Manager::join(config, m1.advertise(), &tokens.manager)
         .await
         .expect("a second manager joins");

@@ -2,6 +2,7 @@
 //! and typed queries over its indexes.
 
 pub mod file;
+pub mod manifest;
 pub mod network;
 pub mod node;
 pub mod service;

@@ -194,6 +194,35 @@ async fn services_and_tasks_filter_by_their_indexes() {
     assert_eq!(updated.status, 200, "{}", updated.body);
     let shop = api.call(Method::GET, "/v1/services?stack=shop", None).await;
     assert_eq!(ids(&shop.body), ["cron", "db", "web"]);
+
+    // container_name names one container: three replicas with it are refused.
+    let named = json!({"id": "named", "spec": {"image": "x", "container_name": "one",
+        "deploy": {"replicas": 3}}});
+    let refused = api.call(Method::POST, "/v1/services", Some(named)).await;
+    assert_eq!((refused.status, refused.code()), (400, "invalid_argument"));
+    assert!(
+        refused.body.to_string().contains("container_name"),
+        "{}",
+        refused.body
+    );
+    // A rebalance is asked for on a replicated service, refused on a global one.
+    let asked = api
+        .call(Method::POST, "/v1/services/cron/rebalance", None)
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert_eq!(asked.body["rebalance"]["state"], "requested");
+    let global = json!({"id": "agentd", "spec": {"image": "x", "deploy": {"mode": "global"}}});
+    let created = api.call(Method::POST, "/v1/services", Some(global)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let refused = api
+        .call(Method::POST, "/v1/services/agentd/rebalance", None)
+        .await;
+    assert_eq!((refused.status, refused.code()), (400, "invalid_argument"));
+    let missing = api
+        .call(Method::POST, "/v1/services/nope/rebalance", None)
+        .await;
+    assert_eq!(missing.status, 404);
+
     let deleted = api.call(Method::DELETE, "/v1/tasks/t1", None).await;
     assert_eq!(deleted.status, 200);
     let deleted = api.call(Method::DELETE, "/v1/services/web", None).await;
