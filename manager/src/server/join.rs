@@ -151,22 +151,23 @@ pub(crate) async fn add_manager(
     Ok(Json(shared.members()))
 }
 
-/// Marks a manager's node ready at `addr`.
+/// Marks a manager's node ready, reached at `addr` unless it has an address already (a
+/// promoted worker's agent gave its host's; the overlay needs that one).
 pub(crate) async fn set_manager_ready(
     shared: &Shared,
     id: &str,
     addr: &str,
 ) -> Result<(), Failure> {
-    let ready = NodeStatus {
-        state: NodeState::Ready,
-        addr: Some(addr.to_owned()),
-        message: None,
-    };
     shared
         .store
         .update_node(id, |node| {
+            let ready = NodeStatus {
+                state: NodeState::Ready,
+                addr: node.status.addr.clone().or_else(|| Some(addr.to_owned())),
+                message: None,
+            };
             let changed = node.status != ready;
-            node.status = ready.clone();
+            node.status = ready;
             changed
         })
         .await?;

@@ -41,7 +41,7 @@ async fn a_promoted_worker_renews_as_a_manager_and_joins_the_raft_group() {
             hostname: "w1".to_owned(),
             ..NodeDescription::default()
         },
-        addr: None,
+        addr: Some("127.0.0.9".to_owned()),
     };
     let info: SessionInfo = post(&http, &addr, "/v1/session", "open", &open)
         .await
@@ -107,9 +107,10 @@ async fn a_promoted_worker_renews_as_a_manager_and_joins_the_raft_group() {
         let seen = m2
             .store()
             .view(|s| {
-                s.nodes
-                    .get(&node.node_id)
-                    .map(|n| (n.spec.role, n.status.state, n.meta.labels.clone()))
+                s.nodes.get(&node.node_id).map(|n| {
+                    let status = (n.status.state, n.status.addr.clone());
+                    (n.spec.role, status, n.meta.labels.clone())
+                })
             })
             .value
             .expect("the node, replicated to m2");
@@ -119,7 +120,11 @@ async fn a_promoted_worker_renews_as_a_manager_and_joins_the_raft_group() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(seen.0, NodeRole::Manager);
-    assert_eq!(seen.1, NodeState::Ready);
+    assert_eq!(
+        seen.1,
+        (NodeState::Ready, Some("127.0.0.9".to_owned())),
+        "the agent's address stays the node's (the overlay uses it)"
+    );
     assert_eq!(seen.2.get("promoted").map(String::as_str), Some("yes"));
     // Its agent's session goes on with the same identity.
     let info: Result<SessionInfo, _> =
