@@ -282,3 +282,29 @@ fn tokens_rotate_and_a_manager_is_updated_demoted_and_removed() {
     drop(m2);
     drop(m1);
 }
+
+#[test]
+fn a_manager_with_short_certificates_renews_its_own_and_keeps_serving() {
+    let tmp = super::Tmp::new("cert-expiry", &[]);
+    let dir: PathBuf = tmp.0.clone();
+    let text = cli_refused(&dir, &["manager", "init", "--cert-expiry", "500ms"]);
+    assert!(text.contains("at least 1s"), "{text}");
+
+    let m1 = start(&dir, "m1", &["init", "--cert-expiry", "3s"]);
+    let renewals = || {
+        std::fs::read_to_string(dir.join("m1.err"))
+            .unwrap_or_default()
+            .matches("renewed as manager")
+            .count()
+    };
+    // Three renewals: the certificate init made expired long ago.
+    eventually(30, "m1 renews its certificate three times", || {
+        (renewals() >= 3)
+            .then_some(())
+            .ok_or_else(|| std::fs::read_to_string(dir.join("m1.err")).unwrap_or_default())
+    });
+    // The CLI (CA pinned) connects anew and is served with the renewed certificate.
+    let nodes = cli_ok(&dir, &["node", "ls"]);
+    assert!(nodes.contains("manager"), "{nodes}");
+    drop(m1);
+}
