@@ -141,6 +141,8 @@ impl Renewal {
                     return RenewalEnd::Expired(expired);
                 }
                 Err(e) => {
+                    // A renewal for an announced role that failed is tried again too.
+                    tried_for = None;
                     let retry_in = retry_delay(&identity, SystemTime::now());
                     report(RenewalEvent::Failed {
                         why: e.to_string(),
