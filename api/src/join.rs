@@ -59,3 +59,32 @@ pub struct Member {
     /// Whether it votes (a learner does not).
     pub voter: bool,
 }
+
+/// `POST /v1/certificates/renew`: a node, authenticated by its current certificate
+/// (mutual TLS), asks for a new one for the key of its request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// A PKCS#10 request (PEM) for the key the node will use (it may be a new one).
+    pub csr_pem: String,
+}
+
+/// The answer to a renewal: the node's new certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResponse {
+    /// The node id (the same as before).
+    pub node_id: String,
+    /// The role the cluster's Node record gives the node now (a demoted manager's
+    /// certificate becomes a worker's).
+    pub role: NodeRole,
+    /// The node certificate (PEM).
+    pub cert_pem: String,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert_pem: String,
+    /// Addresses of the managers, leader first.
+    pub managers: Vec<String>,
+    /// The cluster's data key (base64), for a manager's certificate only (a promoted
+    /// worker needs it to start its manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<String>,
+}

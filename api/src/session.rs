@@ -29,6 +29,10 @@ pub struct SessionInfo {
     pub heartbeat_ms: u64,
     /// Every manager's address, the leader first (where to go when this one fails).
     pub managers: Vec<String>,
+    /// The role the cluster gives the node now: when its certificate names another one
+    /// (the node was promoted or demoted), the node renews its certificate at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::cluster::NodeRole>,
 }
 
 /// `POST /v1/session/heartbeat`.

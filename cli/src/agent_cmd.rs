@@ -33,13 +33,49 @@ pub struct AgentArgs {
     /// The address other nodes reach this node at.
     #[arg(long, value_name = "ADDR")]
     advertise: Option<String>,
+    /// Where the manager listens once this node is promoted (`orch node promote`).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:4242")]
+    manager_listen: String,
 }
 
-/// The node's cluster identity: joined once, kept in DATA/cluster.
-async fn cluster_session(
-    args: &AgentArgs,
-) -> anyhow::Result<Option<agent::worker::session::SessionConfig>> {
-    use manager::server::{Layout, NodeFile, client, node_http_client, raft_id};
+impl AgentArgs {
+    /// The manager this node runs once promoted: its data is the node's cluster
+    /// directory; it is reached at `--advertise` with the port of `--manager-listen`
+    /// when that listens on every address.
+    fn promoted_manager(&self) -> manager::server::ManagerConfig {
+        let unspecified = self
+            .manager_listen
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .filter(|addr| addr.ip().is_unspecified());
+        let advertise = match (unspecified, &self.advertise) {
+            (Some(listen), Some(host)) => Some(format!("{host}:{}", listen.port())),
+            _ => None,
+        };
+        manager::server::ManagerConfig {
+            data_dir: self.data_dir.join("cluster"),
+            listen: self.manager_listen.clone(),
+            advertise,
+            socket: None,
+            store: manager::store::StoreConfig::default(),
+        }
+    }
+}
+
+/// A node of a cluster: its session with the managers and the renewal of its
+/// certificate (which follows the role the session announces).
+pub struct ClusterNode {
+    pub session: agent::worker::session::SessionConfig,
+    pub renewal: manager::server::renewal::Renewal,
+    pub role: tokio::sync::watch::Sender<Option<api::cluster::NodeRole>>,
+}
+
+/// The node's cluster identity: joined once, kept in DATA/cluster; refused at start
+/// once its certificate expired (the node must join again).
+async fn cluster_session(args: &AgentArgs) -> anyhow::Result<Option<ClusterNode>> {
+    use manager::ca::LiveIdentity;
+    use manager::server::renewal::Renewal;
+    use manager::server::{Layout, client, live_http_client};
     let layout = Layout::new(&args.data_dir.join("cluster"));
     let node = match (layout.node()?, &args.join) {
         (Some(node), _) => node,
@@ -58,12 +94,7 @@ async fn cluster_session(
                     "that is a manager token: an agent joins with the worker token; a manager joins with `orch manager join`"
                 );
             }
-            let node = NodeFile {
-                node_id: joined.response.node_id.clone(),
-                raft_id: raft_id(&joined.response.node_id),
-                cluster_id: joined.response.cluster_id.clone(),
-            };
-            layout.save(&node, &joined.key, &joined.issued())?;
+            let node = joined.keep(&layout)?;
             let managers = joined.response.managers.join(",");
             layout.save_managers(&joined.response.managers)?;
             eprintln!(
@@ -74,17 +105,86 @@ async fn cluster_session(
         }
     };
     let identity = layout.identity(&node)?;
-    let mut managers = layout.managers()?;
-    if let Some(remote) = &args.join {
-        managers.retain(|m| m != remote);
-        managers.insert(0, remote.clone());
+    if let Err(expired) = identity.check(std::time::SystemTime::now()) {
+        anyhow::bail!(
+            "{expired}. This node cannot reconnect: remove {} and join again with \
+             `orch agent --join HOST:PORT --token <worker token>` (`orch token worker` on a \
+             manager prints it)",
+            layout.dir().display()
+        );
     }
-    Ok(Some(agent::worker::session::SessionConfig {
-        http: node_http_client(&identity)?,
-        managers,
-        description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
-        addr: args.advertise.clone(),
+    let joined = args.join.clone();
+    let managers = {
+        let layout = layout.clone();
+        move || {
+            let mut managers = layout.managers().unwrap_or_default();
+            if let Some(remote) = &joined {
+                managers.retain(|m| m != remote);
+                managers.insert(0, remote.clone());
+            }
+            managers
+        }
+    };
+    let live = LiveIdentity::new(identity)?;
+    let http = live_http_client(&live)?;
+    let (role, announced) = tokio::sync::watch::channel(None);
+    Ok(Some(ClusterNode {
+        role,
+        session: agent::worker::session::SessionConfig {
+            http,
+            managers: managers(),
+            description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
+            addr: args.advertise.clone(),
+        },
+        renewal: Renewal {
+            live,
+            layout,
+            managers: std::sync::Arc::new(managers),
+            announced: Some(announced),
+        },
     }))
+}
+
+/// Renews the node's certificate until it expires (then says what to do); a node whose
+/// certificate is a manager's (it was promoted) runs its manager until `stop`.
+async fn renew(
+    renewal: manager::server::renewal::Renewal,
+    config: manager::server::ManagerConfig,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use manager::server::Manager;
+    use manager::server::renewal::{RenewalEnd, render};
+    let live = renewal.live.clone();
+    if live.get().role() == api::cluster::NodeRole::Worker {
+        let end = renewal
+            .run(|event| eprintln!("orch agent: {}", render(&event)))
+            .await;
+        if let RenewalEnd::Expired(expired) = end {
+            eprintln!(
+                "orch agent: {expired}. This node cannot reconnect: join it again with \
+                 `orch agent --join HOST:PORT --token <worker token>` on a new data directory"
+            );
+            return;
+        }
+    }
+    // A manager's certificate: the manager renews it from now on.
+    let manager = match Manager::promote(config, live).await {
+        Ok(manager) => manager,
+        Err(e) => {
+            eprintln!(
+                "orch agent: this node was promoted, but its manager cannot start: {e}; \
+                 fix that (see --manager-listen) and restart the agent"
+            );
+            return;
+        }
+    };
+    eprintln!(
+        "orch agent: promoted: node {} serves as a manager on {}",
+        manager.node_id(),
+        manager.advertise()
+    );
+    let _ = stop.await;
+    manager.shutdown().await;
 }
 
 fn upstream(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -112,8 +212,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("orch agent: shutting down");
         };
-        let session = cluster_session(&args).await?;
-        serve_node(
+        let node = cluster_session(&args).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (session, role, renewing) = match node {
+            Some(node) => {
+                let task = tokio::spawn(renew(node.renewal, args.promoted_manager(), stopped));
+                (Some(node.session), node.role, Some(task))
+            }
+            None => (None, tokio::sync::watch::channel(None).0, None),
+        };
+        let served = serve_node(
             EngineConfig {
                 data_dir: args.data_dir,
                 socket: args.socket,
@@ -122,9 +230,21 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 cluster_registry: None,
             },
             session,
+            role,
             shutdown,
         )
-        .await
+        .await;
+        let _ = stop.send(());
+        if let Some(task) = renewing {
+            // A manager it runs stops cleanly; a renewal in flight is cut.
+            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                eprintln!("orch agent: the manager did not stop within 10 s");
+            }
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -135,6 +255,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
 pub async fn serve_node(
     mut engine: EngineConfig,
     session: Option<agent::worker::session::SessionConfig>,
+    role: tokio::sync::watch::Sender<Option<api::cluster::NodeRole>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // The cluster's registry is served by the managers the session knows, the
@@ -154,6 +275,7 @@ pub async fn serve_node(
         assignments,
         reports,
         logs,
+        role,
     };
     let mut worker = Vec::new();
     if let Some(config) = session {

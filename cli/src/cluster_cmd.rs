@@ -31,20 +31,22 @@ pub enum NodeCommand {
     },
     /// Change a node's labels or availability.
     Update(UpdateArgs),
-    /// Make a worker a manager: refused, with what to run on its host instead.
+    /// Make a worker a manager.
     ///
-    /// orch managers are `orch manager` processes with their own raft log, so a worker
-    /// is not turned into one in place: run `orch manager join --token <manager token>
-    /// HOST:PORT` on its host (`orch token manager` prints the line).
+    /// Its agent hears of it on its session, renews its certificate as a manager's at
+    /// once and starts a manager in its own process (listening on its
+    /// `--manager-listen`, data in its data directory), which joins the raft group.
     Promote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
     },
     /// Make a manager a worker: it leaves the raft group.
     ///
-    /// From then on its certificate counts as a worker's (no control API, no raft); remove
-    /// it with `orch node rm`. The last manager is refused, and so is the current leader:
-    /// stop its `orch manager` so another manager is elected, then demote it.
+    /// From then on its certificate counts as a worker's (no control API, no raft), and
+    /// its next renewal makes it one; remove it with `orch node rm`. The last manager is
+    /// refused, and so is the current leader (stop its `orch manager` so another manager
+    /// is elected, then demote it), and a demotion that would leave the raft group
+    /// without a majority of answering managers.
     Demote {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
@@ -52,12 +54,12 @@ pub enum NodeCommand {
     /// Remove a node: its certificate is revoked and its tasks are replaced elsewhere.
     ///
     /// Its open connections are cut and its next connection is refused: a removed agent
-    /// must join again with a token. A ready node needs --force; a manager in the raft
-    /// group must be demoted first.
+    /// must join again with a token. A ready node needs --force; so does a manager in
+    /// the raft group, which then leaves it first (as `orch node demote` checks).
     Rm {
         /// The node: an id, a unique id prefix, or a hostname.
         node: String,
-        /// Remove it even while it is ready (its agent holds a session).
+        /// Remove it even while it is ready (its agent holds a session) or a raft member.
         #[arg(short, long)]
         force: bool,
     },

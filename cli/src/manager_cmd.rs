@@ -32,6 +32,10 @@ pub enum ManagerCommand {
         /// with the label `orch.strategy`).
         #[arg(long, value_name = "STRATEGY", default_value = "spread")]
         strategy: manager::scheduler::Strategy,
+        /// How long node certificates are valid (at least 1s); nodes renew theirs
+        /// after two thirds of it.
+        #[arg(long, value_name = "DURATION", default_value = "2160h", value_parser = cert_expiry)]
+        cert_expiry: Duration,
     },
     /// Join a cluster as a manager (with its manager token), then serve it.
     Join {
@@ -82,6 +86,16 @@ fn duration(text: &str) -> Result<Duration, String> {
     api::units::parse_duration(text).map(api::units::Duration::to_std)
 }
 
+fn cert_expiry(text: &str) -> Result<Duration, String> {
+    let expiry = duration(text)?;
+    if expiry < Duration::from_secs(1) {
+        return Err(format!(
+            "certificates must be valid for at least 1s, not {text}"
+        ));
+    }
+    Ok(expiry)
+}
+
 impl DaemonArgs {
     /// The engine and worker to run beside the manager (`--agent`).
     fn node(&self) -> Option<(PathBuf, EngineConfig)> {
@@ -128,13 +142,17 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
                 heartbeat,
                 node_down_grace,
                 strategy,
+                cert_expiry,
             } => {
                 let settings = ClusterSettings {
                     heartbeat_ms: millis(heartbeat),
                     node_down_grace_ms: millis(node_down_grace),
                     strategy,
                 };
-                let (manager, tokens) = Manager::init(daemon.config(), settings)
+                let ca = manager::ca::CaConfig {
+                    node_cert_validity: cert_expiry,
+                };
+                let (manager, tokens) = Manager::init(daemon.config(), settings, ca)
                     .await
                     .context("initialize the cluster")?;
                 let context = CliContext {
@@ -179,8 +197,10 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
                 Ok(())
             }
             Some((data_dir, engine)) => {
-                let session = own_session(&data_dir, manager.advertise())?;
-                crate::agent_cmd::serve_node(engine, Some(session), wait_for_signal()).await
+                let session = own_session(&data_dir, &manager)?;
+                // A manager's own node needs no role announcements: it renews as a manager.
+                let role = tokio::sync::watch::channel(None).0;
+                crate::agent_cmd::serve_node(engine, Some(session), role, wait_for_signal()).await
             }
         };
         eprintln!("orch manager: shutting down");
@@ -190,18 +210,15 @@ pub fn run(cmd: ManagerCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The worker session of the manager's own node (`--agent`): its certificate, this
-/// manager first, and the advertised host as the node's address.
+/// The worker session of the manager's own node (`--agent`): its certificate (as the
+/// manager renews it), this manager first, and the advertised host as the node's
+/// address.
 fn own_session(
     data_dir: &std::path::Path,
-    advertise: &str,
+    manager: &Manager,
 ) -> anyhow::Result<agent::worker::session::SessionConfig> {
-    use manager::server::{Layout, node_http_client};
-    let layout = Layout::new(data_dir);
-    let node = layout
-        .node()?
-        .context("the manager has no node identity in its data directory")?;
-    let identity = layout.identity(&node)?;
+    let advertise = manager.advertise();
+    let layout = manager::server::Layout::new(data_dir);
     let host = advertise
         .rsplit_once(':')
         .map_or(advertise, |(host, _)| host)
@@ -216,7 +233,7 @@ fn own_session(
             .filter(|m| m != advertise),
     );
     Ok(agent::worker::session::SessionConfig {
-        http: node_http_client(&identity)?,
+        http: manager::server::live_http_client(manager.identity())?,
         managers,
         description: agent::worker::session::describe_host(env!("CARGO_PKG_VERSION")),
         addr: Some(host.to_owned()),

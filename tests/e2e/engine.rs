@@ -191,6 +191,11 @@ impl Agent {
         }
     }
 
+    /// Use these `orch agent` flags from the next (re)start on.
+    pub fn set_flags(&mut self, flags: &[&str]) {
+        self.flags = flags.iter().map(|f| f.to_string()).collect();
+    }
+
     /// Start the engine again on the same data dir and socket.
     pub fn restart(&mut self) {
         self.child = Some(self.spawn());

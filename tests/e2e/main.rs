@@ -1,12 +1,16 @@
 //! End-to-end tests of the `orch` binary: `orch config` on real files, and the
 //! engine daemon with its image commands ([`engine`]), the container runtime
 //! ([`runtime`]), the worker's executor over a real engine ([`worker`]), stacks on
-//! a local cluster ([`stack`]) with secrets and configs ([`secrets`]).
+//! a local cluster ([`stack`]) with secrets and configs ([`secrets`]), certificate
+//! renewal under a live session ([`renew`]) and a worker promoted to manager
+//! ([`promote`]).
 
 mod cluster;
 mod engine;
 mod logs;
 mod network;
+mod promote;
+mod renew;
 mod runtime;
 mod secrets;
 mod stack;

@@ -6,7 +6,7 @@
 
 use api::client::ClientError;
 use api::client::managers::post_to_leader;
-use api::cluster::NodeDescription;
+use api::cluster::{NodeDescription, NodeRole};
 use api::error::ErrorCode;
 use api::logs::LogPublish;
 use api::session::{Assignments, Heartbeat, SessionInfo, SessionOpen, StatusBatch, TaskReport};
@@ -29,6 +29,9 @@ pub struct Work {
     /// Log batches to publish (the log readers produce them; sent on the open
     /// session, dropped when it breaks).
     pub logs: mpsc::Receiver<LogPublish>,
+    /// The role the managers give this node, as the last session answer said (the
+    /// certificate's renewal follows it).
+    pub role: watch::Sender<Option<NodeRole>>,
 }
 
 /// What a session needs.
@@ -115,6 +118,8 @@ pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(S
             }
         };
         backoff = Duration::from_millis(200);
+        work.role
+            .send_if_modified(|role| replace_if_other(role, info.role));
         if !info.managers.is_empty() {
             managers = info.managers.clone();
         }
@@ -125,7 +130,7 @@ pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(S
         });
         let session_id = info.session_id.clone();
         let why = tokio::select! {
-            why = beat(&config.http, &leader, info, &mut managers) => why,
+            why = beat(&config.http, &leader, info, &mut managers, &work.role) => why,
             why = follow(&config.http, &leader, &session_id, &work.assignments) => why,
             why = send_reports(&config.http, &leader, &session_id, &mut work.reports, &mut unsent) => why,
             why = send_logs(&config.http, &leader, &session_id, &mut work.logs) => why,
@@ -147,6 +152,7 @@ async fn beat(
     leader: &str,
     mut info: SessionInfo,
     managers: &mut Vec<String>,
+    role: &watch::Sender<Option<NodeRole>>,
 ) -> String {
     loop {
         tokio::time::sleep(Duration::from_millis(info.heartbeat_ms.max(50))).await;
@@ -169,6 +175,7 @@ async fn beat(
                 if !next.managers.is_empty() {
                     *managers = next.managers.clone();
                 }
+                role.send_if_modified(|role| replace_if_other(role, next.role));
                 info = next;
             }
             Ok(Err(ClientError::Api(e))) if e.code == ErrorCode::NotFound => {
@@ -178,6 +185,13 @@ async fn beat(
             Err(_) => return format!("no heartbeat answer from {leader} in time"),
         }
     }
+}
+
+/// Sets `role` to `next` if it is another; says whether it changed.
+fn replace_if_other(role: &mut Option<NodeRole>, next: Option<NodeRole>) -> bool {
+    let changed = *role != next;
+    *role = next;
+    changed
 }
 
 /// Follows the assignment stream of the session; returns why it ended.

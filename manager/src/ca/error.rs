@@ -110,6 +110,9 @@ pub enum CaError {
     /// The certificate handed to a node is not for the node's own key.
     #[error("the certificate issued to node {node} is not for this node's key")]
     KeyMismatch { node: String },
+    /// A renewed certificate names another node or comes from another CA.
+    #[error("the renewed certificate of node {node} is for node {other} or of another cluster CA")]
+    NotSameNode { node: String, other: String },
 
     // --- failures of this manager or node --------------------------------------------
     /// The stored CA (or node) certificate or key cannot be used.

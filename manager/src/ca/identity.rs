@@ -6,6 +6,7 @@
 //! `orch://node/<id>?role=<worker|manager>` is what orch reads and trusts.
 
 use super::error::{CaError, role_name};
+use super::state::CLOCK_SKEW;
 use api::cluster::NodeRole;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::pki_types::CertificateDer;
@@ -279,14 +280,17 @@ impl NodeIdentity {
         super::verify::check_validity(&self.peer, now)
     }
 
-    /// When to renew: once two thirds of the certificate's lifetime have passed.
+    /// When to renew: once two thirds of the certificate's lifetime have passed. The
+    /// lifetime counts from issuance (`not_before` is [`CLOCK_SKEW`] earlier), so a
+    /// short-lived certificate is not due at once.
     pub fn renew_after(&self) -> SystemTime {
+        let issued = self.peer.not_before + CLOCK_SKEW;
         let lifetime = self
             .peer
             .not_after
-            .duration_since(self.peer.not_before)
+            .duration_since(issued)
             .unwrap_or_default();
-        self.peer.not_before + lifetime / 3 * 2
+        self.peer.not_after - lifetime / 3
     }
 }
 

@@ -52,17 +52,20 @@ impl CaState {
 
     /// Renews the certificate of a node that presents its current one (`current`, DER,
     /// e.g. the peer certificate of its mutual-TLS connection): it must be this CA's,
-    /// valid at `now` and not of a removed node. The new certificate has the same node id
-    /// and role, for the key of `csr_pem` (the node may have made a new key).
+    /// valid at `now` and not of a removed node. The new certificate has the same node id,
+    /// for the key of `csr_pem` (the node may have made a new key), and `role`: the one
+    /// the cluster's Node record says now (a demoted manager gets a worker's), never the
+    /// one the request or the old certificate claims.
     pub fn renew(
         &mut self,
         current: &CertificateDer<'_>,
+        role: NodeRole,
         csr_pem: &str,
         now: SystemTime,
     ) -> Result<IssuedCert, CaError> {
         let ca = self.ca_cert()?;
         let peer: PeerIdentity = verify_peer(&ca, current, &[], Usage::Client, now, &self.removed)?;
-        self.sign(&peer.node_id, peer.role, csr_pem, now)
+        self.sign(&peer.node_id, role, csr_pem, now)
     }
 
     fn sign(

@@ -72,10 +72,7 @@ fn a_joined_node_has_a_certificate_the_ca_verifies() {
         ("n1", NodeRole::Worker)
     );
     assert!(identity.check(now()).is_ok());
-    assert_eq!(
-        identity.renew_after(),
-        identity.peer().not_before + (90 * DAY + CLOCK_SKEW) / 3 * 2
-    );
+    assert_eq!(identity.renew_after(), identity.peer().not_after - 30 * DAY);
 
     let cert_der = der(&issued);
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
@@ -201,7 +198,7 @@ fn a_removed_node_gets_nothing_and_is_refused() {
         Err(CaError::Removed { ref node }) if node == "n1"
     ));
     assert!(matches!(
-        ca.renew(&der(&issued), &csr, now()),
+        ca.renew(&der(&issued), NodeRole::Worker, &csr, now()),
         Err(CaError::Removed { .. })
     ));
 }
@@ -224,7 +221,7 @@ fn an_expired_certificate_is_refused_with_its_date() {
     assert_eq!(identity.check(now()).unwrap_err().to_string(), expected);
     let csr = NodeKey::generate().unwrap().csr().unwrap();
     assert!(matches!(
-        ca.renew(&der(&issued), &csr, now()),
+        ca.renew(&der(&issued), NodeRole::Worker, &csr, now()),
         Err(CaError::Expired { .. })
     ));
     let too_early = verify(&ca, &issued, now() - 20 * DAY).unwrap_err();
@@ -241,7 +238,12 @@ fn renewal_keeps_id_and_role_for_a_new_key() {
     let new_key = NodeKey::generate().unwrap();
     let later = now() + 70 * DAY;
     let renewed = ca
-        .renew(&der(&first), &new_key.csr().unwrap(), later)
+        .renew(
+            &der(&first),
+            NodeRole::Manager,
+            &new_key.csr().unwrap(),
+            later,
+        )
         .unwrap();
     assert_eq!(
         (renewed.node_id.as_str(), renewed.role),
@@ -250,6 +252,23 @@ fn renewal_keeps_id_and_role_for_a_new_key() {
     assert_eq!(renewed.not_after, later + 90 * DAY);
     let identity = NodeIdentity::new(new_key, &renewed).unwrap();
     assert_eq!(identity.role(), NodeRole::Manager);
+}
+
+#[test]
+fn renewal_takes_the_role_it_is_given_not_the_old_certificates() {
+    let mut ca = ca();
+    let (_, first) = join(&mut ca, NodeRole::Manager, "m1", now());
+    let key = NodeKey::generate().unwrap();
+    let renewed = ca
+        .renew(&der(&first), NodeRole::Worker, &key.csr().unwrap(), now())
+        .unwrap();
+    assert_eq!(
+        renewed.role,
+        NodeRole::Worker,
+        "a demoted manager renews as a worker"
+    );
+    let identity = NodeIdentity::new(key, &renewed).unwrap();
+    assert_eq!(identity.role(), NodeRole::Worker);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! - [`identity`]: what a certificate says about its node ([`PeerIdentity`]): CN = node
 //!   id, OU = role, and the SAN URI `orch://node/<id>?role=<worker|manager>` that orch
 //!   reads; what a node keeps ([`NodeIdentity`]).
+//! - [`live`]: [`LiveIdentity`], an identity TLS configurations read at each handshake,
+//!   replaced when the certificate is renewed.
 //! - [`verify`]: the pure check of a node certificate at `now` ([`verify_peer`]).
 //! - [`tls`]: rustls configurations for managers (client certificates optional or
 //!   required, removal checked at each handshake through [`Revocations`]), for joining
@@ -19,6 +21,7 @@
 pub mod error;
 pub mod identity;
 pub mod issue;
+pub mod live;
 pub mod state;
 pub mod tls;
 pub mod token;
@@ -26,6 +29,7 @@ pub mod verify;
 
 pub use error::{CaError, TokenProblem};
 pub use identity::{IssuedCert, NodeIdentity, NodeKey, PeerIdentity, check_node_id};
+pub use live::LiveIdentity;
 pub use state::{CaConfig, CaState, init};
 pub use tls::{
     ClientAuth, Revocations, SERVER_NAME, join_client_config, node_client_config, peer_identity,

@@ -17,13 +17,14 @@
 //! removed node is refused at its next connection.
 
 use super::error::CaError;
-use super::identity::{NodeIdentity, PeerIdentity, system_time};
+use super::identity::{PeerIdentity, system_time};
+use super::live::LiveIdentity;
 use super::token::{CaDigest, JoinToken};
 use super::verify::{CaCert, Usage, verify_peer};
 use api::cluster::NodeRole;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
@@ -81,15 +82,15 @@ pub enum ClientAuth {
 }
 
 /// The server configuration of a manager: its own certificate chain (node certificate
-/// and CA certificate, so joining nodes can pin the CA) and a client verifier over the
-/// cluster CA and `revocations`.
+/// and CA certificate, so joining nodes can pin the CA), read from `identity` at each
+/// handshake, and a client verifier over the cluster CA and `revocations`.
 pub fn server_config(
-    identity: &NodeIdentity,
+    identity: &LiveIdentity,
     revocations: Revocations,
     client_auth: ClientAuth,
 ) -> Result<ServerConfig, CaError> {
     let provider = provider();
-    let ca = CaCert::from_der(identity.ca_cert().clone())?;
+    let ca = CaCert::from_der(identity.get().ca_cert().clone())?;
     let verifier = NodeClientVerifier {
         hints: vec![DistinguishedName::from(ca.subject().to_vec())],
         ca,
@@ -101,11 +102,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()
         .map_err(tls)?
         .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(
-            vec![identity.cert().clone(), identity.ca_cert().clone()],
-            private_key(identity)?,
-        )
-        .map_err(tls)?;
+        .with_cert_resolver(Arc::new(identity.clone()));
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(config)
@@ -135,12 +132,12 @@ pub fn pinned_client_config(ca: CaDigest) -> Result<ClientConfig, CaError> {
     Ok(config)
 }
 
-/// The client configuration of a node with a certificate: presents it, and trusts
-/// managers of the cluster CA.
-pub fn node_client_config(identity: &NodeIdentity) -> Result<ClientConfig, CaError> {
+/// The client configuration of a node with a certificate: presents it (as `identity`
+/// holds it at each handshake), and trusts managers of the cluster CA.
+pub fn node_client_config(identity: &LiveIdentity) -> Result<ClientConfig, CaError> {
     let provider = provider();
     let verifier = ClusterServerVerifier {
-        ca: CaCert::from_der(identity.ca_cert().clone())?,
+        ca: CaCert::from_der(identity.get().ca_cert().clone())?,
         algorithms: provider.signature_verification_algorithms,
     };
     let mut config = ClientConfig::builder_with_provider(provider)
@@ -148,8 +145,7 @@ pub fn node_client_config(identity: &NodeIdentity) -> Result<ClientConfig, CaErr
         .map_err(tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(vec![identity.cert().clone()], private_key(identity)?)
-        .map_err(tls)?;
+        .with_client_cert_resolver(Arc::new(identity.clone()));
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
@@ -169,13 +165,6 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn tls(source: rustls::Error) -> CaError {
     CaError::Tls { source }
-}
-
-fn private_key(identity: &NodeIdentity) -> Result<PrivateKeyDer<'static>, CaError> {
-    let key = identity.key().key_pair()?;
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        key.serialize_der(),
-    )))
 }
 
 fn unix(now: UnixTime) -> std::time::SystemTime {

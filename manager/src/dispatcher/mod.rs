@@ -100,11 +100,15 @@ impl Dispatcher {
         Err(Refusal(error))
     }
 
-    fn info(&self, session_id: String) -> SessionInfo {
+    fn info(&self, node: &str, session_id: String) -> SessionInfo {
         SessionInfo {
             session_id,
             heartbeat_ms: self.settings().heartbeat_ms,
             managers: self.store.managers_leader_first(),
+            role: self
+                .store
+                .view(|s| s.nodes.get(node).map(|n| n.spec.role))
+                .value,
         }
     }
 
@@ -213,7 +217,7 @@ async fn open(
     let grace = d.settings().node_down_grace();
     d.sessions()
         .open(&node, &session_id, Instant::now() + grace);
-    Ok(Json(d.info(session_id)))
+    Ok(Json(d.info(&node, session_id)))
 }
 
 async fn heartbeat(
@@ -236,5 +240,5 @@ async fn heartbeat(
             ),
         ));
     }
-    Ok(Json(d.info(req.session_id)))
+    Ok(Json(d.info(&node, req.session_id)))
 }

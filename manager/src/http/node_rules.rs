@@ -2,10 +2,12 @@
 //! it: changing its role (promote, demote) and removing it. The handlers in
 //! [`super::nodes`] act on the verdict; the refusals are data, rendered at the edge.
 //!
-//! orch's managers are separate `orch manager` processes with their own raft log, so a
-//! worker (an `orch agent`) cannot turn into one in place: promotion is refused with
-//! what to run on the host instead. Demotion takes a manager out of the raft group (it
-//! stops voting and replicating) and makes its certificate count as a worker's.
+//! Promotion marks a worker a manager: its agent, told so by its session, renews its
+//! certificate as a manager's and starts a manager in its own process, which joins the
+//! raft group. Demotion (and a forced removal) takes a manager out
+//! of the raft group (it stops voting and replicating) and makes its certificate count
+//! as a worker's; it needs a majority of the voters to answer both before and after
+//! (raft's joint consensus), else it would hang the cluster's writes.
 
 use api::cluster::{Node, NodeRole, NodeState};
 use api::error::ErrorCode;
@@ -20,8 +22,24 @@ pub struct RaftView {
     pub member: bool,
     /// The node leads the raft group.
     pub leader: bool,
+    /// The node votes.
+    pub voter: bool,
     /// Voters other than this node.
     pub other_voters: usize,
+    /// Of those, how many hold the leader's latest log entry (the leader does).
+    pub answering_others: usize,
+    /// Whether this node holds it.
+    pub answering: bool,
+}
+
+impl RaftView {
+    /// Whether a majority answers both among the voters now and among the voters left
+    /// without this node.
+    fn quorum_without_node(&self) -> bool {
+        let before = self.answering_others + usize::from(self.voter && self.answering);
+        let voters = self.other_voters + usize::from(self.voter);
+        before * 2 > voters && self.answering_others * 2 > self.other_voters
+    }
 }
 
 /// What a role change does, once allowed.
@@ -29,6 +47,8 @@ pub struct RaftView {
 pub enum RoleChange {
     /// The node has that role already (or no role was asked for).
     Keep,
+    /// Mark the worker a manager (its agent starts the manager).
+    Promote,
     /// Mark the node a worker; with `leave_raft`, first take it out of the raft group.
     Demote { leave_raft: bool },
 }
@@ -36,13 +56,17 @@ pub enum RoleChange {
 /// Why a node cannot be changed or removed as asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeRefusal {
-    /// A worker cannot become a manager in place.
-    Promote { node: String },
     /// The node is the only voter of the raft group.
     LastManager { node: String },
     /// The node leads the raft group (it would have to remove itself).
     Leader { node: String },
-    /// The node is a raft member: it must be demoted before it is removed.
+    /// Too few voters answer to change the membership without this node.
+    Quorum {
+        node: String,
+        answering: usize,
+        voters: usize,
+    },
+    /// The node is a raft member: it must be demoted (or removed with force).
     RemoveMember { node: String },
     /// The node has a live session: removing it needs `force`.
     RemoveReady { node: String },
@@ -51,13 +75,6 @@ pub enum NodeRefusal {
 impl fmt::Display for NodeRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NodeRefusal::Promote { node } => write!(
-                f,
-                "node {node} is a worker and cannot be promoted in place: orch managers are \
-                 `orch manager` processes with their own raft log. On its host run \
-                 `orch manager join --token <manager token> <manager address>` (`orch token \
-                 manager` prints the line): the host gets a manager node next to this one"
-            ),
             NodeRefusal::LastManager { node } => write!(
                 f,
                 "node {node} is the last manager of the cluster: join another manager \
@@ -69,10 +86,22 @@ impl fmt::Display for NodeRefusal {
                  `orch manager` on its host so another manager is elected (the others must \
                  be a majority: with two managers, join a third first), then demote it"
             ),
+            NodeRefusal::Quorum {
+                node,
+                answering,
+                voters,
+            } => write!(
+                f,
+                "taking manager {node} out of the raft group needs a majority of the \
+                 managers to answer, with it and without it, and only {answering} of the \
+                 {voters} voters hold the latest log entry: start the managers that are \
+                 down (or wait until they caught up), then try again"
+            ),
             NodeRefusal::RemoveMember { node } => write!(
                 f,
                 "node {node} is a manager in the raft group: demote it first with `orch \
-                 node demote {node}`, then remove it"
+                 node demote {node}`, then remove it, or remove it at once with `orch node \
+                 rm --force {node}` (which takes it out of the raft group)"
             ),
             NodeRefusal::RemoveReady { node } => write!(
                 f,
@@ -86,9 +115,9 @@ impl fmt::Display for NodeRefusal {
 impl From<NodeRefusal> for HttpError {
     fn from(refusal: NodeRefusal) -> HttpError {
         let node = match &refusal {
-            NodeRefusal::Promote { node }
-            | NodeRefusal::LastManager { node }
+            NodeRefusal::LastManager { node }
             | NodeRefusal::Leader { node }
+            | NodeRefusal::Quorum { node, .. }
             | NodeRefusal::RemoveMember { node }
             | NodeRefusal::RemoveReady { node } => node.clone(),
         };
@@ -104,34 +133,61 @@ pub fn role_change(
     role: Option<NodeRole>,
     raft: RaftView,
 ) -> Result<RoleChange, NodeRefusal> {
-    let id = || node.meta.id.clone();
     match (node.spec.role, role) {
         (_, None) | (NodeRole::Worker, Some(NodeRole::Worker)) => Ok(RoleChange::Keep),
         (NodeRole::Manager, Some(NodeRole::Manager)) => Ok(RoleChange::Keep),
-        (NodeRole::Worker, Some(NodeRole::Manager)) => Err(NodeRefusal::Promote { node: id() }),
+        (NodeRole::Worker, Some(NodeRole::Manager)) => Ok(RoleChange::Promote),
         (NodeRole::Manager, Some(NodeRole::Worker)) if !raft.member => {
             Ok(RoleChange::Demote { leave_raft: false })
         }
-        (NodeRole::Manager, Some(NodeRole::Worker)) if raft.other_voters == 0 => {
-            Err(NodeRefusal::LastManager { node: id() })
+        (NodeRole::Manager, Some(NodeRole::Worker)) => {
+            may_leave_raft(node, raft)?;
+            Ok(RoleChange::Demote { leave_raft: true })
         }
-        (NodeRole::Manager, Some(NodeRole::Worker)) if raft.leader => {
-            Err(NodeRefusal::Leader { node: id() })
-        }
-        (NodeRole::Manager, Some(NodeRole::Worker)) => Ok(RoleChange::Demote { leave_raft: true }),
     }
 }
 
-/// Whether `node` may be removed (`force`: even while its agent holds a session).
-pub fn removal(node: &Node, force: bool, raft: RaftView) -> Result<(), NodeRefusal> {
+/// Whether raft member `node` may leave the raft group.
+fn may_leave_raft(node: &Node, raft: RaftView) -> Result<(), NodeRefusal> {
+    let id = || node.meta.id.clone();
+    if raft.voter && raft.other_voters == 0 {
+        return Err(NodeRefusal::LastManager { node: id() });
+    }
+    if raft.leader {
+        return Err(NodeRefusal::Leader { node: id() });
+    }
+    if !raft.quorum_without_node() {
+        return Err(NodeRefusal::Quorum {
+            node: id(),
+            answering: raft.answering_others + usize::from(raft.voter && raft.answering),
+            voters: raft.other_voters + usize::from(raft.voter),
+        });
+    }
+    Ok(())
+}
+
+/// What a removal does, once allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// First take the node out of the raft group.
+    pub leave_raft: bool,
+}
+
+/// Whether `node` may be removed (`force`: even while its agent holds a session, or
+/// while it is a raft member, which it then leaves first).
+pub fn removal(node: &Node, force: bool, raft: RaftView) -> Result<Removal, NodeRefusal> {
     let id = || node.meta.id.clone();
     if raft.member {
-        return Err(NodeRefusal::RemoveMember { node: id() });
+        if !force {
+            return Err(NodeRefusal::RemoveMember { node: id() });
+        }
+        may_leave_raft(node, raft)?;
+        return Ok(Removal { leave_raft: true });
     }
     if node.status.state == NodeState::Ready && !force {
         return Err(NodeRefusal::RemoveReady { node: id() });
     }
-    Ok(())
+    Ok(Removal { leave_raft: false })
 }
 
 #[cfg(test)]
@@ -151,8 +207,11 @@ mod tests {
 
     const MEMBER: RaftView = RaftView {
         member: true,
+        voter: true,
         leader: false,
         other_voters: 2,
+        answering_others: 2,
+        answering: true,
     };
 
     #[test]
@@ -165,10 +224,10 @@ mod tests {
             role_change(&worker, Some(NodeRole::Worker), none),
             Ok(RoleChange::Keep)
         );
-        assert!(matches!(
+        assert_eq!(
             role_change(&worker, Some(NodeRole::Manager), none),
-            Err(NodeRefusal::Promote { .. })
-        ));
+            Ok(RoleChange::Promote)
+        );
         assert_eq!(
             role_change(&manager, Some(NodeRole::Worker), MEMBER),
             Ok(RoleChange::Demote { leave_raft: true })
@@ -205,10 +264,73 @@ mod tests {
         assert!(removal(&node(NodeRole::Worker, NodeState::Ready), true, none).is_ok());
         assert!(removal(&node(NodeRole::Worker, NodeState::Down), false, none).is_ok());
         assert!(matches!(
-            removal(&node(NodeRole::Manager, NodeState::Down), true, MEMBER),
+            removal(&node(NodeRole::Manager, NodeState::Down), false, MEMBER),
             Err(NodeRefusal::RemoveMember { .. })
+        ));
+        assert_eq!(
+            removal(&node(NodeRole::Manager, NodeState::Ready), true, MEMBER),
+            Ok(Removal { leave_raft: true })
+        );
+        let leader = RaftView {
+            leader: true,
+            ..MEMBER
+        };
+        assert!(matches!(
+            removal(&node(NodeRole::Manager, NodeState::Ready), true, leader),
+            Err(NodeRefusal::Leader { .. })
         ));
         let message = NodeRefusal::RemoveReady { node: "n1".into() }.to_string();
         assert!(message.contains("--force"), "{message}");
+    }
+
+    #[test]
+    fn leaving_the_raft_group_needs_a_majority_before_and_after() {
+        let manager = node(NodeRole::Manager, NodeState::Ready);
+        let demote = |raft| role_change(&manager, Some(NodeRole::Worker), raft);
+        // Three voters, all answer: two of two remain.
+        assert!(demote(MEMBER).is_ok());
+        // Three voters, one of the others is down: one of two would remain.
+        let one_down = RaftView {
+            answering_others: 1,
+            ..MEMBER
+        };
+        assert!(matches!(
+            demote(one_down),
+            Err(NodeRefusal::Quorum {
+                answering: 2,
+                voters: 3,
+                ..
+            })
+        ));
+        // The node itself is down: the two others still make a majority of three and of two.
+        let itself_down = RaftView {
+            answering: false,
+            ..MEMBER
+        };
+        assert!(demote(itself_down).is_ok());
+        // Two voters, the node is down: the old group has no majority to commit the change.
+        let pair_down = RaftView {
+            other_voters: 1,
+            answering_others: 1,
+            answering: false,
+            ..MEMBER
+        };
+        assert!(matches!(demote(pair_down), Err(NodeRefusal::Quorum { .. })));
+        // A learner leaves whatever the voters do.
+        let learner = RaftView {
+            voter: false,
+            other_voters: 1,
+            answering_others: 1,
+            answering: false,
+            ..MEMBER
+        };
+        assert!(demote(learner).is_ok());
+        let message = NodeRefusal::Quorum {
+            node: "n1".into(),
+            answering: 1,
+            voters: 2,
+        }
+        .to_string();
+        assert!(message.contains("only 1 of the 2 voters"), "{message}");
     }
 }

@@ -19,6 +19,7 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
 
 /// What a user may change of a node; an absent field keeps its value.
@@ -30,8 +31,8 @@ pub struct NodeUpdate {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Availability>,
-    /// `worker` demotes a manager (it leaves the raft group); `manager` on a worker is
-    /// refused with what to run on its host instead.
+    /// `worker` demotes a manager (it leaves the raft group); `manager` promotes a worker
+    /// (its agent renews its certificate as a manager's and starts a manager).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<NodeRole>,
 }
@@ -118,9 +119,10 @@ pub async fn get(
 }
 
 /// Change a node's labels, availability or role, if it is still at the version read.
-/// A role change is checked by [`node_rules::role_change`]: a worker cannot be promoted
-/// in place (the answer says what to run), and demoting a manager takes it out of the
-/// raft group first (never the last manager, nor the leader itself).
+/// A role change is checked by [`node_rules::role_change`]: a promoted worker's agent
+/// starts a manager once its certificate is renewed, and demoting a manager takes it out
+/// of the raft group first (never the last manager, nor the leader itself, nor without a
+/// majority answering).
 #[utoipa::path(put, path = "/v1/nodes/{id}", tag = "nodes",
     request_body = NodeUpdate,
     params(
@@ -157,7 +159,12 @@ pub async fn update(
         }
         .into());
     }
-    let change = node_rules::role_change(&current, body.role, raft_view(&api, &id))?;
+    let raft = if body.role == Some(NodeRole::Worker) {
+        raft_view(&api, &id).await?
+    } else {
+        RaftView::default()
+    };
+    let change = node_rules::role_change(&current, body.role, raft)?;
     let mut node = body.apply(current);
     if let RoleChange::Demote { leave_raft: leave } = change {
         if leave {
@@ -169,13 +176,20 @@ pub async fn update(
             "demoted from manager: out of the raft group; remove it with `orch node rm {id}`"
         ));
     }
+    if change == RoleChange::Promote {
+        node.status.message = Some(
+            "promoted: its agent renews its certificate as a manager's and starts a manager \
+             (once it holds a session)"
+                .to_owned(),
+        );
+    }
     resource::update(&api, node, version).await
 }
 
 /// Remove a node from the cluster: its certificate is refused from its next request on
 /// (it must join again with a token), and its tasks are replaced elsewhere. A node
-/// whose agent holds a session needs `force`; a manager in the raft group must be
-/// demoted first.
+/// whose agent holds a session needs `force`; a manager in the raft group is demoted
+/// first, or with `force` taken out of the raft group (as a demotion checks it).
 #[utoipa::path(delete, path = "/v1/nodes/{id}", tag = "nodes",
     params(
         ("id" = String, Path, description = "The node's id"),
@@ -186,7 +200,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The node as it was", body = Node),
         (status = 404, description = "No such node", body = ErrorEnvelope),
-        (status = 409, description = "The node changed since the version given, is ready (without `force`), or is a raft member", body = ErrorEnvelope),
+        (status = 409, description = "The node changed since the version given, is ready (without `force`), is a raft member (without `force`), or cannot leave the raft group (the last manager, the leader, too few managers answering)", body = ErrorEnvelope),
     ))]
 pub async fn delete(
     State(api): State<Arc<ApiState>>,
@@ -209,7 +223,10 @@ pub async fn delete(
             }
             .into());
         };
-        node_rules::removal(&node, force, raft_view(&api, &id))?;
+        let removal = node_rules::removal(&node, force, raft_view(&api, &id).await?)?;
+        if removal.leave_raft {
+            leave_raft(&api, &id).await?;
+        }
         let delete = Command::delete(Kind::Node, &id, Some(version.unwrap_or(node.meta.version)));
         // Without a cluster CA (a bare store) there is no certificate to revoke.
         let write = match record {
@@ -252,15 +269,54 @@ pub async fn delete(
 /// How many times a removal is tried again when another write won.
 const CAS_TRIES: usize = 16;
 
-/// What the raft group (as this manager, the leader, sees it) says about node `id`.
-fn raft_view(api: &ApiState, id: &str) -> RaftView {
+/// How long the voters get to acknowledge the probe entry of [`raft_view`].
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// What the raft group (as this manager, the leader, sees it) says about node `id`. For
+/// a member, a no-op entry is committed first, and the voters that hold it within
+/// [`PROBE_WAIT`] are the ones answering (a voter that stopped holds an older entry).
+async fn raft_view(api: &ApiState, id: &str) -> Result<RaftView, HttpError> {
     let raft = raft_id(id);
     let metrics = api.store().metrics();
     let membership = metrics.membership_config.membership();
-    RaftView {
-        member: membership.nodes().any(|(n, _)| *n == raft),
+    let member = membership.nodes().any(|(n, _)| *n == raft);
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let mut view = RaftView {
+        member,
+        voter: voters.contains(&raft),
         leader: metrics.current_leader == Some(raft),
-        other_voters: membership.voter_ids().filter(|v| *v != raft).count(),
+        other_voters: voters.iter().filter(|v| **v != raft).count(),
+        answering_others: 0,
+        answering: false,
+    };
+    if !member {
+        return Ok(view);
+    }
+    let probe = api
+        .store()
+        .write(Command::Batch {
+            commands: Vec::new(),
+        })
+        .await?
+        .version;
+    let deadline = tokio::time::Instant::now() + PROBE_WAIT;
+    loop {
+        let metrics = api.store().metrics();
+        let holds = |voter: u64| {
+            voter == metrics.id
+                || metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&voter).cloned().flatten())
+                    .is_some_and(|log| log.index >= probe)
+        };
+        view.answering = holds(raft);
+        view.answering_others = voters.iter().filter(|v| **v != raft && holds(**v)).count();
+        let all = view.answering_others == view.other_voters && (view.answering || !view.voter);
+        if all || tokio::time::Instant::now() >= deadline {
+            return Ok(view);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

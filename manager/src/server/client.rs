@@ -3,6 +3,7 @@
 //! leader to make it a raft member. Used by `orch manager join` and `orch agent --join`.
 
 use super::error::ServerError;
+use super::layout::{Layout, NodeFile, raft_id};
 use crate::ca::{self, CaError, IssuedCert, JoinToken, NodeKey};
 use api::client::ClientError;
 use api::client::managers::post_to_leader;
@@ -26,6 +27,17 @@ impl Joined {
             ca_cert_pem: self.response.ca_cert_pem.clone(),
             not_after: SystemTime::UNIX_EPOCH,
         }
+    }
+
+    /// Keeps the node's identity in `layout` (`node.json` last) and returns who it is.
+    pub fn keep(&self, layout: &Layout) -> Result<NodeFile, ServerError> {
+        let node = NodeFile {
+            node_id: self.response.node_id.clone(),
+            raft_id: raft_id(&self.response.node_id),
+            cluster_id: self.response.cluster_id.clone(),
+        };
+        layout.save(&node, &self.key, &self.issued())?;
+        Ok(node)
     }
 }
 
@@ -79,7 +91,7 @@ pub async fn add_manager(
 }
 
 /// A failed call to a manager, in the daemon's terms.
-fn call_error(addr: &str, op: &'static str, e: ClientError) -> ServerError {
+pub(crate) fn call_error(addr: &str, op: &'static str, e: ClientError) -> ServerError {
     match e {
         ClientError::Api(error) => ServerError::Refused {
             addr: addr.to_owned(),

@@ -67,6 +67,12 @@ pub enum ServerError {
     },
     #[error("the cluster has no record yet (its first manager did not finish `orch manager init`)")]
     NoCluster,
+    #[error("no manager known to ask (the raft group has no members yet)")]
+    NoManagers,
+    #[error(
+        "node {node} holds a worker's certificate: it starts a manager only once promoted and renewed"
+    )]
+    NotPromoted { node: String },
     #[error("generate {what}: the system's random source failed")]
     Random { what: &'static str },
     #[error(

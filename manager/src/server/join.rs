@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// How often a write of the cluster record is retried when another write won.
-const CAS_TRIES: usize = 16;
+pub(crate) const CAS_TRIES: usize = 16;
 
 /// `POST /v1/join`.
 pub(crate) async fn join(
@@ -86,17 +86,27 @@ pub(crate) async fn join(
 
 /// The cluster record, read linearizably (so only the leader issues certificates).
 async fn cluster_record(shared: &Shared) -> Result<Arc<ClusterRecord>, Failure> {
+    Ok(cluster_record_and(shared, |_| ()).await?.0)
+}
+
+/// The cluster record and what `f` reads of the state, in one linearizable read.
+pub(crate) async fn cluster_record_and<T>(
+    shared: &Shared,
+    f: impl FnOnce(&crate::store::State) -> T,
+) -> Result<(Arc<ClusterRecord>, T), Failure> {
     let read = shared
         .store
-        .read(|state| state.cluster.clone())
+        .read(|state| (state.cluster.clone(), f(state)))
         .await
         .map_err(Failure::from)?;
-    read.value.map(Arc::new).ok_or_else(|| {
+    let (record, value) = read.value;
+    let record = record.ok_or_else(|| {
         Failure::new(
             ErrorCode::Unavailable,
             "the cluster has no CA yet: its first manager has not finished `orch manager init`",
         )
-    })
+    })?;
+    Ok((Arc::new(record), value))
 }
 
 /// `POST /v1/managers`: the calling manager (by its certificate) becomes a voter.
@@ -141,22 +151,23 @@ pub(crate) async fn add_manager(
     Ok(Json(shared.members()))
 }
 
-/// Marks a manager's node ready at `addr`.
+/// Marks a manager's node ready, reached at `addr` unless it has an address already (a
+/// promoted worker's agent gave its host's; the overlay needs that one).
 pub(crate) async fn set_manager_ready(
     shared: &Shared,
     id: &str,
     addr: &str,
 ) -> Result<(), Failure> {
-    let ready = NodeStatus {
-        state: NodeState::Ready,
-        addr: Some(addr.to_owned()),
-        message: None,
-    };
     shared
         .store
         .update_node(id, |node| {
+            let ready = NodeStatus {
+                state: NodeState::Ready,
+                addr: node.status.addr.clone().or_else(|| Some(addr.to_owned())),
+                message: None,
+            };
             let changed = node.status != ready;
-            node.status = ready.clone();
+            node.status = ready;
             changed
         })
         .await?;

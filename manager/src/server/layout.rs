@@ -4,6 +4,7 @@
 //! DATA/node.json      who this manager is (node id, raft id, cluster id)
 //! DATA/node/key.pem   its private key (0600), never sent anywhere
 //! DATA/node/cert.pem  its node certificate
+//! DATA/node/*.next.pem a renewed key and certificate while they replace the two above
 //! DATA/node/ca.pem    the cluster CA certificate
 //! DATA/node/data.key  the cluster's data key (0600): seals secrets (see keyring)
 //! DATA/raft/          the replicated store (log.redb, state.redb)
@@ -192,9 +193,52 @@ impl Layout {
         })
     }
 
+    /// Keeps a renewed key and certificate in place of the old ones. Both are written
+    /// whole beside them first (`key.next.pem`, `cert.next.pem`), then renamed over them,
+    /// the certificate last: a crash in between is finished by the next read
+    /// ([`Layout::identity`]), so the key and certificate kept always match.
+    pub fn save_renewed(&self, key: &NodeKey, issued: &IssuedCert) -> Result<(), ServerError> {
+        let dir = self.identity_dir();
+        write_file(&dir.join("key.next.pem"), key.pem().as_bytes(), 0o600)?;
+        write_file(
+            &dir.join("cert.next.pem"),
+            issued.cert_pem.as_bytes(),
+            0o644,
+        )?;
+        self.finish_renewal()
+    }
+
+    /// Moves a renewed key and certificate into place if a renewal left them: only once
+    /// the certificate is complete (it is written last); a lone new key is dropped.
+    fn finish_renewal(&self) -> Result<(), ServerError> {
+        let dir = self.identity_dir();
+        let (next_key, next_cert) = (dir.join("key.next.pem"), dir.join("cert.next.pem"));
+        let rename = |from: &Path, to: &Path| {
+            std::fs::rename(from, to).map_err(|source| ServerError::Io {
+                op: "rename into place",
+                path: to.to_owned(),
+                source,
+            })
+        };
+        if next_cert.exists() {
+            if next_key.exists() {
+                rename(&next_key, &dir.join("key.pem"))?;
+            }
+            rename(&next_cert, &dir.join("cert.pem"))?;
+        } else if next_key.exists() {
+            std::fs::remove_file(&next_key).map_err(|source| ServerError::Io {
+                op: "remove",
+                path: next_key.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     /// The identity kept by [`Layout::save`].
     pub fn identity(&self, node: &NodeFile) -> Result<NodeIdentity, ServerError> {
         let dir = self.identity_dir();
+        self.finish_renewal()?;
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|source| ServerError::Io {
@@ -268,6 +312,53 @@ mod tests {
         let mode = std::fs::metadata(dir.join("node/data.key")).unwrap();
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_renewal_is_finished_or_dropped_at_the_next_read() {
+        use crate::ca::{CaConfig, init};
+        use api::cluster::NodeRole;
+        let dir = std::env::temp_dir().join(format!("orch-layout-renew-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _cleanup = Cleanup(dir.clone());
+        let layout = Layout::new(&dir);
+        let now = std::time::SystemTime::now();
+        let mut ca = init("c1", &CaConfig::default(), now).unwrap();
+        let token = ca.token(NodeRole::Worker).unwrap();
+        let mut make = || {
+            let key = NodeKey::generate().unwrap();
+            let issued = ca.issue(&token, &key.csr().unwrap(), "n1", now).unwrap();
+            (key, issued)
+        };
+        let (key, issued) = make();
+        let node = NodeFile {
+            node_id: "n1".into(),
+            raft_id: raft_id("n1"),
+            cluster_id: "c1".into(),
+        };
+        layout.save(&node, &key, &issued).unwrap();
+        let ids = dir.join("node");
+        // Crashed after the new key was written, before the certificate was: dropped.
+        let (next_key, next) = make();
+        write_file(&ids.join("key.next.pem"), next_key.pem().as_bytes(), 0o600).unwrap();
+        assert_eq!(layout.identity(&node).unwrap().key().pem(), key.pem());
+        assert!(!ids.join("key.next.pem").exists());
+        // Crashed after the key was moved, before the certificate was: finished.
+        write_file(&ids.join("key.next.pem"), next_key.pem().as_bytes(), 0o600).unwrap();
+        write_file(&ids.join("cert.next.pem"), next.cert_pem.as_bytes(), 0o644).unwrap();
+        std::fs::rename(ids.join("key.next.pem"), ids.join("key.pem")).unwrap();
+        let read = layout.identity(&node).unwrap();
+        assert_eq!(read.key().pem(), next_key.pem());
+        assert!(!ids.join("cert.next.pem").exists());
+    }
+
+    /// Removes a test directory, also when the test fails.
+    struct Cleanup(PathBuf);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! is removed, so its long-lived streams end and it must connect again — which the TLS
 //! verifier refuses.
 
-use super::Caller;
+use super::{Caller, PeerCert};
 use crate::ca::peer_identity;
 use crate::store::ClusterRecord;
 use axum::Router;
@@ -56,6 +56,12 @@ pub(crate) async fn serve_tls(
             else {
                 return;
             };
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| PeerCert(cert.clone().into_owned()));
             let caller = match peer_identity(stream.get_ref().1) {
                 Ok(Some(peer)) => Caller::Node {
                     id: peer.node_id,
@@ -64,13 +70,13 @@ pub(crate) async fn serve_tls(
                 _ => Caller::Anonymous,
             };
             let Caller::Node { id, .. } = &caller else {
-                serve_connection(TokioIo::new(stream), app, caller).await;
+                serve_connection(TokioIo::new(stream), app, caller, None).await;
                 return;
             };
             let id = id.clone();
             // Dropping the connection closes it, and every stream on it.
             tokio::select! {
-                () = serve_connection(TokioIo::new(stream), app, caller) => {}
+                () = serve_connection(TokioIo::new(stream), app, caller, cert) => {}
                 () = removal(&mut cluster, &id) => {}
             }
         });
@@ -106,16 +112,25 @@ pub(crate) async fn serve_unix(listener: UnixListener, app: Router) {
             continue;
         };
         let app = app.clone();
-        connections.spawn(serve_connection(TokioIo::new(stream), app, Caller::Local));
+        connections.spawn(serve_connection(
+            TokioIo::new(stream),
+            app,
+            Caller::Local,
+            None,
+        ));
     }
 }
 
-async fn serve_connection<IO>(io: TokioIo<IO>, app: Router, caller: Caller)
+/// Serve one connection; its requests carry `caller` and the certificate it presented.
+async fn serve_connection<IO>(io: TokioIo<IO>, app: Router, caller: Caller, cert: Option<PeerCert>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(caller.clone());
+        if let Some(cert) = &cert {
+            req.extensions_mut().insert(cert.clone());
+        }
         req
     });
     let _ = auto::Builder::new(TokioExecutor::new())

@@ -6,6 +6,8 @@
 //! - `caller`: the store's word on a certified caller at each request (removed nodes
 //!   refused, demoted managers count as workers).
 //! - [`join`]: `POST /v1/join` and `POST /v1/managers`; [`client`]: the joining side.
+//! - `renew`: `POST /v1/certificates/renew`; [`renewal`]: the node side, which renews
+//!   in the background and switches the node's TLS identity without a restart.
 //! - [`failure`]: the daemon's endpoints' answers in the API's error shape.
 //! - [`error`]: the daemon's error type, [`ServerError`].
 //!
@@ -19,11 +21,13 @@ mod failure;
 mod join;
 pub mod layout;
 mod listen;
+mod renew;
+pub mod renewal;
 
 pub use error::ServerError;
 pub use layout::{Layout, NodeFile, raft_id, random_id};
 
-use crate::ca::{self, CaConfig, ClientAuth, NodeIdentity, NodeKey, Revocations};
+use crate::ca::{self, CaConfig, ClientAuth, LiveIdentity, NodeIdentity, NodeKey, Revocations};
 use crate::dispatcher::Dispatcher;
 use crate::http::{ApiState, Forwarder, Tokens};
 use crate::keyring::Keyring;
@@ -46,6 +50,11 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
 pub use crate::http::Caller;
+
+/// The certificate a caller presented on its TLS connection (DER), beside its
+/// [`Caller`] in the request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerCert(pub rustls::pki_types::CertificateDer<'static>);
 
 /// How to run a manager.
 #[derive(Clone, Debug)]
@@ -116,6 +125,7 @@ impl Shared {
 /// store.
 pub struct Manager {
     shared: Arc<Shared>,
+    live: LiveIdentity,
     addr: SocketAddr,
     advertise: String,
     tasks: JoinSet<()>,
@@ -123,6 +133,12 @@ pub struct Manager {
 
 /// The HTTP client of a node with a certificate: mutual TLS to managers of its cluster.
 pub fn node_http_client(identity: &NodeIdentity) -> Result<reqwest::Client, ServerError> {
+    live_http_client(&LiveIdentity::new(identity.clone())?)
+}
+
+/// The HTTP client of a node whose certificate is renewed: each new connection presents
+/// the certificate `identity` holds then.
+pub fn live_http_client(identity: &LiveIdentity) -> Result<reqwest::Client, ServerError> {
     let mut tls = ca::node_client_config(identity)?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     reqwest::Client::builder()
@@ -145,9 +161,11 @@ fn hostname() -> String {
 impl Manager {
     /// `orch manager init`: a new cluster with this manager as its only member — the
     /// CA, the join tokens, an API token, this manager's certificate and Node object.
+    /// `ca` sets the node certificates' lifetime.
     pub async fn init(
         config: ManagerConfig,
         settings: ClusterSettings,
+        ca: CaConfig,
     ) -> Result<(Manager, InitTokens), ServerError> {
         let layout = Layout::new(&config.data_dir);
         layout.check_empty()?;
@@ -155,7 +173,7 @@ impl Manager {
         let cluster_id = random_id(10, "a cluster id")?;
         let node_id = random_id(10, "a node id")?;
         let now = SystemTime::now();
-        let mut ca_state = ca::init(&cluster_id, &CaConfig::default(), now)?;
+        let mut ca_state = ca::init(&cluster_id, &ca, now)?;
         let key = NodeKey::generate()?;
         let manager_token = ca_state.token(NodeRole::Manager)?;
         let issued = ca_state.issue(&manager_token, &key.csr()?, &node_id, now)?;
@@ -177,7 +195,15 @@ impl Manager {
         })?;
         layout.save_data_key(&keyring)?;
         layout.save(&node, &key, &issued)?;
-        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let manager = Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await?;
         let store = &manager.shared.store;
         store
             .initialize(BTreeMap::from([(
@@ -241,11 +267,6 @@ impl Manager {
                     .to_owned(),
             });
         }
-        let node = NodeFile {
-            node_id: joined.response.node_id.clone(),
-            raft_id: raft_id(&joined.response.node_id),
-            cluster_id: joined.response.cluster_id.clone(),
-        };
         let data_key =
             joined
                 .response
@@ -261,11 +282,50 @@ impl Manager {
             source,
         })?;
         layout.save_data_key(&keyring)?;
-        layout.save(&node, &joined.key, &joined.issued())?;
+        let node = joined.keep(&layout)?;
         let identity = layout.identity(&node)?;
         let http = node_http_client(&identity)?;
-        let manager = Manager::serve(&config, layout, node, identity, listener, advertise).await?;
+        let manager = Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await?;
         let managers = joined.response.managers.clone();
+        client::add_manager(&http, &managers, &manager.advertise).await?;
+        manager
+            .shared
+            .store
+            .wait_for_leader(Duration::from_secs(10))
+            .await?;
+        Ok(manager)
+    }
+
+    /// A worker that was promoted starts its manager: from its data directory (where its
+    /// renewal kept the manager certificate and the cluster's data key) with `live`, the
+    /// identity its agent uses too, then becomes a voting raft member like a manager
+    /// that joined.
+    pub async fn promote(
+        config: ManagerConfig,
+        live: LiveIdentity,
+    ) -> Result<Manager, ServerError> {
+        let layout = Layout::new(&config.data_dir);
+        let node = layout.node()?.ok_or_else(|| ServerError::NotInitialized {
+            dir: config.data_dir.clone(),
+        })?;
+        let identity = live.get();
+        if identity.role() != NodeRole::Manager {
+            return Err(ServerError::NotPromoted {
+                node: node.node_id.clone(),
+            });
+        }
+        let managers = layout.managers()?;
+        let (listener, advertise) = bind(&config).await?;
+        let http = live_http_client(&live)?;
+        let manager = Manager::serve(&config, layout, node, live, listener, advertise).await?;
         client::add_manager(&http, &managers, &manager.advertise).await?;
         manager
             .shared
@@ -283,14 +343,22 @@ impl Manager {
         })?;
         let identity = layout.identity(&node)?;
         let (listener, advertise) = bind(&config).await?;
-        Manager::serve(&config, layout, node, identity, listener, advertise).await
+        Manager::serve(
+            &config,
+            layout,
+            node,
+            LiveIdentity::new(identity)?,
+            listener,
+            advertise,
+        )
+        .await
     }
 
     async fn serve(
         config: &ManagerConfig,
         layout: Layout,
         node: NodeFile,
-        identity: NodeIdentity,
+        live: LiveIdentity,
         listener: tokio::net::TcpListener,
         advertise: String,
     ) -> Result<Manager, ServerError> {
@@ -302,7 +370,7 @@ impl Manager {
             })?;
         let mut store_config = config.store.clone();
         store_config.transport = Some(Transport {
-            client: node_http_client(&identity)?,
+            client: live_http_client(&live)?,
             scheme: "https",
         });
         let store = Arc::new(
@@ -315,7 +383,7 @@ impl Manager {
             .await?,
         );
         let revocations = Revocations::default();
-        let mut tls = ca::server_config(&identity, revocations.clone(), ClientAuth::Optional)?;
+        let mut tls = ca::server_config(&live, revocations.clone(), ClientAuth::Optional)?;
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let ca_cert_pem = layout.ca_cert_pem()?;
         let keyring = Arc::new(layout.data_key()?);
@@ -329,7 +397,7 @@ impl Manager {
             store.clone(),
             Tokens::default(),
             Some(Forwarder {
-                client: node_http_client(&identity)?,
+                client: live_http_client(&live)?,
                 scheme: "https".to_owned(),
             }),
             keyring.clone(),
@@ -338,7 +406,7 @@ impl Manager {
         let registry = crate::registry::Registry::open(
             &layout.registry_dir(),
             api.clone(),
-            Some((node_http_client(&identity)?, "https".to_owned())),
+            Some((live_http_client(&live)?, "https".to_owned())),
         )?;
         let app = router(shared.clone())
             .merge(dispatcher.router())
@@ -361,9 +429,24 @@ impl Manager {
             let unix = bind_unix(path)?;
             tasks.spawn(listen::serve_unix(unix, app));
         }
-        tasks.spawn(follow_cluster(store, revocations, api));
+        tasks.spawn(follow_cluster(store.clone(), revocations, api));
+        let renewal = renewal::Renewal {
+            live: live.clone(),
+            layout,
+            managers: Arc::new(move || store.managers_leader_first()),
+            announced: None,
+        };
+        tasks.spawn(async move {
+            let end = renewal
+                .run(|event| eprintln!("orch manager: {}", renewal::render(&event)))
+                .await;
+            if let renewal::RenewalEnd::Expired(expired) = end {
+                eprintln!("orch manager: {expired}");
+            }
+        });
         Ok(Manager {
             shared,
+            live,
             addr,
             advertise,
             tasks,
@@ -378,6 +461,12 @@ impl Manager {
     /// The address other nodes reach it at.
     pub fn advertise(&self) -> &str {
         &self.advertise
+    }
+
+    /// This manager's node identity as its TLS server and clients use it (renewed in
+    /// the background), e.g. for the worker session of `--agent`.
+    pub fn identity(&self) -> &LiveIdentity {
+        &self.live
     }
 
     /// The cluster CA certificate (PEM), for clients to pin.
@@ -482,6 +571,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/join", post(join::join))
         .route("/v1/managers", post(join::add_manager))
+        .route("/v1/certificates/renew", post(renew::renew))
         .with_state(shared)
         .merge(raft)
 }

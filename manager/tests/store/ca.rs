@@ -71,7 +71,12 @@ impl Manager {
 
     async fn serve(state: CaState, identity: &NodeIdentity, client_auth: ClientAuth) -> Manager {
         let revocations = Revocations::new(state.removed_nodes().clone());
-        let config = ca::server_config(identity, revocations.clone(), client_auth).unwrap();
+        let config = ca::server_config(
+            &ca::LiveIdentity::new(identity.clone()).unwrap(),
+            revocations.clone(),
+            client_auth,
+        )
+        .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -180,7 +185,7 @@ async fn handle(acceptor: &TlsAcceptor, tcp: TcpStream, state: &Mutex<CaState>) 
                 state
                     .lock()
                     .unwrap()
-                    .renew(current, &request.csr, SystemTime::now())
+                    .renew(current, peer.role, &request.csr, SystemTime::now())
                     .map_err(|err| err.to_string())
             });
         let (reply, outcome) = match result {
@@ -287,7 +292,11 @@ async fn hello(
     addr: SocketAddr,
     identity: &NodeIdentity,
 ) -> std::io::Result<(Reply, PeerIdentity)> {
-    let mut tls = connect(ca::node_client_config(identity).unwrap(), addr).await?;
+    let mut tls = connect(
+        ca::node_client_config(&ca::LiveIdentity::new(identity.clone()).unwrap()).unwrap(),
+        addr,
+    )
+    .await?;
     let server = ca::peer_identity(tls.get_ref().1)
         .unwrap()
         .expect("the manager presented a certificate");
@@ -324,9 +333,12 @@ async fn a_node_renews_its_certificate_over_mutual_tls_with_a_new_key() {
     let mut manager = Manager::start("c1", ClientAuth::Optional).await;
     let node = join_ok(&mut manager, NodeRole::Manager, "m2").await;
 
-    let mut tls = connect(ca::node_client_config(&node).unwrap(), manager.addr)
-        .await
-        .unwrap();
+    let mut tls = connect(
+        ca::node_client_config(&ca::LiveIdentity::new(node.clone()).unwrap()).unwrap(),
+        manager.addr,
+    )
+    .await
+    .unwrap();
     let mut reader = BufReader::new(&mut tls);
     let mut greeting = String::new();
     reader.read_line(&mut greeting).await.unwrap();

@@ -9,10 +9,14 @@ use api::client::managers::post;
 use api::cluster::{NodeDescription, NodeState};
 use api::error::ErrorCode;
 use api::session::{Heartbeat, SessionInfo, SessionOpen};
-use manager::ca::{JoinToken, NodeIdentity, TokenSecret};
+use manager::ca::{CaConfig, JoinToken, NodeIdentity, TokenSecret};
 use manager::server::{Manager, ManagerConfig, ServerError, client, node_http_client};
 use manager::store::ClusterSettings;
 use std::time::{Duration, Instant};
+
+pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
+    start_with(dir, CaConfig::default()).await
+}
 
 /// A manager on a free loopback port keeping its data in `dir/name`.
 pub(crate) fn loopback(dir: &TempDir, name: &str) -> ManagerConfig {
@@ -25,14 +29,18 @@ pub(crate) fn loopback(dir: &TempDir, name: &str) -> ManagerConfig {
     }
 }
 
-pub(crate) async fn start(dir: &TempDir) -> (Manager, manager::server::InitTokens) {
+/// A first manager whose node certificates are as `ca` says.
+pub(crate) async fn start_with(
+    dir: &TempDir,
+    ca: CaConfig,
+) -> (Manager, manager::server::InitTokens) {
     let config = loopback(dir, "m1");
     let settings = ClusterSettings {
         heartbeat_ms: 200,
         node_down_grace_ms: 1000,
         ..ClusterSettings::default()
     };
-    Manager::init(config, settings).await.expect("init")
+    Manager::init(config, settings, ca).await.expect("init")
 }
 
 fn state(manager: &Manager, node: &str) -> (NodeState, String) {

@@ -4,7 +4,10 @@
 //! The cluster CA over real TLS on 127.0.0.1 (join, mutual TLS, refusals): [`ca`].
 //! The REST API over HTTP on 127.0.0.1 in front of real stores: [`http`].
 //! The manager daemon over TLS: joining, agent sessions, nodes marked down: [`daemon`];
-//! join token rotation, node updates and removal (revocation): [`nodes`].
+//! join token rotation, node updates and removal (revocation): [`nodes`]; certificate
+//! renewal, for a new key and the role the store says, and its refusals: [`renew`];
+//! managers leaving the raft group, only with a quorum: [`membership`]; a worker
+//! promoted to manager: [`promote`].
 //! The cluster image registry on two managers: [`registry`].
 
 mod ca;
@@ -12,7 +15,10 @@ mod cluster;
 mod common;
 mod daemon;
 mod http;
+mod membership;
 mod nodes;
+mod promote;
 mod registry;
+mod renew;
 mod single_node;
 mod storage_suite;

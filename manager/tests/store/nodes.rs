@@ -20,14 +20,14 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// An admin of the API: the bearer token `init` printed, the CA pinned.
-struct Admin {
+pub(crate) struct Admin {
     http: reqwest::Client,
     addr: String,
     token: String,
 }
 
 impl Admin {
-    fn new(manager: &Manager, token: &str) -> Admin {
+    pub(crate) fn new(manager: &Manager, token: &str) -> Admin {
         let ca = CaCert::from_pem(&manager.ca_cert_pem()).expect("CA certificate");
         let mut tls = pinned_client_config(ca.digest()).expect("TLS");
         tls.alpn_protocols = vec![b"h2".to_vec()];
@@ -42,7 +42,12 @@ impl Admin {
     }
 
     /// The status and JSON body of a call.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("https://{}{path}", self.addr))
@@ -56,7 +61,7 @@ impl Admin {
         (status, body)
     }
 
-    async fn node(&self, id: &str) -> Node {
+    pub(crate) async fn node(&self, id: &str) -> Node {
         let (status, body) = self
             .call(Method::GET, &format!("/v1/nodes/{id}"), None)
             .await;
@@ -65,7 +70,7 @@ impl Admin {
     }
 
     /// `PUT /v1/nodes/{id}` of `change`, naming the version just read.
-    async fn put_node(&self, id: &str, change: Value) -> (u16, Value) {
+    pub(crate) async fn put_node(&self, id: &str, change: Value) -> (u16, Value) {
         let read = self.node(id).await;
         let path = format!("/v1/nodes/{id}?version={}", read.meta.version);
         self.call(Method::PUT, &path, Some(change)).await
@@ -270,9 +275,6 @@ async fn node_labels_and_availability_round_trip_and_roles_change_only_honestly(
         "{body}"
     );
 
-    // A worker is not promoted in place: the answer says what to run.
-    let promote = admin.put_node(&node, json!({"role": "manager"})).await;
-    refused(promote, "orch manager join");
     // The last manager is not demoted.
     let demote = admin
         .put_node(manager.node_id(), json!({"role": "worker"}))
@@ -292,9 +294,9 @@ async fn a_removed_node_is_refused_at_its_next_connection_and_not_recreated() {
         session,
     } = worker(&addr, &init.worker, "w1").await;
 
-    // A ready node needs force; a manager of the raft group must be demoted first.
+    // A ready node needs force; the last manager never leaves.
     refused(admin.remove(&node, false).await, "--force");
-    refused(admin.remove(manager.node_id(), true).await, "demote");
+    refused(admin.remove(manager.node_id(), true).await, "last manager");
     let (status, body) = admin.remove(&node, true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["id"], node.as_str());
@@ -370,8 +372,8 @@ async fn a_demoted_manager_leaves_the_raft_group_and_can_then_be_removed() {
         .put_node(m1.node_id(), json!({"role": "worker"}))
         .await;
     refused(demote_leader, "leads the raft group");
-    // A raft member is not removed: it is demoted first.
-    refused(admin.remove(&m2_id, true).await, "orch node demote");
+    // A raft member is not removed without force: it is demoted first.
+    refused(admin.remove(&m2_id, false).await, "orch node demote");
 
     let (status, body) = admin.put_node(&m2_id, json!({"role": "worker"})).await;
     assert_eq!(status, 200, "{body}");
