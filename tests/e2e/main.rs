@@ -10,6 +10,7 @@ mod network;
 mod runtime;
 mod secrets;
 mod stack;
+mod userns;
 mod worker;
 
 use std::path::{Path, PathBuf};

@@ -455,7 +455,7 @@ services:
         nodes.sort();
         nodes
     };
-    let nodes = api_nodes(&h1);
+    let nodes = api_nodes(h1);
     assert_eq!(nodes.len(), 2);
     assert_ne!(nodes[0], nodes[1], "spread puts one replica on each host");
     eventually(
@@ -477,7 +477,7 @@ services:
         ls.contains(" down ").then_some(()).ok_or(ls)
     });
     eventually(60, "both replicas run on host 1", || {
-        let nodes = api_nodes(&h1);
+        let nodes = api_nodes(h1);
         (nodes.len() == 2 && nodes[0] == nodes[1])
             .then_some(())
             .ok_or(format!("{nodes:?}\n{}", ok(&h1.orch(&["ps", "-a"]))))

@@ -22,6 +22,7 @@
 //!   settings (capabilities, seccomp, privileged) from the options.
 //! - [`supervisor`]: restart policies, health probes and `--rm`, as a loop.
 //! - [`sys`]: checked system call wrappers.
+//! - [`userns`]: user namespaces: id maps, idmapped root file systems.
 pub mod attach;
 pub mod caps;
 pub mod cgroup;
@@ -39,3 +40,4 @@ pub mod shim;
 pub mod spec;
 pub mod supervisor;
 pub mod sys;
+pub mod userns;

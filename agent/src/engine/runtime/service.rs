@@ -32,6 +32,9 @@ pub enum ContainerError {
     Image(#[from] ImageServiceError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A bad `--uidmap`/`--gidmap` (a request error: set-up failures are `Start`).
+    #[error(transparent)]
+    Userns(#[from] super::userns::UsernsError),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("no container {0}")]
@@ -407,6 +410,20 @@ impl ContainerService {
             &text("/etc/passwd"),
             &text("/etc/group"),
         )?;
+        let userns = super::userns::parse(&req.uidmap, &req.gidmap)?;
+        if let Some(ns) = &userns {
+            let ids = &process.ids;
+            if super::userns::UserNs::host_id(&ns.uid_map, ids.uid).is_none()
+                || super::userns::UserNs::host_id(&ns.gid_map, ids.gid).is_none()
+            {
+                return Err(ContainerError::Invalid {
+                    what: "user",
+                    value: format!("{}:{}", ids.uid, ids.gid),
+                    why: "the container's user namespace does not map it (--uidmap, --gidmap)"
+                        .into(),
+                });
+            }
+        }
         let mut mounts = Vec::new();
         let mut volumes = Vec::new();
         for b in &req.binds {
@@ -589,6 +606,7 @@ impl ContainerService {
             mounts,
             no_new_privileges: req.no_new_privileges,
             netns: prepared.netns.clone(),
+            userns,
         };
         let restart: RestartPolicy =
             req.restart

@@ -128,13 +128,19 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         stderr: err_w.as_raw_fd(),
         console: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
     };
-    let launched = launch(
+    let mut launched = launch(
         Path::new("/proc/self/exe"),
         &dir.join("init.json"),
         stdio,
         &record.init.netns,
+        record.init.userns.is_some(),
     )
     .map_err(|err| err.to_string())?;
+    if let Some(ns) = &record.init.userns {
+        launched
+            .map_userns(ns, &record.init.overlay)
+            .map_err(|err| err.to_string())?;
+    }
     drop((out_w, err_w, stdin_r));
     let ours = console.map(|(ours, theirs)| {
         drop(theirs);

@@ -85,8 +85,11 @@ async fn followers_forward_to_the_leader() {
 
     // A logs answer streams back through the follower; a task whose node has no
     // session says so in-band instead of hanging.
-    let task = json!({"id": "web.1", "node": "n9", "status": {"state": "running", "container": "c1"}});
-    let created = via_follower.call(Method::POST, "/v1/tasks", Some(task)).await;
+    let task =
+        json!({"id": "web.1", "node": "n9", "status": {"state": "running", "container": "c1"}});
+    let created = via_follower
+        .call(Method::POST, "/v1/tasks", Some(task))
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let logs = via_follower
         .call(Method::GET, "/v1/tasks/web.1/logs?tail=5", None)
@@ -101,7 +104,9 @@ async fn followers_forward_to_the_leader() {
         logs.body
     );
     assert!(
-        logs.body["line"].as_str().is_some_and(|l| l.contains("is down")),
+        logs.body["line"]
+            .as_str()
+            .is_some_and(|l| l.contains("is down")),
         "{}",
         logs.body
     );
