@@ -108,6 +108,9 @@ pub struct ContainerCreate {
     /// Its group ids the same way (default: as `uidmap`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gidmap: Vec<String>,
+    /// `host`: the host's user ids even when the engine remaps (`--userns-remap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
 }
 
 /// Where a container is in its life.

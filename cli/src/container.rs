@@ -174,6 +174,9 @@ pub struct RunArgs {
     /// Map group ids the same way (default: as --uidmap).
     #[arg(long = "gidmap", value_name = "CONTAINER:HOST:COUNT")]
     gidmap: Vec<String>,
+    /// `host`: the host's user ids, also when the engine remaps (--userns-remap).
+    #[arg(long = "userns", value_name = "host")]
+    userns: Option<String>,
     /// A network to join (repeatable), or `host`, `none`, `container:NAME`.
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     networks: Vec<String>,
@@ -405,6 +408,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         devices: a.devices.clone(),
         uidmap: a.uidmap.clone(),
         gidmap: a.gidmap.clone(),
+        userns_mode: a.userns.clone(),
         sysctls: a
             .sysctls
             .iter()

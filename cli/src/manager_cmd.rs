@@ -93,6 +93,7 @@ impl DaemonArgs {
                     socket: self.engine_socket.clone(),
                     insecure_registries: Vec::new(),
                     dns_upstreams: Vec::new(),
+                    userns_remap: None,
                 },
             )
         })

@@ -103,3 +103,24 @@ fn userns_maps_root_to_a_subordinate_range() {
     let left = ok(&a.orch(&["container", "ls", "-a", "-q"], None));
     assert_eq!(left.trim(), "", "nothing left behind");
 }
+
+/// `orch agent --userns-remap` maps every container that asks for nothing else;
+/// `--userns host` opts out, as with dockerd's option.
+#[test]
+fn userns_remap_of_the_engine_and_the_host_mode() {
+    let a = Agent::start_with("remap", &["--userns-remap", "0:300000:65536"]);
+    if !a.busybox() {
+        return;
+    }
+    let run = |args: &[&str]| a.orch(&[&["container", "run", "--rm"][..], args].concat(), None);
+    let map = ["busybox", "cat", "/proc/self/uid_map"];
+    assert_eq!(squeeze(&ok(&run(&map))), "0 300000 65536");
+    let host = [&["--userns", "host"][..], &map].concat();
+    assert_eq!(squeeze(&ok(&run(&host))), "0 0 4294967295");
+    let own = [&["--uidmap", MAP][..], &map].concat();
+    assert_eq!(squeeze(&ok(&run(&own))), "0 100000 65536");
+    fails(
+        &run(&["--userns", "private", "busybox", "true"]),
+        "the only mode is host",
+    );
+}

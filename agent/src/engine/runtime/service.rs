@@ -87,6 +87,8 @@ pub struct ContainerService {
     images: Arc<ImageService>,
     volumes: Arc<Volumes>,
     networks: Arc<NetworkService>,
+    /// The user namespace of containers that ask for none (`--userns-remap`).
+    remap: Option<super::userns::UserNs>,
     /// One lock per container: start, restart and remove never interleave.
     locks: std::sync::Mutex<
         std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
@@ -230,6 +232,7 @@ impl ContainerService {
         images: Arc<ImageService>,
         volumes: Arc<Volumes>,
         networks: Arc<NetworkService>,
+        remap: Option<super::userns::UserNs>,
     ) -> Result<ContainerService, ContainerError> {
         std::fs::create_dir_all(root).map_err(io("create", root))?;
         Ok(ContainerService {
@@ -237,6 +240,7 @@ impl ContainerService {
             images,
             volumes,
             networks,
+            remap,
             locks: Default::default(),
         })
     }
@@ -410,7 +414,12 @@ impl ContainerService {
             &text("/etc/passwd"),
             &text("/etc/group"),
         )?;
-        let userns = super::userns::parse(&req.uidmap, &req.gidmap)?;
+        let userns = super::userns::for_container(
+            &req.uidmap,
+            &req.gidmap,
+            req.userns_mode.as_deref(),
+            self.remap.as_ref(),
+        )?;
         if let Some(ns) = &userns {
             let ids = &process.ids;
             if super::userns::UserNs::host_id(&ns.uid_map, ids.uid).is_none()

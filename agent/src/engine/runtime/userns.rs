@@ -140,6 +140,70 @@ pub fn parse(uidmap: &[String], gidmap: &[String]) -> Result<Option<UserNs>, Use
     Ok(Some(UserNs { uid_map, gid_map }))
 }
 
+/// The engine-wide map of `orch agent --userns-remap VALUE` (Docker's daemon
+/// option): `CONTAINER:HOST:COUNT`, or a user name whose first subordinate ranges in
+/// `subuid` and `subgid` (the texts of /etc/subuid and /etc/subgid) map ids from 0
+/// (pure).
+pub fn remap(value: &str, subuid: &str, subgid: &str) -> Result<UserNs, UsernsError> {
+    if value.contains(':') {
+        let maps = [value.to_owned()];
+        return parse(&maps, &[])?.ok_or_else(|| UsernsError::Invalid {
+            flag: "--userns-remap",
+            value: value.to_owned(),
+            why: "no map".into(),
+        });
+    }
+    let range = |file: &'static str, text: &str| {
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.trim().split(':');
+                let (name, start, count) = (f.next()?, f.next()?, f.next()?);
+                (name == value).then(|| format!("0:{start}:{count}"))
+            })
+            .next()
+            .ok_or_else(|| UsernsError::Invalid {
+                flag: "--userns-remap",
+                value: value.to_owned(),
+                why: format!("{file} has no range for this user"),
+            })
+    };
+    let (uids, gids) = (range("/etc/subuid", subuid)?, range("/etc/subgid", subgid)?);
+    parse(&[uids], &[gids])?.ok_or_else(|| UsernsError::Invalid {
+        flag: "--userns-remap",
+        value: value.to_owned(),
+        why: "no map".into(),
+    })
+}
+
+/// The user namespace of a container: its own maps, else none with `mode` `host`,
+/// else the engine's remap (pure).
+pub fn for_container(
+    uidmap: &[String],
+    gidmap: &[String],
+    mode: Option<&str>,
+    remap: Option<&UserNs>,
+) -> Result<Option<UserNs>, UsernsError> {
+    match mode {
+        None => {}
+        Some("host") if uidmap.is_empty() && gidmap.is_empty() => return Ok(None),
+        Some(m) => {
+            return Err(UsernsError::Invalid {
+                flag: "--userns",
+                value: m.to_owned(),
+                why: if m == "host" {
+                    "host and --uidmap/--gidmap exclude each other".into()
+                } else {
+                    "the only mode is host (the engine's --userns-remap decides the rest)".into()
+                },
+            });
+        }
+    }
+    match parse(uidmap, gidmap)? {
+        Some(ns) => Ok(Some(ns)),
+        None => Ok(remap.cloned()),
+    }
+}
+
 impl UserNs {
     /// The host id of container id `id` in `map`, if mapped.
     pub fn host_id(map: &[IdMap], id: u32) -> Option<u32> {
@@ -439,6 +503,43 @@ mod tests {
         assert_eq!(parse(&[], &[]).unwrap(), None);
         let ns = parse(&s(&["0:1000:1", "1:100000:999"]), &s(&["0:2000:10"])).unwrap();
         assert_eq!(ns.unwrap().gid_map[0].outside, 2000);
+    }
+
+    #[test]
+    fn remap_by_map_or_subordinate_ranges_and_modes() {
+        let subuid = "alice:200000:1000\ndockremap:100000:65536\n";
+        let subgid = "dockremap:300000:65536\n";
+        let ns = remap("dockremap", subuid, subgid).unwrap();
+        assert_eq!(UserNs::map_text(&ns.uid_map), "0 100000 65536\n");
+        assert_eq!(UserNs::map_text(&ns.gid_map), "0 300000 65536\n");
+        let e = remap("alice", subuid, subgid).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--userns-remap \"alice\": /etc/subgid has no range for this user"
+        );
+        let by_map = remap("0:100000:65536", "", "").unwrap();
+        assert_eq!(by_map, ns_of("0:100000:65536"));
+        let engine = Some(&by_map);
+        assert_eq!(
+            for_container(&[], &[], None, engine).unwrap(),
+            Some(by_map.clone())
+        );
+        assert_eq!(for_container(&[], &[], Some("host"), engine).unwrap(), None);
+        let own = s(&["0:500000:10"]);
+        assert_eq!(
+            for_container(&own, &[], None, engine).unwrap(),
+            Some(ns_of("0:500000:10"))
+        );
+        for (mode, needle) in [("private", "the only mode is host"), ("host", "exclude")] {
+            let e = for_container(&own, &[], Some(mode), None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    fn ns_of(map: &str) -> UserNs {
+        parse(&s(&[map]), &[]).unwrap().unwrap()
     }
 
     #[test]
