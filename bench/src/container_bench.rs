@@ -524,7 +524,7 @@ fn idle_memory(agent: &Agent) -> Result<()> {
             }
             ids.push(String::from_utf8(out.stdout)?.trim().to_owned());
         }
-        let (mut rss, mut anon, mut file, mut pss) = (0, 0, 0, 0);
+        let (mut rss, mut anon, mut file, mut pss, mut private) = (0, 0, 0, 0, 0);
         for id in &ids {
             let shim = agent
                 .state(id)?
@@ -534,15 +534,18 @@ fn idle_memory(agent: &Agent) -> Result<()> {
             rss += proc_kb(&status, "VmRSS")?;
             anon += proc_kb(&status, "RssAnon")?;
             file += proc_kb(&status, "RssFile")?;
-            pss += proc_kb(&format!("/proc/{shim}/smaps_rollup"), "Pss")?;
+            let rollup = format!("/proc/{shim}/smaps_rollup");
+            pss += proc_kb(&rollup, "Pss")?;
+            private += proc_kb(&rollup, "Private_Clean")? + proc_kb(&rollup, "Private_Dirty")?;
         }
         let n = ids.len() as u64;
         println!(
-            "shim of an idle container (avg of {n}): VmRSS {} KiB = anon {} + file {} (target < 2048); PSS {} KiB",
+            "shim of an idle container (avg of {n}): VmRSS {} KiB = anon {} + file {} (target < 2048); PSS {} KiB, private {} KiB",
             rss / n,
             anon / n,
             file / n,
-            pss / n
+            pss / n,
+            private / n
         );
         println!(
             "orch agent with {n} idle containers:   VmRSS {} KiB",
@@ -576,6 +579,7 @@ struct Rounds {
     client_new: Series,
     list_call: Series,
     cli: Series,
+    cli_userns: Series,
     api: Series,
     create: Series,
     start: Series,
@@ -659,6 +663,20 @@ fn main() -> Result<()> {
                 "/bin/true",
             ]))?,
         );
+        m.cli_userns.add(
+            keep,
+            timed(&mut orch_cmd(&[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--uidmap",
+                "0:100000:65536",
+                "busybox",
+                "/bin/true",
+            ]))?,
+        );
         m.api.add(keep, api.to_exit()?);
         let [create, start, exited, remove] = api.phases(&agent)?;
         m.create.add(keep, create);
@@ -687,6 +705,9 @@ fn main() -> Result<()> {
     m.json_write.row("engine write_json (write, fsync, rename)");
     println!();
     let orch_cli = m.cli.row("orch container run --rm busybox /bin/true");
+    let userns = m
+        .cli_userns
+        .row("  the same in a user namespace (idmapped layers)");
     let orch_api = m.api.row("orch API create+start+wait (in process)");
     m.create.row("  phase: create");
     m.start.row("  phase: start (returns when /bin/true runs)");
@@ -709,6 +730,10 @@ fn main() -> Result<()> {
         "ratio to runc: orch CLI {:.2}x, orch API {:.2}x",
         ratio(orch_cli, runc_m),
         ratio(orch_api, runc_m)
+    );
+    println!(
+        "user namespace cost: {:.2}x the CLI run without",
+        ratio(userns, orch_cli)
     );
     println!();
     drop(crun);

@@ -295,6 +295,57 @@ fn serve(s: &mut Started) -> i32 {
     }
 }
 
+/// Let go of the pages of the `orch` binary that starting touched (read-only,
+/// unmodified file pages: parsing, the launch, the cgroup set-up). The kernel keeps
+/// them in the page cache, shared with the engine; the idle loop faults back in the
+/// few it runs, so the shim's resident set is what it uses while it waits.
+fn drop_startup_pages() {
+    let (Ok(exe), Ok(smaps)) = (
+        std::fs::read_link("/proc/self/exe"),
+        std::fs::read_to_string("/proc/self/smaps"),
+    ) else {
+        return;
+    };
+    let exe = exe.to_string_lossy();
+    // (start, end) of each read-only mapping of the binary, and whether the loader
+    // wrote to it (relocated RELRO pages are private copies: they must stay).
+    let mut ranges: Vec<(usize, usize, bool)> = Vec::with_capacity(8);
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(first), Some(second)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            // Writable mappings hold state (.data, .bss): never dropped.
+            if !second.contains('w') && f.nth(3) == Some(exe.as_ref()) {
+                ranges.push((start, end, false));
+            } else {
+                ranges.push((0, 0, true));
+            }
+        } else if first == "Anonymous:"
+            && second != "0"
+            && let Some(last) = ranges.last_mut()
+        {
+            last.2 = true;
+        }
+    }
+    drop(smaps);
+    // Last, in one tight loop, so that little code runs between the drop and the
+    // poll (each page fault maps its 64 KiB neighbourhood back in).
+    for (start, end, written) in ranges {
+        if !written {
+            // SAFETY: a private, read-only, unmodified file mapping of our own binary:
+            // dropped pages are read again from the file on their next use.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
 /// The body of `orch shim DIR` (never returns).
 pub fn run(dir: &Path) -> ! {
     // Detach: the engine waits for this first process only; the shim lives on.
@@ -331,6 +382,7 @@ pub fn run(dir: &Path) -> ! {
     unsafe {
         libc::malloc_trim(0);
     }
+    drop_startup_pages();
     let code = serve(&mut s);
     let exit = Exit::new(code, &s.cgroups.stats(&record.id).unwrap_or_default());
     let _ = s.cgroups.remove(&record.id, Duration::from_secs(5));
