@@ -651,32 +651,16 @@ fn main() -> Result<()> {
         let (new, list) = api.client_costs()?;
         m.client_new.add(keep, new);
         m.list_call.add(keep, list);
-        m.cli.add(
-            keep,
-            timed(&mut orch_cmd(&[
-                "container",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "busybox",
-                "/bin/true",
-            ]))?,
-        );
-        m.cli_userns.add(
-            keep,
-            timed(&mut orch_cmd(&[
-                "container",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--uidmap",
-                "0:100000:65536",
-                "busybox",
-                "/bin/true",
-            ]))?,
-        );
+        // `orch container run --rm --network none [extra] busybox /bin/true`.
+        let run_true = |extra: &[&str]| {
+            let mut args = vec!["container", "run", "--rm", "--network", "none"];
+            args.extend(extra);
+            args.extend(["busybox", "/bin/true"]);
+            timed(&mut orch_cmd(&args))
+        };
+        m.cli.add(keep, run_true(&[])?);
+        m.cli_userns
+            .add(keep, run_true(&["--uidmap", "0:100000:65536"])?);
         m.api.add(keep, api.to_exit()?);
         let [create, start, exited, remove] = api.phases(&agent)?;
         m.create.add(keep, create);
