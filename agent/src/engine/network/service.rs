@@ -205,6 +205,9 @@ pub struct NetworkService {
     dns: Mutex<BTreeMap<String, DnsEntry>>,
     /// The virtual-address rules last applied in each container's namespace.
     vips: Mutex<BTreeMap<String, Vec<VipRule>>>,
+    /// The host's packet rules last applied (each apply runs `nft`: a container
+    /// that changes none of them, on `none` or `host` or without ports, skips it).
+    rules: Mutex<Option<Ruleset>>,
     /// Containers known not to run (created, or exited): their names do not resolve.
     stopped: Mutex<BTreeSet<String>>,
     /// Where names that are not the engine's are asked.
@@ -349,6 +352,7 @@ impl NetworkService {
             state: Mutex::new(state),
             dns: Mutex::new(BTreeMap::new()),
             vips: Mutex::new(BTreeMap::new()),
+            rules: Mutex::new(None),
             stopped: Mutex::new(BTreeSet::new()),
             upstreams,
             runtime,
@@ -749,7 +753,13 @@ impl NetworkService {
     }
 
     fn apply_rules(&self, st: &State) -> Result<(), NetError> {
-        Ok(nft::apply(&Self::ruleset(st))?)
+        let want = Self::ruleset(st);
+        let mut applied = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if applied.as_ref() != Some(&want) {
+            nft::apply(&want)?;
+            *applied = Some(want);
+        }
+        Ok(())
     }
 
     /// Find a network by name, id or id prefix.
@@ -1387,6 +1397,7 @@ impl NetworkService {
             self.unbuild(net)?;
         }
         nft::remove()?;
+        *self.rules.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(true)
     }
 }
