@@ -13,13 +13,22 @@
 //!
 //! Measured on this machine (2 vCPU VM shared with other builds; medians, the
 //! numbers move with the load): after the engine's wait moved from polling to the
-//! shim's pidfd, `orch container run --rm` 15.8-29.3 ms, engine API create+start+wait
-//! 10.8-15.4 ms, `runc run` 21.5-28.4 ms, `crun run` 7.7-14.9 ms in the same runs:
-//! CLI / crun 1.06x-2.48x, API / crun 0.72x-1.30x, CLI / runc 0.74x-1.03x (it was
-//! 119 ms, 16x crun, while wait polled every 50 ms and log follow every 100 ms).
-//! Idle shim: VmRSS 4.6 MiB, of which 0.5 MiB anonymous and the rest shared pages of
-//! the orch binary and libc (PSS 1.2-1.4 MiB with 5 shims; the target is
-//! 2 MiB RSS); agent 10-11 MiB idle, +1.2-1.5 MiB with 5 idle containers.
+//! shim's pidfd, `orch container run --rm` 15.8-29.3 ms against `crun run` 7.7-14.9
+//! ms (1.06x-2.48x). Later, under a load average of 7, create and remove took 30 and
+//! 37 ms each (CLI 123 ms, 5.9x crun): both ran `nft` for the host's rules even when
+//! nothing changed. With the rules applied only on change, 4 runs of 15: on a quiet
+//! machine (load 3) CLI 28.8 / 30.6 ms, API create+start+wait 19.1 / 19.9 ms (create
+//! 4.0-4.6, start 13.2-13.4, exit recorded 1.4-1.6, remove 2.5-2.7), runc 27.7 / 28.6
+//! ms, crun 16.1 / 16.2 ms: CLI / crun 1.78x / 1.90x, API / crun 1.18x / 1.23x, CLI /
+//! runc 1.04x / 1.07x; with other builds saturating both CPUs, CLI 82.7 / 92.6 ms
+//! against crun 24.0 / 21.6 ms: 3.45x / 4.28x (orch's path crosses four processes and
+//! seven fsyncs, so it waits longer for CPU and disk than crun's one process). The
+//! start (shim spawn, init's clone and exec, mounts) is the largest phase. A user
+//! namespace (`--uidmap`, idmapped layers) costs nothing measurable (0.98x-1.09x).
+//! Idle shim (one thread and a poll loop, `orch` linked without PIE, start-up pages
+//! dropped): VmRSS 1.3 MiB, of which 0.21 MiB private (PSS 0.31-0.33 MiB); it was
+//! 4.6 MiB with five threads and a PIE's relocated .data.rel.ro. Agent 16 MiB idle,
+//! +0.3-0.4 MiB per idle container.
 
 use agent::engine::runtime::container::{StateFile, read_json, write_json};
 use anyhow::{Context, Result, bail};
