@@ -101,6 +101,16 @@ pub struct ContainerCreate {
     /// Published ports: `[IP:][HOST[-END]:]CONTAINER[-END][/tcp|udp]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
+    /// A user namespace mapping user ids `CONTAINER:HOST:COUNT` (`0:100000:65536`);
+    /// empty: the host's user ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uidmap: Vec<String>,
+    /// Its group ids the same way (default: as `uidmap`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gidmap: Vec<String>,
+    /// `host`: the host's user ids even when the engine remaps (`--userns-remap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -13,13 +13,22 @@
 //!
 //! Measured on this machine (2 vCPU VM shared with other builds; medians, the
 //! numbers move with the load): after the engine's wait moved from polling to the
-//! shim's pidfd, `orch container run --rm` 15.8-29.3 ms, engine API create+start+wait
-//! 10.8-15.4 ms, `runc run` 21.5-28.4 ms, `crun run` 7.7-14.9 ms in the same runs:
-//! CLI / crun 1.06x-2.48x, API / crun 0.72x-1.30x, CLI / runc 0.74x-1.03x (it was
-//! 119 ms, 16x crun, while wait polled every 50 ms and log follow every 100 ms).
-//! Idle shim: VmRSS 4.6 MiB, of which 0.5 MiB anonymous and the rest shared pages of
-//! the orch binary and libc (PSS 1.2-1.4 MiB with 5 shims; the target is
-//! 2 MiB RSS); agent 10-11 MiB idle, +1.2-1.5 MiB with 5 idle containers.
+//! shim's pidfd, `orch container run --rm` 15.8-29.3 ms against `crun run` 7.7-14.9
+//! ms (1.06x-2.48x). Later, under a load average of 7, create and remove took 30 and
+//! 37 ms each (CLI 123 ms, 5.9x crun): both ran `nft` for the host's rules even when
+//! nothing changed. With the rules applied only on change, 4 runs of 15: on a quiet
+//! machine (load 3) CLI 28.8 / 30.6 ms, API create+start+wait 19.1 / 19.9 ms (create
+//! 4.0-4.6, start 13.2-13.4, exit recorded 1.4-1.6, remove 2.5-2.7), runc 27.7 / 28.6
+//! ms, crun 16.1 / 16.2 ms: CLI / crun 1.78x / 1.90x, API / crun 1.18x / 1.23x, CLI /
+//! runc 1.04x / 1.07x; with other builds saturating both CPUs, CLI 82.7 / 92.6 ms
+//! against crun 24.0 / 21.6 ms: 3.45x / 4.28x (orch's path crosses four processes and
+//! seven fsyncs, so it waits longer for CPU and disk than crun's one process). The
+//! start (shim spawn, init's clone and exec, mounts) is the largest phase. A user
+//! namespace (`--uidmap`, idmapped layers) costs nothing measurable (0.98x-1.09x).
+//! Idle shim (one thread and a poll loop, `orch` linked without PIE, start-up pages
+//! dropped): VmRSS 1.3 MiB, of which 0.21 MiB private (PSS 0.31-0.33 MiB); it was
+//! 4.6 MiB with five threads and a PIE's relocated .data.rel.ro. Agent 16 MiB idle,
+//! +0.3-0.4 MiB per idle container.
 
 use agent::engine::runtime::container::{StateFile, read_json, write_json};
 use anyhow::{Context, Result, bail};
@@ -524,7 +533,7 @@ fn idle_memory(agent: &Agent) -> Result<()> {
             }
             ids.push(String::from_utf8(out.stdout)?.trim().to_owned());
         }
-        let (mut rss, mut anon, mut file, mut pss) = (0, 0, 0, 0);
+        let (mut rss, mut anon, mut file, mut pss, mut private) = (0, 0, 0, 0, 0);
         for id in &ids {
             let shim = agent
                 .state(id)?
@@ -534,15 +543,18 @@ fn idle_memory(agent: &Agent) -> Result<()> {
             rss += proc_kb(&status, "VmRSS")?;
             anon += proc_kb(&status, "RssAnon")?;
             file += proc_kb(&status, "RssFile")?;
-            pss += proc_kb(&format!("/proc/{shim}/smaps_rollup"), "Pss")?;
+            let rollup = format!("/proc/{shim}/smaps_rollup");
+            pss += proc_kb(&rollup, "Pss")?;
+            private += proc_kb(&rollup, "Private_Clean")? + proc_kb(&rollup, "Private_Dirty")?;
         }
         let n = ids.len() as u64;
         println!(
-            "shim of an idle container (avg of {n}): VmRSS {} KiB = anon {} + file {} (target < 2048); PSS {} KiB",
+            "shim of an idle container (avg of {n}): VmRSS {} KiB = anon {} + file {} (target < 2048); PSS {} KiB, private {} KiB",
             rss / n,
             anon / n,
             file / n,
-            pss / n
+            pss / n,
+            private / n
         );
         println!(
             "orch agent with {n} idle containers:   VmRSS {} KiB",
@@ -576,6 +588,7 @@ struct Rounds {
     client_new: Series,
     list_call: Series,
     cli: Series,
+    cli_userns: Series,
     api: Series,
     create: Series,
     start: Series,
@@ -647,18 +660,16 @@ fn main() -> Result<()> {
         let (new, list) = api.client_costs()?;
         m.client_new.add(keep, new);
         m.list_call.add(keep, list);
-        m.cli.add(
-            keep,
-            timed(&mut orch_cmd(&[
-                "container",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "busybox",
-                "/bin/true",
-            ]))?,
-        );
+        // `orch container run --rm --network none [extra] busybox /bin/true`.
+        let run_true = |extra: &[&str]| {
+            let mut args = vec!["container", "run", "--rm", "--network", "none"];
+            args.extend(extra);
+            args.extend(["busybox", "/bin/true"]);
+            timed(&mut orch_cmd(&args))
+        };
+        m.cli.add(keep, run_true(&[])?);
+        m.cli_userns
+            .add(keep, run_true(&["--uidmap", "0:100000:65536"])?);
         m.api.add(keep, api.to_exit()?);
         let [create, start, exited, remove] = api.phases(&agent)?;
         m.create.add(keep, create);
@@ -687,6 +698,9 @@ fn main() -> Result<()> {
     m.json_write.row("engine write_json (write, fsync, rename)");
     println!();
     let orch_cli = m.cli.row("orch container run --rm busybox /bin/true");
+    let userns = m
+        .cli_userns
+        .row("  the same in a user namespace (idmapped layers)");
     let orch_api = m.api.row("orch API create+start+wait (in process)");
     m.create.row("  phase: create");
     m.start.row("  phase: start (returns when /bin/true runs)");
@@ -709,6 +723,10 @@ fn main() -> Result<()> {
         "ratio to runc: orch CLI {:.2}x, orch API {:.2}x",
         ratio(orch_cli, runc_m),
         ratio(orch_api, runc_m)
+    );
+    println!(
+        "user namespace cost: {:.2}x the CLI run without",
+        ratio(userns, orch_cli)
     );
     println!();
     drop(crun);

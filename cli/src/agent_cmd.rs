@@ -24,6 +24,11 @@ pub struct AgentArgs {
     /// sent to (repeatable; default: the nameservers of /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = upstream)]
     dns_upstreams: Vec<std::net::SocketAddr>,
+    /// Run every container in a user namespace of its own (unless it asks for
+    /// `--userns host` or its own map): `CONTAINER:HOST:COUNT`, or a user whose
+    /// ranges in /etc/subuid and /etc/subgid are mapped from 0.
+    #[arg(long = "userns-remap", value_name = "USER|CONTAINER:HOST:COUNT")]
+    userns_remap: Option<String>,
     /// A manager of the cluster to join (the first start) or to reach.
     #[arg(long, value_name = "HOST:PORT")]
     join: Option<String>,
@@ -228,6 +233,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 insecure_registries: args.insecure_registries,
                 dns_upstreams: args.dns_upstreams,
                 cluster_registry: None,
+                userns_remap: args.userns_remap,
             },
             session,
             role,

@@ -167,6 +167,16 @@ pub struct RunArgs {
     /// A host device `HOST[:CONTAINER[:PERMS]]` (e.g. /dev/fuse).
     #[arg(long = "device", value_name = "HOST[:CONTAINER[:PERMS]]")]
     devices: Vec<String>,
+    /// Run in a user namespace of its own mapping user ids `CONTAINER:HOST:COUNT`
+    /// (repeatable; e.g. 0:100000:65536: root inside is 100000 on the host).
+    #[arg(long = "uidmap", value_name = "CONTAINER:HOST:COUNT")]
+    uidmap: Vec<String>,
+    /// Map group ids the same way (default: as --uidmap).
+    #[arg(long = "gidmap", value_name = "CONTAINER:HOST:COUNT")]
+    gidmap: Vec<String>,
+    /// `host`: the host's user ids, also when the engine remaps (--userns-remap).
+    #[arg(long = "userns", value_name = "host")]
+    userns: Option<String>,
     /// A network to join (repeatable), or `host`, `none`, `container:NAME`.
     #[arg(long = "network", alias = "net", value_name = "NETWORK")]
     networks: Vec<String>,
@@ -396,6 +406,9 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         open_stdin: a.interactive,
         ulimits: a.ulimits.clone(),
         devices: a.devices.clone(),
+        uidmap: a.uidmap.clone(),
+        gidmap: a.gidmap.clone(),
+        userns_mode: a.userns.clone(),
         sysctls: a
             .sysctls
             .iter()

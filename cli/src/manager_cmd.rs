@@ -108,6 +108,7 @@ impl DaemonArgs {
                     insecure_registries: Vec::new(),
                     dns_upstreams: Vec::new(),
                     cluster_registry: None,
+                    userns_remap: None,
                 },
             )
         })

@@ -643,6 +643,30 @@ fn containers_run_log_stop_and_fail_clearly() {
         ),
         "\"no-such-cmd\": executable file not found",
     );
+    // The failed start left no cgroup behind.
+    fails(
+        &a.orch(
+            &[
+                "container",
+                "run",
+                "--name",
+                "nocmd",
+                "busybox",
+                "no-such-cmd",
+            ],
+            None,
+        ),
+        "executable file not found",
+    );
+    let nocmd = state_of(&a, "nocmd")["id"].as_str().unwrap().to_owned();
+    for c in ["memory", "pids", "cpu", "freezer", "devices"] {
+        let cg = format!("/sys/fs/cgroup/{c}/orch/{nocmd}");
+        assert!(!Path::new(&cg).exists(), "{cg} is left");
+    }
+    // Its network namespace is held until it is removed, then nothing is mounted.
+    ok(&a.orch(&["container", "rm", "nocmd"], None));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&nocmd), "a mount of {nocmd} is left");
     fails(
         &a.orch(
             &["container", "run", "--user", "ghost", "busybox", "true"],

@@ -14,6 +14,7 @@ mod renew;
 mod runtime;
 mod secrets;
 mod stack;
+mod userns;
 mod worker;
 
 use std::path::{Path, PathBuf};

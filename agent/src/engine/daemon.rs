@@ -34,6 +34,9 @@ pub struct EngineConfig {
     pub dns_upstreams: Vec<std::net::SocketAddr>,
     /// The cluster's registry, when this engine is a node of a cluster.
     pub cluster_registry: Option<super::image::registry::ClusterRegistry>,
+    /// `--userns-remap`: the user namespace of every container that asks for none
+    /// (`CONTAINER:HOST:COUNT`, or a user with ranges in /etc/subuid and /etc/subgid).
+    pub userns_remap: Option<String>,
 }
 
 /// Why the engine could not start or stopped.
@@ -59,6 +62,8 @@ pub enum DaemonError {
     Networks(String),
     #[error("serve the API on {path}: {source}")]
     Serve { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Userns(#[from] crate::engine::runtime::userns::UsernsError),
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DaemonError + use<> {
@@ -164,11 +169,23 @@ pub async fn serve(
                 .map_err(|e| DaemonError::Networks(e.to_string()))?,
         )
     };
+    let remap = match &config.userns_remap {
+        Some(value) => {
+            let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+            Some(crate::engine::runtime::userns::remap(
+                value,
+                &read("/etc/subuid"),
+                &read("/etc/subgid"),
+            )?)
+        }
+        None => None,
+    };
     let containers = Arc::new(ContainerService::open(
         &data.join("containers"),
         images.clone(),
         volumes,
         networks.clone(),
+        remap,
     )?);
     // Network setups of containers that never came to be (a crash mid-create).
     let known = containers.ids()?;

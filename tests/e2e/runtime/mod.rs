@@ -194,6 +194,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         ulimits: Vec::new(),
         sysctls: Default::default(),
         netns: NetNs::New,
+        userns: None,
     };
     let spec_path = c.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
@@ -226,6 +227,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         &spec_path,
         stdio,
         &NetNs::New,
+        false,
     )?;
     drop((out_w, in_r));
     if let Some(g) = &cgroup {

@@ -47,7 +47,8 @@ impl From<ContainerError> for Failure {
             ContainerError::NotFound(_) => ErrorCode::NotFound,
             ContainerError::Ambiguous { .. }
             | ContainerError::Invalid { .. }
-            | ContainerError::Spec(_) => ErrorCode::InvalidArgument,
+            | ContainerError::Spec(_)
+            | ContainerError::Userns(_) => ErrorCode::InvalidArgument,
             ContainerError::NameTaken(_) | ContainerError::State { .. } => ErrorCode::Conflict,
             ContainerError::Start { .. } => ErrorCode::InvalidArgument,
             ContainerError::Record(_) | ContainerError::Io { .. } => ErrorCode::Internal,

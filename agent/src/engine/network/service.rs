@@ -14,7 +14,7 @@
 use super::dns::{DnsHandle, Records};
 use super::ipam::{Ipam, IpamError};
 use super::link::{LinkError, mac_text};
-use super::nft::{self, NftError, VipRule};
+use super::nft::{self, NftError, Ruleset, VipRule};
 use super::subnet::{self, Subnet};
 use super::vip;
 use crate::engine::runtime::container::{read_json, write_json};
@@ -223,6 +223,9 @@ pub struct NetworkService {
     dns: Mutex<BTreeMap<String, DnsEntry>>,
     /// The virtual-address rules last applied in each container's namespace.
     vips: Mutex<BTreeMap<String, Vec<VipRule>>>,
+    /// The host's packet rules last applied (each apply runs `nft`: a container
+    /// that changes none of them, on `none` or `host` or without ports, skips it).
+    rules: Mutex<Option<Ruleset>>,
     /// Containers known not to run (created, or exited): their names do not resolve.
     stopped: Mutex<BTreeSet<String>>,
     /// Where names that are not the engine's are asked.
@@ -367,6 +370,7 @@ impl NetworkService {
             state: Mutex::new(state),
             dns: Mutex::new(BTreeMap::new()),
             vips: Mutex::new(BTreeMap::new()),
+            rules: Mutex::new(None),
             stopped: Mutex::new(BTreeSet::new()),
             upstreams,
             runtime,
@@ -500,6 +504,7 @@ impl NetworkService {
             self.unbuild(net)?;
         }
         nft::remove()?;
+        *self.rules.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(true)
     }
 }

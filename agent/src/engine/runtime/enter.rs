@@ -48,6 +48,16 @@ fn join(pid: i32) -> Result<(), String> {
         let f = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
         files.push((path, f, flag));
     }
+    // A container with a user namespace of its own: joined last, once the namespaces
+    // owned by the host's (its joined network namespace) are entered as the host's root.
+    let theirs = format!("/proc/{pid}/ns/user");
+    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    if ino(&theirs).map_err(|e| format!("stat {theirs}: {e}"))?
+        != ino("/proc/self/ns/user").unwrap_or(0)
+    {
+        let f = std::fs::File::open(&theirs).map_err(|e| format!("open {theirs}: {e}"))?;
+        files.push((theirs, f, libc::CLONE_NEWUSER));
+    }
     for (path, f, flag) in &files {
         // SAFETY: setns with an fd we hold open.
         if unsafe { libc::setns(f.as_raw_fd(), *flag) } != 0 {

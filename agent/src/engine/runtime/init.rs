@@ -29,6 +29,9 @@ pub const SYNC_FD: i32 = 3;
 pub const ERROR_FD: i32 = 4;
 /// The unix socket on which init sends its terminal's master (containers with a tty).
 pub const CONSOLE_FD: i32 = 5;
+/// The unix socket on which init receives its root file system, a detached idmapped
+/// overlay (containers with a user namespace).
+pub const ROOTFS_FD: i32 = 6;
 
 /// A mount inside the container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +81,9 @@ pub struct InitSpec {
     /// The network namespace to be in.
     #[serde(default)]
     pub netns: crate::engine::network::service::NetNs,
+    /// The id maps of the container's own user namespace, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<super::userns::UserNs>,
 }
 
 /// Why init failed.
@@ -89,6 +95,8 @@ pub enum InitError {
     Sys(#[from] SysError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Userns(#[from] super::userns::UsernsError),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -195,8 +203,9 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-/// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue.
-fn setup_dev(root: &Path) -> Result<(), InitError> {
+/// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue. In a user
+/// namespace, where mknod is refused, the nodes are bind mounts of the host's.
+fn setup_dev(root: &Path, userns: bool) -> Result<(), InitError> {
     let dev = inside(root, "/dev")?;
     make_target(&dev, true)?;
     let nosuid = libc::MS_NOSUID;
@@ -209,6 +218,12 @@ fn setup_dev(root: &Path) -> Result<(), InitError> {
     )?;
     for (name, major, minor) in DEVICES {
         let p = dev.join(name);
+        if userns {
+            make_target(&p, false)?;
+            let host = format!("/dev/{name}");
+            sys::mount(&host, &p, None, libc::MS_BIND, None)?;
+            continue;
+        }
         sys::mknod_char(&p, 0o666, major, minor)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).map_err(io("chmod", &p))?;
     }
@@ -351,7 +366,9 @@ fn join_netns(path: &Path) -> Result<(), InitError> {
 fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     let root = &spec.rootfs;
     let security = &spec.security;
-    if let crate::engine::network::service::NetNs::Join(path) = &spec.netns {
+    let userns = spec.userns.is_some();
+    // In a user namespace, the launcher joined the network namespace.
+    if let (false, crate::engine::network::service::NetNs::Join(path)) = (userns, &spec.netns) {
         join_netns(path)?;
     }
     sys::unshare(libc::CLONE_NEWCGROUP)?;
@@ -364,18 +381,29 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         None,
     )?;
     let o = &spec.overlay;
-    sys::mount(
-        &o.source,
-        root,
-        Some(&o.fstype),
-        0,
-        Some(&o.options.join(",")),
-    )?;
+    if userns {
+        let tree = sys::recv_fd(ROOTFS_FD).map_err(|source| InitError::Io {
+            op: "receive the root file system on",
+            path: "fd 6".into(),
+            source,
+        })?;
+        super::userns::attach(&tree, root)?;
+    } else {
+        sys::mount(
+            &o.source,
+            root,
+            Some(&o.fstype),
+            0,
+            Some(&o.options.join(",")),
+        )?;
+    }
+    // SAFETY: closing an fd nothing else uses any more.
+    unsafe { libc::close(ROOTFS_FD) };
     let proc_dir = inside(root, "/proc")?;
     make_target(&proc_dir, true)?;
     let safe = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
     sys::mount("proc", &proc_dir, Some("proc"), safe, None)?;
-    setup_dev(root)?;
+    setup_dev(root, userns)?;
     let sys_dir = inside(root, "/sys")?;
     make_target(&sys_dir, true)?;
     let sys_ro = if security.privileged {
@@ -383,7 +411,17 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     } else {
         libc::MS_RDONLY
     };
-    sys::mount("sysfs", &sys_dir, Some("sysfs"), safe | sys_ro, None)?;
+    match sys::mount("sysfs", &sys_dir, Some("sysfs"), safe | sys_ro, None) {
+        // sysfs needs the network namespace to be the user namespace's own; in a
+        // joined one, the host's /sys is bound instead (as runc does).
+        Err(e) if userns && e.source.raw_os_error() == Some(libc::EPERM) => {
+            let rbind = libc::MS_BIND | libc::MS_REC;
+            sys::mount("/sys", &sys_dir, None, rbind, None)?;
+            let ro = libc::MS_BIND | libc::MS_REMOUNT | safe | sys_ro;
+            sys::mount("", &sys_dir, None, ro, None)?;
+        }
+        other => other?,
+    }
     for m in &spec.mounts {
         setup_mount(root, m)?;
     }

@@ -4,9 +4,17 @@
 //! networks in between) and an error pipe (what init reports before its exec). init
 //! enters its cgroup namespace itself after the go, so the namespace is rooted at the
 //! container's cgroup rather than the launcher's.
+//!
+//! With a user namespace ([`super::userns`]) the clone adds `CLONE_NEWUSER`, so every
+//! other new namespace is owned by it; a network namespace to join is joined by the
+//! launcher around the clone (init, root only in its own user namespace, could not),
+//! and [`Launched::map_userns`] writes the id maps and hands init its idmapped root
+//! file system before the go.
 
 use super::cgroup::{CgroupError, Cgroups};
-use super::init::{CONSOLE_FD, ERROR_FD, SYNC_FD};
+use super::init::{CONSOLE_FD, ERROR_FD, ROOTFS_FD, SYNC_FD};
+use super::userns::{self, UserNs, UsernsError};
+use crate::engine::image::snapshot::MountSpec;
 use crate::engine::network::service::NetNs;
 use std::ffi::CString;
 use std::fs::File;
@@ -33,6 +41,8 @@ pub enum LaunchError {
     Init(String),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
 }
 
 fn sys(op: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
@@ -56,6 +66,10 @@ pub struct Launched {
     pub pid: libc::pid_t,
     sync: File,
     errors: File,
+    /// Where init receives its root file system (with a user namespace).
+    rootfs: Option<OwnedFd>,
+    /// Tells the child its id maps are written (with a user namespace).
+    maps: Option<File>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
@@ -75,16 +89,34 @@ struct ChildArgs {
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
     /// Sources for the fds of [`TARGETS`], in order.
-    fds: [RawFd; 6],
+    fds: [RawFd; 7],
+    /// With a user namespace: where the child waits for its id maps, to become the
+    /// namespace's root before it executes init (an exec as an unmapped user would
+    /// drop every capability).
+    maps: RawFd,
 }
 
-/// Where the child's fds go: stdio, then init's sync and error pipes and console socket.
-const TARGETS: [RawFd; 6] = [0, 1, 2, SYNC_FD, ERROR_FD, CONSOLE_FD];
+/// Where the child's fds go: stdio, then init's sync and error pipes, console socket
+/// and root file system socket.
+const TARGETS: [RawFd; 7] = [0, 1, 2, SYNC_FD, ERROR_FD, CONSOLE_FD, ROOTFS_FD];
 
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` points at the ChildArgs the parent keeps alive across clone.
     let a = unsafe { &*(arg as *const ChildArgs) };
-    let mut high = [0; 6];
+    if a.maps >= 0 {
+        let mut byte = 0u8;
+        // SAFETY: async-signal-safe read, setgroups, setresgid and setresuid.
+        unsafe {
+            if libc::read(a.maps, (&mut byte as *mut u8).cast(), 1) != 1
+                || libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(0, 0, 0) != 0
+                || libc::setresuid(0, 0, 0) != 0
+            {
+                return 126;
+            }
+        }
+    }
+    let mut high = [0; 7];
     for (i, fd) in a.fds.iter().enumerate() {
         // SAFETY: async-signal-safe fcntl; moves each source above the targets.
         high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
@@ -103,17 +135,53 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     127
 }
 
+/// Run `f` in the network namespace held at `path`, then return to this one (the
+/// calling thread only).
+fn in_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, LaunchError> {
+    let open = |p: &Path| {
+        File::open(p).map_err(|source| LaunchError::Sys {
+            op: "open a network namespace",
+            source,
+        })
+    };
+    let (ours, theirs) = (open(Path::new("/proc/thread-self/ns/net"))?, open(path)?);
+    // SAFETY: setns with a namespace fd we hold.
+    if unsafe { libc::setns(theirs.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(sys("join the container's network namespace")(
+            io::Error::last_os_error(),
+        ));
+    }
+    let out = f();
+    // SAFETY: as above, back to where this thread was.
+    if unsafe { libc::setns(ours.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        // This process must not go on in the container's network namespace.
+        std::process::abort();
+    }
+    Ok(out)
+}
+
 /// Clone `init_exe init SPEC` into new namespaces with `stdio`; a new network
-/// namespace only when `net` asks for one (init joins a held one itself).
+/// namespace only when `net` asks for one (init joins a held one itself, unless in a
+/// user namespace: then the launcher joins around the clone, and must be
+/// single-threaded).
 pub fn launch(
     init_exe: &Path,
     spec: &Path,
     stdio: Stdio,
     net: &NetNs,
+    userns: bool,
 ) -> Result<Launched, LaunchError> {
-    let flags = match net {
+    let mut flags = match net {
         NetNs::New => NAMESPACES,
         NetNs::Join(_) | NetNs::Host => NAMESPACES & !libc::CLONE_NEWNET,
+    };
+    if userns {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    let (rootfs, maps) = if userns {
+        (Some(socketpair()?), Some(pipe()?))
+    } else {
+        (None, None)
     };
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -137,16 +205,21 @@ pub fn launch(
             stdio.stderr,
             sync_r.as_raw_fd(),
             err_w.as_raw_fd(),
-            // Without a terminal, fd 5 is a harmless second stdin.
+            // Without a terminal, fd 5 is a harmless second stdin; so is fd 6
+            // without a user namespace.
             stdio.console.unwrap_or(stdio.stdin),
+            rootfs
+                .as_ref()
+                .map_or(stdio.stdin, |(_, theirs)| theirs.as_raw_fd()),
         ],
+        maps: maps.as_ref().map_or(-1, |(r, _)| r.as_raw_fd()),
     };
     const STACK: usize = 256 * 1024;
     let mut stack = vec![0u8; STACK];
     // SAFETY: the stack grows down from its end, 16-byte aligned; the child only
     // makes async-signal-safe calls before execve; `args` outlives the clone call
     // (the child has its own copy of the address space).
-    let pid = unsafe {
+    let mut clone = move || unsafe {
         let top = stack.as_mut_ptr().add(STACK) as usize & !15;
         libc::clone(
             child,
@@ -154,6 +227,10 @@ pub fn launch(
             flags | libc::SIGCHLD,
             &args as *const ChildArgs as *mut libc::c_void,
         )
+    };
+    let pid = match net {
+        NetNs::Join(path) if userns => in_netns(path, clone)?,
+        _ => clone(),
     };
     if pid < 0 {
         return Err(sys("clone into new namespaces")(io::Error::last_os_error()));
@@ -163,7 +240,20 @@ pub fn launch(
         pid,
         sync: File::from(sync_w),
         errors: File::from(err_r),
+        rootfs: rootfs.map(|(ours, _)| ours),
+        maps: maps.map(|(_, w)| File::from(w)),
     })
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    let mut fds = [0; 2];
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    // SAFETY: socketpair fills two fds we then own.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(sys("socketpair")(io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fds from socketpair.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 impl Launched {
@@ -172,6 +262,26 @@ impl Launched {
     /// rooted there.
     pub fn join_cgroup(&self, cgroups: &dyn Cgroups, id: &str) -> Result<(), LaunchError> {
         Ok(cgroups.add(id, self.pid)?)
+    }
+
+    /// Write the id maps of init's user namespace and send init its root file system:
+    /// `overlay` with idmapped layers (before [`Launched::go`]; only for a launch with
+    /// a user namespace).
+    pub fn map_userns(&mut self, ns: &UserNs, overlay: &MountSpec) -> Result<(), LaunchError> {
+        userns::write_maps(self.pid, ns)?;
+        if let Some(mut maps) = self.maps.take() {
+            maps.write_all(b"m")
+                .map_err(sys("tell init its id maps are written"))?;
+        }
+        let host = |map| UserNs::host_id(map, 0).unwrap_or(0);
+        let tree =
+            userns::idmapped_overlay(self.pid, overlay, host(&ns.uid_map), host(&ns.gid_map))?;
+        let sock = self.rootfs.as_ref().ok_or(LaunchError::Sys {
+            op: "send the root file system",
+            source: io::Error::other("launched without a user namespace"),
+        })?;
+        super::sys::send_fd(sock.as_raw_fd(), tree.as_raw_fd())
+            .map_err(sys("send init its root file system"))
     }
 
     /// Let init proceed; returns once the command runs, or with init's error.

@@ -22,6 +22,8 @@
 //!   settings (capabilities, seccomp, privileged) from the options.
 //! - [`supervisor`]: restart policies, health probes and `--rm`, as a loop.
 //! - [`sys`]: checked system call wrappers.
+//! - [`syscalls`] (pure): system call numbers by name for x86_64 and aarch64.
+//! - [`userns`]: user namespaces: id maps, idmapped root file systems.
 pub mod attach;
 pub mod caps;
 pub mod cgroup;
@@ -39,3 +41,5 @@ pub mod shim;
 pub mod spec;
 pub mod supervisor;
 pub mod sys;
+pub mod syscalls;
+pub mod userns;

@@ -6,13 +6,16 @@
 //! ([`denials`]). `clone3` answers `ENOSYS` (libc then falls back to `clone`, whose
 //! namespace flags the filter can inspect); everything else denied answers `EPERM`.
 //!
-//! [`compile`] builds x86_64 BPF with `seccompiler` (pure Rust, no libseccomp): one
-//! program per errno, since a seccompiler filter has one match action; the kernel runs
-//! both. Other architectures' calls (i386 through `int 0x80`) kill the process, and x32
-//! calls get `ENOSYS`, so nothing reaches the kernel around the list.
+//! [`compile`] builds BPF for x86_64 or aarch64 with `seccompiler` (pure Rust, no
+//! libseccomp), numbering calls from [`super::syscalls`]: one program per errno, since
+//! a seccompiler filter has one match action; the kernel runs both. Other
+//! architectures' calls (i386 through `int 0x80`, arm32) kill the process, and x32
+//! calls get `ENOSYS`, so nothing reaches the kernel around the list. A call an
+//! architecture lacks (`iopl` on aarch64) needs no rule there.
 
 use super::caps::Capability;
 use super::sys::{self, SysError};
+pub use super::syscalls::Arch;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -50,8 +53,8 @@ pub enum When {
 /// One denied system call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Denial {
+    /// Its number comes from [`Arch::number`].
     pub name: &'static str,
-    pub nr: i64,
     pub when: When,
     pub errno: i32,
     /// Having any of these capabilities allows the call.
@@ -76,10 +79,9 @@ const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 const ADMIN: &[Capability] = &[Capability::SYS_ADMIN];
 const NONE: &[Capability] = &[];
 
-const fn deny(name: &'static str, nr: i64, lifted_by: &'static [Capability]) -> Denial {
+const fn deny(name: &'static str, lifted_by: &'static [Capability]) -> Denial {
     Denial {
         name,
-        nr,
         when: When::Always,
         errno: libc::EPERM,
         lifted_by,
@@ -88,44 +90,38 @@ const fn deny(name: &'static str, nr: i64, lifted_by: &'static [Capability]) -> 
 
 /// Every call the default profile denies, with what lifts it.
 pub const DENIED: &[Denial] = &[
-    deny("keyctl", libc::SYS_keyctl, NONE),
-    deny("add_key", libc::SYS_add_key, NONE),
-    deny("request_key", libc::SYS_request_key, NONE),
-    deny("uselib", libc::SYS_uselib, NONE),
-    deny("userfaultfd", libc::SYS_userfaultfd, NONE),
+    deny("keyctl", NONE),
+    deny("add_key", NONE),
+    deny("request_key", NONE),
+    deny("uselib", NONE),
+    deny("userfaultfd", NONE),
     // io_uring bypasses the filter for the operations it performs (Docker denies it).
-    deny("io_uring_setup", libc::SYS_io_uring_setup, NONE),
-    deny("io_uring_enter", libc::SYS_io_uring_enter, NONE),
-    deny("io_uring_register", libc::SYS_io_uring_register, NONE),
-    deny("mount", libc::SYS_mount, ADMIN),
-    deny("umount2", libc::SYS_umount2, ADMIN),
-    deny("unshare", libc::SYS_unshare, ADMIN),
-    deny("setns", libc::SYS_setns, ADMIN),
-    deny("pivot_root", libc::SYS_pivot_root, ADMIN),
-    deny("swapon", libc::SYS_swapon, ADMIN),
-    deny("swapoff", libc::SYS_swapoff, ADMIN),
-    deny("quotactl", libc::SYS_quotactl, ADMIN),
-    deny("lookup_dcookie", libc::SYS_lookup_dcookie, ADMIN),
-    deny("mount_setattr", libc::SYS_mount_setattr, ADMIN),
-    deny("move_mount", libc::SYS_move_mount, ADMIN),
-    deny("open_tree", libc::SYS_open_tree, ADMIN),
-    deny("fsopen", libc::SYS_fsopen, ADMIN),
-    deny("fsconfig", libc::SYS_fsconfig, ADMIN),
-    deny("fsmount", libc::SYS_fsmount, ADMIN),
-    deny("fspick", libc::SYS_fspick, ADMIN),
-    deny(
-        "bpf",
-        libc::SYS_bpf,
-        &[Capability::SYS_ADMIN, Capability::BPF],
-    ),
+    deny("io_uring_setup", NONE),
+    deny("io_uring_enter", NONE),
+    deny("io_uring_register", NONE),
+    deny("mount", ADMIN),
+    deny("umount2", ADMIN),
+    deny("unshare", ADMIN),
+    deny("setns", ADMIN),
+    deny("pivot_root", ADMIN),
+    deny("swapon", ADMIN),
+    deny("swapoff", ADMIN),
+    deny("quotactl", ADMIN),
+    deny("lookup_dcookie", ADMIN),
+    deny("mount_setattr", ADMIN),
+    deny("move_mount", ADMIN),
+    deny("open_tree", ADMIN),
+    deny("fsopen", ADMIN),
+    deny("fsconfig", ADMIN),
+    deny("fsmount", ADMIN),
+    deny("fspick", ADMIN),
+    deny("bpf", &[Capability::SYS_ADMIN, Capability::BPF]),
     deny(
         "perf_event_open",
-        libc::SYS_perf_event_open,
         &[Capability::SYS_ADMIN, Capability::PERFMON],
     ),
     Denial {
         name: "clone",
-        nr: libc::SYS_clone,
         when: When::AnyBit {
             arg: 0,
             bits: CLONE_NEW,
@@ -135,71 +131,29 @@ pub const DENIED: &[Denial] = &[
     },
     Denial {
         name: "clone3",
-        nr: libc::SYS_clone3,
         when: When::Always,
         errno: libc::ENOSYS,
         lifted_by: ADMIN,
     },
-    deny("reboot", libc::SYS_reboot, &[Capability::SYS_BOOT]),
-    deny("kexec_load", libc::SYS_kexec_load, &[Capability::SYS_BOOT]),
-    deny(
-        "kexec_file_load",
-        libc::SYS_kexec_file_load,
-        &[Capability::SYS_BOOT],
-    ),
-    deny(
-        "init_module",
-        libc::SYS_init_module,
-        &[Capability::SYS_MODULE],
-    ),
-    deny(
-        "finit_module",
-        libc::SYS_finit_module,
-        &[Capability::SYS_MODULE],
-    ),
-    deny(
-        "delete_module",
-        libc::SYS_delete_module,
-        &[Capability::SYS_MODULE],
-    ),
-    deny("acct", libc::SYS_acct, &[Capability::SYS_PACCT]),
-    deny("ptrace", libc::SYS_ptrace, &[Capability::SYS_PTRACE]),
-    deny(
-        "process_vm_readv",
-        libc::SYS_process_vm_readv,
-        &[Capability::SYS_PTRACE],
-    ),
-    deny(
-        "process_vm_writev",
-        libc::SYS_process_vm_writev,
-        &[Capability::SYS_PTRACE],
-    ),
-    deny(
-        "clock_settime",
-        libc::SYS_clock_settime,
-        &[Capability::SYS_TIME],
-    ),
-    deny(
-        "clock_adjtime",
-        libc::SYS_clock_adjtime,
-        &[Capability::SYS_TIME],
-    ),
-    deny(
-        "settimeofday",
-        libc::SYS_settimeofday,
-        &[Capability::SYS_TIME],
-    ),
-    deny("syslog", libc::SYS_syslog, &[Capability::SYSLOG]),
-    deny(
-        "open_by_handle_at",
-        libc::SYS_open_by_handle_at,
-        &[Capability::DAC_READ_SEARCH],
-    ),
-    deny("iopl", libc::SYS_iopl, &[Capability::SYS_RAWIO]),
-    deny("ioperm", libc::SYS_ioperm, &[Capability::SYS_RAWIO]),
+    deny("reboot", &[Capability::SYS_BOOT]),
+    deny("kexec_load", &[Capability::SYS_BOOT]),
+    deny("kexec_file_load", &[Capability::SYS_BOOT]),
+    deny("init_module", &[Capability::SYS_MODULE]),
+    deny("finit_module", &[Capability::SYS_MODULE]),
+    deny("delete_module", &[Capability::SYS_MODULE]),
+    deny("acct", &[Capability::SYS_PACCT]),
+    deny("ptrace", &[Capability::SYS_PTRACE]),
+    deny("process_vm_readv", &[Capability::SYS_PTRACE]),
+    deny("process_vm_writev", &[Capability::SYS_PTRACE]),
+    deny("clock_settime", &[Capability::SYS_TIME]),
+    deny("clock_adjtime", &[Capability::SYS_TIME]),
+    deny("settimeofday", &[Capability::SYS_TIME]),
+    deny("syslog", &[Capability::SYSLOG]),
+    deny("open_by_handle_at", &[Capability::DAC_READ_SEARCH]),
+    deny("iopl", &[Capability::SYS_RAWIO]),
+    deny("ioperm", &[Capability::SYS_RAWIO]),
     Denial {
         name: "personality",
-        nr: libc::SYS_personality,
         when: When::NotIn {
             arg: 0,
             values: PERSONALITIES,
@@ -226,7 +180,7 @@ pub enum SeccompError {
         arch: &'static str,
         source: seccompiler::BackendError,
     },
-    #[error("seccomp filters are only built for x86_64, not {0}")]
+    #[error("seccomp filters are only built for x86_64 and aarch64, not {0}")]
     Arch(&'static str),
 }
 
@@ -251,38 +205,51 @@ fn rules(d: &Denial) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
     }
 }
 
-/// BPF programs for `denials`: one per errno, the first led by an x32 guard.
+/// BPF programs for `denials` on this machine's architecture ([`compile_for`]).
 pub fn compile(denials: &[Denial]) -> Result<Vec<Vec<libc::sock_filter>>, SeccompError> {
-    let arch_name = std::env::consts::ARCH;
-    if arch_name != "x86_64" {
-        return Err(SeccompError::Arch(arch_name));
-    }
+    let arch = Arch::native().ok_or(SeccompError::Arch(std::env::consts::ARCH))?;
+    compile_for(arch, denials)
+}
+
+/// BPF programs for `denials` on `arch`: one per errno, on x86_64 the first led by an
+/// x32 guard.
+pub fn compile_for(
+    arch: Arch,
+    denials: &[Denial],
+) -> Result<Vec<Vec<libc::sock_filter>>, SeccompError> {
     let err = |source| SeccompError::Compile {
-        arch: arch_name,
+        arch: arch.name(),
         source,
     };
     let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
     for d in denials {
+        let Some(nr) = arch.number(d.name) else {
+            continue;
+        };
         let rules = rules(d).map_err(err)?;
         by_errno
             .entry(d.errno)
             .or_default()
-            .entry(d.nr)
+            .entry(nr)
             .or_default()
             .extend(rules);
     }
+    let target = match arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    };
     let mut programs = Vec::new();
     for (errno, map) in by_errno {
         let filter = SeccompFilter::new(
             map,
             SeccompAction::Allow,
             SeccompAction::Errno(errno as u32),
-            TargetArch::x86_64,
+            target,
         )
         .map_err(err)?;
         let bpf: BpfProgram = filter.try_into().map_err(err)?;
         let mut program = Vec::with_capacity(bpf.len() + 3);
-        if programs.is_empty() {
+        if programs.is_empty() && arch == Arch::X86_64 {
             // ld [nr]; jge X32_SYSCALL_BIT ? ret ERRNO(ENOSYS) : continue
             program.push(stmt(0x20, 0));
             program.push(libc::sock_filter {
@@ -357,6 +324,29 @@ mod tests {
             ]
             .contains(n)
         }));
+    }
+
+    /// Every call of the profile has a number on x86_64; on aarch64 all but the three
+    /// x86-only ones; and the profile compiles for both.
+    #[test]
+    fn the_profile_resolves_and_compiles_for_x86_64_and_aarch64() {
+        for d in DENIED {
+            assert!(Arch::X86_64.number(d.name).is_some(), "x86_64: {}", d.name);
+        }
+        let missing: Vec<&str> = DENIED
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| Arch::Aarch64.number(n).is_none())
+            .collect();
+        assert_eq!(missing, ["uselib", "iopl", "ioperm"]);
+        assert_eq!(Arch::Aarch64.number("mount"), Some(40));
+        assert_eq!(Arch::Aarch64.number("clone"), Some(220));
+        let arm = compile_for(Arch::Aarch64, &denials(&DEFAULT)).unwrap();
+        assert_eq!(arm.len(), 2, "EPERM and ENOSYS");
+        // No x32 guard: the program opens with seccompiler's arch check against
+        // AUDIT_ARCH_AARCH64.
+        assert_eq!((arm[0][1].code, arm[0][1].k), (0x15, 0xC000_00B7));
+        assert_ne!(compile_for(Arch::X86_64, &denials(&DEFAULT)).unwrap(), arm);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum ContainerError {
     Image(#[from] ImageServiceError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A bad `--uidmap`/`--gidmap` (a request error: set-up failures are `Start`).
+    #[error(transparent)]
+    Userns(#[from] super::userns::UsernsError),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("no container {0}")]
@@ -84,6 +87,8 @@ pub struct ContainerService {
     images: Arc<ImageService>,
     volumes: Arc<Volumes>,
     networks: Arc<NetworkService>,
+    /// The user namespace of containers that ask for none (`--userns-remap`).
+    remap: Option<super::userns::UserNs>,
     /// One lock per container: start, restart and remove never interleave.
     locks: std::sync::Mutex<
         std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
@@ -227,6 +232,7 @@ impl ContainerService {
         images: Arc<ImageService>,
         volumes: Arc<Volumes>,
         networks: Arc<NetworkService>,
+        remap: Option<super::userns::UserNs>,
     ) -> Result<ContainerService, ContainerError> {
         std::fs::create_dir_all(root).map_err(io("create", root))?;
         Ok(ContainerService {
@@ -234,6 +240,7 @@ impl ContainerService {
             images,
             volumes,
             networks,
+            remap,
             locks: Default::default(),
         })
     }
@@ -414,6 +421,25 @@ impl ContainerService {
             &text("/etc/passwd"),
             &text("/etc/group"),
         )?;
+        let userns = super::userns::for_container(
+            &req.uidmap,
+            &req.gidmap,
+            req.userns_mode.as_deref(),
+            self.remap.as_ref(),
+        )?;
+        if let Some(ns) = &userns {
+            let ids = &process.ids;
+            if super::userns::UserNs::host_id(&ns.uid_map, ids.uid).is_none()
+                || super::userns::UserNs::host_id(&ns.gid_map, ids.gid).is_none()
+            {
+                return Err(ContainerError::Invalid {
+                    what: "user",
+                    value: format!("{}:{}", ids.uid, ids.gid),
+                    why: "the container's user namespace does not map it (--uidmap, --gidmap)"
+                        .into(),
+                });
+            }
+        }
         let mut mounts = Vec::new();
         let mut volumes = Vec::new();
         for b in &req.binds {
@@ -596,6 +622,7 @@ impl ContainerService {
             mounts,
             no_new_privileges: req.no_new_privileges,
             netns: prepared.netns.clone(),
+            userns,
         };
         let restart: RestartPolicy =
             req.restart

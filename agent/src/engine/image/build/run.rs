@@ -116,6 +116,7 @@ pub fn execute(
         // RUN steps use the host's network, as BuildKit's default worker does, so
         // package installs can reach their mirrors.
         netns: NetNs::Host,
+        userns: None,
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
@@ -137,7 +138,7 @@ pub fn execute(
         stderr: out_w.as_raw_fd(),
         console: None,
     };
-    let started = launch(&env.init_exe, &spec_path, stdio, &spec.netns).and_then(|l| {
+    let started = launch(&env.init_exe, &spec_path, stdio, &spec.netns, false).and_then(|l| {
         drop(out_w);
         l.go()
     });

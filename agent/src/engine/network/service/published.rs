@@ -43,8 +43,15 @@ impl NetworkService {
         Ruleset { bridges, ports }
     }
 
+    /// Applies the host's rules when they differ from those last applied.
     pub(super) fn apply_rules(&self, st: &State) -> Result<(), NetError> {
-        Ok(nft::apply(&Self::ruleset(st))?)
+        let want = Self::ruleset(st);
+        let mut applied = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if applied.as_ref() != Some(&want) {
+            nft::apply(&want)?;
+            *applied = Some(want);
+        }
+        Ok(())
     }
 
     /// Check and choose host ports for `specs`.

@@ -300,6 +300,31 @@ fn v2_conformance() {
     conformance(&fake_v2("v2", "cpuset cpu io memory pids"), Version::V2);
 }
 
+/// Which layout is which: a cgroup2 mount at `unified` is still the hybrid layout, even
+/// when it owns a controller (this machine's holds hugetlb, which crun 1.8 refuses);
+/// cgroup.controllers at the root is the unified one.
+#[test]
+fn probe_tells_hybrid_from_unified() {
+    let hybrid = fake_v1("hybrid-hugetlb");
+    fs::write(hybrid.root.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+    let cg = probe(&hybrid.root, PARENT).unwrap();
+    assert_eq!(cg.version(), Version::V1);
+    cg.create(ID, &resources()).unwrap();
+    assert_eq!(
+        read(
+            &hybrid
+                .root
+                .join("memory")
+                .join(PARENT)
+                .join(ID)
+                .join("memory.limit_in_bytes")
+        ),
+        (64 * MIB).to_string()
+    );
+    let unified = fake_v2("unified", "cpuset cpu io memory hugetlb pids");
+    assert_eq!(probe(&unified.root, PARENT).unwrap().version(), Version::V2);
+}
+
 #[test]
 fn errors_name_value_file_and_cgroup() {
     let fake = fake_v1("v1-missing");

@@ -89,6 +89,7 @@ pub fn container_create(task: &Task) -> Result<ContainerCreate, ExecutorError> {
         tty: spec.tty.unwrap_or(false),
         open_stdin: spec.stdin_open.unwrap_or(false),
         sysctls: spec.sysctls.clone(),
+        userns_mode: spec.userns_mode.clone(),
         publish: publish(&spec.ports)?,
         ..ContainerCreate::default()
     };

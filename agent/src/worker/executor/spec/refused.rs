@@ -175,8 +175,8 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
         ),
         (
             "userns_mode",
-            spec.userns_mode.is_some(),
-            "the engine has no user namespaces",
+            spec.userns_mode.as_deref().is_some_and(|m| m != "host"),
+            "each node's engine decides the map (orch agent --userns-remap); a service can only opt out with host",
         ),
         (
             "uts",

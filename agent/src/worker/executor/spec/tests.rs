@@ -401,3 +401,24 @@ fn what_the_engine_cannot_honour_is_refused_by_name() {
         .to_string();
     assert_eq!(e, "task t9x: the service has no image");
 }
+
+#[test]
+fn userns_mode_host_opts_out_of_the_engines_remap_and_nothing_else_is_taken() {
+    let spec = image(ServiceSpec {
+        userns_mode: Some("host".into()),
+        ..ServiceSpec::default()
+    });
+    let c = container_create(&task(spec)).unwrap();
+    assert_eq!(c.userns_mode.as_deref(), Some("host"));
+    assert!(c.uidmap.is_empty() && c.gidmap.is_empty());
+    let none = container_create(&task(image(ServiceSpec::default()))).unwrap();
+    assert_eq!(none.userns_mode, None);
+    let e = refused(ServiceSpec {
+        userns_mode: Some("keep-id".into()),
+        ..ServiceSpec::default()
+    });
+    assert!(
+        e.contains("userns_mode") && e.contains("--userns-remap"),
+        "{e}"
+    );
+}
