@@ -135,11 +135,13 @@ impl Drop for Agent {
 /// Kills the containers (and their shims) of the engine with data dir `data`:
 /// containers outlive their engine by design.
 pub fn kill_containers(data: &Path) {
+    let mut ids = Vec::new();
     for entry in std::fs::read_dir(data.join("containers"))
         .into_iter()
         .flatten()
         .flatten()
     {
+        ids.push(entry.file_name());
         let Ok(text) = std::fs::read_to_string(entry.path().join("state.json")) else {
             continue;
         };
@@ -148,6 +150,32 @@ pub fn kill_containers(data: &Path) {
             if let Some(pid) = state[key].as_i64() {
                 // SAFETY: signalling a process this test started.
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+    remove_cgroups(&ids);
+}
+
+/// Removes the cgroups of containers `ids` (`orch/ID` under every hierarchy) once
+/// their processes are gone; a container the engine removed has none left.
+fn remove_cgroups(ids: &[std::ffi::OsString]) {
+    let parent = agent::engine::runtime::cgroup::PARENT;
+    let hierarchies: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(parent))
+        .chain(std::iter::once(Path::new("/sys/fs/cgroup").join(parent)))
+        .collect();
+    for id in ids {
+        for dir in hierarchies.iter().map(|h| h.join(id)) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            // rmdir fails while a killed process is still exiting.
+            while dir.exists()
+                && std::fs::remove_dir(&dir).is_err()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
     }
