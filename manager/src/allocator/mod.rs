@@ -72,10 +72,10 @@ impl Usage {
             }
         }
         for task in state.tasks.iter() {
-            // An orphaned task's container may still run on its node (cut off, or
-            // its agent down): its address stays taken while the task is kept.
-            let orphaned = task.status.state == TaskState::Orphaned;
-            if ended(task.status.state) && !wanted(task) && !orphaned {
+            // An ended task's address is free again; its container may still hold
+            // it on its node for a while (an orphaned task's node may come back), so
+            // `take` hands it out again only after every other free address.
+            if ended(task.status.state) && !wanted(task) {
                 continue;
             }
             for attached in &task.networks {
