@@ -159,8 +159,12 @@ async fn beat(
         let req = Heartbeat {
             session_id: info.session_id.clone(),
         };
+        // A busy leader (or this host starting a hundred containers) may answer
+        // late: waiting is cheaper than dropping the session, which makes the node
+        // look down and orphans its tasks. The wait ends before the leader's grace
+        // period (3 heartbeats by default) would.
         let answer = tokio::time::timeout(
-            Duration::from_millis(info.heartbeat_ms.max(500)),
+            Duration::from_millis((info.heartbeat_ms * 5 / 2).max(1000)),
             api::client::managers::post::<_, SessionInfo>(
                 http,
                 leader,
