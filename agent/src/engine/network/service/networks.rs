@@ -215,7 +215,14 @@ impl NetworkService {
             }
             Driver::Overlay => {
                 let ns = self.overlay_ns(&net.id);
-                // The vxlan and bridge end with the namespace.
+                // The vxlan goes first: the namespace ends only with its last user,
+                // and until then its vxlan would keep the VNI's socket, so a network
+                // made again with the same VNI could not have one ("File exists").
+                if netns::is_held(&ns) {
+                    netlink(Some(&ns), move |nl| async move {
+                        nl.delete(OVERLAY_VXLAN).await
+                    })?;
+                }
                 netns::remove(&ns).map_err(io("remove the overlay namespace", &ns))?;
             }
         }
