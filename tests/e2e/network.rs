@@ -484,6 +484,42 @@ fn overlay_joins_containers_on_two_hosts_and_a_removed_peer_is_cut() {
 
     ok(&a.orch(&["container", "rm", "-f", "alpha"], None));
     ok(&b.orch(&["container", "rm", "-f", "beta", "gamma"], None));
+    // Something still in the overlay's namespace (here a process) keeps it alive
+    // after `network rm`: the network made again with the same VNI still gets its
+    // vxlan.
+    let overlay_ns = std::fs::read_dir(a.dir.join("data/netns"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("overlay-"))
+        })
+        .expect("the overlay's namespace");
+    let mut holder = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", overlay_ns.display()))
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("nsenter");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    ok(&a.orch(&["network", "rm", "ov"], None));
+    let again = a.orch(
+        &[
+            "network",
+            "create",
+            "--driver",
+            "overlay",
+            "--subnet",
+            "10.200.0.0/24",
+            "--vni",
+            "4242",
+            "ov",
+        ],
+        None,
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    ok(&again);
     for agent in [&a, &b] {
         ok(&agent.orch(&["network", "rm", "ov"], None));
     }
