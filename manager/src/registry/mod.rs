@@ -8,7 +8,8 @@
 //! - Manifests and the tags that name them are [`Manifest`](api::registry::Manifest)
 //!   objects in the replicated store, so every manager answers for every tag; a
 //!   manifest push is forwarded to the leader, which first makes sure it holds every
-//!   blob the manifest names.
+//!   blob the manifest names; manifest and tag reads go to the leader too, so a pull
+//!   right after a push finds it.
 //! - Who may: managers, the local socket and API token holders (a bearer token, or
 //!   Basic with the token as the password, as `orch login` sends it) push and pull;
 //!   worker nodes (their cluster certificate) pull only.
@@ -134,20 +135,20 @@ async fn authorize(
     }
 }
 
-/// Manifest writes go to the leader (the store's writer); everything else is served
-/// here.
+/// Manifests and tags are the leader's to answer (a write is committed there, and a
+/// read there sees every committed push, which a follower may not have applied
+/// yet); blobs and uploads are served here.
 async fn forward_writes(
     State(registry): State<Arc<Registry>>,
     request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    let manifest = path
+    let leaders = path
         .strip_prefix("/v2/")
         .and_then(|rest| path::parse(rest).ok())
-        .is_some_and(|r| matches!(r, path::Route::Manifest { .. }));
-    let write = request.method() == Method::PUT || request.method() == Method::DELETE;
-    if manifest && write {
+        .is_some_and(|r| matches!(r, path::Route::Manifest { .. } | path::Route::Tags { .. }));
+    if leaders {
         let api = registry.api.clone();
         return crate::http::forward::forward(State(api), request, next).await;
     }
