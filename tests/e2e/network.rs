@@ -217,11 +217,21 @@ fn bridge_networks_resolve_names_isolate_and_seal_internal_ones() {
     assert_eq!(leftovers(&a), Vec::<String>::new());
 }
 
-/// `GET /hostname` on `addr` from inside the agent's host.
+/// `GET /hostname` on `addr` from inside the agent's host (the server in a container
+/// just started may not listen yet: refusals are retried for 5 s).
 fn get_hostname(a: &Agent, addr: &str) -> String {
     let addr = addr.to_owned();
     a.on_host(move || {
-        let mut s = std::net::TcpStream::connect(&addr).expect("connect to the published port");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut s = loop {
+            match std::net::TcpStream::connect(&addr) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("connect to the published port {addr}: {e}"),
+            }
+        };
         s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").unwrap();
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
