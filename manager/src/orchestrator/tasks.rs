@@ -44,6 +44,16 @@ impl Cluster<'_> {
         self.nodes.get(id)
     }
 
+    /// Whether a node other than `node` is ready and active, so a task lost with
+    /// `node` has somewhere else to go.
+    fn elsewhere(&self, node: &str) -> bool {
+        self.nodes.values().any(|n| {
+            n.meta.id != node
+                && n.status.state == NodeState::Ready
+                && n.spec.availability == Availability::Active
+        })
+    }
+
     /// Nodes a global service runs on: ready, and active or paused (a paused node
     /// keeps its tasks but gets no new ones).
     fn global_nodes(&self) -> impl Iterator<Item = &Node> {
@@ -84,7 +94,11 @@ fn desire(task: &Task, state: TaskState) -> Task {
     task
 }
 
-/// Why a wanted task can no longer run where it is, if it cannot.
+/// Why a wanted task can no longer run where it is, if it cannot. A task of a down
+/// node is given up only when another node could take it: with none (a one-node
+/// cluster, or all others down or drained) a replacement could only wait, and the
+/// node's agent keeps the task running, so it is kept for when the node is back
+/// instead of being stopped and started again.
 fn lost(task: &Task, cluster: &Cluster) -> Option<Lost> {
     let node = task.node.as_deref()?;
     if task.status.state < TaskState::Assigned && task.slot != 0 {
@@ -92,7 +106,7 @@ fn lost(task: &Task, cluster: &Cluster) -> Option<Lost> {
     }
     match cluster.node(node) {
         None => Some(Lost::Orphaned(format!("node {node} was removed"))),
-        Some(n) if n.status.state == NodeState::Down => {
+        Some(n) if n.status.state == NodeState::Down && cluster.elsewhere(node) => {
             Some(Lost::Orphaned(format!("node {node} is down")))
         }
         Some(n) if n.spec.availability == Availability::Drain => Some(Lost::Drained),

@@ -193,6 +193,50 @@ fn tasks_of_a_down_node_are_replaced_elsewhere_and_drain_moves_them() {
 }
 
 #[test]
+fn tasks_of_a_down_node_with_nowhere_else_to_go_are_kept_until_a_node_can_take_them() {
+    let mut sim = Sim::new(&["n1", "n2"]);
+    sim.set_node("n2", |n| n.spec.availability = Availability::Drain);
+    sim.deploy("app", &[("web", spec("busybox", 2))]);
+    sim.agents_run();
+    let ids = |sim: &Sim| {
+        let mut ids: Vec<String> = sim
+            .wanted("app_web")
+            .into_iter()
+            .map(|t| t.meta.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(&sim);
+    sim.set_node("n1", |n| n.status.state = NodeState::Down);
+    sim.agents_run();
+    assert_eq!(ids(&sim), before, "no other node: the tasks stay");
+    let orphaned = |sim: &Sim| {
+        sim.state
+            .tasks
+            .by_service("app_web")
+            .filter(|t| t.status.state == TaskState::Orphaned)
+            .count()
+    };
+    assert_eq!(orphaned(&sim), 0);
+
+    // Back: the same tasks, never stopped.
+    sim.set_node("n1", |n| n.status.state = NodeState::Ready);
+    sim.agents_run();
+    assert_eq!(ids(&sim), before);
+    assert_eq!(sim.count("app_web", TaskState::Running), 2);
+
+    // Down again while another node can take them: replaced there.
+    sim.set_node("n1", |n| n.status.state = NodeState::Down);
+    sim.set_node("n2", |n| n.spec.availability = Availability::Active);
+    sim.agents_run();
+    assert_eq!(orphaned(&sim), 2);
+    let wanted = sim.wanted("app_web");
+    assert_eq!(wanted.len(), 2);
+    assert!(wanted.iter().all(|t| t.node.as_deref() == Some("n2")));
+}
+
+#[test]
 fn a_global_service_runs_on_a_node_that_joins_later() {
     let mut s = spec("busybox", 0);
     s.deploy.as_mut().unwrap().mode = Some(DeployMode::Global);

@@ -854,8 +854,17 @@ impl ContainerService {
         {
             let _ = cg.remove(id, Duration::ZERO);
         }
-        // Its network setup: endpoints, addresses, ports, namespace.
-        self.networks.release(id).map_err(ContainerError::Network)?;
+        // Its network setup: endpoints, addresses, ports, namespace (netlink, nft
+        // and every DNS table: blocking work, off the runtime's few threads).
+        let networks = self.networks.clone();
+        let cid = id.to_owned();
+        tokio::task::spawn_blocking(move || networks.release(&cid))
+            .await
+            .map_err(|e| ContainerError::Start {
+                id: id.to_owned(),
+                why: e.to_string(),
+            })?
+            .map_err(ContainerError::Network)?;
         // Its anonymous volumes (from the image's VOLUMEs) go with it.
         if let Ok(record) = self.record(id) {
             for v in &record.anonymous_volumes {

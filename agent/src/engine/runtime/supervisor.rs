@@ -92,7 +92,12 @@ pub async fn run(containers: Arc<ContainerService>) {
                 && seen.get(&id) != Some(&running)
             {
                 seen.insert(id.clone(), running);
-                if let Err(e) = containers.note_running(&id, running) {
+                // DNS tables and VIP rules change: blocking work, off the runtime.
+                let c = containers.clone();
+                let nid = id.clone();
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || c.note_running(&nid, running)).await
+                {
                     eprintln!("orch agent: container {id}: {e}");
                 }
             }

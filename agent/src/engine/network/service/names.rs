@@ -28,7 +28,8 @@ impl NetworkService {
         })
         .and_then(|r| r)
         .map_err(io("serve DNS on 127.0.0.11:53 in", &path))?;
-        let (tx, rx) = tokio::sync::watch::channel(records_for(st, cid, &self.stopped_lock()));
+        let records = records_for(st, &networks_of(st, cid), &self.stopped_lock());
+        let (tx, rx) = tokio::sync::watch::channel(records);
         let _guard = self.runtime.enter();
         let server = DnsServer::spawn(udp, tcp, rx, self.upstreams.clone(), forwards(st, cid))
             .map_err(|e| NetError::State(format!("start the DNS server of {}: {e}", a.name)))?;
@@ -48,29 +49,47 @@ impl NetworkService {
 
     /// Give every container's DNS server the names it may see now, and its
     /// namespace the virtual addresses of its networks' services.
+    ///
+    /// Containers on the same networks see the same names, so the table is built once
+    /// per set of networks: a refresh costs the size of the tables, not that times the
+    /// number of containers (100 replicas made it the engine's hottest path).
     pub(super) fn refresh(&self, st: &State) -> Result<(), NetError> {
         let stopped = self.stopped_lock().clone();
+        let mut tables: BTreeMap<Vec<&str>, Records> = BTreeMap::new();
         for (cid, entry) in self.dns_lock().iter() {
-            entry.records.send_replace(records_for(st, cid, &stopped));
+            let nets = networks_of(st, cid);
+            let key = nets.iter().map(|n| n.id.as_str()).collect();
+            let records = tables
+                .entry(key)
+                .or_insert_with(|| records_for(st, &nets, &stopped));
+            entry.records.send_if_modified(|current| {
+                let changed = current != records;
+                if changed {
+                    *current = records.clone();
+                }
+                changed
+            });
         }
         self.sync_vips(st)
     }
 }
 
-/// The names container `cid` may resolve: on each of its networks, every
-/// container's name, its aliases and `tasks.ALIAS` (all of an alias' addresses),
-/// and an overlay's remote endpoints likewise; containers in `stopped` have no
-/// name (like Docker, a stopped container's name does not resolve until it runs
-/// again). Names go in before aliases, so an address' reverse lookup gives its
-/// container.
-fn records_for(st: &State, cid: &str, stopped: &BTreeSet<String>) -> Records {
-    let mut r = Records::new();
-    let nets: Vec<&NetRecord> = st
-        .networks
+/// The networks container `cid` is on, in id order.
+fn networks_of<'a>(st: &'a State, cid: &str) -> Vec<&'a NetRecord> {
+    st.networks
         .values()
         .filter(|n| n.endpoints.contains_key(cid))
-        .collect();
-    for n in &nets {
+        .collect()
+}
+
+/// The names a container on `nets` may resolve: on each network, every container's
+/// name, its aliases and `tasks.ALIAS` (all of an alias' addresses), and an
+/// overlay's remote endpoints likewise; containers in `stopped` have no name (like
+/// Docker, a stopped container's name does not resolve until it runs again). Names
+/// go in before aliases, so an address' reverse lookup gives its container.
+fn records_for(st: &State, nets: &[&NetRecord], stopped: &BTreeSet<String>) -> Records {
+    let mut r = Records::new();
+    for n in nets {
         for (other, e) in n.endpoints.iter().filter(|(c, _)| !stopped.contains(*c)) {
             if let Some(a) = st.containers.get(other) {
                 r.insert(&a.name, e.ip);
@@ -83,7 +102,7 @@ fn records_for(st: &State, cid: &str, stopped: &BTreeSet<String>) -> Records {
             }
         }
     }
-    for n in &nets {
+    for n in nets {
         for (_, e) in n.endpoints.iter().filter(|(c, _)| !stopped.contains(*c)) {
             for alias in &e.aliases {
                 r.insert(alias, e.ip);
