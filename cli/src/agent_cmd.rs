@@ -287,8 +287,10 @@ pub async fn serve_node(
     if let Some(config) = session {
         let client = api::client::EngineClient::new(&format!("unix://{}", engine.socket.display()))
             .context("a client of this node's engine")?;
+        let archive = agent::worker::archive::LogArchive::new(engine.data_dir.join("task-logs"));
         worker.push(tokio::spawn(agent::worker::logs::run(
             client.clone(),
+            archive.clone(),
             assigned.clone(),
             publisher,
         )));
@@ -297,6 +299,7 @@ pub async fn serve_node(
             assigned,
             reporter,
             engine.data_dir.join("task-files"),
+            archive,
         )));
         worker.push(tokio::spawn(agent::worker::session::run(
             config,

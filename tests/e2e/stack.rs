@@ -179,7 +179,7 @@ services:
         order: start-first
   check:
     image: busybox
-    command: ["sh", "-c", "wget -qO- http://api/ | grep -q api- && wget -qO- http://api.shop/ | grep -q api-"]
+    command: ["sh", "-c", "wget -qO- http://api/ | grep -q api- && wget -qO- http://api.shop/ | grep -q api- && echo check-passed"]
     restart: on-failure
 "#
     )
@@ -265,6 +265,18 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
                 .ok_or(ps)
         },
     );
+    // Its container goes; its node keeps its output.
+    eventually(30, "the one-shot's container is removed", || {
+        let all = ok(&h.orch(&["container", "ls", "-a"]));
+        (!all.contains("shop_check")).then_some(()).ok_or(all)
+    });
+    eventually(30, "the one-shot's output is in `orch logs`", || {
+        let logs = ok(&h.orch(&["logs", "check"]));
+        logs.contains("shop_check.1@")
+            .then_some(())
+            .filter(|()| logs.contains("check-passed"))
+            .ok_or(logs)
+    });
 
     ok(&h.orch(&["scale", "api=3"]));
     eventually(60, "three api tasks run", || {

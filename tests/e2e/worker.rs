@@ -64,9 +64,10 @@ impl Node {
         let (sets, rx) = watch::channel(first);
         let (tx, reports) = mpsc::channel(256);
         let files = self.agent.dir.join("task-files");
+        let archive = agent::worker::archive::LogArchive::new(self.agent.dir.join("task-logs"));
         let handle = self
             .rt
-            .spawn(executor::run(self.engine.clone(), rx, tx, files));
+            .spawn(executor::run(self.engine.clone(), rx, tx, files, archive));
         Executor {
             sets,
             reports,

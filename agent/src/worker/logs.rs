@@ -9,6 +9,7 @@
 //! session's queue is full, and the session's post waits while the reader on the
 //! leader is behind, so a slow client slows the engine reads.
 
+use super::archive::LogArchive;
 use crate::engine::runtime::container::parse_time;
 use api::client::EngineClient;
 use api::container::LogLine;
@@ -28,6 +29,7 @@ const LINGER: Duration = Duration::from_millis(50);
 /// (the session sends what it takes from there).
 pub async fn run(
     engine: EngineClient,
+    archive: LogArchive,
     mut assigned: watch::Receiver<Assignments>,
     out: mpsc::Sender<LogPublish>,
 ) {
@@ -55,7 +57,14 @@ pub async fn run(
         });
         for (key, (source, options)) in wanted {
             readers.entry(key.clone()).or_insert_with(|| {
-                tokio::spawn(read(engine.clone(), key.0, source, options, out.clone()))
+                tokio::spawn(read(
+                    engine.clone(),
+                    archive.clone(),
+                    key.0,
+                    source,
+                    options,
+                    out.clone(),
+                ))
             });
         }
         if assigned.changed().await.is_err() {
@@ -88,9 +97,11 @@ fn publishable(line: LogLine, since: Option<SystemTime>) -> Option<PublishedLine
     })
 }
 
-/// Reads one task's logs and publishes them; ends with a `close`.
+/// Reads one task's logs and publishes them; ends with a `close`. A task whose
+/// container is gone has its kept log read (see [`LogArchive`]).
 async fn read(
     engine: EngineClient,
+    archive: LogArchive,
     subscription: String,
     source: LogSource,
     options: LogOptions,
@@ -111,6 +122,26 @@ async fn read(
     };
     let mut events = match engine.logs(&source.container, options.follow, tail).await {
         Ok(events) => events,
+        Err(e)
+            if e.code() == Some(api::error::ErrorCode::NotFound)
+                && let Some(kept) = archive.read(&source.task, tail) =>
+        {
+            let lines: Vec<PublishedLine> = kept
+                .into_iter()
+                .filter_map(|line| publishable(line, since))
+                .collect();
+            let mut chunks = lines.chunks(BATCH).peekable();
+            if chunks.peek().is_none() {
+                let _ = out.send(batch(Vec::new(), true)).await;
+            }
+            while let Some(chunk) = chunks.next() {
+                let last = chunks.peek().is_none();
+                if out.send(batch(chunk.to_vec(), last)).await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
         Err(e) => {
             let line = PublishedLine {
                 time: String::new(),

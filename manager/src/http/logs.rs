@@ -9,7 +9,9 @@
 //! `follow` the answer ends when every task is done; with it, when the client goes
 //! away (an idle answer sends an empty line every [`KEEPALIVE`] so that is noticed) or
 //! every task's container ended. A service's logs are those of its tasks that are to
-//! run (desired state `running` or earlier); a task's, of that task in any state.
+//! run (desired state `running` or earlier) and of those in its history that had a
+//! container (their nodes keep the logs of removed containers, as `docker service
+//! logs` shows them); a task's, of that task in any state.
 
 use super::ApiState;
 use super::error::HttpError;
@@ -90,7 +92,7 @@ pub async fn service(
         .view(|s| {
             s.tasks
                 .by_service(&service.meta.id)
-                .filter(|t| t.desired_state <= TaskState::Running)
+                .filter(|t| t.desired_state <= TaskState::Running || t.status.container.is_some())
                 .cloned()
                 .collect::<Vec<Task>>()
         })

@@ -9,6 +9,7 @@ use super::files::{self, Values};
 use super::reconcile::{Action, Local, Retirement, plan};
 use super::report;
 use super::runner::{Job, Runner};
+use crate::worker::archive::LogArchive;
 use api::client::EngineClient;
 use api::cluster::{TaskState, Timestamp};
 use api::session::{Assignments, TaskReport};
@@ -31,11 +32,13 @@ pub async fn run(
     mut assignments: watch::Receiver<Assignments>,
     reports: mpsc::Sender<TaskReport>,
     files_root: PathBuf,
+    archive: LogArchive,
 ) {
     let mut ex = Executor {
         engine,
         reports,
         files_root,
+        archive,
         values: Values::default(),
         local: Local::default(),
         stops: BTreeMap::new(),
@@ -116,6 +119,8 @@ struct Executor {
     reports: mpsc::Sender<TaskReport>,
     /// Where tasks' secrets and configs go (one tmpfs per task).
     files_root: PathBuf,
+    /// Where the logs of removed task containers are kept.
+    archive: LogArchive,
     /// The secret and config values of the last set.
     values: Values,
     local: Local,
@@ -246,6 +251,7 @@ impl Executor {
             task.clone(),
             stopped,
             self.files_root.clone(),
+            self.archive.clone(),
         );
         let handle = self.runners.spawn(runner.run(job));
         self.ids.insert(handle.id(), task.clone());

@@ -12,6 +12,7 @@ use super::image::{self, PullPolicy};
 use super::report::{self, Observed};
 use super::run::now;
 use super::spec::{self, GATEWAY_NETWORK};
+use crate::worker::archive::LogArchive;
 use api::client::EngineClient;
 use api::cluster::{Task, TaskState, TaskStatus};
 use api::error::ErrorCode;
@@ -55,6 +56,8 @@ pub struct Runner {
     name: Option<String>,
     /// Turns `true` when the task is to stop.
     stop: watch::Receiver<bool>,
+    /// Where the container's log is kept when it is removed.
+    archive: LogArchive,
     /// Where the task's secrets and configs go (see [`files`]).
     files_root: PathBuf,
 }
@@ -76,6 +79,7 @@ impl Runner {
         task: String,
         stop: watch::Receiver<bool>,
         files_root: PathBuf,
+        archive: LogArchive,
     ) -> Runner {
         Runner {
             engine,
@@ -84,6 +88,7 @@ impl Runner {
             container: None,
             name: None,
             stop,
+            archive,
             files_root,
         }
     }
@@ -281,6 +286,11 @@ impl Runner {
                 return Err(ExecutorError::engine(format!("stop container {id}"))(e));
             }
             _ => {}
+        }
+        // Its output outlives it (`orch logs` of a task in the history); a log that
+        // cannot be kept does not keep the container.
+        if let Err(e) = self.archive.keep(&self.engine, id, &self.task).await {
+            eprintln!("orch agent: task {}: keep the log: {e}", self.task);
         }
         if let Err(e) = self.engine.remove_container(id, true).await
             && !gone(&e)
