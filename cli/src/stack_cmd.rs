@@ -208,12 +208,27 @@ pub struct Progress {
     pub name: String,
     /// Tasks running the current spec, or completed and not to be restarted.
     pub running: usize,
+    /// Of those, the completed ones.
+    pub completed: usize,
     pub desired: usize,
     pub failed: usize,
     /// Done: converged (running as desired, or a job's tasks completed).
     pub done: bool,
     /// Why tasks are not running (pending reasons, failures), newest first.
     pub why: Vec<String>,
+}
+
+impl Progress {
+    /// `2/3 running`, `1/1 completed` (a one-shot), or `3/3 up (2 running, 1
+    /// completed)`.
+    pub fn counts(&self) -> String {
+        let (up, desired, completed) = (self.running, self.desired, self.completed);
+        match up - completed {
+            _ if completed == 0 => format!("{up}/{desired} running"),
+            0 => format!("{completed}/{desired} completed"),
+            running => format!("{up}/{desired} up ({running} running, {completed} completed)"),
+        }
+    }
 }
 
 /// The progress of each service of `stack` from the API's objects.
@@ -283,6 +298,7 @@ pub fn service_progress(service: &Service, tasks: &[Task], nodes: usize) -> Prog
         Progress {
             name: service.name.clone(),
             running: running + completed,
+            completed,
             desired,
             failed,
             done,
@@ -354,9 +370,8 @@ async fn follow_up(
         let now = progress(stack, &all_services, &tasks, ready);
         for p in &now {
             let line = format!(
-                "{}/{} running{}{}",
-                p.running,
-                p.desired,
+                "{}{}{}",
+                p.counts(),
                 if p.failed > 0 {
                     format!(", {} failed", p.failed)
                 } else {
@@ -383,7 +398,7 @@ async fn follow_up(
                 timeout.as_secs()
             );
             for p in now.iter().filter(|p| !p.done) {
-                eprintln!("  {}: {}/{} running", p.name, p.running, p.desired);
+                eprintln!("  {}: {}", p.name, p.counts());
                 for why in p.why.iter().take(3) {
                     eprintln!("    {why}");
                 }
@@ -520,4 +535,29 @@ pub fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         render::table(&["NAME", "SERVICES", "TASKS"], &rows)?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    fn counts(running: usize, completed: usize, desired: usize) -> String {
+        Progress {
+            name: "web".into(),
+            running,
+            completed,
+            desired,
+            failed: 0,
+            done: false,
+            why: Vec::new(),
+        }
+        .counts()
+    }
+
+    #[test]
+    fn a_completed_one_shot_says_completed_not_running() {
+        assert_eq!(counts(1, 0, 3), "1/3 running");
+        assert_eq!(counts(1, 1, 1), "1/1 completed");
+        assert_eq!(counts(3, 1, 3), "3/3 up (2 running, 1 completed)");
+    }
 }
