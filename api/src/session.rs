@@ -69,6 +69,11 @@ pub struct Assignments {
     /// The active log subscriptions that read tasks of this node.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_subscriptions: Vec<LogSubscription>,
+    /// Named volumes to remove from the node's engine once no container uses them
+    /// (a stack taken down with its volumes); the node confirms each in a
+    /// [`StatusBatch`], an absent one at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_removals: Vec<String>,
 }
 
 /// One network a node's tasks are on: how to create it, who is on it elsewhere and
@@ -100,4 +105,7 @@ pub struct TaskReport {
 pub struct StatusBatch {
     pub session_id: String,
     pub reports: Vec<TaskReport>,
+    /// Volumes of [`Assignments::volume_removals`] the node no longer has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_removed: Vec<String>,
 }

@@ -1,7 +1,7 @@
 //! A node's share of the cluster, computed from the state (pure): the tasks it runs
 //! or must stop, for each of their networks how to create it, who is on it on
 //! other nodes and which services answer on it, and the secrets (opened) and configs
-//! its tasks use — only those.
+//! its tasks use — only those; and the volumes it is to remove.
 
 use crate::allocator::address_of;
 use crate::keyring::Keyring;
@@ -58,6 +58,7 @@ pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -
         secrets,
         configs,
         log_subscriptions: Vec::new(),
+        volume_removals: super::volumes::removals(state, node),
     }
 }
 
