@@ -69,6 +69,10 @@ pub struct Assignments {
     /// The active log subscriptions that read tasks of this node.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_subscriptions: Vec<LogSubscription>,
+    /// The stack volumes those tasks mount, to create (with their labels) on the
+    /// node's engine when missing, before the tasks run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::volume::VolumeCreate>,
     /// Named volumes to remove from the node's engine once no container uses them
     /// (a stack taken down with its volumes); the node confirms each in a
     /// [`StatusBatch`], an absent one at once.

@@ -1,8 +1,41 @@
-//! Volume removals on nodes (pure): which volumes a node is told to remove, and the
-//! volume objects a node's confirmations change.
+//! Stack volumes on nodes (pure): which volumes a node creates for its tasks (with
+//! their labels), which it is told to remove, and the volume objects a node's
+//! confirmations change.
 
+use crate::orchestrator::wanted;
 use crate::store::State;
-use api::cluster::{Volume, VolumeState};
+use api::cluster::{Task, Volume, VolumeState};
+use api::service::MountType;
+use api::volume::VolumeCreate;
+use std::collections::BTreeSet;
+
+/// The label that names the stack of a volume on a node's engine.
+pub const STACK_LABEL: &str = "orch.stack";
+
+/// The stack volumes that `tasks` which are to run mount, as the node's engine is
+/// to create them: the declared labels and [`STACK_LABEL`].
+pub fn creates(state: &State, tasks: &[Task]) -> Vec<VolumeCreate> {
+    let names: BTreeSet<&str> = tasks
+        .iter()
+        .filter(|t| wanted(t))
+        .flat_map(|t| &t.spec.volumes)
+        .filter(|m| m.kind == MountType::Volume)
+        .filter_map(|m| m.source.as_deref())
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| state.volumes.get(name))
+        .filter(|v| v.desired_state == VolumeState::Active)
+        .map(|v| {
+            let mut labels = v.spec.labels.clone();
+            labels.insert(STACK_LABEL.into(), v.stack.clone());
+            VolumeCreate {
+                name: v.meta.id.clone(),
+                labels,
+            }
+        })
+        .collect()
+}
 
 /// The volumes node `node` is to remove: those marked `remove` it has not confirmed.
 pub fn removals(state: &State, node: &str) -> Vec<String> {
@@ -55,6 +88,51 @@ mod tests {
             volume("shop_data", VolumeState::Remove, &["n1"]),
             volume("shop_logs", VolumeState::Remove, &[]),
         ])
+    }
+
+    #[test]
+    fn tasks_to_run_get_their_stack_volumes_with_labels() {
+        use api::ServiceSpec;
+        use api::cluster::TaskState;
+        use api::service::ServiceVolume;
+        let mut state = state();
+        let Object::Volume(mut kept) = volume("shop_kept", VolumeState::Active, &[]) else {
+            unreachable!()
+        };
+        kept.spec.labels.insert("tier".into(), "db".into());
+        state.volumes.insert(kept);
+        let mount = |source: &str| ServiceVolume {
+            kind: MountType::Volume,
+            source: Some(source.into()),
+            target: "/data".into(),
+            ..ServiceVolume::default()
+        };
+        let task = |id: &str, desired, sources: &[&str]| Task {
+            meta: Meta::new(id),
+            desired_state: desired,
+            spec: ServiceSpec {
+                volumes: sources.iter().map(|s| mount(s)).collect(),
+                ..ServiceSpec::default()
+            },
+            ..Task::default()
+        };
+        let tasks = [
+            task(
+                "t1",
+                TaskState::Running,
+                &["shop_kept", "shop_logs", "external"],
+            ),
+            task("t2", TaskState::Shutdown, &["shop_data"]),
+        ];
+        let got = creates(&state, &tasks);
+        assert_eq!(
+            got.len(),
+            1,
+            "only active stack volumes of tasks to run: {got:?}"
+        );
+        assert_eq!(got[0].name, "shop_kept");
+        assert_eq!(got[0].labels["tier"], "db");
+        assert_eq!(got[0].labels[STACK_LABEL], "shop");
     }
 
     #[test]
