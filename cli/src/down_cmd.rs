@@ -88,26 +88,19 @@ async fn wait(
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let mut tasks_done = false;
+    let mut tasks_left = usize::MAX;
     loop {
-        if !tasks_done {
+        if tasks_left > 0 {
             let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
-            let left = tasks.items.iter().filter(|t| t.stack == stack).count();
-            if left == 0 {
-                tasks_done = true;
+            tasks_left = tasks.items.iter().filter(|t| t.stack == stack).count();
+            if tasks_left == 0 {
                 eprintln!(
                     "stack {stack}: every task stopped ({:.1}s)",
                     start.elapsed().as_secs_f64()
                 );
-            } else if start.elapsed() >= timeout {
-                eprintln!(
-                    "error: {left} tasks of stack {stack} still stopping after {}s",
-                    timeout.as_secs()
-                );
-                return Ok(ExitCode::FAILURE);
             }
         }
-        let left: Vec<Volume> = if removing.is_empty() {
+        let volumes_left: Vec<Volume> = if removing.is_empty() {
             Vec::new()
         } else {
             volumes(api, stack)
@@ -116,7 +109,7 @@ async fn wait(
                 .filter(|v| removing.contains(&v.meta.id) && v.desired_state == VolumeState::Remove)
                 .collect()
         };
-        if tasks_done && left.is_empty() {
+        if tasks_left == 0 && volumes_left.is_empty() {
             if !removing.is_empty() {
                 eprintln!(
                     "stack {stack}: volumes {} removed from every node ({:.1}s)",
@@ -127,13 +120,18 @@ async fn wait(
             return Ok(ExitCode::SUCCESS);
         }
         if start.elapsed() >= timeout {
-            let nodes: List<Node> = api.call(Method::GET, "/v1/nodes").await?;
-            for volume in &left {
+            let secs = timeout.as_secs();
+            if tasks_left > 0 {
                 eprintln!(
-                    "error: volume {}: not confirmed removed by {} after {}s (a node that is down removes it when it comes back)",
+                    "error: {tasks_left} tasks of stack {stack} still stopping after {secs}s"
+                );
+            }
+            let nodes: List<Node> = api.call(Method::GET, "/v1/nodes").await?;
+            for volume in &volumes_left {
+                eprintln!(
+                    "error: volume {} not confirmed removed after {secs}s by nodes {} (a node that is down removes it when it comes back)",
                     volume.meta.id,
                     unconfirmed(volume, &nodes.items).join(", "),
-                    timeout.as_secs()
                 );
             }
             return Ok(ExitCode::FAILURE);
@@ -142,22 +140,20 @@ async fn wait(
     }
 }
 
-/// The nodes that have not confirmed removing `volume`, by hostname (or id), each
-/// with its state when it is not ready.
+/// The nodes that have not confirmed removing `volume`: `ID (HOSTNAME, STATE)`.
 fn unconfirmed(volume: &Volume, nodes: &[Node]) -> Vec<String> {
     nodes
         .iter()
         .filter(|n| !volume.removed_on.contains(&n.meta.id))
         .map(|n| {
-            let name = if n.description.hostname.is_empty() {
-                n.meta.id.clone()
-            } else {
-                n.description.hostname.clone()
+            let state = match n.status.state {
+                NodeState::Ready => "ready",
+                NodeState::Down => "down",
+                NodeState::Unknown => "unknown",
             };
-            match n.status.state {
-                NodeState::Ready => name,
-                NodeState::Down => format!("{name} (down)"),
-                NodeState::Unknown => format!("{name} (unknown)"),
+            match n.description.hostname.as_str() {
+                "" => format!("{} ({state})", n.meta.id),
+                host => format!("{} ({host}, {state})", n.meta.id),
             }
         })
         .collect()
@@ -190,6 +186,9 @@ mod tests {
             removed_on: ["n1".to_owned()].into(),
             ..Volume::default()
         };
-        assert_eq!(unconfirmed(&volume, &nodes), ["beta (down)", "n3"]);
+        assert_eq!(
+            unconfirmed(&volume, &nodes),
+            ["n2 (beta, down)", "n3 (ready)"]
+        );
     }
 }

@@ -431,6 +431,11 @@ impl TwoHosts {
 }
 
 impl TwoHosts {
+    /// Host 2 (an agent only).
+    pub(crate) fn h2(&self) -> &LocalHost {
+        &self.h2
+    }
+
     /// Starts host 2's agent again (after a crash), as before.
     pub(crate) fn restart_worker(&mut self) {
         self.worker.crash();
