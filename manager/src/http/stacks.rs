@@ -196,23 +196,32 @@ pub async fn delete(
     if !volumes {
         return resource::delete(&api, &id, version).await;
     }
-    let marked = resource::read(&api, false, |state| {
-        let marked: Vec<_> = state
-            .volumes
-            .by_stack(&id)
-            .filter_map(marked_for_removal)
-            .collect();
-        (marked, state.stacks.get(&id).map(|s| s.meta.version))
-    })
-    .await?
-    .value;
-    let (volumes, current) = marked;
-    // The volumes are marked in the same commit, only if the stack is still the
-    // one read (a stack deleted meanwhile forgot them).
-    let mut commands = vec![Command::delete(Kind::Stack, &id, version.or(current))];
-    commands.extend(volumes.into_iter().map(|v| {
-        let read = v.meta.version;
-        Command::update(Object::Volume(v), read)
-    }));
-    resource::commit(&api, Command::Batch { commands }, &id, StatusCode::OK).await
+    // The volumes are marked in the same commit, only if the stack and they are
+    // still as read; without a version given, a write that came between is read
+    // again.
+    let mut attempt = 1;
+    loop {
+        let (volumes, current) = resource::read(&api, false, |state| {
+            let marked: Vec<_> = state
+                .volumes
+                .by_stack(&id)
+                .filter_map(marked_for_removal)
+                .collect();
+            (marked, state.stacks.get(&id).map(|s| s.meta.version))
+        })
+        .await?
+        .value;
+        let mut commands = vec![Command::delete(Kind::Stack, &id, version.or(current))];
+        commands.extend(volumes.into_iter().map(|v| {
+            let read = v.meta.version;
+            Command::update(Object::Volume(v), read)
+        }));
+        let command = Command::Batch { commands };
+        match resource::commit(&api, command, &id, StatusCode::OK).await {
+            Err(e) if e.status() == StatusCode::CONFLICT && version.is_none() && attempt < 3 => {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
 }
