@@ -308,9 +308,12 @@ async fn send_reports(
         .await;
         match sent {
             Ok(_) => unsent.clear(),
-            // Refused as a whole (e.g. a task moved to another node): drop it, the
-            // next set of assignments says what to do.
-            Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => unsent.clear(),
+            // The reports were refused (e.g. a task moved to another node): drop
+            // them, the next set of assignments says what to do. The volume
+            // confirmations were not looked at: they go again.
+            Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => {
+                unsent.reports.clear()
+            }
             Err(e) => return format!("report task status: {e}"),
         }
     }
