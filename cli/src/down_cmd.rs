@@ -9,6 +9,7 @@ use crate::stack_cmd::stack_name;
 use anyhow::Context;
 use api::cluster::{Node, NodeState, Task, Volume, VolumeState};
 use clap::Args;
+use manager::orchestrator::volumes::has_engine;
 use reqwest::Method;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -144,7 +145,7 @@ async fn wait(
 fn unconfirmed(volume: &Volume, nodes: &[Node]) -> Vec<String> {
     nodes
         .iter()
-        .filter(|n| !volume.removed_on.contains(&n.meta.id))
+        .filter(|n| has_engine(n) && !volume.removed_on.contains(&n.meta.id))
         .map(|n| {
             let state = match n.status.state {
                 NodeState::Ready => "ready",
@@ -165,13 +166,14 @@ mod tests {
     use api::cluster::Meta;
 
     #[test]
-    fn nodes_that_did_not_confirm_are_named_with_their_state() {
+    fn nodes_that_did_not_confirm_are_named_with_their_state_but_not_engineless_ones() {
         let node = |id: &str, host: &str, state| {
             let mut n = Node {
                 meta: Meta::new(id),
                 ..Node::default()
             };
             n.description.hostname = host.into();
+            n.description.engine_version = "0.1.0".into();
             n.status.state = state;
             n
         };
@@ -179,6 +181,10 @@ mod tests {
             node("n1", "alpha", NodeState::Ready),
             node("n2", "beta", NodeState::Down),
             node("n3", "", NodeState::Ready),
+            Node {
+                meta: Meta::new("m1"),
+                ..Node::default()
+            },
         ];
         let volume = Volume {
             meta: Meta::new("shop_data"),

@@ -81,7 +81,7 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
     );
     let tasks: Vec<&api::cluster::Task> = state.tasks.iter().collect();
     let volumes: Vec<_> = state.volumes.iter().collect();
-    let node_ids: Vec<&str> = state.nodes.iter().map(|n| n.meta.id.as_str()).collect();
+    let all_nodes: Vec<&Node> = state.nodes.iter().collect();
     for id in stack_ids {
         let services: Vec<_> = state.services.by_stack(id).collect();
         let networks: Vec<_> = state.networks.by_stack(id).collect();
@@ -96,7 +96,7 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
         let configs: Vec<_> = state.configs.by_stack(id).collect();
         let stack = state.stacks.get(id);
         plan.merge(files::plan_files(id, stack, &secrets, &configs, &tasks));
-        plan.merge(volumes::plan_volumes(id, stack, &volumes, &node_ids));
+        plan.merge(volumes::plan_volumes(id, stack, &volumes, &all_nodes));
     }
     let nodes: BTreeMap<String, Node> = state
         .nodes

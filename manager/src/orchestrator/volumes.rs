@@ -5,12 +5,13 @@
 //! A volume the stack no longer declares, or whose stack is gone, is forgotten and
 //! its data stays on the nodes (`docker stack rm`). One marked `remove`
 //! (`DELETE /v1/stacks/{id}?volumes=true`) is sent to every node for removal and
-//! deleted once every node of the cluster confirmed (a node removed from the
-//! cluster no longer counts). Declaring it again (a new `up`) cancels the removal.
+//! deleted once every node of the cluster that runs an engine confirmed (a node
+//! removed from the cluster no longer counts, nor does a manager without an agent).
+//! Declaring it again (a new `up`) cancels the removal.
 
 use super::change::{Change, Plan};
 use super::stacks::declared_name;
-use api::cluster::{Meta, Object, Stack, Volume, VolumeState};
+use api::cluster::{Meta, Node, Object, Stack, Volume, VolumeState};
 use api::stack::VolumeSpec;
 use std::collections::BTreeSet;
 
@@ -22,7 +23,7 @@ pub fn volume_name(stack: &str, key: &str, spec: &VolumeSpec) -> String {
 /// Plans the volumes of stack `id` (`stack: None` once it is deleted). `all` is every
 /// volume object (a name another stack declared first stays that stack's); `nodes`
 /// every node of the cluster.
-pub fn plan_volumes(id: &str, stack: Option<&Stack>, all: &[&Volume], nodes: &[&str]) -> Plan {
+pub fn plan_volumes(id: &str, stack: Option<&Stack>, all: &[&Volume], nodes: &[&Node]) -> Plan {
     let mut plan = Plan::default();
     let mut wanted = BTreeSet::new();
     let declared = stack.into_iter().flat_map(|s| &s.spec.volumes);
@@ -90,9 +91,18 @@ pub fn unsupported(spec: &VolumeSpec) -> Option<String> {
     None
 }
 
-/// Whether every node of `nodes` confirmed removing `volume`.
-pub fn removed_everywhere(volume: &Volume, nodes: &[&str]) -> bool {
-    nodes.iter().all(|n| volume.removed_on.contains(*n))
+/// Whether `node` can hold volumes: its agent opened a session once (a manager
+/// started without an agent never does, and has no engine).
+pub fn has_engine(node: &Node) -> bool {
+    !node.description.engine_version.is_empty()
+}
+
+/// Whether every node of `nodes` that has an engine confirmed removing `volume`.
+pub fn removed_everywhere(volume: &Volume, nodes: &[&Node]) -> bool {
+    nodes
+        .iter()
+        .filter(|n| has_engine(n))
+        .all(|n| volume.removed_on.contains(&n.meta.id))
 }
 
 /// `volume` marked for removal from every node, or `None` when it already is.
@@ -123,6 +133,24 @@ mod tests {
             meta: Meta::new("shop"),
             spec,
         }
+    }
+
+    fn node(id: &str, engine: bool) -> Node {
+        let mut node = Node {
+            meta: Meta::new(id),
+            ..Node::default()
+        };
+        if engine {
+            node.description.engine_version = "0.1.0".into();
+        }
+        node
+    }
+
+    /// [`plan_volumes`] on nodes `ids`, each with an engine.
+    fn plan_on(id: &str, stack: Option<&Stack>, all: &[&Volume], ids: &[&str]) -> Plan {
+        let nodes: Vec<Node> = ids.iter().map(|n| node(n, true)).collect();
+        let refs: Vec<&Node> = nodes.iter().collect();
+        plan_volumes(id, stack, all, &refs)
     }
 
     fn created(plan: &Plan) -> Vec<Volume> {
@@ -163,7 +191,7 @@ mod tests {
             ..VolumeSpec::default()
         };
         let stack = stack(&[("data", labelled), ("cache", named), ("keep", external)]);
-        let plan = plan_volumes("shop", Some(&stack), &[], &["n1"]);
+        let plan = plan_on("shop", Some(&stack), &[], &["n1"]);
         let made = created(&plan);
         let names: Vec<&str> = made.iter().map(|v| v.meta.id.as_str()).collect();
         assert_eq!(names, ["shared-cache", "shop_data"]);
@@ -174,13 +202,13 @@ mod tests {
         // Applied: nothing more to do; a changed spec is an update.
         let refs: Vec<&Volume> = made.iter().collect();
         assert!(
-            plan_volumes("shop", Some(&stack), &refs, &["n1"])
+            plan_on("shop", Some(&stack), &refs, &["n1"])
                 .changes
                 .is_empty()
         );
         let mut changed = stack.clone();
         changed.spec.volumes.get_mut("data").unwrap().labels.clear();
-        let again = created(&plan_volumes("shop", Some(&changed), &refs, &["n1"]));
+        let again = created(&plan_on("shop", Some(&changed), &refs, &["n1"]));
         assert_eq!(again.len(), 1);
         assert!(again[0].meta.labels.is_empty());
     }
@@ -197,7 +225,7 @@ mod tests {
             ..VolumeSpec::default()
         };
         let stack = stack(&[("data", spec)]);
-        let plan = plan_volumes("shop", Some(&stack), &[&other], &["n1"]);
+        let plan = plan_on("shop", Some(&stack), &[&other], &["n1"]);
         assert!(plan.changes.is_empty(), "{plan:?}");
     }
 
@@ -208,27 +236,27 @@ mod tests {
             stack: "shop".into(),
             ..Volume::default()
         };
-        let plan = plan_volumes("shop", None, &[&kept], &["n1"]);
+        let plan = plan_on("shop", None, &[&kept], &["n1"]);
         assert_eq!(deleted(&plan), ["shop_data"]);
 
         let mut removing = marked_for_removal(&kept).expect("not marked yet");
         assert!(marked_for_removal(&removing).is_none());
         assert!(
-            plan_volumes("shop", None, &[&removing], &["n1", "n2"])
+            plan_on("shop", None, &[&removing], &["n1", "n2"])
                 .changes
                 .is_empty()
         );
         removing.removed_on.insert("n1".into());
         assert!(
-            plan_volumes("shop", None, &[&removing], &["n1", "n2"])
+            plan_on("shop", None, &[&removing], &["n1", "n2"])
                 .changes
                 .is_empty(),
             "n2 has not confirmed"
         );
-        let plan = plan_volumes("shop", None, &[&removing], &["n1"]);
+        let plan = plan_on("shop", None, &[&removing], &["n1"]);
         assert_eq!(deleted(&plan), ["shop_data"], "n2 left the cluster");
         removing.removed_on.insert("n2".into());
-        let plan = plan_volumes("shop", None, &[&removing], &["n1", "n2"]);
+        let plan = plan_on("shop", None, &[&removing], &["n1", "n2"]);
         assert_eq!(deleted(&plan), ["shop_data"]);
     }
 
@@ -254,6 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn a_node_without_an_engine_does_not_hold_a_removal_back() {
+        let removing = Volume {
+            meta: Meta::new("shop_data"),
+            stack: "shop".into(),
+            desired_state: VolumeState::Remove,
+            removed_on: ["w1".to_owned()].into(),
+            ..Volume::default()
+        };
+        let (worker, manager) = (node("w1", true), node("m1", false));
+        let plan = plan_volumes("shop", None, &[&removing], &[&worker, &manager]);
+        assert_eq!(deleted(&plan), ["shop_data"], "m1 never ran an agent");
+        let plan = plan_volumes("shop", None, &[&removing], &[&worker, &node("w2", true)]);
+        assert!(plan.changes.is_empty(), "w2 has not confirmed");
+    }
+
+    #[test]
     fn declaring_a_volume_again_cancels_its_removal() {
         let mut removing = Volume {
             meta: Meta::new("shop_data"),
@@ -263,12 +307,7 @@ mod tests {
         };
         removing.removed_on.insert("n1".into());
         let stack = stack(&[("data", VolumeSpec::default())]);
-        let back = created(&plan_volumes(
-            "shop",
-            Some(&stack),
-            &[&removing],
-            &["n1", "n2"],
-        ));
+        let back = created(&plan_on("shop", Some(&stack), &[&removing], &["n1", "n2"]));
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].desired_state, VolumeState::Active);
         assert!(back[0].removed_on.is_empty());
