@@ -4,7 +4,7 @@
 //! is down does when it comes back). External volumes are never removed.
 
 use crate::config::StackFileArgs;
-use crate::manager_api::{HostArgs, List, ManagerApi, runtime};
+use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
 use crate::stack_cmd::stack_name;
 use anyhow::Context;
 use api::cluster::{Node, NodeState, Task, Volume, VolumeState};
@@ -43,10 +43,15 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!("/v1/stacks/{name}")
         };
-        let _: serde_json::Value = api
-            .call(Method::DELETE, &path)
-            .await
-            .with_context(|| format!("remove stack {name}"))?;
+        let deleted: anyhow::Result<serde_json::Value> = api.call(Method::DELETE, &path).await;
+        if let Err(e) = deleted {
+            let hint = if args.volumes && is_not_found(&e) {
+                " (a stack taken down without --volumes left its volumes on the nodes: remove them there with `orch volume rm`)"
+            } else {
+                ""
+            };
+            return Err(e.context(format!("remove stack {name}{hint}")));
+        }
         eprintln!("stack {name} removed");
         let removing: Vec<String> = if args.volumes {
             let marked = volumes(&api, &name).await?;

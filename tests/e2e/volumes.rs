@@ -132,6 +132,12 @@ fn down_keeps_a_stacks_volumes_and_down_volumes_removes_them_but_not_external_on
     assert_eq!(cluster_volumes(&h), Vec::<String>::new(), "forgotten");
     let containers = ok(&h.orch(&["container", "ls", "-a", "-q"]));
     assert_eq!(containers.trim(), "", "no container is left");
+    let again = h.orch(&["down", "--volumes"]);
+    let said = text(&again);
+    assert!(
+        !again.status.success() && said.contains("remove them there with `orch volume rm`"),
+        "a stack that is gone says where its volumes are: {said}"
+    );
     ok(&h.orch(&["down", "-p", "boot"]));
 }
 
