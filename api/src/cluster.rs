@@ -33,11 +33,12 @@ pub enum Kind {
     Secret,
     Config,
     Manifest,
+    Volume,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Node,
         Kind::Stack,
         Kind::Service,
@@ -46,6 +47,7 @@ impl Kind {
         Kind::Secret,
         Kind::Config,
         Kind::Manifest,
+        Kind::Volume,
     ];
 
     /// The lowercase name (`node`, `stack`, ...).
@@ -59,6 +61,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::Config => "config",
             Kind::Manifest => "manifest",
+            Kind::Volume => "volume",
         }
     }
 }
@@ -431,6 +434,37 @@ pub struct Network {
     pub allocation: Option<NetworkAllocation>,
 }
 
+/// What the cluster wants of a [`Volume`] on the nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeState {
+    /// Made on a node when a task mounts it; kept when the stack goes.
+    #[default]
+    Active,
+    /// To be removed from every node (`orch down --volumes`); the object goes once
+    /// every node of the cluster confirmed.
+    Remove,
+}
+
+/// A named volume a stack declares (not external). Its data lives on each node that
+/// ran a task mounting it, in the node engine's volume of the same name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct Volume {
+    /// The id is the volume's name on every node (`<stack>_<key>` by default).
+    pub meta: Meta,
+    /// The id of the stack that declared it.
+    #[serde(skip_serializing_if = "is_default")]
+    pub stack: String,
+    pub spec: crate::stack::VolumeSpec,
+    pub desired_state: VolumeState,
+    /// The nodes that confirmed the removal (while `desired_state` is `remove`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub removed_on: std::collections::BTreeSet<String>,
+}
+
 /// Any cluster object, tagged by kind (`{"kind": "task", "meta": ..., ...}`). Services
 /// and tasks are boxed: they carry a compose service spec (some kilobytes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -447,6 +481,7 @@ pub enum Object {
     Config(Config),
     /// A manifest of the cluster image registry.
     Manifest(Manifest),
+    Volume(Volume),
 }
 
 impl Object {
@@ -461,6 +496,7 @@ impl Object {
             Object::Secret(_) => Kind::Secret,
             Object::Config(_) => Kind::Config,
             Object::Manifest(_) => Kind::Manifest,
+            Object::Volume(_) => Kind::Volume,
         }
     }
 
@@ -475,6 +511,7 @@ impl Object {
             Object::Secret(o) => &o.meta,
             Object::Config(o) => &o.meta,
             Object::Manifest(o) => &o.meta,
+            Object::Volume(o) => &o.meta,
         }
     }
 
@@ -489,6 +526,7 @@ impl Object {
             Object::Secret(o) => &mut o.meta,
             Object::Config(o) => &mut o.meta,
             Object::Manifest(o) => &mut o.meta,
+            Object::Volume(o) => &mut o.meta,
         }
     }
 }

@@ -69,6 +69,15 @@ pub struct Assignments {
     /// The active log subscriptions that read tasks of this node.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_subscriptions: Vec<LogSubscription>,
+    /// The stack volumes those tasks mount, to create (with their labels) on the
+    /// node's engine when missing, before the tasks run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::volume::VolumeCreate>,
+    /// Named volumes to remove from the node's engine once no container uses them
+    /// (a stack taken down with its volumes); the node confirms each in a
+    /// [`StatusBatch`], an absent one at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_removals: Vec<String>,
 }
 
 /// One network a node's tasks are on: how to create it, who is on it elsewhere and
@@ -100,4 +109,7 @@ pub struct TaskReport {
 pub struct StatusBatch {
     pub session_id: String,
     pub reports: Vec<TaskReport>,
+    /// Volumes of [`Assignments::volume_removals`] the node no longer has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_removed: Vec<String>,
 }

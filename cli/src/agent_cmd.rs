@@ -276,10 +276,12 @@ pub async fn serve_node(
     }
     let (assignments, assigned) = tokio::sync::watch::channel(Default::default());
     let (reporter, reports) = tokio::sync::mpsc::channel(1024);
+    let (remover, volumes_removed) = tokio::sync::mpsc::channel(256);
     let (publisher, logs) = tokio::sync::mpsc::channel(16);
     let work = agent::worker::session::Work {
         assignments,
         reports,
+        volumes_removed,
         logs,
         role,
     };
@@ -298,6 +300,7 @@ pub async fn serve_node(
             client,
             assigned,
             reporter,
+            remover,
             engine.data_dir.join("task-files"),
             archive,
         )));

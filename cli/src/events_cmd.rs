@@ -33,6 +33,7 @@ fn state(object: &Object) -> String {
     match object {
         Object::Task(task) => task.status.state.as_str().to_owned(),
         Object::Node(node) => name(serde_json::to_value(node.status.state)),
+        Object::Volume(volume) => name(serde_json::to_value(volume.desired_state)),
         _ => "-".to_owned(),
     }
 }

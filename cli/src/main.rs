@@ -9,6 +9,7 @@ mod cluster_images;
 mod config;
 mod container;
 mod context;
+mod down_cmd;
 mod engine;
 mod events_cmd;
 mod exec;
@@ -46,8 +47,8 @@ struct Cli {
 enum Command {
     /// Deploy a stack file to the cluster and wait until it runs (like `docker stack deploy` + `docker compose up`).
     Up(stack_cmd::UpArgs),
-    /// Remove a stack from the cluster and wait until its tasks stopped.
-    Down(stack_cmd::DownArgs),
+    /// Remove a stack from the cluster and wait until its tasks stopped (`--volumes`: and its named volumes are gone from every node).
+    Down(down_cmd::DownArgs),
     /// List the stacks on the cluster.
     Ls(stack_cmd::LsArgs),
     /// List the tasks of a stack: node, desired and current state, error.
@@ -146,7 +147,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(args),
         Command::Up(args) => stack_cmd::up(args),
-        Command::Down(args) => stack_cmd::down(args),
+        Command::Down(args) => down_cmd::down(args),
         Command::Ls(args) => stack_cmd::ls(args),
         Command::Ps(args) => stack_cmd::ps(args),
         Command::Scale(args) => service_cmd::scale(args),

@@ -1,11 +1,11 @@
-//! `orch up`, `orch down`, `orch ls`, `orch ps`: stacks on the cluster through the
-//! manager's REST API. `up` writes the stack (the managers do the rest) and follows
+//! `orch up`, `orch ls`, `orch ps`: stacks on the cluster through the manager's REST
+//! API (`orch down` is [`crate::down_cmd`]). `up` writes the stack (the managers do the rest) and follows
 //! its tasks until every service has converged, or fails with the reasons.
 
 use crate::config::StackFileArgs;
 use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
 use crate::render;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use api::cluster::{Node, Service, Stack, Task, TaskState};
 use api::deploy::DeployMode;
 use clap::Args;
@@ -39,21 +39,6 @@ pub struct UpArgs {
     build: bool,
 }
 
-/// Flags of `orch down`.
-#[derive(Args)]
-pub struct DownArgs {
-    #[command(flatten)]
-    stack: StackFileArgs,
-    #[command(flatten)]
-    host: HostArgs,
-    /// Return once the stack is deleted; do not wait for its tasks to stop.
-    #[arg(short = 'd', long)]
-    detach: bool,
-    /// How long to wait for the tasks to stop, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    timeout: u64,
-}
-
 /// Flags of `orch ps`.
 #[derive(Args)]
 pub struct PsArgs {
@@ -79,7 +64,7 @@ pub struct LsArgs {
 }
 
 /// The stack name: `-p`, else the stack file's project name.
-fn stack_name(stack: &StackFileArgs) -> anyhow::Result<String> {
+pub(crate) fn stack_name(stack: &StackFileArgs) -> anyhow::Result<String> {
     if let Some(name) = stack.project_name() {
         return Ok(name.to_owned());
     }
@@ -407,42 +392,6 @@ async fn follow_up(
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-/// Run `orch down`.
-pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
-    let name = stack_name(&args.stack)?;
-    let api = ManagerApi::connect(&args.host)?;
-    runtime()?.block_on(async {
-        let _: serde_json::Value = api
-            .call(Method::DELETE, &format!("/v1/stacks/{name}"))
-            .await
-            .with_context(|| format!("remove stack {name}"))?;
-        eprintln!("stack {name} removed");
-        if args.detach {
-            return Ok(ExitCode::SUCCESS);
-        }
-        let start = Instant::now();
-        loop {
-            let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
-            let left = tasks.items.iter().filter(|t| t.stack == name).count();
-            if left == 0 {
-                eprintln!(
-                    "stack {name}: every task stopped ({:.1}s)",
-                    start.elapsed().as_secs_f64()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            if start.elapsed() >= Duration::from_secs(args.timeout) {
-                eprintln!(
-                    "error: {left} tasks of stack {name} still stopping after {}s",
-                    args.timeout
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
 }
 
 /// Run `orch ps`.

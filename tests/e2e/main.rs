@@ -15,6 +15,7 @@ mod runtime;
 mod secrets;
 mod stack;
 mod userns;
+mod volumes;
 mod worker;
 
 use std::path::{Path, PathBuf};

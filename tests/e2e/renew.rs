@@ -100,9 +100,11 @@ fn an_agent_keeps_its_session_across_renewals() {
         let sessions: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
         let seen = sessions.clone();
         let (role, _) = tokio::sync::watch::channel(None);
+        let (_removed, volumes_removed) = tokio::sync::mpsc::channel(1);
         let work = Work {
             assignments,
             reports,
+            volumes_removed,
             logs,
             role,
         };

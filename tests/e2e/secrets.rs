@@ -71,16 +71,7 @@ fn a_stack_secret_and_config_reach_the_task_as_read_only_files() {
     let value = format!("s3cret-{}-value", std::process::id());
     std::fs::write(h.dir.join("db_password.txt"), &value).unwrap();
     std::fs::write(h.dir.join("compose.yaml"), stack("./db_password.txt")).unwrap();
-    std::fs::write(
-        h.dir.join("boot.yaml"),
-        "name: boot\nservices:\n  idle:\n    image: busybox\n    deploy:\n      replicas: 0\n",
-    )
-    .unwrap();
-    let out = h.orch(&["up", "-d", "-f", "boot.yaml"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let mut import = h.command("bash");
-    import.arg(super::repo().join("scripts/busybox-image"));
-    ok(&import.output().expect("import busybox"));
+    h.boot();
 
     let started = std::time::Instant::now();
     let out = h.orch(&["up", "-d"]);

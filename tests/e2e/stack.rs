@@ -74,6 +74,23 @@ impl LocalHost {
         cmd.output().expect("run orch")
     }
 
+    /// Start the local cluster with an empty stack (`boot`, its service has no task:
+    /// images come from this host only) and import busybox into its engine;
+    /// returns what `up` said.
+    pub(crate) fn boot(&self) -> String {
+        std::fs::write(
+            self.dir.join("boot.yaml"),
+            "name: boot\nservices:\n  idle:\n    image: busybox\n    deploy:\n      replicas: 0\n",
+        )
+        .unwrap();
+        let out = self.orch(&["up", "-d", "-f", "boot.yaml"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let mut import = self.command("bash");
+        import.arg(super::repo().join("scripts/busybox-image"));
+        ok(&import.output().expect("import busybox"));
+        text(&out)
+    }
+
     /// `GET http://127.0.0.1:PORT/` on the test host.
     fn http_get(&self, port: u16) -> Result<String, String> {
         netns::run_in(Some(&self.dir.join("host.netns")), move || {
@@ -213,21 +230,8 @@ fn up_runs_a_stack_on_a_local_cluster_then_scale_update_and_down() {
     // No cluster configured: `up -d` starts the local one. The first stack has no
     // task yet: images come from this host only (no registry is reachable), and the
     // engine that imports them is the local cluster's.
-    std::fs::write(
-        h.dir.join("boot.yaml"),
-        "name: boot\nservices:\n  idle:\n    image: busybox\n    deploy:\n      replicas: 0\n",
-    )
-    .unwrap();
-    let out = h.orch(&["up", "-d", "-f", "boot.yaml"]);
-    assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("started a local one"),
-        "{}",
-        text(&out)
-    );
-    let mut import = h.command("bash");
-    import.arg(super::repo().join("scripts/busybox-image"));
-    ok(&import.output().expect("import busybox"));
+    let said = h.boot();
+    assert!(said.contains("started a local one"), "{said}");
 
     let started = Instant::now();
     let out = h.orch(&["up", "--timeout", "150"]);
@@ -439,6 +443,11 @@ impl TwoHosts {
 }
 
 impl TwoHosts {
+    /// Host 2 (an agent only).
+    pub(crate) fn h2(&self) -> &LocalHost {
+        &self.h2
+    }
+
     /// Starts host 2's agent again (after a crash), as before.
     pub(crate) fn restart_worker(&mut self) {
         self.worker.crash();

@@ -1,8 +1,9 @@
 //! The worker's executor against a real engine: an assignment set becomes networks
 //! and containers, task states come back as reports, a task taken out of the set is
 //! shut down and removed, a new executor over the same engine takes over the
-//! running containers without restarting them, and an engine that restarts under a
-//! running executor loses it no exit.
+//! running containers without restarting them, an engine that restarts under a
+//! running executor loses it no exit, and stack volumes are made with their labels
+//! and removed once their containers are gone.
 
 use crate::engine::{Agent, ok};
 use agent::testing::lan::Lan;
@@ -12,9 +13,10 @@ use api::cluster::{Meta, Task, TaskNetwork, TaskState, TaskStatus};
 use api::container::ContainerStatus;
 use api::error::ErrorCode;
 use api::network::{EndpointMode, NetworkCreate, ServiceEndpoint};
-use api::service::{Healthcheck, PortMode, PortSpec, ServiceSpec};
+use api::service::{Healthcheck, MountType, PortMode, PortSpec, ServiceSpec, ServiceVolume};
 use api::session::{Assignments, NetworkAssignment, TaskReport};
 use api::units::Duration as Span;
+use api::volume::VolumeCreate;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -63,14 +65,21 @@ impl Node {
     fn executor(&self, first: Assignments) -> Executor {
         let (sets, rx) = watch::channel(first);
         let (tx, reports) = mpsc::channel(256);
+        let (removed_tx, removed) = mpsc::channel(256);
         let files = self.agent.dir.join("task-files");
         let archive = agent::worker::archive::LogArchive::new(self.agent.dir.join("task-logs"));
-        let handle = self
-            .rt
-            .spawn(executor::run(self.engine.clone(), rx, tx, files, archive));
+        let handle = self.rt.spawn(executor::run(
+            self.engine.clone(),
+            rx,
+            tx,
+            removed_tx,
+            files,
+            archive,
+        ));
         Executor {
             sets,
             reports,
+            removed,
             handle,
             seen: Seen::new(),
         }
@@ -161,6 +170,8 @@ impl Node {
 struct Executor {
     sets: watch::Sender<Assignments>,
     reports: mpsc::Receiver<TaskReport>,
+    /// Volumes the executor confirmed removed.
+    removed: mpsc::Receiver<String>,
     handle: tokio::task::JoinHandle<()>,
     seen: Seen,
 }
@@ -468,6 +479,86 @@ fn executor_keeps_watching_a_task_across_an_engine_restart() {
             ..Assignments::default()
         });
         node.empty().await;
+        ex.close().await;
+    });
+}
+
+#[test]
+fn executor_makes_stack_volumes_and_removes_them_once_their_container_is_gone() {
+    let Some(node) = Node::start("volumes") else {
+        return;
+    };
+    let data = format!("{}_data", node.prefix);
+    let absent = format!("{}_absent", node.prefix);
+    let kept = format!("{}_kept", node.prefix);
+    let mut spec = busybox(&["sh", "-c", "echo hello > /data/greeting; exec sleep 600"]);
+    spec.volumes.push(ServiceVolume {
+        kind: MountType::Volume,
+        source: Some(data.clone()),
+        target: "/data".into(),
+        ..ServiceVolume::default()
+    });
+    let writer = node.task("writer", "writer", 1, spec);
+    let labels: BTreeMap<String, String> = [
+        ("orch.stack".to_owned(), node.prefix.clone()),
+        ("tier".to_owned(), "db".to_owned()),
+    ]
+    .into();
+    let mut set = Assignments {
+        version: 1,
+        tasks: vec![writer.clone()],
+        volumes: vec![VolumeCreate {
+            name: data.clone(),
+            labels,
+        }],
+        ..Assignments::default()
+    };
+    node.rt.block_on(async {
+        node.engine
+            .create_volume(&VolumeCreate {
+                name: kept.clone(),
+                labels: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        let mut ex = node.executor(set.clone());
+        ex.until("the writer running", |s| is(s, &writer, TaskState::Running))
+            .await;
+        let volume = node.engine.volume(&data).await.unwrap();
+        assert_eq!(volume.labels["tier"], "db", "made with its labels");
+        assert_eq!(volume.used_by.len(), 1);
+
+        // Shut down, with its volume (and one the node never had) to remove.
+        set.version = 2;
+        set.tasks[0].desired_state = TaskState::Shutdown;
+        set.volumes.clear();
+        set.volume_removals = vec![absent.clone(), data.clone()];
+        ex.sets.send_replace(set.clone());
+        let mut confirmed = Vec::new();
+        while confirmed.len() < 2 {
+            let next = tokio::time::timeout(Duration::from_secs(60), ex.removed.recv()).await;
+            let name = next
+                .unwrap_or_else(|_| panic!("no removal confirmed within a minute: {confirmed:?}"))
+                .expect("the executor runs");
+            if name == data {
+                // Confirmed only once the writer's container is gone.
+                let containers = node.engine.containers(true).await.unwrap();
+                assert!(containers.is_empty(), "still there: {containers:?}");
+            }
+            confirmed.push(name);
+        }
+        assert_eq!(
+            confirmed,
+            [absent.clone(), data.clone()],
+            "the absent one at once"
+        );
+        let gone = node.engine.volume(&data).await.map(|_| ()).unwrap_err();
+        assert_eq!(gone.code(), Some(ErrorCode::NotFound), "{gone}");
+        node.engine
+            .volume(&kept)
+            .await
+            .expect("a volume not named is kept");
+        node.engine.remove_volume(&kept, false).await.unwrap();
         ex.close().await;
     });
 }

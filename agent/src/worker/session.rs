@@ -26,6 +26,9 @@ pub struct Work {
     pub assignments: watch::Sender<Assignments>,
     /// Task status changes to send (the executor produces them).
     pub reports: mpsc::Receiver<TaskReport>,
+    /// Volumes removed as the assignments asked, to confirm (the executor produces
+    /// them; sent with the task reports).
+    pub volumes_removed: mpsc::Receiver<String>,
     /// Log batches to publish (the log readers produce them; sent on the open
     /// session, dropped when it breaks).
     pub logs: mpsc::Receiver<LogPublish>,
@@ -90,7 +93,7 @@ pub fn describe_host(engine_version: &str) -> NodeDescription {
 
 /// Keep a session open until the future is dropped; `report` hears of changes.
 pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(SessionEvent)) {
-    let mut unsent: Vec<TaskReport> = Vec::new();
+    let mut unsent = Unsent::default();
     let mut managers = config.managers.clone();
     let open = SessionOpen {
         description: config.description.clone(),
@@ -132,7 +135,13 @@ pub async fn run(config: SessionConfig, mut work: Work, mut report: impl FnMut(S
         let why = tokio::select! {
             why = beat(&config.http, &leader, info, &mut managers, &work.role) => why,
             why = follow(&config.http, &leader, &session_id, &work.assignments) => why,
-            why = send_reports(&config.http, &leader, &session_id, &mut work.reports, &mut unsent) => why,
+            why = send_reports(
+                &config.http,
+                &leader,
+                &session_id,
+                (&mut work.reports, &mut work.volumes_removed),
+                &mut unsent,
+            ) => why,
             why = send_logs(&config.http, &leader, &session_id, &mut work.logs) => why,
         };
         report(SessionEvent::Lost { why });
@@ -240,30 +249,54 @@ async fn follow(
     }
 }
 
-/// Sends reports as they come, in batches; a batch not accepted stays in `unsent`.
+/// Reports and volume confirmations not yet accepted by a manager.
+#[derive(Default)]
+struct Unsent {
+    reports: Vec<TaskReport>,
+    volumes: Vec<String>,
+}
+
+impl Unsent {
+    fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.volumes.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.reports.clear();
+        self.volumes.clear();
+    }
+}
+
+/// Sends reports and volume confirmations as they come, in batches; a batch not
+/// accepted stays in `unsent`.
 async fn send_reports(
     http: &reqwest::Client,
     leader: &str,
     session_id: &str,
-    reports: &mut mpsc::Receiver<TaskReport>,
-    unsent: &mut Vec<TaskReport>,
+    (reports, volumes): (&mut mpsc::Receiver<TaskReport>, &mut mpsc::Receiver<String>),
+    unsent: &mut Unsent,
 ) -> String {
     loop {
         if unsent.is_empty() {
-            match reports.recv().await {
-                Some(report) => unsent.push(report),
-                None => return std::future::pending().await,
+            tokio::select! {
+                Some(report) = reports.recv() => unsent.reports.push(report),
+                Some(volume) = volumes.recv() => unsent.volumes.push(volume),
+                else => return std::future::pending().await,
             }
         }
-        while unsent.len() < BATCH {
+        while unsent.reports.len() < BATCH {
             match reports.try_recv() {
-                Ok(report) => unsent.push(report),
+                Ok(report) => unsent.reports.push(report),
                 Err(_) => break,
             }
         }
+        while let Ok(volume) = volumes.try_recv() {
+            unsent.volumes.push(volume);
+        }
         let batch = StatusBatch {
             session_id: session_id.to_owned(),
-            reports: unsent.clone(),
+            reports: unsent.reports.clone(),
+            volumes_removed: unsent.volumes.clone(),
         };
         let sent = api::client::managers::post::<_, serde_json::Value>(
             http,
@@ -275,9 +308,12 @@ async fn send_reports(
         .await;
         match sent {
             Ok(_) => unsent.clear(),
-            // Refused as a whole (e.g. a task moved to another node): drop it, the
-            // next set of assignments says what to do.
-            Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => unsent.clear(),
+            // The reports were refused (e.g. a task moved to another node): drop
+            // them, the next set of assignments says what to do. The volume
+            // confirmations were not looked at: they go again.
+            Err(ClientError::Api(e)) if e.code == ErrorCode::PermissionDenied => {
+                unsent.reports.clear()
+            }
             Err(e) => return format!("report task status: {e}"),
         }
     }

@@ -1,7 +1,7 @@
 //! A node's share of the cluster, computed from the state (pure): the tasks it runs
 //! or must stop, for each of their networks how to create it, who is on it on
 //! other nodes and which services answer on it, and the secrets (opened) and configs
-//! its tasks use — only those.
+//! its tasks use — only those; and the stack volumes it is to create or remove.
 
 use crate::allocator::address_of;
 use crate::keyring::Keyring;
@@ -50,6 +50,7 @@ pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -
         .filter_map(|network| network_assignment(state, network, node))
         .collect();
     let (secrets, configs) = files(state, &tasks, keyring);
+    let volumes = super::volumes::creates(state, &tasks);
     Assignments {
         version,
         addr: state.nodes.get(node).and_then(|n| n.status.addr.clone()),
@@ -58,6 +59,8 @@ pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -
         secrets,
         configs,
         log_subscriptions: Vec::new(),
+        volumes,
+        volume_removals: super::volumes::removals(state, node),
     }
 }
 

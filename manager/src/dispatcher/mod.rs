@@ -8,6 +8,7 @@
 //!
 //! - [`table`]: the session table as a pure structure (open, beat, expire at `now`).
 //! - [`assignments`]: a node's share of the cluster, computed from the state.
+//! - [`volumes`]: volume removals a node is told of and confirms.
 //! - `stream`: the assignment stream and the status reports.
 //! - `logs`: the log lines nodes publish for the [`LogBroker`]'s subscriptions.
 
@@ -15,6 +16,7 @@ pub mod assignments;
 mod logs;
 mod stream;
 pub mod table;
+pub mod volumes;
 
 use crate::http::error::HttpError as Refusal;
 use crate::keyring::Keyring;

@@ -4,7 +4,8 @@
 //! the session is no longer the node's or this manager stops leading.
 //!
 //! `POST /v1/session/status`: the node's task status reports, applied in one write
-//! (states only move forward; reports for tasks of other nodes are refused).
+//! (states only move forward; reports for tasks of other nodes are refused), with
+//! the volume removals it confirms.
 
 use super::assignments::assignments as assignments_of;
 use super::{Dispatcher, Refusal, node_caller};
@@ -176,11 +177,14 @@ pub async fn status(
                         changed.insert(report.task.as_str(), task);
                     }
                 }
+                let volumes = super::volumes::confirm(state, &node, &batch.volumes_removed);
                 let commands: Vec<Command> = changed
                     .into_values()
-                    .map(|task| {
-                        let version = task.meta.version;
-                        Command::update(Object::Task(Box::new(task)), version)
+                    .map(|task| Object::Task(Box::new(task)))
+                    .chain(volumes.into_iter().map(Object::Volume))
+                    .map(|object| {
+                        let version = object.meta().version;
+                        Command::update(object, version)
                     })
                     .collect();
                 (commands, refused)

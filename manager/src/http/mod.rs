@@ -4,7 +4,7 @@
 //!   [`Tokens`]; the authentication middleware.
 //! - [`forward`]: leader forwarding of writes and linearizable reads (one middleware).
 //! - [`nodes`], [`stacks`], [`services`], [`tasks`], [`networks`], [`secrets`],
-//!   [`configs`]: one file per resource; [`node_rules`]: what a node's role change
+//!   [`configs`], [`volumes`]: one file per resource; [`node_rules`]: what a node's role change
 //!   or removal may do (pure).
 //! - [`tokens`]: `/v1/cluster/tokens`, the join tokens and their rotation.
 //! - [`resource`]: what they share (body extractor, validation, reads, store calls).
@@ -34,6 +34,7 @@ pub mod services;
 pub mod stacks;
 pub mod tasks;
 pub mod tokens;
+pub mod volumes;
 
 pub use auth::{Caller, Tokens};
 pub use forward::Forwarder;
@@ -129,6 +130,8 @@ fn resources() -> ApiRouter {
         .routes(routes!(secrets::get, secrets::delete))
         .routes(routes!(configs::list, configs::create))
         .routes(routes!(configs::get, configs::delete))
+        .routes(routes!(volumes::list))
+        .routes(routes!(volumes::get))
 }
 
 /// The routes every manager serves itself.

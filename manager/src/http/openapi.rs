@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi as _};
         (name = "networks", description = "Cluster networks (overlays)"),
         (name = "secrets", description = "Secrets: values sealed by the managers, mounted by tasks under /run/secrets"),
         (name = "configs", description = "Configs: values mounted by tasks as files"),
+        (name = "volumes", description = "Named volumes of stacks, kept on the nodes or being removed from them"),
         (name = "tasks", description = "Replicas of services"),
         (name = "events", description = "Committed changes as server-sent events"),
         (name = "cluster", description = "The raft group of managers"),
@@ -103,6 +104,7 @@ fn add_errors(operation: &mut Operation, path: &str) {
         "/v1/services",
         "/v1/tasks",
         "/v1/networks",
+        "/v1/volumes",
     ];
     if resource.iter().any(|r| path.starts_with(r)) {
         errors.push(("502", "upstream: forwarding to the leader failed"));

@@ -189,7 +189,7 @@ fn committed<R: Record>(applied: Applied, id: &str) -> Result<R, HttpError> {
 
 /// Commit `command` about record `id` and answer with the record it left (201 for a
 /// create, 200 otherwise).
-async fn commit<R: Record + Serialize>(
+pub async fn commit<R: Record + Serialize>(
     api: &ApiState,
     command: Command,
     id: &str,

@@ -1,15 +1,18 @@
-//! `/v1/stacks`: list, get, create, update, delete stacks.
+//! `/v1/stacks`: list, get, create, update, delete stacks (with `?volumes=true`, the
+//! stack's named volumes are marked for removal from every node).
 
 use super::ApiState;
 use super::error::HttpError;
 use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_id, check_labels, required_version};
+use crate::orchestrator::volumes::{marked_for_removal, unsupported};
+use crate::store::Command;
 use api::StackSpec;
-use api::cluster::{Kind, Meta, Stack};
+use api::cluster::{Kind, Meta, Object, Stack};
 use api::error::ErrorEnvelope;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,6 +116,7 @@ pub async fn create(
     params.finish()?;
     check_id(Kind::Stack, &body.id)?;
     check_labels(Kind::Stack, &body.labels)?;
+    check_volumes(&body.id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &body.id, &mut spec)?;
     let mut meta = Meta::new(body.id);
@@ -144,6 +148,7 @@ pub async fn update(
     params.finish()?;
     let version = required_version(Kind::Stack, &id, version)?;
     check_labels(Kind::Stack, &body.labels)?;
+    check_volumes(&id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &id, &mut spec)?;
     let mut meta = Meta::new(id);
@@ -151,10 +156,26 @@ pub async fn update(
     resource::update(&api, Stack { meta, spec }, version).await
 }
 
-/// Delete a stack (only at the version given, if one is).
+/// Refuses volumes of stack `stack` that the nodes cannot make, naming them.
+fn check_volumes(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
+    for (key, volume) in &spec.volumes {
+        if let Some(why) = unsupported(volume) {
+            return Err(
+                HttpError::invalid(format!("volume {key} of stack {stack}: {why}"))
+                    .with("stack", stack)
+                    .with("volume", key.as_str()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Delete a stack (only at the version given, if one is). Its services, networks,
+/// secrets and configs go; its named volumes stay on the nodes unless `volumes`.
 #[utoipa::path(delete, path = "/v1/stacks/{id}", tag = "stacks",
     params(
         ("id" = String, Path, description = "The stack's id"),
+        ("volumes" = Option<bool>, Query, description = "Also remove the stack's named (not external) volumes from every node, once the tasks using them stopped; follow them with `GET /v1/volumes?stack=ID`"),
         ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
         ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
     ),
@@ -170,6 +191,37 @@ pub async fn delete(
     mut params: Params,
 ) -> Result<Found<Stack>, HttpError> {
     let version = expected_version(&headers, &mut params)?;
+    let volumes = params.flag("volumes")?;
     params.finish()?;
-    resource::delete(&api, &id, version).await
+    if !volumes {
+        return resource::delete(&api, &id, version).await;
+    }
+    // The volumes are marked in the same commit, only if the stack and they are
+    // still as read; without a version given, a write that came between is read
+    // again.
+    let mut attempt = 1;
+    loop {
+        let (volumes, current) = resource::read(&api, false, |state| {
+            let marked: Vec<_> = state
+                .volumes
+                .by_stack(&id)
+                .filter_map(marked_for_removal)
+                .collect();
+            (marked, state.stacks.get(&id).map(|s| s.meta.version))
+        })
+        .await?
+        .value;
+        let mut commands = vec![Command::delete(Kind::Stack, &id, version.or(current))];
+        commands.extend(volumes.into_iter().map(|v| {
+            let read = v.meta.version;
+            Command::update(Object::Volume(v), read)
+        }));
+        let command = Command::Batch { commands };
+        match resource::commit(&api, command, &id, StatusCode::OK).await {
+            Err(e) if e.status() == StatusCode::CONFLICT && version.is_none() && attempt < 3 => {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
 }

@@ -17,11 +17,7 @@ use std::collections::BTreeSet;
 
 /// The cluster name of secret or config `key` of stack `stack`.
 pub fn file_object_id(stack: &str, key: &str, spec: &FileObjectSpec) -> String {
-    if spec.name.is_empty() {
-        super::stacks::service_id(stack, key)
-    } else {
-        spec.name.clone()
-    }
+    super::stacks::declared_name(stack, key, &spec.name)
 }
 
 /// The config object of `value` (digest and size computed).

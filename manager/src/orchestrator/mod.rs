@@ -3,6 +3,7 @@
 //!
 //! - [`stacks`]: a stack's services and networks as cluster objects.
 //! - [`files`]: a stack's secrets and configs as cluster objects.
+//! - [`volumes`]: a stack's named volumes as cluster objects, and their removal.
 //! - [`tasks`]: each service's tasks — replicas or one per node, restarts, tasks of
 //!   lost nodes replaced, rolling updates, bounded history.
 //! - [`policy`]: restart and update settings with swarm's defaults.
@@ -23,6 +24,7 @@ mod run;
 pub mod schedule;
 pub mod stacks;
 pub mod tasks;
+pub mod volumes;
 
 pub use change::{Change, Plan, ended, wanted};
 pub use run::{Pass, Reconciler, to_command};
@@ -74,9 +76,12 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
             .chain(state.networks.iter().map(|n| n.stack.as_str()))
             .chain(state.secrets.iter().map(|s| s.stack.as_str()))
             .chain(state.configs.iter().map(|c| c.stack.as_str()))
+            .chain(state.volumes.iter().map(|v| v.stack.as_str()))
             .filter(|s| !s.is_empty()),
     );
     let tasks: Vec<&api::cluster::Task> = state.tasks.iter().collect();
+    let volumes: Vec<_> = state.volumes.iter().collect();
+    let all_nodes: Vec<&Node> = state.nodes.iter().collect();
     for id in stack_ids {
         let services: Vec<_> = state.services.by_stack(id).collect();
         let networks: Vec<_> = state.networks.by_stack(id).collect();
@@ -91,6 +96,7 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
         let configs: Vec<_> = state.configs.by_stack(id).collect();
         let stack = state.stacks.get(id);
         plan.merge(files::plan_files(id, stack, &secrets, &configs, &tasks));
+        plan.merge(volumes::plan_volumes(id, stack, &volumes, &all_nodes));
     }
     let nodes: BTreeMap<String, Node> = state
         .nodes

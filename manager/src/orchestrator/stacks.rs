@@ -18,6 +18,16 @@ pub fn service_id(stack: &str, key: &str) -> String {
     format!("{stack}_{key}")
 }
 
+/// The cluster name of object `key` of stack `stack` whose declaration says
+/// `name:` (`<stack>_<key>` when it says none).
+pub fn declared_name(stack: &str, key: &str, name: &str) -> String {
+    if name.is_empty() {
+        service_id(stack, key)
+    } else {
+        name.to_owned()
+    }
+}
+
 /// `spec` with its network keys, named volume sources, secret and config sources
 /// replaced by cluster names (secret and config targets default to their keys).
 pub fn resolve(spec: &ServiceSpec, stack: &StackSpec) -> ServiceSpec {
@@ -42,9 +52,9 @@ pub fn resolve(spec: &ServiceSpec, stack: &StackSpec) -> ServiceSpec {
         }
         if let Some(source) = &volume.source
             && let Some(declared) = stack.volumes.get(source)
-            && !declared.name.is_empty()
+            && (!declared.external || !declared.name.is_empty())
         {
-            volume.source = Some(declared.name.clone());
+            volume.source = Some(super::volumes::volume_name(&stack.name, source, declared));
         }
     }
     spec

@@ -2,7 +2,7 @@
 
 use super::cluster::ClusterRecord;
 use super::table::{Record, Table};
-use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task};
+use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task, Volume};
 use api::registry::Manifest;
 use api::secret::{Config, Secret};
 
@@ -17,6 +17,7 @@ pub struct State {
     pub secrets: Table<Secret>,
     pub configs: Table<Config>,
     pub manifests: Table<Manifest>,
+    pub volumes: Table<Volume>,
     /// The cluster singleton (none before `orch manager init` wrote it).
     pub cluster: Option<ClusterRecord>,
 }
@@ -42,6 +43,7 @@ impl State {
             Kind::Secret => self.secrets.get(id).cloned().map(Record::into_object),
             Kind::Config => self.configs.get(id).cloned().map(Record::into_object),
             Kind::Manifest => self.manifests.get(id).cloned().map(Record::into_object),
+            Kind::Volume => self.volumes.get(id).cloned().map(Record::into_object),
         }
     }
 
@@ -56,6 +58,7 @@ impl State {
             Kind::Secret => self.secrets.get(id).map(|o| o.meta.version),
             Kind::Config => self.configs.get(id).map(|o| o.meta.version),
             Kind::Manifest => self.manifests.get(id).map(|o| o.meta.version),
+            Kind::Volume => self.volumes.get(id).map(|o| o.meta.version),
         }
     }
 
@@ -70,6 +73,7 @@ impl State {
             Object::Secret(o) => self.secrets.insert(o).map(Record::into_object),
             Object::Config(o) => self.configs.insert(o).map(Record::into_object),
             Object::Manifest(o) => self.manifests.insert(o).map(Record::into_object),
+            Object::Volume(o) => self.volumes.insert(o).map(Record::into_object),
         }
     }
 
@@ -84,6 +88,7 @@ impl State {
             Kind::Secret => self.secrets.remove(id).map(Record::into_object),
             Kind::Config => self.configs.remove(id).map(Record::into_object),
             Kind::Manifest => self.manifests.remove(id).map(Record::into_object),
+            Kind::Volume => self.volumes.remove(id).map(Record::into_object),
         }
     }
 
@@ -97,6 +102,7 @@ impl State {
         let secrets = self.secrets.iter().cloned().map(Record::into_object);
         let configs = self.configs.iter().cloned().map(Record::into_object);
         let manifests = self.manifests.iter().cloned().map(Record::into_object);
+        let volumes = self.volumes.iter().cloned().map(Record::into_object);
         nodes
             .chain(stacks)
             .chain(services)
@@ -105,6 +111,7 @@ impl State {
             .chain(secrets)
             .chain(configs)
             .chain(manifests)
+            .chain(volumes)
     }
 
     /// The number of objects of `kind`.
@@ -118,6 +125,7 @@ impl State {
             Kind::Secret => self.secrets.len(),
             Kind::Config => self.configs.len(),
             Kind::Manifest => self.manifests.len(),
+            Kind::Volume => self.volumes.len(),
         }
     }
 }

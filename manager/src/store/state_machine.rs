@@ -42,6 +42,7 @@ fn table_of(kind: Kind) -> MetaTable {
         Kind::Secret => TableDefinition::new("secrets"),
         Kind::Config => TableDefinition::new("configs"),
         Kind::Manifest => TableDefinition::new("manifests"),
+        Kind::Volume => TableDefinition::new("volumes"),
     }
 }
 

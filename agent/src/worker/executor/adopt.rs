@@ -1,6 +1,7 @@
 //! What an executor finds on the engine when it starts: the containers of tasks (by
 //! their `orch.task` label), which it takes over without restarting them, and the
-//! cluster networks it made before (by [`NETWORK_LABEL`]).
+//! cluster networks it made before (by [`NETWORK_LABEL`]); and, before each
+//! reconcile, the named volumes and their users.
 
 use super::ExecutorError;
 use super::reconcile::{LocalNetwork, NETWORK_LABEL};
@@ -35,6 +36,15 @@ pub async fn containers(engine: &EngineClient) -> Result<BTreeMap<String, String
         }
     }
     Ok(found.into_iter().map(|(t, (_, id))| (t, id)).collect())
+}
+
+/// The named volumes on the engine, by name, with how many containers mount each.
+pub async fn volumes(engine: &EngineClient) -> Result<BTreeMap<String, usize>, ExecutorError> {
+    let all = engine
+        .volumes()
+        .await
+        .map_err(ExecutorError::engine("list volumes"))?;
+    Ok(all.into_iter().map(|v| (v.name, v.used_by.len())).collect())
 }
 
 /// The cluster networks on the engine, by name.

@@ -1,10 +1,13 @@
 //! The executor's pure core: an assignment set against what the node has gives the
-//! actions that make the node match, in the order to apply them (networks before the
-//! tasks on them, removals of networks last, once their tasks are gone).
+//! actions that make the node match, in the order to apply them (networks and
+//! volumes before the tasks using them, removals of networks and volumes last, once
+//! their tasks are gone).
 
 use api::cluster::{Task, TaskState};
 use api::network::{NetworkCreate, OverlayPeers, ServiceEndpoints};
+use api::service::MountType;
 use api::session::Assignments;
+use api::volume::VolumeCreate;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The label that marks the engine networks the executor made for cluster networks.
@@ -33,6 +36,11 @@ pub struct Local {
     pub adopted: BTreeMap<String, String>,
     /// Tasks done with: their runner ended, or they were shut down before running.
     pub retired: BTreeSet<String>,
+    /// Named volumes on the engine, with how many containers mount each (`None`:
+    /// not known, the engine did not answer; volumes are then left alone).
+    pub volumes: Option<BTreeMap<String, usize>>,
+    /// Volume removals reported to the managers while the set still names them.
+    pub volumes_reported: BTreeSet<String>,
 }
 
 /// One step towards the assignment set.
@@ -66,6 +74,12 @@ pub enum Action {
     RemoveOrphan { task: String, container: String },
     /// Be done with a task that has no container here.
     Retire { task: String, why: Retirement },
+    /// Create a stack volume the engine does not have, with its labels.
+    CreateVolume(VolumeCreate),
+    /// Remove a volume no container uses, then report it removed.
+    RemoveVolume(String),
+    /// Report a volume to remove that the engine does not have as removed.
+    VolumeGone(String),
 }
 
 /// Why a task without a container is done with, and so what to report.
@@ -203,12 +217,73 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
             removals.push(Action::RemoveNetwork(name.clone()));
         }
     }
+    let (creates, volume_removals) = volumes(set, local, &in_set);
     networks
         .into_iter()
+        .chain(creates)
         .chain(stops)
         .chain(runs)
         .chain(removals)
+        .chain(volume_removals)
         .collect()
+}
+
+/// The volume creations (before tasks run) and removals (last) of `set`. A volume
+/// is removed only once no container mounts it, no task of the set that mounts it
+/// may still run or hold a container here, and no runner of a task outside the set
+/// (whose mounts are not known any more) is left.
+fn volumes(
+    set: &Assignments,
+    local: &Local,
+    in_set: &BTreeSet<&str>,
+) -> (Vec<Action>, Vec<Action>) {
+    let Some(have) = &local.volumes else {
+        return (Vec::new(), Vec::new());
+    };
+    let creates = set
+        .volumes
+        .iter()
+        .filter(|v| !have.contains_key(&v.name))
+        .map(|v| Action::CreateVolume(v.clone()))
+        .collect();
+    let unknown_runners = local
+        .runners
+        .keys()
+        .chain(local.adopted.keys())
+        .any(|id| !in_set.contains(id.as_str()));
+    let held = |name: &str| {
+        set.tasks.iter().any(|t| {
+            !local.retired.contains(&t.meta.id)
+                && t.spec
+                    .volumes
+                    .iter()
+                    .any(|m| m.kind == MountType::Volume && m.source.as_deref() == Some(name))
+        })
+    };
+    let mut removals = Vec::new();
+    for name in &set.volume_removals {
+        if local.volumes_reported.contains(name) {
+            continue;
+        }
+        match have.get(name) {
+            None => removals.push(Action::VolumeGone(name.clone())),
+            Some(0) if !unknown_runners && !held(name) => {
+                removals.push(Action::RemoveVolume(name.clone()));
+            }
+            // In use: again once its containers are gone.
+            Some(_) => {}
+        }
+    }
+    (creates, removals)
+}
+
+/// Whether the set names volumes to remove that are still on the engine (the
+/// executor looks again after a while: a container outside the cluster may hold one).
+pub fn volumes_pending(set: &Assignments, local: &Local) -> bool {
+    let have = local.volumes.as_ref();
+    set.volume_removals.iter().any(|name| {
+        !local.volumes_reported.contains(name) && have.is_none_or(|h| h.contains_key(name))
+    })
 }
 
 /// Whether a network on the engine has the subnet and vni the cluster gave it.

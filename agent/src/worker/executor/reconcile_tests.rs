@@ -1,7 +1,9 @@
 use super::*;
 use api::cluster::{Meta, TaskNetwork};
 use api::network::{EndpointMode, OverlayPeer, ServiceEndpoint};
+use api::service::MountType;
 use api::session::NetworkAssignment;
+use api::volume::VolumeCreate;
 use proptest::prelude::*;
 
 fn task(id: &str, desired: TaskState, nets: &[&str]) -> Task {
@@ -81,6 +83,9 @@ fn kinds(actions: &[Action]) -> Vec<String> {
             Action::Stop(t) => format!("stop {t}"),
             Action::RemoveOrphan { task, container } => format!("orphan {task} {container}"),
             Action::Retire { task, why } => format!("retire {task} {why:?}"),
+            Action::CreateVolume(v) => format!("create-vol {}", v.name),
+            Action::RemoveVolume(v) => format!("rm-vol {v}"),
+            Action::VolumeGone(v) => format!("gone-vol {v}"),
         })
         .collect()
 }
@@ -127,6 +132,18 @@ fn apply(local: &mut Local, actions: &[Action]) {
             }
             Action::Retire { task, .. } => {
                 local.retired.insert(task.clone());
+            }
+            Action::CreateVolume(v) => {
+                local
+                    .volumes
+                    .get_or_insert_default()
+                    .insert(v.name.clone(), 0);
+            }
+            Action::RemoveVolume(v) | Action::VolumeGone(v) => {
+                if let Some(have) = &mut local.volumes {
+                    have.remove(v);
+                }
+                local.volumes_reported.insert(v.clone());
             }
         }
     }
@@ -342,4 +359,117 @@ fn a_restarted_node_does_not_run_again_what_got_further_than_preparing() {
             "run done in c2",
         ]
     );
+}
+
+fn mounting(id: &str, desired: TaskState, volume: &str) -> Task {
+    let mut t = task(id, desired, &[]);
+    t.spec.volumes.push(api::service::ServiceVolume {
+        kind: MountType::Volume,
+        source: Some(volume.into()),
+        target: "/data".into(),
+        ..api::service::ServiceVolume::default()
+    });
+    t
+}
+
+fn with_volumes(local: Local, volumes: &[(&str, usize)]) -> Local {
+    Local {
+        volumes: Some(volumes.iter().map(|(n, u)| ((*n).to_owned(), *u)).collect()),
+        ..local
+    }
+}
+
+fn volume_actions(actions: &[Action]) -> Vec<&Action> {
+    actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::CreateVolume(_) | Action::RemoveVolume(_) | Action::VolumeGone(_)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_missing_stack_volume_is_made_before_the_task_that_mounts_it_runs() {
+    let mut s = set(
+        vec![mounting("t1", TaskState::Running, "shop_data")],
+        vec![],
+    );
+    let create = VolumeCreate {
+        name: "shop_data".into(),
+        labels: [("tier".to_owned(), "db".to_owned())].into(),
+    };
+    s.volumes.push(create.clone());
+    let actions = plan(&s, &with_volumes(Local::default(), &[]));
+    assert_eq!(actions[0], Action::CreateVolume(create));
+    assert!(matches!(actions[1], Action::Run { .. }), "{actions:?}");
+    let made = plan(&s, &with_volumes(Local::default(), &[("shop_data", 0)]));
+    assert!(volume_actions(&made).is_empty(), "{made:?}");
+    let unknown = plan(&s, &Local::default());
+    assert!(
+        volume_actions(&unknown).is_empty(),
+        "engine not listed: {unknown:?}"
+    );
+}
+
+#[test]
+fn a_volume_is_removed_only_once_its_task_and_container_are_gone() {
+    let stopping = mounting("t1", TaskState::Shutdown, "shop_data");
+    let mut s = set(vec![stopping], vec![]);
+    s.volume_removals = vec!["shop_data".into()];
+    let running = Local {
+        runners: [("t1".to_owned(), true)].into(),
+        ..Local::default()
+    };
+    // Its task still has a runner, and its container mounts it.
+    let busy = plan(&s, &with_volumes(running.clone(), &[("shop_data", 1)]));
+    assert!(volume_actions(&busy).is_empty(), "{busy:?}");
+    // The container is gone but the runner has not ended yet.
+    let ending = plan(&s, &with_volumes(running, &[("shop_data", 0)]));
+    assert!(volume_actions(&ending).is_empty(), "{ending:?}");
+    // The runner ended: the task is retired.
+    let retired = Local {
+        retired: ["t1".to_owned()].into(),
+        ..Local::default()
+    };
+    let done = plan(&s, &with_volumes(retired.clone(), &[("shop_data", 0)]));
+    assert_eq!(
+        volume_actions(&done),
+        [&Action::RemoveVolume("shop_data".into())]
+    );
+    // Something outside the cluster still mounts it: left, and looked at again.
+    let held = with_volumes(retired, &[("shop_data", 1)]);
+    assert!(volume_actions(&plan(&s, &held)).is_empty());
+    assert!(volumes_pending(&s, &held));
+}
+
+#[test]
+fn an_absent_volume_is_confirmed_at_once_and_reported_once() {
+    let mut s = set(vec![], vec![]);
+    s.volume_removals = vec!["shop_data".into()];
+    let local = with_volumes(Local::default(), &[]);
+    assert_eq!(
+        volume_actions(&plan(&s, &local)),
+        [&Action::VolumeGone("shop_data".into())]
+    );
+    assert!(!volumes_pending(&s, &local));
+    let reported = Local {
+        volumes_reported: ["shop_data".to_owned()].into(),
+        ..local
+    };
+    assert!(volume_actions(&plan(&s, &reported)).is_empty());
+}
+
+#[test]
+fn a_runner_of_a_task_outside_the_set_holds_removals_back() {
+    let mut s = set(vec![], vec![]);
+    s.volume_removals = vec!["shop_data".into()];
+    let local = Local {
+        runners: [("gone".to_owned(), true)].into(),
+        ..Local::default()
+    };
+    let actions = plan(&s, &with_volumes(local, &[("shop_data", 0)]));
+    assert!(volume_actions(&actions).is_empty(), "{actions:?}");
 }

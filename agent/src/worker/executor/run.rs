@@ -1,17 +1,19 @@
 //! The executor's loop: find what the engine has, then for each assignment set plan
 //! ([`super::reconcile`]) and apply: network calls in line, tasks on runners of their
 //! own, which report on the way. A runner that ends (its container removed) makes
-//! the loop plan again, so networks that lost their last task go; so does a failed
-//! engine call, after a pause.
+//! the loop plan again, so networks and volumes that lost their last task go; so
+//! does a failed engine call, or a volume to remove still in use, after a pause.
+//! Volumes removed (or found absent) are sent on their own channel.
 
 use super::adopt;
 use super::files::{self, Values};
-use super::reconcile::{Action, Local, Retirement, plan};
+use super::reconcile::{Action, Local, Retirement, plan, volumes_pending};
 use super::report;
 use super::runner::{Job, Runner};
 use crate::worker::archive::LogArchive;
 use api::client::EngineClient;
 use api::cluster::{TaskState, Timestamp};
+use api::error::ErrorCode;
 use api::session::{Assignments, TaskReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
 
 /// Runs until `assignments` closes: each new set is reconciled against the engine;
-/// every observed task state change is sent on `reports`.
+/// every observed task state change is sent on `reports`, every volume the set
+/// names for removal that the engine no longer has on `removed`.
 ///
 /// Containers found on the engine with an `orch.task` label are taken over as they
 /// are (a running one is not restarted) and their state reported. Until the first
@@ -31,12 +34,14 @@ pub async fn run(
     engine: EngineClient,
     mut assignments: watch::Receiver<Assignments>,
     reports: mpsc::Sender<TaskReport>,
+    removed: mpsc::Sender<String>,
     files_root: PathBuf,
     archive: LogArchive,
 ) {
     let mut ex = Executor {
         engine,
         reports,
+        removed,
         files_root,
         archive,
         values: Values::default(),
@@ -45,6 +50,7 @@ pub async fn run(
         runners: JoinSet::new(),
         ids: BTreeMap::new(),
         failed: false,
+        waiting: false,
     };
     match adopt_all(&ex.engine, &mut assignments).await {
         Some(found) => ex.local.adopted = found,
@@ -66,7 +72,7 @@ pub async fn run(
                 ex.reconcile(&set).await;
                 current = Some(set);
             }
-            () = tokio::time::sleep(RETRY), if ex.failed => {
+            () = tokio::time::sleep(RETRY), if ex.failed || ex.waiting => {
                 if let Some(set) = &current {
                     ex.reconcile(set).await;
                 }
@@ -117,6 +123,8 @@ async fn adopt_all(
 struct Executor {
     engine: EngineClient,
     reports: mpsc::Sender<TaskReport>,
+    /// Volumes removed (or absent) as the set asked.
+    removed: mpsc::Sender<String>,
     /// Where tasks' secrets and configs go (one tmpfs per task).
     files_root: PathBuf,
     /// Where the logs of removed task containers are kept.
@@ -131,6 +139,8 @@ struct Executor {
     ids: BTreeMap<Id, String>,
     /// A call of the last reconcile failed: it is tried again after [`RETRY`].
     failed: bool,
+    /// Volumes to remove are still in use: looked at again after [`RETRY`].
+    waiting: bool,
 }
 
 /// How long after a failed engine call the set is reconciled again.
@@ -148,11 +158,31 @@ impl Executor {
                 self.failed = true;
             }
         }
+        self.local.volumes = match adopt::volumes(&self.engine).await {
+            Ok(volumes) => Some(volumes),
+            Err(e) => {
+                eprintln!("orch agent: executor: {e}");
+                self.failed = true;
+                None
+            }
+        };
         for action in plan(set, &self.local) {
             self.apply(action).await;
         }
         let in_set: BTreeSet<&str> = set.tasks.iter().map(|t| t.meta.id.as_str()).collect();
         self.local.retired.retain(|id| in_set.contains(id.as_str()));
+        let removals: BTreeSet<&String> = set.volume_removals.iter().collect();
+        self.local
+            .volumes_reported
+            .retain(|name| removals.contains(name));
+        self.waiting = volumes_pending(set, &self.local);
+    }
+
+    /// Tell the managers volume `name` is gone from the node.
+    async fn volume_removed(&mut self, name: String) {
+        if self.removed.send(name.clone()).await.is_ok() {
+            self.local.volumes_reported.insert(name);
+        }
     }
 
     async fn apply(&mut self, action: Action) {
@@ -232,6 +262,26 @@ impl Executor {
                     let _ = self.reports.send(report).await;
                 }
                 self.local.retired.insert(task);
+                Ok(())
+            }
+            Action::CreateVolume(create) => self.engine.create_volume(&create).await.map(|_| {
+                if let Some(have) = &mut self.local.volumes {
+                    have.insert(create.name, 0);
+                }
+            }),
+            Action::RemoveVolume(name) => match self.engine.remove_volume(&name, false).await {
+                Err(e) if e.code() == Some(ErrorCode::Conflict) => Ok(()),
+                Err(e) if e.code() != Some(ErrorCode::NotFound) => Err(e),
+                _ => {
+                    if let Some(have) = &mut self.local.volumes {
+                        have.remove(&name);
+                    }
+                    self.volume_removed(name).await;
+                    Ok(())
+                }
+            },
+            Action::VolumeGone(name) => {
+                self.volume_removed(name).await;
                 Ok(())
             }
         };

@@ -1,9 +1,8 @@
 //! The service table, indexed by stack.
 
+use super::{STACK, stack_key};
 use crate::store::table::{IndexName, Record, Table};
 use api::cluster::{Kind, Meta, Object, Service};
-
-const STACK: IndexName = "stack";
 
 impl Record for Service {
     const KIND: Kind = Kind::Service;
@@ -17,11 +16,7 @@ impl Record for Service {
     }
 
     fn index_keys(&self) -> Vec<(IndexName, String)> {
-        if self.stack.is_empty() {
-            Vec::new()
-        } else {
-            vec![(STACK, self.stack.clone())]
-        }
+        stack_key(&self.stack)
     }
 
     fn into_object(self) -> Object {

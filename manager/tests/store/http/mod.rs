@@ -11,6 +11,7 @@ mod forward;
 mod malformed;
 mod schemathesis;
 mod secrets;
+mod volumes;
 
 use crate::common::TempDir;
 use crate::common::node::{TestNode, listen, test_config};

@@ -1,0 +1,205 @@
+//! `orch down`: delete a stack, then wait until its tasks stopped; with `--volumes`
+//! also until its named volumes are gone from every node (the managers mark them for
+//! removal, the nodes remove them once their tasks stopped and confirm, a node that
+//! is down does when it comes back). External volumes are never removed.
+
+use crate::config::StackFileArgs;
+use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
+use crate::stack_cmd::stack_name;
+use anyhow::Context;
+use api::cluster::{Node, NodeState, Task, Volume, VolumeState};
+use clap::Args;
+use manager::orchestrator::volumes::has_engine;
+use reqwest::Method;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Flags of `orch down`.
+#[derive(Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    stack: StackFileArgs,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Return once the stack is deleted; do not wait for its tasks to stop.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Also remove the stack's named volumes (not external ones) from every node,
+    /// once the tasks using them stopped.
+    #[arg(short = 'v', long)]
+    volumes: bool,
+    /// How long to wait for the tasks to stop (and the volumes to go), in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+/// Run `orch down`.
+pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
+    let name = stack_name(&args.stack)?;
+    let api = ManagerApi::connect(&args.host)?;
+    runtime()?.block_on(async {
+        let path = if args.volumes {
+            format!("/v1/stacks/{name}?volumes=true")
+        } else {
+            format!("/v1/stacks/{name}")
+        };
+        let deleted: anyhow::Result<serde_json::Value> = api.call(Method::DELETE, &path).await;
+        if let Err(e) = deleted {
+            let hint = if args.volumes && is_not_found(&e) {
+                " (a stack taken down without --volumes left its volumes on the nodes: remove them there with `orch volume rm`)"
+            } else {
+                ""
+            };
+            return Err(e.context(format!("remove stack {name}{hint}")));
+        }
+        eprintln!("stack {name} removed");
+        let removing: Vec<String> = if args.volumes {
+            let marked = volumes(&api, &name).await?;
+            marked
+                .into_iter()
+                .filter(|v| v.desired_state == VolumeState::Remove)
+                .map(|v| v.meta.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !removing.is_empty() {
+            eprintln!(
+                "stack {name}: removing volumes {} from every node",
+                removing.join(", ")
+            );
+        }
+        if args.detach {
+            return Ok(ExitCode::SUCCESS);
+        }
+        wait(&api, &name, &removing, Duration::from_secs(args.timeout)).await
+    })
+}
+
+/// The volumes of stack `stack` on the cluster.
+async fn volumes(api: &ManagerApi, stack: &str) -> anyhow::Result<Vec<Volume>> {
+    let list: List<Volume> = api
+        .call(Method::GET, &format!("/v1/volumes?stack={stack}"))
+        .await
+        .with_context(|| format!("list the volumes of stack {stack}"))?;
+    Ok(list.items)
+}
+
+/// Waits until no task of `stack` is left and none of `removing` is (each node
+/// confirmed); after `timeout`, says what is left and which nodes did not confirm.
+async fn wait(
+    api: &ManagerApi,
+    stack: &str,
+    removing: &[String],
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let mut tasks_left = usize::MAX;
+    loop {
+        if tasks_left > 0 {
+            let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
+            tasks_left = tasks.items.iter().filter(|t| t.stack == stack).count();
+            if tasks_left == 0 {
+                eprintln!(
+                    "stack {stack}: every task stopped ({:.1}s)",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let volumes_left: Vec<Volume> = if removing.is_empty() {
+            Vec::new()
+        } else {
+            volumes(api, stack)
+                .await?
+                .into_iter()
+                .filter(|v| removing.contains(&v.meta.id) && v.desired_state == VolumeState::Remove)
+                .collect()
+        };
+        if tasks_left == 0 && volumes_left.is_empty() {
+            if !removing.is_empty() {
+                eprintln!(
+                    "stack {stack}: volumes {} removed from every node ({:.1}s)",
+                    removing.join(", "),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if start.elapsed() >= timeout {
+            let secs = timeout.as_secs();
+            if tasks_left > 0 {
+                eprintln!(
+                    "error: {tasks_left} tasks of stack {stack} still stopping after {secs}s"
+                );
+            }
+            let nodes: List<Node> = api.call(Method::GET, "/v1/nodes").await?;
+            for volume in &volumes_left {
+                eprintln!(
+                    "error: volume {} not confirmed removed after {secs}s by nodes {} (a node that is down removes it when it comes back)",
+                    volume.meta.id,
+                    unconfirmed(volume, &nodes.items).join(", "),
+                );
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The nodes that have not confirmed removing `volume`: `ID (HOSTNAME, STATE)`.
+fn unconfirmed(volume: &Volume, nodes: &[Node]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| has_engine(n) && !volume.removed_on.contains(&n.meta.id))
+        .map(|n| {
+            let state = match n.status.state {
+                NodeState::Ready => "ready",
+                NodeState::Down => "down",
+                NodeState::Unknown => "unknown",
+            };
+            match n.description.hostname.as_str() {
+                "" => format!("{} ({state})", n.meta.id),
+                host => format!("{} ({host}, {state})", n.meta.id),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::cluster::Meta;
+
+    #[test]
+    fn nodes_that_did_not_confirm_are_named_with_their_state_but_not_engineless_ones() {
+        let node = |id: &str, host: &str, state| {
+            let mut n = Node {
+                meta: Meta::new(id),
+                ..Node::default()
+            };
+            n.description.hostname = host.into();
+            n.description.engine_version = "0.1.0".into();
+            n.status.state = state;
+            n
+        };
+        let nodes = [
+            node("n1", "alpha", NodeState::Ready),
+            node("n2", "beta", NodeState::Down),
+            node("n3", "", NodeState::Ready),
+            Node {
+                meta: Meta::new("m1"),
+                ..Node::default()
+            },
+        ];
+        let volume = Volume {
+            meta: Meta::new("shop_data"),
+            desired_state: VolumeState::Remove,
+            removed_on: ["n1".to_owned()].into(),
+            ..Volume::default()
+        };
+        assert_eq!(
+            unconfirmed(&volume, &nodes),
+            ["n2 (beta, down)", "n3 (ready)"]
+        );
+    }
+}
