@@ -411,6 +411,24 @@ pub struct PortSpec {
     pub app_protocol: Option<String>,
 }
 
+impl PortSpec {
+    /// The port the cluster's routing mesh publishes on every node: an `ingress`
+    /// port with one fixed published port and no host address. Other ports
+    /// (host mode, a range, none given, a host address) are host ports of the
+    /// node running the task.
+    pub fn mesh_port(&self) -> Option<u16> {
+        if self.mode != PortMode::Ingress || self.host_ip.is_some() {
+            return None;
+        }
+        self.published
+            .as_deref()?
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+    }
+}
+
 /// A lifecycle hook command.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -3,7 +3,7 @@
 //! tasks on them, removals of networks last, once their tasks are gone).
 
 use api::cluster::{Task, TaskState};
-use api::network::{NetworkCreate, OverlayPeers, ServiceEndpoints};
+use api::network::{Ingress, NetworkCreate, OverlayPeers, ServiceEndpoints};
 use api::session::Assignments;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +25,8 @@ pub struct LocalNetwork {
 pub struct Local {
     /// Cluster networks on the engine (those with [`NETWORK_LABEL`]), by name.
     pub networks: BTreeMap<String, LocalNetwork>,
-    /// Peers and services last set on each network by this executor.
-    pub sent: BTreeMap<String, (OverlayPeers, ServiceEndpoints)>,
+    /// Peers, services and routing mesh last set on each network by this executor.
+    pub sent: BTreeMap<String, (OverlayPeers, ServiceEndpoints, Option<Ingress>)>,
     /// Tasks with a runner, and whether it was told to stop.
     pub runners: BTreeMap<String, bool>,
     /// Containers found when the executor started, by task id, not yet taken over.
@@ -50,6 +50,8 @@ pub enum Action {
         network: String,
         services: ServiceEndpoints,
     },
+    /// Make an overlay the node's routing mesh: its address there, published ports.
+    SetIngress { network: String, ingress: Ingress },
     /// Remove a cluster network.
     RemoveNetwork(String),
     /// Run a task: prepare, create, start and watch its container (`container`: one
@@ -120,16 +122,24 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
         };
         let sent = if exists { local.sent.get(name) } else { None };
         let overlay = n.create.driver.as_deref() == Some("overlay");
-        if overlay && sent.is_none_or(|(p, _)| *p != peers) {
+        if overlay && sent.is_none_or(|(p, _, _)| *p != peers) {
             networks.push(Action::SetPeers {
                 network: name.clone(),
                 peers,
             });
         }
-        if sent.is_none_or(|(_, s)| *s != services) {
+        if sent.is_none_or(|(_, s, _)| *s != services) {
             networks.push(Action::SetServices {
                 network: name.clone(),
                 services,
+            });
+        }
+        if let Some(ingress) = &n.ingress
+            && sent.is_none_or(|(_, _, i)| i.as_ref() != Some(ingress))
+        {
+            networks.push(Action::SetIngress {
+                network: name.clone(),
+                ingress: ingress.clone(),
             });
         }
     }
