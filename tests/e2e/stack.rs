@@ -362,7 +362,7 @@ pub(crate) struct TwoHosts {
     /// Host 1's manager.
     _manager: Daemon,
     _lan: agent::testing::lan::Lan,
-    h2: LocalHost,
+    pub(crate) h2: LocalHost,
     pub(crate) h1: LocalHost,
 }
 
