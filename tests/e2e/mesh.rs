@@ -2,11 +2,11 @@
 //! hosts whichever runs the task — from another machine (host 2's lan address asked
 //! from host 1) and from the host itself (its loopback) — and spreads connections
 //! over the tasks of every host; a `host` mode port answers only where its task runs;
-//! once the stack is down, the port is refused and no rule of it is left.
+//! an agent that restarts keeps answering; once the stack is down, the port is refused and no rule of it is left.
 
 use super::engine::ok;
 use super::stack::{LocalHost, TwoHosts, eventually, text};
-use agent::engine::network::netns;
+use agent::engine::network::{link, netns};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -52,6 +52,17 @@ services:
     )
 }
 
+/// The networks of host `h`'s engine (its agent's, on the engine socket).
+fn engine_networks(h: &LocalHost) -> Result<Vec<api::network::Network>, String> {
+    let socket = format!("unix://{}", h.dir.join("local/engine.sock").display());
+    let client = api::client::EngineClient::new(&socket).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(client.networks()).map_err(|e| e.to_string())
+}
+
 /// The host's `table ip orch`.
 fn rules(h: &LocalHost) -> String {
     let out = h
@@ -68,7 +79,7 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
         eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
         return;
     }
-    let hosts = TwoHosts::new("mesh");
+    let mut hosts = TwoHosts::new("mesh");
     let (h1, h2) = (&hosts.h1, &hosts.h2);
     let (a1, a2) = (Ipv4Addr::new(10, 98, 0, 1), Ipv4Addr::new(10, 98, 0, 2));
 
@@ -113,6 +124,30 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
     assert!(
         get(h1, a2, 8081).is_err(),
         "the host-mode port is not published on host 2"
+    );
+
+    // Host 2's agent restarts: its mesh is found as it was and still answers.
+    hosts.restart_worker();
+    let (h1, h2) = (&hosts.h1, &hosts.h2);
+    eventually(60, "host 2 is ready again", || {
+        let ls = ok(&h1.orch(&["node", "ls"]));
+        (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
+    });
+    eventually(
+        30,
+        "host 2's engine answers again (its networks repaired)",
+        || engine_networks(h2).map(|_| ()),
+    );
+    let links = link::netlink(Some(&h2.dir.join("host.netns")), |nl| async move {
+        nl.names().await
+    })
+    .unwrap();
+    let mesh_links: Vec<&String> = links.iter().filter(|n| n.starts_with("ig")).collect();
+    assert_eq!(mesh_links.len(), 1, "one link into the mesh: {links:?}");
+    assert_eq!(
+        get(h1, a2, 8080).as_deref(),
+        Ok(first.as_str()),
+        "host 2 still answers"
     );
 
     // Two replicas, one per host: connections to either host reach both.
