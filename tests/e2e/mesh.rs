@@ -2,7 +2,8 @@
 //! hosts whichever runs the task — from another machine (host 2's lan address asked
 //! from host 1) and from the host itself (its loopback) — and spreads connections
 //! over the tasks of every host; a `host` mode port answers only where its task runs;
-//! an agent that restarts keeps answering; once the stack is down, the port is refused and no rule of it is left.
+//! an agent that restarts keeps answering; another stack cannot take the port; once
+//! the stack is down, the port is refused and no rule of it is left.
 
 use super::engine::ok;
 use super::stack::{LocalHost, TwoHosts, eventually, text};
@@ -160,6 +161,18 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
             (seen.len() == 2).then_some(()).ok_or(format!("{seen:?}"))
         });
     }
+
+    // Another stack asking for the port is refused, naming both services.
+    let other = "name: other\nservices:\n  web:\n    image: busybox\n    ports: [\"8080:80\"]\n";
+    std::fs::write(h1.dir.join("other.yaml"), other).unwrap();
+    let out = h1.orch(&["up", "-f", "other.yaml", "--timeout", "30"]);
+    assert!(
+        !out.status.success()
+            && text(&out).contains("port 8080/tcp is published by service mesh_web")
+            && text(&out).contains("other_web"),
+        "{}",
+        text(&out)
+    );
 
     // Down: refused everywhere, no rule left.
     ok(&h1.orch(&["down"]));

@@ -4,12 +4,14 @@
 //! mesh port (`published`/protocol) owned by one service cluster-wide — the one
 //! created first; the tasks of another that asks for it stay `new`, naming both.
 
+use crate::orchestrator::stacks::service_id;
 use crate::orchestrator::{Change, Plan, ended, wanted};
 use crate::store::State;
 use api::ServiceSpec;
 use api::cluster::{Meta, Network, Object, Service};
 use api::network::INGRESS_NETWORK;
 use api::service::Protocol;
+use api::stack::StackSpec;
 use std::collections::BTreeMap;
 
 /// A mesh port: the published port and its protocol (`tcp`, `udp`, `sctp`).
@@ -77,6 +79,37 @@ pub fn conflicts(
         })
         .collect();
     (!taken.is_empty()).then(|| taken.join("; "))
+}
+
+/// The mesh ports stack `stack` would take (its services as `spec` has them) that
+/// another stack's service owns, or that two of its own services ask for: one
+/// sentence each, naming both services. Checked when a stack is written, so `orch
+/// up` refuses at once what the allocator would leave waiting.
+pub fn stack_conflicts(state: &State, stack: &str, spec: &StackSpec) -> Vec<String> {
+    let mut taken: BTreeMap<MeshPort, String> = owners(state)
+        .into_iter()
+        .filter(|(_, s)| s.stack != stack)
+        .map(|(port, s)| (port, s.meta.id.clone()))
+        .collect();
+    let mut conflicts = Vec::new();
+    for (key, service) in &spec.services {
+        if service.network_mode.is_some() {
+            continue;
+        }
+        let id = service_id(stack, key);
+        for (port, _) in mesh_ports(service) {
+            match taken.get(&port) {
+                Some(owner) => conflicts.push(format!(
+                    "port {}/{} is published by service {owner} already (service {id} asks for it too)",
+                    port.0, port.1
+                )),
+                None => {
+                    taken.insert(port, id.clone());
+                }
+            }
+        }
+    }
+    conflicts
 }
 
 /// Creates the mesh network when a service publishes a mesh port, and removes it

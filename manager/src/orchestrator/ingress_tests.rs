@@ -5,6 +5,7 @@
 //! network goes with the last service that published a mesh port.
 
 use super::sim::Sim;
+use crate::allocator::ingress::stack_conflicts;
 use crate::dispatcher::assignments::assignments;
 use crate::keyring::Keyring;
 use crate::store::Command;
@@ -150,6 +151,39 @@ fn a_second_service_on_the_same_port_waits_naming_both_then_gets_it() {
         .map(|p| (p.service.as_str(), p.protocol.as_str()))
         .collect();
     assert_eq!(owners, [("b_web", "tcp"), ("c_dns", "udp")]);
+}
+
+#[test]
+fn a_stack_asking_for_a_taken_port_is_refused_naming_both_services() {
+    let mut sim = sim();
+    sim.deploy("a", &[("web", web(1, "8080", PortMode::Ingress))]);
+    let stack = |services: &[(&str, ServiceSpec)]| api::StackSpec {
+        services: services
+            .iter()
+            .map(|(k, s)| ((*k).to_owned(), s.clone()))
+            .collect(),
+        ..api::StackSpec::default()
+    };
+    let conflicts = |id: &str, spec: &api::StackSpec| stack_conflicts(&sim.state, id, spec);
+    let taken = stack(&[("front", web(1, "8080", PortMode::Ingress))]);
+    assert_eq!(
+        conflicts("b", &taken),
+        ["port 8080/tcp is published by service a_web already (service b_front asks for it too)"]
+    );
+    assert!(
+        conflicts("a", &taken).is_empty(),
+        "a stack keeps its own ports"
+    );
+    let twice = stack(&[
+        ("one", web(1, "9090", PortMode::Ingress)),
+        ("two", web(1, "9090", PortMode::Ingress)),
+    ]);
+    assert_eq!(conflicts("c", &twice).len(), 1, "two of its own services");
+    let host = stack(&[("web", web(1, "8080", PortMode::Host))]);
+    assert!(
+        conflicts("d", &host).is_empty(),
+        "a host port is the node's"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! tasks on them, removals of networks last, once their tasks are gone).
 
 use api::cluster::{Task, TaskState};
-use api::network::{Ingress, NetworkCreate, OverlayPeers, ServiceEndpoints};
+use api::network::{INGRESS_NETWORK, Ingress, NetworkCreate, OverlayPeers, ServiceEndpoints};
 use api::session::Assignments;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -188,10 +188,7 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
             runs.push(Action::Run {
                 task: Box::new(t.clone()),
                 container: local.adopted.get(id).cloned(),
-                internal_only: !t.networks.is_empty()
-                    && t.networks
-                        .iter()
-                        .all(|n| internal.contains(n.network.as_str())),
+                internal_only: internal_only(t, &internal),
             });
         }
     }
@@ -219,6 +216,17 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
         .chain(runs)
         .chain(removals)
         .collect()
+}
+
+/// Whether all the task's own networks are internal: the routing mesh, which only
+/// carries connections to its published ports, gives it no way out either.
+fn internal_only(task: &Task, internal: &BTreeSet<&str>) -> bool {
+    let mut own = task
+        .networks
+        .iter()
+        .filter(|n| n.network != INGRESS_NETWORK)
+        .peekable();
+    own.peek().is_some() && own.all(|n| internal.contains(n.network.as_str()))
 }
 
 /// Whether a network on the engine has the subnet and vni the cluster gave it.

@@ -144,6 +144,8 @@ fn a_new_set_makes_networks_first_then_runs_its_tasks() {
             task("t1", TaskState::Running, &["front"]),
             task("t2", TaskState::Running, &["back"]),
             task("t3", TaskState::Running, &[]),
+            // The routing mesh gives no way out.
+            task("t4", TaskState::Running, &["back", INGRESS_NETWORK]),
         ],
         vec![network("front", false), network("back", true)],
     );
@@ -160,6 +162,7 @@ fn a_new_set_makes_networks_first_then_runs_its_tasks() {
             "run t1",
             "run t2 internal",
             "run t3",
+            "run t4 internal",
         ]
     );
     let Action::SetPeers { peers, .. } = &actions[1] else {
