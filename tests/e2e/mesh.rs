@@ -8,7 +8,8 @@
 use super::engine::ok;
 use super::stack::{LocalHost, TwoHosts, eventually, text};
 use agent::engine::network::{link, netns};
-use std::collections::BTreeSet;
+use agent::testing::stats::chi_square_uniform;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -127,7 +128,19 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
         "the host-mode port is not published on host 2"
     );
 
-    // Host 2's agent restarts: its mesh is found as it was and still answers.
+    // Host 2's agent restarts, its link into the mesh gone meanwhile (as after a
+    // reboot): the engine makes it again and the port answers as before.
+    let host2 = h2.dir.join("host.netns");
+    let gone = link::netlink(Some(&host2), |nl| async move {
+        for n in nl.names().await? {
+            if n.starts_with("ig") {
+                nl.delete(&n).await?;
+            }
+        }
+        Ok(())
+    });
+    gone.expect("delete host 2's link into the mesh");
+    assert!(get(h1, a2, 8080).is_err(), "no link, no mesh");
     hosts.restart_worker();
     let (h1, h2) = (&hosts.h1, &hosts.h2);
     eventually(60, "host 2 is ready again", || {
@@ -161,6 +174,23 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
             (seen.len() == 2).then_some(()).ok_or(format!("{seen:?}"))
         });
     }
+    // 200 connections to host 2, about evenly over the two tasks.
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = 0;
+    for _ in 0..200 {
+        match get(h1, a2, 8080) {
+            Ok(body) => *counts.entry(body).or_default() += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    let counts: Vec<u64> = counts.into_values().collect();
+    let test = chi_square_uniform(&counts);
+    println!(
+        "mesh spread over 2 tasks on 2 hosts: {counts:?} (failed {failed}); chi-square {:.2} (df {}), p = {:.4}",
+        test.statistic, test.df, test.p_value
+    );
+    assert_eq!((failed, counts.len()), (0, 2), "{counts:?}");
+    assert!(test.p_value > 0.001, "far from uniform: {test:?}");
 
     // Another stack asking for the port is refused, naming both services.
     let other = "name: other\nservices:\n  web:\n    image: busybox\n    ports: [\"8080:80\"]\n";
