@@ -9,6 +9,7 @@ use api::client::EngineClient;
 use api::network::{OverlayPeer, OverlayPeers};
 use std::io::{Read, Write};
 
+mod ingress;
 mod lb;
 mod published;
 mod restart;
