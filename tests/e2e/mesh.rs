@@ -6,30 +6,20 @@
 //! the stack is down, the port is refused and no rule of it is left.
 
 use super::engine::ok;
-use super::stack::{LocalHost, TwoHosts, eventually, text};
+use super::stack::{LocalHost, TwoHosts, eventually, http_get, text};
 use agent::engine::network::{link, netns};
 use agent::testing::stats::chi_square_uniform;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::Duration;
 
 /// `GET http://ADDR:PORT/` from test host `h`: the body.
 fn get(h: &LocalHost, addr: Ipv4Addr, port: u16) -> Result<String, String> {
-    netns::run_in(Some(&h.dir.join("host.netns")), move || {
-        use std::io::{Read, Write};
-        let to = std::net::SocketAddr::from((addr, port));
-        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3))
-            .map_err(|e| format!("connect to {to}: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        Ok(body.trim().to_owned())
-    })
-    .map_err(|e| e.to_string())?
+    let to = std::net::SocketAddr::from((addr, port));
+    let answer = netns::run_in(Some(&h.dir.join("host.netns")), move || http_get(to, "/"))
+        .map_err(|e| e.to_string())??;
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    Ok(body.trim().to_owned())
 }
 
 fn stack(web: &str) -> String {

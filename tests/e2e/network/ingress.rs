@@ -5,10 +5,9 @@
 
 use super::{address, http_server, leftovers, nft};
 use crate::engine::{Agent, ok};
+use crate::stack::http_get;
 use api::client::EngineClient;
 use api::network::{Ingress, IngressPort, Network};
-use std::io::{Read, Write};
-use std::time::Duration;
 
 /// `PUT /v1/networks/{net}/ingress` on `a`'s engine.
 fn put_ingress(a: &Agent, net: &str, req: &Ingress) -> Result<Network, String> {
@@ -37,17 +36,7 @@ fn mesh(address: &str, protocol: &str, backends: &[&str]) -> Ingress {
 
 /// `GET /hostname` on the host's loopback, port 8080.
 fn get(a: &Agent) -> Result<String, String> {
-    a.on_host(|| {
-        let to = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
-        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3))
-            .map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-        Ok(answer)
-    })
+    a.on_host(|| http_get(([127, 0, 0, 1], 8080).into(), "/hostname"))
 }
 
 #[test]
