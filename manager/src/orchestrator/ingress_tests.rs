@@ -110,6 +110,42 @@ fn every_node_publishes_an_ingress_port_to_every_running_task() {
 }
 
 #[test]
+fn mesh_addresses_are_unique_and_a_removed_node_gives_its_back() {
+    let mut sim = sim();
+    sim.deploy("shop", &[("web", web(5, "8080", PortMode::Ingress))]);
+    sim.agents_run();
+    let allocation = |sim: &Sim| {
+        let network = sim.state.networks.get(INGRESS_NETWORK).unwrap();
+        network.allocation.clone().unwrap()
+    };
+    let a = allocation(&sim);
+    let mut all: Vec<String> = a.nodes.values().cloned().collect();
+    for t in sim.wanted("shop_web") {
+        all.extend(
+            t.networks
+                .iter()
+                .filter(|n| n.network == INGRESS_NETWORK)
+                .map(|n| n.address.clone()),
+        );
+    }
+    assert_eq!(all.len(), 3 + 5);
+    all.push(format!("{}/24", a.gateway));
+    let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "nothing handed out twice: {all:?}");
+
+    let n3 = a.nodes.get("n3").cloned().unwrap();
+    let version = sim.state.nodes.get("n3").unwrap().meta.version;
+    sim.commit(vec![Command::delete(Kind::Node, "n3", Some(version))]);
+    sim.settle();
+    let nodes = allocation(&sim).nodes;
+    assert!(!nodes.contains_key("n3"), "{nodes:?}");
+    sim.add_node("n4");
+    sim.settle();
+    let n4 = allocation(&sim).nodes.get("n4").cloned().unwrap();
+    assert!(!all.contains(&n4) || n4 == n3, "a free address: {n4}");
+}
+
+#[test]
 fn a_second_service_on_the_same_port_waits_naming_both_then_gets_it() {
     let mut sim = sim();
     sim.deploy("a", &[("web", web(1, "8080", PortMode::Ingress))]);
