@@ -181,6 +181,12 @@ fn allocate_nodes(state: &State, usage: &mut Usage) -> BTreeMap<String, BTreeMap
     changed
 }
 
+/// The prefix of a network's default subnet: a /24, but the routing mesh's is a /22
+/// (1022 addresses): every node and every task that publishes a port has one there.
+fn default_prefix(network: &str) -> u8 {
+    if network == INGRESS_NETWORK { 22 } else { 24 }
+}
+
 fn allocate_networks(state: &State, plan: &mut Plan) {
     let mut subnets: Vec<Subnet> = Vec::new();
     let mut vnis: BTreeSet<u32> = BTreeSet::new();
@@ -203,10 +209,12 @@ fn allocate_networks(state: &State, plan: &mut Plan) {
             Some(Ok(subnet)) => Some(subnet),
             // The loader validated it; a bad one gets a default subnet.
             Some(Err(_)) | None => pool.and_then(|pool| {
-                (1..pool.size() / 256)
+                let prefix = default_prefix(&network.meta.id);
+                let size = 1u32 << (32 - u32::from(prefix));
+                (1..pool.size() / size)
                     .map(|i| Subnet {
-                        base: pool.base + i * 256,
-                        prefix: 24,
+                        base: pool.base + i * size,
+                        prefix,
                     })
                     .find(|s| !subnets.iter().any(|u| u.overlaps(*s)))
             }),
