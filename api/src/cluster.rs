@@ -416,6 +416,10 @@ pub struct NetworkAllocation {
     /// after every other one was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
+    /// The routing-mesh network only: each node's own address on it (node id ->
+    /// address with prefix), where the node's published ports lead from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, String>,
 }
 
 /// A cluster network (an overlay that spans the nodes running its tasks).

@@ -188,3 +188,35 @@ pub struct ServiceEndpoint {
 pub struct ServiceEndpoints {
     pub services: Vec<ServiceEndpoint>,
 }
+
+/// The id of the cluster's routing-mesh network: every node joins it, and every task
+/// of a service with [mesh ports](crate::service::PortSpec::mesh_port) has an address
+/// on it (swarm's `ingress`).
+pub const INGRESS_NETWORK: &str = "ingress";
+
+/// One published port of the routing mesh: connections to `published` on any
+/// address of the node go to `target` of one of `backends`, picked at random.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressPort {
+    /// The service that publishes it (`STACK_web`), named in errors.
+    pub service: String,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub published: u16,
+    pub target: u16,
+    /// The mesh addresses of the service's running tasks, on every node (none: the
+    /// port is refused).
+    #[serde(default)]
+    pub backends: Vec<std::net::Ipv4Addr>,
+}
+
+/// `PUT /v1/networks/{id}/ingress`: make an overlay the node's routing mesh — the
+/// host joins it at `address` and publishes `ports` — as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ingress {
+    /// The host's own address on the overlay, with its prefix (`10.0.0.2/24`).
+    pub address: String,
+    pub ports: Vec<IngressPort>,
+}

@@ -411,6 +411,27 @@ pub struct PortSpec {
     pub app_protocol: Option<String>,
 }
 
+impl PortSpec {
+    /// The port the cluster's routing mesh publishes on every node: a tcp or udp
+    /// `ingress` port with one fixed published port and no host address. Other
+    /// ports (host mode, a range, none given, a host address, sctp) are host ports
+    /// of the node running the task.
+    pub fn mesh_port(&self) -> Option<u16> {
+        if self.mode != PortMode::Ingress
+            || self.host_ip.is_some()
+            || self.protocol == Protocol::Sctp
+        {
+            return None;
+        }
+        self.published
+            .as_deref()?
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+    }
+}
+
 /// A lifecycle hook command.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -547,4 +568,40 @@ pub struct TmpfsOptions {
 pub struct ImageMountOptions {
     #[serde(skip_serializing_if = "is_default")]
     pub subpath: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_fixed_tcp_or_udp_ingress_port_is_a_mesh_port() {
+        let port = |mode, published: Option<&str>, protocol, host_ip: Option<&str>| PortSpec {
+            mode,
+            published: published.map(str::to_owned),
+            protocol,
+            host_ip: host_ip.map(str::to_owned),
+            target: 80,
+            ..PortSpec::default()
+        };
+        let ingress = PortMode::Ingress;
+        assert_eq!(
+            port(ingress, Some("8080"), Protocol::Tcp, None).mesh_port(),
+            Some(8080)
+        );
+        assert_eq!(
+            port(ingress, Some("53"), Protocol::Udp, None).mesh_port(),
+            Some(53)
+        );
+        for host_port in [
+            port(PortMode::Host, Some("8080"), Protocol::Tcp, None),
+            port(ingress, Some("8000-8010"), Protocol::Tcp, None),
+            port(ingress, None, Protocol::Tcp, None),
+            port(ingress, Some("0"), Protocol::Tcp, None),
+            port(ingress, Some("8080"), Protocol::Sctp, None),
+            port(ingress, Some("8080"), Protocol::Tcp, Some("127.0.0.1")),
+        ] {
+            assert_eq!(host_port.mesh_port(), None, "{host_port:?}");
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 use crate::cluster::{NodeDescription, Task, TaskStatus};
 use crate::logs::LogSubscription;
-use crate::network::{NetworkCreate, OverlayPeer, ServiceEndpoint};
+use crate::network::{Ingress, NetworkCreate, OverlayPeer, ServiceEndpoint};
 use crate::secret::FileData;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,10 @@ pub struct NetworkAssignment {
     pub peers: Vec<OverlayPeer>,
     /// The network's services with their names and tasks cluster-wide (whole list).
     pub services: Vec<ServiceEndpoint>,
+    /// Set on the routing-mesh network only: the node's address on it and the
+    /// ports it publishes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
 }
 
 /// A task's status as the node observed it.

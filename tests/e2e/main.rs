@@ -2,12 +2,13 @@
 //! engine daemon with its image commands ([`engine`]), the container runtime
 //! ([`runtime`]), the worker's executor over a real engine ([`worker`]), stacks on
 //! a local cluster ([`stack`]) with secrets and configs ([`secrets`]), certificate
-//! renewal under a live session ([`renew`]) and a worker promoted to manager
-//! ([`promote`]).
+//! renewal under a live session ([`renew`]), a worker promoted to manager
+//! ([`promote`]) and the routing mesh on two hosts ([`mesh`]).
 
 mod cluster;
 mod engine;
 mod logs;
+mod mesh;
 mod network;
 mod promote;
 mod renew;

@@ -9,6 +9,7 @@ use api::client::EngineClient;
 use api::network::{OverlayPeer, OverlayPeers};
 use std::io::{Read, Write};
 
+mod ingress;
 mod lb;
 mod published;
 mod restart;
@@ -107,7 +108,7 @@ fn leftovers(a: &Agent) -> Vec<String> {
     let links = link::netlink(Some(&a.host()), |nl| async move { nl.names().await }).unwrap();
     let mut out: Vec<String> = links
         .into_iter()
-        .filter(|n| n.starts_with("orch") || n.starts_with("ov") || n.starts_with("vx"))
+        .filter(|n| ["orch", "ov", "vx", "ig"].iter().any(|p| n.starts_with(p)))
         .collect();
     if nft(a, &["list", "tables"]).contains("table ip orch") {
         out.push("table ip orch".into());

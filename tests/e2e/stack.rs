@@ -93,16 +93,9 @@ impl LocalHost {
 
     /// `GET http://127.0.0.1:PORT/` on the test host.
     fn http_get(&self, port: u16) -> Result<String, String> {
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         netns::run_in(Some(&self.dir.join("host.netns")), move || {
-            use std::io::{Read, Write};
-            let mut s =
-                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut body = String::new();
-            s.read_to_string(&mut body).map_err(|e| e.to_string())?;
-            Ok(body)
+            http_get(to, "/")
         })
         .map_err(|e| e.to_string())?
     }
@@ -144,6 +137,19 @@ impl Drop for LocalHost {
         let _ = netns::remove(&self.dir.join("host.netns"));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `GET http://TO/PATH` from the namespace this thread is in: the whole answer.
+pub(crate) fn http_get(to: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3))
+        .map_err(|e| format!("connect to {to}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    Ok(answer)
 }
 
 /// Unmounts what is still mounted under `dir` (tasks' secret tmpfs left by a
@@ -378,7 +384,7 @@ pub(crate) struct TwoHosts {
     /// Host 1's manager.
     _manager: Daemon,
     _lan: agent::testing::lan::Lan,
-    h2: LocalHost,
+    pub(crate) h2: LocalHost,
     pub(crate) h1: LocalHost,
 }
 

@@ -139,6 +139,7 @@ impl Node {
                 vip: Some("10.231.0.100".parse().unwrap()),
                 backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
             }],
+            ingress: None,
         }
     }
 

@@ -17,7 +17,8 @@ use crate::image::{
     REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
 use crate::network::{
-    Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers, ServiceEndpoints,
+    Ingress, Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers,
+    ServiceEndpoints,
 };
 use crate::volume::{Volume, VolumeCreate, VolumePrune};
 pub use events::Events;
@@ -641,6 +642,20 @@ impl EngineClient {
             .request(Method::PUT, &format!("/v1/networks/{id}/services"), &[])
             .json(req);
         self.json(&format!("set the services of network {id}"), r)
+            .await
+    }
+
+    /// `PUT /v1/networks/{id}/ingress`: the host's place on the routing mesh and the
+    /// ports it publishes, replaced as a whole.
+    pub async fn set_network_ingress(
+        &self,
+        id: &str,
+        req: &Ingress,
+    ) -> Result<Network, ClientError> {
+        let r = self
+            .request(Method::PUT, &format!("/v1/networks/{id}/ingress"), &[])
+            .json(req);
+        self.json(&format!("set the ingress of network {id}"), r)
             .await
     }
 

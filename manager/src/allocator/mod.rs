@@ -6,13 +6,16 @@
 //! read, so a concurrent pass that lost is recomputed.
 //!
 //! - [`subnet`]: IPv4 subnets.
+//! - [`ingress`]: the routing mesh's network, node addresses and port owners.
 
+pub mod ingress;
 pub mod subnet;
 
 use crate::orchestrator::{Change, Plan, ended, wanted};
 use crate::store::State;
 use api::cluster::{NetworkAllocation, Task, TaskNetwork, TaskState, TaskStatus};
 use api::deploy::EndpointMode;
+use api::network::INGRESS_NETWORK;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use subnet::Subnet;
@@ -23,12 +26,17 @@ pub const FIRST_VNI: u32 = 4097;
 /// Where default subnets come from: /24s of 10.0.0.0/8 (swarm's default pool).
 const POOL: &str = "10.0.0.0/8";
 
-/// The networks a task of `spec` joins (none with `network_mode`).
+/// The networks a task of `spec` joins (none with `network_mode`): its own, then the
+/// routing mesh's when it publishes a mesh port.
 pub fn task_networks(spec: &api::ServiceSpec) -> Vec<String> {
     if spec.network_mode.is_some() {
         return Vec::new();
     }
-    spec.networks.keys().cloned().collect()
+    let mut networks: Vec<String> = spec.networks.keys().cloned().collect();
+    if ingress::on_mesh(spec) && !networks.iter().any(|n| n == INGRESS_NETWORK) {
+        networks.push(INGRESS_NETWORK.to_owned());
+    }
+    networks
 }
 
 /// Addresses in use per network, the allocated subnets, and where each network's
@@ -59,6 +67,7 @@ impl Usage {
                 if let Ok(gw) = a.gateway.parse() {
                     used.insert(gw);
                 }
+                used.extend(a.nodes.values().filter_map(|n| address_of(n)));
                 if let Some(last) = a.last.as_deref().and_then(|l| l.parse().ok()) {
                     usage.last.insert(network.meta.id.clone(), last);
                 }
@@ -114,20 +123,68 @@ pub fn address_of(text: &str) -> Option<Ipv4Addr> {
 /// Plans the allocations the state lacks.
 pub fn plan(state: &State) -> Plan {
     let mut plan = Plan::default();
+    ingress::plan_network(state, &mut plan);
     allocate_networks(state, &mut plan);
     let mut usage = Usage::of(state);
+    let nodes = allocate_nodes(state, &mut usage);
     allocate_vips(state, &mut usage, &mut plan);
     allocate_tasks(state, &mut usage, &mut plan);
-    for id in &usage.moved {
-        if let (Some(network), Some(last)) = (state.networks.get(id), usage.last.get(id)) {
-            let mut network = network.clone();
-            if let Some(a) = network.allocation.as_mut() {
-                a.last = Some(last.to_string());
-                plan.push(Change::update_network(network));
-            }
+    let changed = usage.moved.iter().chain(nodes.keys());
+    for id in changed.collect::<BTreeSet<_>>() {
+        let Some(mut network) = state.networks.get(id).cloned() else {
+            continue;
+        };
+        let Some(a) = network.allocation.as_mut() else {
+            continue;
+        };
+        if let Some(last) = usage.last.get(id) {
+            a.last = Some(last.to_string());
         }
+        if let Some(nodes) = nodes.get(id) {
+            a.nodes = nodes.clone();
+        }
+        plan.push(Change::update_network(network));
     }
     plan
+}
+
+/// Each node's own address on the routing mesh: kept while the node exists, taken
+/// for a node that has none. Returns the new map when it changed.
+fn allocate_nodes(state: &State, usage: &mut Usage) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut changed = BTreeMap::new();
+    let Some(network) = state.networks.get(INGRESS_NETWORK) else {
+        return changed;
+    };
+    let (Some(a), Some(subnet)) = (
+        &network.allocation,
+        usage.subnets.get(INGRESS_NETWORK).copied(),
+    ) else {
+        return changed;
+    };
+    let mut nodes: BTreeMap<String, String> = a
+        .nodes
+        .iter()
+        .filter(|(id, _)| state.nodes.get(id).is_some())
+        .map(|(id, addr)| (id.clone(), addr.clone()))
+        .collect();
+    for node in state.nodes.iter() {
+        if nodes.contains_key(&node.meta.id) {
+            continue;
+        }
+        if let Some(ip) = usage.take(INGRESS_NETWORK) {
+            nodes.insert(node.meta.id.clone(), format!("{ip}/{}", subnet.prefix));
+        }
+    }
+    if nodes != a.nodes {
+        changed.insert(INGRESS_NETWORK.to_owned(), nodes);
+    }
+    changed
+}
+
+/// The prefix of a network's default subnet: a /24, but the routing mesh's is a /22
+/// (1022 addresses): every node and every task that publishes a port has one there.
+fn default_prefix(network: &str) -> u8 {
+    if network == INGRESS_NETWORK { 22 } else { 24 }
 }
 
 fn allocate_networks(state: &State, plan: &mut Plan) {
@@ -152,10 +209,12 @@ fn allocate_networks(state: &State, plan: &mut Plan) {
             Some(Ok(subnet)) => Some(subnet),
             // The loader validated it; a bad one gets a default subnet.
             Some(Err(_)) | None => pool.and_then(|pool| {
-                (1..pool.size() / 256)
+                let prefix = default_prefix(&network.meta.id);
+                let size = 1u32 << (32 - u32::from(prefix));
+                (1..pool.size() / size)
                     .map(|i| Subnet {
-                        base: pool.base + i * 256,
-                        prefix: 24,
+                        base: pool.base + i * size,
+                        prefix,
                     })
                     .find(|s| !subnets.iter().any(|u| u.overlaps(*s)))
             }),
@@ -176,6 +235,7 @@ fn allocate_networks(state: &State, plan: &mut Plan) {
             gateway,
             vni,
             last: None,
+            nodes: BTreeMap::new(),
         });
         plan.push(Change::update_network(network));
     }
@@ -192,7 +252,8 @@ fn allocate_vips(state: &State, usage: &mut Usage, plan: &mut Plan) {
         let mut vips = BTreeMap::new();
         if !dnsrr {
             for network in task_networks(&service.spec) {
-                if !usage.subnets.contains_key(&network) {
+                // The mesh leads to the tasks themselves: no virtual address there.
+                if network == INGRESS_NETWORK || !usage.subnets.contains_key(&network) {
                     continue;
                 }
                 let vip = match service.vips.get(&network) {
@@ -213,8 +274,13 @@ fn allocate_vips(state: &State, usage: &mut Usage, plan: &mut Plan) {
 }
 
 fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
+    let owners = ingress::owners(state);
     for task in state.tasks.by_desired_state(TaskState::Running) {
         if task.status.state != TaskState::New {
+            continue;
+        }
+        if let Some(message) = ingress::conflicts(&owners, &task.service, &task.spec) {
+            wait(task, message, plan);
             continue;
         }
         let networks = task_networks(&task.spec);
@@ -227,14 +293,7 @@ fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
             })
             .collect();
         if !missing.is_empty() {
-            let message = missing.join("; ");
-            if task.status.message != message {
-                plan.push(Change::update_task(with_status(
-                    task,
-                    TaskState::New,
-                    message,
-                )));
-            }
+            wait(task, missing.join("; "), plan);
             continue;
         }
         let mut attached = Vec::new();
@@ -257,19 +316,27 @@ fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
             }
         }
         if let Some(network) = full {
-            let message = format!("network {network} has no free address left");
-            if task.status.message != message {
-                plan.push(Change::update_task(with_status(
-                    task,
-                    TaskState::New,
-                    message,
-                )));
-            }
+            wait(
+                task,
+                format!("network {network} has no free address left"),
+                plan,
+            );
             continue;
         }
         let mut task = with_status(task, TaskState::Pending, String::new());
         task.networks = attached;
         plan.push(Change::update_task(task));
+    }
+}
+
+/// Keeps `task` new, saying why (written only when the reason changed).
+fn wait(task: &Task, message: String, plan: &mut Plan) {
+    if task.status.message != message {
+        plan.push(Change::update_task(with_status(
+            task,
+            TaskState::New,
+            message,
+        )));
     }
 }
 

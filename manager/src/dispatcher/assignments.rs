@@ -4,12 +4,16 @@
 //! its tasks use — only those; and the stack volumes it is to create or remove.
 
 use crate::allocator::address_of;
+use crate::allocator::ingress::{mesh_ports, owners};
 use crate::keyring::Keyring;
 use crate::orchestrator::{ended, wanted};
 use crate::store::State;
-use api::cluster::{Network, Service, Task, TaskState};
+use api::cluster::{Network, NetworkAllocation, Service, Task, TaskState};
 use api::deploy::EndpointMode as DeployEndpointMode;
-use api::network::{EndpointMode, NetworkCreate, OverlayPeer, ServiceEndpoint};
+use api::network::{
+    EndpointMode, INGRESS_NETWORK, Ingress, IngressPort, NetworkCreate, OverlayPeer,
+    ServiceEndpoint,
+};
 use api::secret::FileData;
 use api::session::{Assignments, NetworkAssignment};
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,10 +44,19 @@ pub fn assignments(state: &State, node: &str, version: u64, keyring: &Keyring) -
         .filter(|t| on_node(t))
         .cloned()
         .collect();
-    let network_ids: BTreeSet<&str> = tasks
+    let mut network_ids: BTreeSet<&str> = tasks
         .iter()
         .flat_map(|t| t.networks.iter().map(|n| n.network.as_str()))
         .collect();
+    // Every node is on the routing mesh, tasks of its own or not.
+    if state
+        .networks
+        .get(INGRESS_NETWORK)
+        .and_then(|n| n.allocation.as_ref())
+        .is_some_and(|a| a.nodes.contains_key(node))
+    {
+        network_ids.insert(INGRESS_NETWORK);
+    }
     let networks = network_ids
         .into_iter()
         .filter_map(|id| state.networks.get(id))
@@ -138,6 +151,17 @@ fn network_assignment(state: &State, network: &Network, node: &str) -> Option<Ne
             names: Vec::new(),
         });
     }
+    if network.meta.id == INGRESS_NETWORK {
+        let (ingress, hosts) = ingress(state, allocation, node);
+        peers.extend(hosts);
+        peers.sort();
+        return Some(NetworkAssignment {
+            create,
+            peers,
+            services: Vec::new(),
+            ingress,
+        });
+    }
     peers.sort();
     let services = unambiguous(
         backends
@@ -155,7 +179,67 @@ fn network_assignment(state: &State, network: &Network, node: &str) -> Option<Ne
         create,
         peers,
         services,
+        ingress: None,
     })
+}
+
+/// The routing mesh as node `node` sees it: its own address and the mesh ports with
+/// the owning services' running tasks on every node; and the other nodes' own
+/// addresses as peers (their published ports' connections come from there).
+fn ingress(
+    state: &State,
+    allocation: &NetworkAllocation,
+    node: &str,
+) -> (Option<Ingress>, Vec<OverlayPeer>) {
+    let hosts = allocation
+        .nodes
+        .iter()
+        .filter(|(id, _)| id.as_str() != node)
+        .filter_map(|(id, addr)| {
+            let host = state.nodes.get(id)?.status.addr.clone()?;
+            let ip = address_of(addr)?;
+            Some(OverlayPeer {
+                host,
+                ipv4: ip.to_string(),
+                mac: mac_for(ip),
+                names: Vec::new(),
+            })
+        })
+        .collect();
+    let Some(address) = allocation.nodes.get(node) else {
+        return (None, hosts);
+    };
+    let mut ports = Vec::new();
+    for ((published, protocol), service) in owners(state) {
+        let Some(target) = mesh_ports(&service.spec)
+            .into_iter()
+            .find(|(p, _)| *p == (published, protocol))
+            .map(|(_, t)| t)
+        else {
+            continue;
+        };
+        let backends: BTreeSet<Ipv4Addr> = state
+            .tasks
+            .by_service(&service.meta.id)
+            .filter(|t| reachable(t))
+            .filter_map(|t| {
+                let on = t.networks.iter().find(|n| n.network == INGRESS_NETWORK)?;
+                address_of(&on.address)
+            })
+            .collect();
+        ports.push(IngressPort {
+            service: service.meta.id.clone(),
+            protocol: protocol.to_owned(),
+            published,
+            target,
+            backends: backends.into_iter().collect(),
+        });
+    }
+    let ingress = Ingress {
+        address: address.clone(),
+        ports,
+    };
+    (Some(ingress), hosts)
 }
 
 /// The endpoints with every name that more than one of them claims taken away (two

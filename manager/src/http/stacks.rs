@@ -9,7 +9,7 @@ use crate::orchestrator::volumes::{marked_for_removal, unsupported};
 use crate::store::Command;
 use api::StackSpec;
 use api::cluster::{Kind, Meta, Object, Stack};
-use api::error::ErrorEnvelope;
+use api::error::{ErrorCode, ErrorEnvelope};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -106,7 +106,7 @@ pub async fn get(
     request_body = StackCreate,
     responses(
         (status = 201, description = "The stack as committed; `ETag` is its version", body = Stack),
-        (status = 409, description = "A stack with this id exists", body = ErrorEnvelope),
+        (status = 409, description = "A stack with this id exists, or a service would publish a routing-mesh port another service has", body = ErrorEnvelope),
     ))]
 pub async fn create(
     State(api): State<Arc<ApiState>>,
@@ -119,6 +119,7 @@ pub async fn create(
     check_volumes(&body.id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &body.id, &mut spec)?;
+    check_mesh_ports(&api, &body.id, &spec).await?;
     let mut meta = Meta::new(body.id);
     meta.labels = body.labels;
     resource::create(&api, Stack { meta, spec }).await
@@ -135,7 +136,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The stack as committed", body = Stack),
         (status = 404, description = "No such stack", body = ErrorEnvelope),
-        (status = 409, description = "The stack changed since the version read; details name both versions", body = ErrorEnvelope),
+        (status = 409, description = "The stack changed since the version read (details name both versions), or a service would publish a routing-mesh port another service has", body = ErrorEnvelope),
     ))]
 pub async fn update(
     State(api): State<Arc<ApiState>>,
@@ -151,6 +152,7 @@ pub async fn update(
     check_volumes(&id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &id, &mut spec)?;
+    check_mesh_ports(&api, &id, &spec).await?;
     let mut meta = Meta::new(id);
     meta.labels = body.labels;
     resource::update(&api, Stack { meta, spec }, version).await
@@ -224,4 +226,18 @@ pub async fn delete(
             done => return done,
         }
     }
+}
+
+/// Refuses a stack whose services would publish a routing-mesh port another service
+/// has (`409`, naming both).
+async fn check_mesh_ports(api: &ApiState, id: &str, spec: &StackSpec) -> Result<(), HttpError> {
+    let conflicts = resource::read(api, false, |s| {
+        crate::allocator::ingress::stack_conflicts(s, id, spec)
+    })
+    .await?
+    .value;
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(HttpError::new(ErrorCode::Conflict, conflicts.join("; ")).with("stack", id))
 }

@@ -173,6 +173,8 @@ mod endpoints_tests;
 #[cfg(test)]
 mod files_tests;
 #[cfg(test)]
+mod ingress_tests;
+#[cfg(test)]
 mod rebalance_tests;
 #[cfg(test)]
 mod sim;

@@ -128,14 +128,18 @@ pub(super) fn reservations(spec: &ServiceSpec) -> (u64, u64) {
     (cpu, reserved.memory.map_or(0, |m| m.0))
 }
 
-/// The published ports of the spec, each a host port on the task's node whatever its
-/// mode (orch has no ingress routing mesh yet).
+/// The host ports of the spec on the task's node: every published port but those of
+/// the routing mesh ([`api::service::PortSpec::mesh_port`], without `network_mode`),
+/// which answer on every node whatever runs there.
 pub(super) fn port_needs(spec: &ServiceSpec) -> Result<Vec<PortNeed>, Reason> {
     let mut needs = Vec::new();
     for port in &spec.ports {
         let Some(published) = port.published.as_deref() else {
             continue;
         };
+        if port.mesh_port().is_some() && spec.network_mode.is_none() {
+            continue;
+        }
         let invalid = || Reason::InvalidPort {
             published: published.to_owned(),
         };
@@ -211,7 +215,7 @@ mod tests {
     use api::deploy::{
         DeploySpec, Placement, PlacementPreference, ResourceReservations, Resources,
     };
-    use api::service::PortSpec;
+    use api::service::{PortMode, PortSpec};
     use api::units::Bytes;
 
     fn task(spec: ServiceSpec) -> Task {
@@ -227,8 +231,14 @@ mod tests {
         let spec = ServiceSpec {
             ports: vec![
                 PortSpec {
+                    mode: PortMode::Host,
                     published: Some("8080".into()),
                     target: 80,
+                    ..PortSpec::default()
+                },
+                PortSpec {
+                    published: Some("8443".into()),
+                    target: 443,
                     ..PortSpec::default()
                 },
                 PortSpec {
@@ -265,7 +275,11 @@ mod tests {
         let demand = Demand::of(&task(spec));
         assert_eq!(demand.invalid, None);
         assert_eq!((demand.cpu, demand.memory), (250, 1 << 30));
-        assert_eq!(demand.ports.len(), 2);
+        assert_eq!(
+            demand.ports.len(),
+            2,
+            "the mesh port 8443 needs no host port"
+        );
         assert_eq!((demand.ports[1].low, demand.ports[1].high), (9000, 9002));
         assert_eq!(demand.constraints.len(), 1);
         assert_eq!(demand.preferences, [Attribute::NodeLabel("zone".into())]);

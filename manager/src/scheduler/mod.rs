@@ -21,10 +21,12 @@
 //! 5. **affinity**: the hard affinities of the service's labels hold (see below);
 //! 6. **max_replicas**: fewer than `deploy.placement.max_replicas_per_node` tasks of the
 //!    service run on the node;
-//! 7. **ports**: every published port is free on the node for its protocol. orch has no
-//!    ingress routing mesh yet, so a published port of any mode is a host port: one
-//!    task per node per port and protocol. A range (`8000-8010`) needs one free port
-//!    of the range;
+//! 7. **ports**: every host port is free on the node for its protocol: one task per
+//!    node per port and protocol. Host ports are those of `mode: host`, and the
+//!    ingress ones the routing mesh does not carry (a range, no published port, a
+//!    `host_ip`); a range (`8000-8010`) needs one free port of the range. A mesh port
+//!    (`ingress`, one published port) needs nothing of the node: it answers on every
+//!    node, and the allocator gives it to one service cluster-wide;
 //! 8. **resources**: `deploy.resources.reservations` (cpus, memory) fit in what the
 //!    tasks occupying the node (see [`occupies`]) have not reserved.
 //!

@@ -93,6 +93,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/networks/{id}/connect", post(networks::connect))
         .route("/v1/networks/{id}/disconnect", post(networks::disconnect))
         .route("/v1/networks/{id}/peers", put(networks::peers))
+        .route("/v1/networks/{id}/ingress", put(networks::ingress))
         .route("/v1/networks/{id}/services", put(networks::services))
         .fallback(not_found)
         .with_state(engine)

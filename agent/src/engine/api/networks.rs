@@ -6,8 +6,8 @@ use super::error::{Failure, invalid};
 use crate::engine::network::service::NetError;
 use api::error::{ApiError, ErrorCode};
 use api::network::{
-    Network, NetworkAttach, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers,
-    ServiceEndpoints,
+    Ingress, Network, NetworkAttach, NetworkConnect, NetworkCreate, NetworkDisconnect,
+    OverlayPeers, ServiceEndpoints,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -140,5 +140,17 @@ pub async fn services(
 ) -> Result<Json<Network>, Failure> {
     let req: ServiceEndpoints = parse(&body, "services: the body is not a service list")?;
     let n = blocking(move || Ok(e.networks.set_services(&id, &req)?)).await?;
+    Ok(Json(n))
+}
+
+/// `PUT /v1/networks/{id}/ingress` with an [`Ingress`]: the host's place on the
+/// routing mesh this overlay carries and the ports it publishes, replaced as a whole.
+pub async fn ingress(
+    State(e): St,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Network>, Failure> {
+    let req: Ingress = parse(&body, "ingress: the body is not a routing mesh")?;
+    let n = blocking(move || Ok(e.networks.set_ingress(&id, &req)?)).await?;
     Ok(Json(n))
 }

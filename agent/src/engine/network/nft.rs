@@ -1,8 +1,10 @@
 //! The engine's packet rules as data, rendered to one nftables script that replaces
 //! the table `ip orch` atomically (`nft -f -`): outbound NAT per network, isolation
-//! between networks, `internal` networks sealed, and published ports by DNAT so the
-//! client's address is kept. orch touches no other table.
+//! between networks, `internal` networks sealed, published ports by DNAT so the
+//! client's address is kept, and the routing mesh's ports DNAT'ed to one of their
+//! backends on any node. orch touches no other table.
 
+use api::network::IngressPort;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -38,11 +40,37 @@ pub struct VipRule {
     pub backends: Vec<Ipv4Addr>,
 }
 
+/// The routing mesh of one overlay: new connections to a published port on any
+/// address of the host go to the target port of one of its backends, picked at
+/// random, out of `device` (the host's link into the overlay) with the host's mesh
+/// address, so the replies come back here. A port without backends is left to the
+/// host (refused, unless something listens there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeshRules {
+    pub device: String,
+    pub ports: Vec<IngressPort>,
+}
+
 /// Everything the table holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
     pub bridges: Vec<BridgeRules>,
     pub ports: Vec<PortRule>,
+    pub meshes: Vec<MeshRules>,
+}
+
+/// `numgen random mod N map { 0 : A, 1 : B }`: one of `backends` at random.
+fn one_of(backends: &[Ipv4Addr]) -> String {
+    let map: Vec<String> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{i} : {b}"))
+        .collect();
+    format!(
+        "numgen random mod {} map {{ {} }}",
+        backends.len(),
+        map.join(", ")
+    )
 }
 
 fn quoted(names: &[&str]) -> String {
@@ -79,12 +107,28 @@ pub fn render(rules: &Ruleset) -> String {
             dport = p.dest_port
         );
     }
+    // The mesh's ports after the host's own: a host port is the node's first.
+    for m in &rules.meshes {
+        for p in m.ports.iter().filter(|p| !p.backends.is_empty()) {
+            let _ = writeln!(
+                s,
+                "    {proto} dport {port} dnat to {to} : {target}",
+                proto = p.protocol,
+                port = p.published,
+                to = one_of(&p.backends),
+                target = p.target
+            );
+        }
+    }
     let _ = writeln!(s, "  }}");
     hook(&mut s, "prerouting", "nat", "prerouting", "dstnat");
     let _ = writeln!(s, "    fib daddr type local jump published\n  }}");
     hook(&mut s, "output", "nat", "output", "-100");
     let _ = writeln!(s, "    fib daddr type local jump published\n  }}");
     hook(&mut s, "postrouting", "nat", "postrouting", "srcnat");
+    for m in &rules.meshes {
+        let _ = writeln!(s, "    oifname \"{}\" masquerade", m.device);
+    }
     for b in &rules.bridges {
         // Published ports reached from this host's loopback leave with the bridge's
         // address (the bridge has route_localnet set).
@@ -149,19 +193,7 @@ pub fn render_vips(vips: &[VipRule]) -> String {
         "table ip {TABLE} {{\n  chain vips {{\n    type nat hook output priority -100; policy accept;"
     );
     for v in vips.iter().filter(|v| !v.backends.is_empty()) {
-        let map: Vec<String> = v
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| format!("{i} : {b}"))
-            .collect();
-        let _ = writeln!(
-            s,
-            "    ip daddr {} dnat to numgen random mod {} map {{ {} }}",
-            v.vip,
-            v.backends.len(),
-            map.join(", ")
-        );
+        let _ = writeln!(s, "    ip daddr {} dnat to {}", v.vip, one_of(&v.backends));
     }
     let _ = writeln!(
         s,
@@ -244,6 +276,7 @@ mod tests {
                 dest: Ipv4Addr::new(172, 18, 0, 2),
                 dest_port: 53,
             }],
+            meshes: Vec::new(),
         };
         let s = render(&rules);
         assert!(s.starts_with("table ip orch\ndelete table ip orch\n"));
@@ -255,6 +288,43 @@ mod tests {
         );
         assert!(s.contains("iifname \"orch0\" oifname { \"orchb1\" } drop"));
         assert!(s.contains("iifname \"orchb1\" oifname != \"orchb1\" drop"));
+        assert_eq!(s.matches('{').count(), s.matches('}').count());
+    }
+
+    #[test]
+    fn renders_mesh_ports_after_host_ports_and_masquerades_out_of_the_mesh() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let port = |published, backends: Vec<Ipv4Addr>| IngressPort {
+            service: "shop_web".into(),
+            protocol: "tcp".into(),
+            published,
+            target: 80,
+            backends,
+        };
+        let rules = Ruleset {
+            ports: vec![PortRule {
+                protocol: "tcp",
+                host_ip: None,
+                host_port: 9000,
+                dest: ip("172.18.0.2"),
+                dest_port: 90,
+            }],
+            meshes: vec![MeshRules {
+                device: "ig0123456789".into(),
+                ports: vec![
+                    port(8080, vec![ip("10.0.0.5"), ip("10.0.0.6")]),
+                    port(8081, vec![]),
+                ],
+            }],
+            ..Ruleset::default()
+        };
+        let s = render(&rules);
+        let mesh =
+            "tcp dport 8080 dnat to numgen random mod 2 map { 0 : 10.0.0.5, 1 : 10.0.0.6 } : 80";
+        assert!(s.contains(mesh), "{s}");
+        assert!(s.find("dport 9000").unwrap() < s.find(mesh).unwrap());
+        assert!(!s.contains("8081"), "no backends: no rule\n{s}");
+        assert!(s.contains("oifname \"ig0123456789\" masquerade"));
         assert_eq!(s.matches('{').count(), s.matches('}').count());
     }
 

@@ -8,6 +8,7 @@
 //! - [`overlay`]: an overlay's remote peers.
 //! - [`names`]: each container's DNS server and the names it answers.
 //! - [`lb`]: services on a network and their virtual addresses.
+//! - [`ingress`]: the routing mesh on an overlay: the host on it, its ports.
 //! - [`running`]: which containers run (only their names resolve).
 //! - [`repair`]: what a restart or reboot left behind.
 
@@ -19,7 +20,8 @@ use super::subnet::{self, Subnet};
 use super::vip;
 use crate::engine::runtime::container::{read_json, write_json};
 use api::network::{
-    Endpoint, Network, NetworkAttach, NetworkCreate, OverlayPeer, PortBinding, ServiceEndpoint,
+    Endpoint, Ingress, Network, NetworkAttach, NetworkCreate, OverlayPeer, PortBinding,
+    ServiceEndpoint,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +46,7 @@ const VETH_PREFIX: &str = "ov";
 const BRIDGE_PREFIX: &str = "orchb";
 
 mod endpoints;
+mod ingress;
 mod lb;
 mod names;
 mod networks;
@@ -146,6 +149,9 @@ struct NetRecord {
     /// Services with names (and virtual addresses) on it, as last set.
     #[serde(default)]
     services: Vec<ServiceEndpoint>,
+    /// Overlay: the routing mesh it carries on this host, as last set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ingress: Option<Ingress>,
 }
 
 /// How a container is networked.

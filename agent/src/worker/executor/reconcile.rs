@@ -4,7 +4,7 @@
 //! their tasks are gone).
 
 use api::cluster::{Task, TaskState};
-use api::network::{NetworkCreate, OverlayPeers, ServiceEndpoints};
+use api::network::{INGRESS_NETWORK, Ingress, NetworkCreate, OverlayPeers, ServiceEndpoints};
 use api::service::MountType;
 use api::session::Assignments;
 use api::volume::VolumeCreate;
@@ -28,8 +28,8 @@ pub struct LocalNetwork {
 pub struct Local {
     /// Cluster networks on the engine (those with [`NETWORK_LABEL`]), by name.
     pub networks: BTreeMap<String, LocalNetwork>,
-    /// Peers and services last set on each network by this executor.
-    pub sent: BTreeMap<String, (OverlayPeers, ServiceEndpoints)>,
+    /// Peers, services and routing mesh last set on each network by this executor.
+    pub sent: BTreeMap<String, (OverlayPeers, ServiceEndpoints, Option<Ingress>)>,
     /// Tasks with a runner, and whether it was told to stop.
     pub runners: BTreeMap<String, bool>,
     /// Containers found when the executor started, by task id, not yet taken over.
@@ -58,6 +58,8 @@ pub enum Action {
         network: String,
         services: ServiceEndpoints,
     },
+    /// Make an overlay the node's routing mesh: its address there, published ports.
+    SetIngress { network: String, ingress: Ingress },
     /// Remove a cluster network.
     RemoveNetwork(String),
     /// Run a task: prepare, create, start and watch its container (`container`: one
@@ -134,16 +136,24 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
         };
         let sent = if exists { local.sent.get(name) } else { None };
         let overlay = n.create.driver.as_deref() == Some("overlay");
-        if overlay && sent.is_none_or(|(p, _)| *p != peers) {
+        if overlay && sent.is_none_or(|(p, _, _)| *p != peers) {
             networks.push(Action::SetPeers {
                 network: name.clone(),
                 peers,
             });
         }
-        if sent.is_none_or(|(_, s)| *s != services) {
+        if sent.is_none_or(|(_, s, _)| *s != services) {
             networks.push(Action::SetServices {
                 network: name.clone(),
                 services,
+            });
+        }
+        if let Some(ingress) = &n.ingress
+            && sent.is_none_or(|(_, _, i)| i.as_ref() != Some(ingress))
+        {
+            networks.push(Action::SetIngress {
+                network: name.clone(),
+                ingress: ingress.clone(),
             });
         }
     }
@@ -192,10 +202,7 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
             runs.push(Action::Run {
                 task: Box::new(t.clone()),
                 container: local.adopted.get(id).cloned(),
-                internal_only: !t.networks.is_empty()
-                    && t.networks
-                        .iter()
-                        .all(|n| internal.contains(n.network.as_str())),
+                internal_only: internal_only(t, &internal),
             });
         }
     }
@@ -284,6 +291,17 @@ pub fn volumes_pending(set: &Assignments, local: &Local) -> bool {
     set.volume_removals.iter().any(|name| {
         !local.volumes_reported.contains(name) && have.is_none_or(|h| h.contains_key(name))
     })
+}
+
+/// Whether all the task's own networks are internal: the routing mesh, which only
+/// carries connections to its published ports, gives it no way out either.
+fn internal_only(task: &Task, internal: &BTreeSet<&str>) -> bool {
+    let mut own = task
+        .networks
+        .iter()
+        .filter(|n| n.network != INGRESS_NETWORK)
+        .peekable();
+    own.peek().is_some() && own.all(|n| internal.contains(n.network.as_str()))
 }
 
 /// Whether a network on the engine has the subnet and vni the cluster gave it.

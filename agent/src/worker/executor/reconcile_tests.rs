@@ -1,6 +1,6 @@
 use super::*;
 use api::cluster::{Meta, TaskNetwork};
-use api::network::{EndpointMode, OverlayPeer, ServiceEndpoint};
+use api::network::{EndpointMode, INGRESS_NETWORK, IngressPort, OverlayPeer, ServiceEndpoint};
 use api::service::MountType;
 use api::session::NetworkAssignment;
 use api::volume::VolumeCreate;
@@ -47,6 +47,7 @@ fn network(name: &str, internal: bool) -> NetworkAssignment {
             vip: None,
             backends: vec!["10.0.1.5".parse().unwrap()],
         }],
+        ingress: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
             Action::CreateNetwork(c) => format!("create {}", c.name),
             Action::SetPeers { network, .. } => format!("peers {network}"),
             Action::SetServices { network, .. } => format!("services {network}"),
+            Action::SetIngress { network, .. } => format!("ingress {network}"),
             Action::RemoveNetwork(n) => format!("rm-net {n}"),
             Action::Run {
                 task,
@@ -115,6 +117,9 @@ fn apply(local: &mut Local, actions: &[Action]) {
             Action::SetServices { network, services } => {
                 local.sent.entry(network.clone()).or_default().1 = services.clone();
             }
+            Action::SetIngress { network, ingress } => {
+                local.sent.entry(network.clone()).or_default().2 = Some(ingress.clone());
+            }
             Action::RemoveNetwork(n) => {
                 local.networks.remove(n);
                 local.sent.remove(n);
@@ -156,6 +161,8 @@ fn a_new_set_makes_networks_first_then_runs_its_tasks() {
             task("t1", TaskState::Running, &["front"]),
             task("t2", TaskState::Running, &["back"]),
             task("t3", TaskState::Running, &[]),
+            // The routing mesh gives no way out.
+            task("t4", TaskState::Running, &["back", INGRESS_NETWORK]),
         ],
         vec![network("front", false), network("back", true)],
     );
@@ -172,6 +179,7 @@ fn a_new_set_makes_networks_first_then_runs_its_tasks() {
             "run t1",
             "run t2 internal",
             "run t3",
+            "run t4 internal",
         ]
     );
     let Action::SetPeers { peers, .. } = &actions[1] else {
@@ -198,6 +206,43 @@ fn the_same_set_again_does_nothing_and_a_change_sets_only_what_changed() {
     // A bridge network has no peers to set.
     s.networks[0].create.driver = Some("bridge".into());
     assert_eq!(kinds(&plan(&s, &local)), ["services front"]);
+}
+
+#[test]
+fn the_routing_mesh_is_made_without_tasks_and_its_ports_sent_when_they_change() {
+    let mut mesh = network(INGRESS_NETWORK, false);
+    mesh.services.clear();
+    mesh.ingress = Some(Ingress {
+        address: "10.0.0.2/24".into(),
+        ports: vec![IngressPort {
+            service: "shop_web".into(),
+            protocol: "tcp".into(),
+            published: 8080,
+            target: 80,
+            backends: vec!["10.0.0.5".parse().unwrap()],
+        }],
+    });
+    let mut s = set(Vec::new(), vec![mesh]);
+    let mut local = Local::default();
+    let first = plan(&s, &local);
+    assert_eq!(
+        kinds(&first),
+        [
+            "create ingress",
+            "peers ingress",
+            "services ingress",
+            "ingress ingress"
+        ]
+    );
+    apply(&mut local, &first);
+    assert_eq!(kinds(&plan(&s, &local)), Vec::<String>::new());
+    if let Some(i) = s.networks[0].ingress.as_mut() {
+        i.ports[0].backends.push("10.0.0.6".parse().unwrap());
+    }
+    assert_eq!(kinds(&plan(&s, &local)), ["ingress ingress"]);
+    // Gone from the set (no service publishes a mesh port): removed.
+    s.networks.clear();
+    assert_eq!(kinds(&plan(&s, &local)), ["rm-net ingress"]);
 }
 
 #[test]

@@ -207,6 +207,11 @@ impl Executor {
                 .set_network_services(&network, &services)
                 .await
                 .map(|_| local.sent.entry(network).or_default().1 = services),
+            Action::SetIngress { network, ingress } => self
+                .engine
+                .set_network_ingress(&network, &ingress)
+                .await
+                .map(|_| local.sent.entry(network).or_default().2 = Some(ingress)),
             Action::RemoveNetwork(name) => self.engine.remove_network(&name).await.map(|()| {
                 local.networks.remove(&name);
                 local.sent.remove(&name);

@@ -111,6 +111,31 @@ fn published_ports_take_one_task_per_node_and_protocol() {
 }
 
 #[test]
+fn ingress_ports_need_nothing_of_the_node_host_ports_still_do() {
+    let mut scheduler = Scheduler::new(&nodes(1), [], Strategy::Spread, 0);
+    let web = Spec::default().ingress_port("8080").task("web");
+    let placed = place_all(&mut scheduler, &web, 3);
+    assert_eq!(
+        per_node(&placed).values().sum::<usize>(),
+        3,
+        "one node, 3 replicas"
+    );
+    // A range or a host address in ingress mode stays a host port.
+    let ranged = Spec::default().ingress_port("9000-9000").task("ranged");
+    place_all(&mut scheduler, &ranged, 1);
+    assert!(
+        scheduler.place(&ranged).is_err(),
+        "the range's one port is taken"
+    );
+    let host = Spec::default().port("8443", Protocol::Tcp).task("host");
+    place_all(&mut scheduler, &host, 1);
+    assert_eq!(
+        scheduler.place(&host).unwrap_err().to_string(),
+        "no node fits: 1 has port 8443/tcp in use"
+    );
+}
+
+#[test]
 fn a_published_range_needs_one_free_port_of_it() {
     let mut scheduler = Scheduler::new(&nodes(1), [], Strategy::Spread, 0);
     let task = Spec::default().port("8000-8002", Protocol::Tcp).task("web");

@@ -7,7 +7,7 @@ mod properties;
 use api::ServiceSpec;
 use api::cluster::{Availability, Node, NodeState, Task};
 use api::deploy::{DeploySpec, Placement, PlacementPreference, ResourceReservations, Resources};
-use api::service::{PortSpec, Protocol};
+use api::service::{PortMode, PortSpec, Protocol};
 use api::units::Bytes;
 
 /// The stack every test task belongs to.
@@ -79,11 +79,24 @@ impl Spec {
         self
     }
 
+    /// A host-mode published port.
     pub fn port(mut self, published: &str, protocol: Protocol) -> Spec {
         self.0.ports.push(PortSpec {
+            mode: PortMode::Host,
             published: Some(published.to_owned()),
             target: 80,
             protocol,
+            ..PortSpec::default()
+        });
+        self
+    }
+
+    /// An ingress-mode published port (`ports: ["8080:80"]`).
+    pub fn ingress_port(mut self, published: &str) -> Spec {
+        self.0.ports.push(PortSpec {
+            mode: PortMode::Ingress,
+            published: Some(published.to_owned()),
+            target: 80,
             ..PortSpec::default()
         });
         self

@@ -453,3 +453,26 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// On any number of equal nodes, replicas of a service publishing an ingress
+    /// (routing-mesh) port all find a place, while a host-mode port takes at most one
+    /// task per node and the rest are refused for the port.
+    #[test]
+    fn mesh_ports_never_keep_a_task_off_a_node_host_ports_do(
+        count in 1usize..6,
+        replicas in 1usize..12,
+    ) {
+        let nodes: Vec<Node> = (0..count).map(|i| node(&format!("n{i}"), 64, 64 << 30)).collect();
+        let mut scheduler = Scheduler::new(&nodes, [], sched::Strategy::Spread, 0);
+        let mesh = Spec::default().ingress_port("8080").task("mesh");
+        for _ in 0..replicas {
+            prop_assert!(scheduler.place(&mesh).is_ok());
+        }
+        let host = Spec::default().port("8080", api::service::Protocol::Tcp).task("host");
+        let placed = (0..replicas).filter(|_| scheduler.place(&host).is_ok()).count();
+        prop_assert_eq!(placed, replicas.min(count));
+    }
+}

@@ -136,6 +136,7 @@ impl NetworkService {
             peers: Vec::new(),
             local: None,
             services: Vec::new(),
+            ingress: None,
         })
     }
 
@@ -187,6 +188,7 @@ impl NetworkService {
                 netlink(Some(&ns), move |nl| async move {
                     nl.attach_up(OVERLAY_VXLAN, &bridge).await
                 })?;
+                self.join_host(net, false)?;
             }
         }
         Ok(())
@@ -214,6 +216,7 @@ impl NetworkService {
                 netlink(None, move |nl| async move { nl.delete(&name).await })?;
             }
             Driver::Overlay => {
+                self.leave_host(net)?;
                 let ns = self.overlay_ns(&net.id);
                 // The vxlan goes first: the namespace ends only with its last user,
                 // and until then its vxlan would keep the VNI's socket, so a network

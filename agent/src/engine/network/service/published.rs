@@ -1,7 +1,7 @@
 //! Published ports and the host's packet rules: host ports checked and chosen, and
 //! the whole state's rules (NAT, isolation, ports) rendered and applied.
 
-use super::{Driver, NetError, NetworkService, State};
+use super::{Driver, NetError, NetworkService, State, ingress};
 use crate::engine::network::nft::{self, BridgeRules, PortRule, Ruleset};
 use crate::engine::network::ports::{self, PortSpec};
 use api::network::PortBinding;
@@ -40,7 +40,16 @@ impl NetworkService {
             }
         }
         ports.sort();
-        Ruleset { bridges, ports }
+        let meshes = st
+            .networks
+            .values()
+            .filter_map(ingress::mesh_rules)
+            .collect();
+        Ruleset {
+            bridges,
+            ports,
+            meshes,
+        }
     }
 
     /// Applies the host's rules when they differ from those last applied.

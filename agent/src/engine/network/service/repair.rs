@@ -4,7 +4,7 @@
 
 use super::{
     BRIDGE_PREFIX, Driver, EndpointRecord, Mode, NetError, NetworkService, State, VETH_PREFIX,
-    endpoints::first_gateway, io,
+    endpoints::first_gateway, ingress, io,
 };
 use crate::engine::network::link::netlink;
 use crate::engine::network::netns;
@@ -63,6 +63,12 @@ impl NetworkService {
         }
         // Stale links of orch in the engine's namespace.
         let mut keep: Vec<String> = st.networks.values().map(|n| n.bridge.clone()).collect();
+        keep.extend(
+            st.networks
+                .values()
+                .filter(|n| n.ingress.is_some())
+                .map(|n| ingress::host_link(&n.id)),
+        );
         for n in st.networks.values().filter(|n| n.driver == Driver::Bridge) {
             keep.extend(n.endpoints.values().map(|e| e.veth.clone()));
         }
@@ -72,7 +78,7 @@ impl NetworkService {
             .filter(|n| {
                 (n.starts_with(VETH_PREFIX) && n.len() == 12
                     || n.starts_with(BRIDGE_PREFIX) && n.len() == 13
-                    || n.starts_with("vx") && n.len() == 12)
+                    || (n.starts_with("vx") || n.starts_with("ig")) && n.len() == 12)
                     && !keep.contains(n)
             })
             .collect();

@@ -22,8 +22,8 @@ mod tests;
 use super::ExecutorError;
 use api::cluster::Task;
 use api::container::ContainerCreate;
-use api::network::NetworkAttach;
-use api::service::{PortSpec, Protocol, ServiceSpec};
+use api::network::{INGRESS_NETWORK, NetworkAttach};
+use api::service::{Protocol, ServiceSpec};
 
 /// The label holding the id of the task a container runs.
 pub const TASK_LABEL: &str = "orch.task";
@@ -90,7 +90,7 @@ pub fn container_create(task: &Task) -> Result<ContainerCreate, ExecutorError> {
         open_stdin: spec.stdin_open.unwrap_or(false),
         sysctls: spec.sysctls.clone(),
         userns_mode: spec.userns_mode.clone(),
-        publish: publish(&spec.ports)?,
+        publish: publish(task)?,
         ..ContainerCreate::default()
     };
     limits::apply(spec, &mut create)?;
@@ -148,14 +148,17 @@ fn environment(spec: &ServiceSpec) -> Vec<String> {
         .collect()
 }
 
-/// The engine's `-p` form of each port. Both modes publish on the node running the
-/// task: the engine has no routing mesh, so an `ingress` port answers only on the
-/// nodes where the service has a task (the scheduler's port filter keeps two of them
-/// off one node).
-fn publish(ports: &[PortSpec]) -> Result<Vec<String>, ExecutorError> {
-    ports
+/// The engine's `-p` form of each host port: those the node running the task
+/// publishes (the scheduler's port filter keeps two of them off one node). A task on
+/// the routing mesh leaves its mesh ports ([`api::service::PortSpec::mesh_port`]) to the mesh, which
+/// publishes them on every node.
+fn publish(task: &Task) -> Result<Vec<String>, ExecutorError> {
+    let meshed = task.networks.iter().any(|n| n.network == INGRESS_NETWORK);
+    task.spec
+        .ports
         .iter()
         .enumerate()
+        .filter(|(_, p)| !(meshed && p.mesh_port().is_some()))
         .map(|(i, p)| {
             let proto = match p.protocol {
                 Protocol::Tcp => "tcp",

@@ -2,8 +2,8 @@ use super::*;
 use api::cluster::{Meta, TaskNetwork};
 use api::deploy::{DeploySpec, ResourceLimits, ResourceReservations, Resources};
 use api::service::{
-    BindOptions, DeviceMapping, Healthcheck, MountType, PortMode, ServiceVolume, TmpfsOptions,
-    Ulimit,
+    BindOptions, DeviceMapping, Healthcheck, MountType, PortMode, PortSpec, ServiceVolume,
+    TmpfsOptions, Ulimit,
 };
 use api::units::{Bytes, Duration, FileMode};
 
@@ -287,14 +287,27 @@ fn ports_publish_on_the_node() {
         ],
         ..ServiceSpec::default()
     };
-    let c = container_create(&task(image(spec))).unwrap();
+    let mut t = task(image(spec));
+    let c = container_create(&t).unwrap();
     assert_eq!(
         c.publish,
         [
             "8080:80/tcp",
             "127.0.0.1::80/udp",
             "127.0.0.1:9000-9001:80/tcp"
-        ]
+        ],
+        "not on the mesh: every port is the node's"
+    );
+    t.networks = vec![TaskNetwork {
+        network: INGRESS_NETWORK.into(),
+        address: "10.0.0.5/24".into(),
+        aliases: Vec::new(),
+    }];
+    let c = container_create(&t).unwrap();
+    assert_eq!(
+        c.publish,
+        ["127.0.0.1::80/udp", "127.0.0.1:9000-9001:80/tcp"],
+        "on the mesh: the mesh publishes 8080 on every node"
     );
     let e = refused(ServiceSpec {
         ports: vec![port(PortMode::Host, None, None, Protocol::Sctp)],
