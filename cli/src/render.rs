@@ -105,3 +105,36 @@ where
         std::process::ExitCode::SUCCESS
     })
 }
+
+/// An image reference as a table shows it: the cluster registry's host and Docker
+/// Hub's `library/` dropped, a digest cut to 12 hex digits
+/// (`orch.internal/library/busybox@sha256:282ba5f8…` is `busybox@sha256:282ba5f8eae8`).
+pub fn image(reference: &str) -> String {
+    let (name, digest) = match reference.split_once("@sha256:") {
+        Some((name, hex)) => (name, Some(hex.get(..12).unwrap_or(hex))),
+        None => (reference, None),
+    };
+    let name = name
+        .strip_prefix("orch.internal/")
+        .map(|n| n.strip_prefix("library/").unwrap_or(n))
+        .unwrap_or(name);
+    match digest {
+        Some(hex) => format!("{name}@sha256:{hex}"),
+        None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    #[test]
+    fn cluster_references_are_shown_short() {
+        let long = format!("orch.internal/library/busybox@sha256:{}", "a1".repeat(32));
+        assert_eq!(super::image(&long), "busybox@sha256:a1a1a1a1a1a1");
+        assert_eq!(super::image("orch.internal/team/app:v2"), "team/app:v2");
+        assert_eq!(
+            super::image("registry.example:5000/library/x:1"),
+            "registry.example:5000/library/x:1"
+        );
+        assert_eq!(super::image("nginx"), "nginx");
+    }
+}

@@ -310,7 +310,10 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
         s.name.clone(),
         mode_name.to_owned(),
         format!("{running}/{desired}"),
-        s.spec.image.clone().unwrap_or_default(),
+        s.spec
+            .image
+            .as_deref()
+            .map_or(String::new(), crate::render::image),
         rollout,
     ]
 }

@@ -54,6 +54,9 @@ pub struct PsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Show image references whole (digests and the cluster registry's host).
+    #[arg(long)]
+    no_trunc: bool,
 }
 
 /// Flags of `orch ls`.
@@ -445,7 +448,13 @@ pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
                 vec![
                     t.meta.id.clone(),
                     task_name(t),
-                    t.spec.image.clone().unwrap_or_default(),
+                    t.spec.image.as_deref().map_or(String::new(), |i| {
+                        if args.no_trunc {
+                            i.to_owned()
+                        } else {
+                            render::image(i)
+                        }
+                    }),
                     node,
                     t.desired_state.as_str().to_owned(),
                     format!("{} {}s ago", t.status.state.as_str(), ago),
