@@ -6,6 +6,14 @@
 //! the changed rows and `last_applied` in one redb transaction, then publishes the
 //! events. Entries reach apply only once raft committed them, so readers may see the
 //! new state before its own redb commit: the raft log already holds it durably.
+//!
+//! Durability: an apply commits without fsync (only every [`SYNC_EVERY`]th entry
+//! syncs), because the raft log holds every committed entry durably: after a crash
+//! `state.redb` is back at its last synced `last_applied`, and openraft applies the log
+//! from there again. That needs the log to keep every entry after the synced state,
+//! which holds because raft purges the log only up to a snapshot, and a snapshot is
+//! written with fsync — which makes every earlier commit of this file durable too, and
+//! [`load`] prefers the snapshot when the tables are older.
 
 use super::apply::apply;
 use super::cluster::ClusterRecord;
@@ -20,7 +28,7 @@ use super::watch::Hub;
 use api::cluster::{Event, Kind, Object};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -30,6 +38,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `last_applied`, `membership`, `cluster`, `snapshot_meta`, `snapshot_data`.
 const META: MetaTable = TableDefinition::new("state_meta");
+
+/// Applied entries between two applies that fsync (the others do not; see the module
+/// documentation). Bounds the log a restart applies again.
+pub(crate) const SYNC_EVERY: u64 = 1000;
 
 /// The redb table holding objects of `kind`, by id.
 fn table_of(kind: Kind) -> MetaTable {
@@ -98,6 +110,8 @@ pub struct StateMachineStore {
     path: Arc<PathBuf>,
     shared: Arc<Shared>,
     snapshot_seq: Arc<AtomicU64>,
+    /// Entries applied since the last apply that synced.
+    unsynced: Arc<AtomicU64>,
 }
 
 impl StateMachineStore {
@@ -139,6 +153,7 @@ impl StateMachineStore {
                 cluster,
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            unsynced: Arc::new(AtomicU64::new(0)),
         };
         Ok((store, closed))
     }
@@ -274,12 +289,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         })
                     }
                 };
-                if let CommandResult::Applied(applied) = &result {
+                let mut changes = Vec::new();
+                for applied in result.applied() {
                     record_changes(&mut dirty, &applied.changes)
                         .map_err(|e| sm_err(e, ErrorVerb::Write))?;
-                    if !applied.changes.is_empty() {
-                        published.push((version, applied.changes.clone()));
-                    }
+                    changes.extend(applied.changes.iter().cloned());
+                }
+                if !changes.is_empty() {
+                    published.push((version, changes));
                 }
                 results.push(result);
             }
@@ -294,9 +311,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let last_applied = disk::encode(&last_applied).map_err(|e| sm_err(e, ErrorVerb::Write))?;
         let membership = disk::encode(&membership).map_err(|e| sm_err(e, ErrorVerb::Write))?;
+        let count = u64::try_from(results.len()).unwrap_or(u64::MAX);
+        let unsynced = self.unsynced.fetch_add(count, Ordering::Relaxed) + count;
+        let sync = unsynced >= SYNC_EVERY;
+        if sync {
+            self.unsynced.store(0, Ordering::Relaxed);
+        }
         let db = self.db.clone();
         disk::blocking(move || {
-            let txn = db.begin_write()?;
+            let mut txn = db.begin_write()?;
+            if !sync {
+                txn.set_durability(Durability::None)?;
+            }
             for ((kind, id), row) in &dirty {
                 let mut table = txn.open_table(table_of(*kind))?;
                 match row {
