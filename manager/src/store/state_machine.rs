@@ -36,8 +36,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// `last_applied`, `membership`, `cluster`, `snapshot_meta`, `snapshot_data`.
+/// `last_applied`, `membership`, `cluster` (and `snapshot_meta`, `snapshot_data` in
+/// files written before [`SNAPSHOT`]).
 const META: MetaTable = TableDefinition::new("state_meta");
+/// The last snapshot: `meta`, `data`. A table of its own: redb copies the leaf a write
+/// changes, and every apply writes `last_applied`: beside megabytes of snapshot, each
+/// apply copied them.
+const SNAPSHOT: MetaTable = TableDefinition::new("snapshot");
 
 /// Applied entries between two applies that fsync (the others do not; see the module
 /// documentation). Bounds the log a restart applies again.
@@ -127,6 +132,7 @@ impl StateMachineStore {
     ) -> Result<(StateMachineStore, Closed), StoreError> {
         let (db, closed) = disk::open(path, |txn| {
             txn.open_table(META)?;
+            txn.open_table(SNAPSHOT)?;
             for kind in Kind::ALL {
                 txn.open_table(table_of(kind))?;
             }
@@ -175,12 +181,8 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
     let last_applied: Option<LogId> = disk::get(&meta, "last_applied")?;
-    let snapshot: Option<SnapshotMeta> = disk::get(&meta, "snapshot_meta")?;
-    if let Some(snapshot) = snapshot.filter(|s| s.last_log_id > last_applied) {
-        let data = meta
-            .get("snapshot_data")?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
+    let snapshot = stored_snapshot(&txn)?;
+    if let Some((snapshot, data)) = snapshot.filter(|(s, _)| s.last_log_id > last_applied) {
         let body: SnapshotBody = disk::decode(&data)?;
         let machine = Machine {
             state: body.into_state(),
@@ -204,6 +206,37 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
         membership: disk::get(&meta, "membership")?.unwrap_or_default(),
     };
     Ok((machine, false))
+}
+
+/// The stored snapshot and its data, from [`SNAPSHOT`] or in an older file [`META`].
+fn stored_snapshot(
+    txn: &redb::ReadTransaction,
+) -> Result<Option<(SnapshotMeta, Vec<u8>)>, DiskError> {
+    for (table, meta_key, data_key) in [
+        (SNAPSHOT, "meta", "data"),
+        (META, "snapshot_meta", "snapshot_data"),
+    ] {
+        let table = txn.open_table(table)?;
+        if let Some(meta) = disk::get::<SnapshotMeta>(&table, meta_key)? {
+            let data = table
+                .get(data_key)?
+                .map(|v| v.value().to_vec())
+                .unwrap_or_default();
+            return Ok(Some((meta, data)));
+        }
+    }
+    Ok(None)
+}
+
+/// Store a snapshot (encoded meta and data), and drop one an older file kept in [`META`].
+fn store_snapshot(txn: &redb::WriteTransaction, meta: &[u8], data: &[u8]) -> Result<(), DiskError> {
+    let mut table = txn.open_table(SNAPSHOT)?;
+    table.insert("meta", meta)?;
+    table.insert("data", data)?;
+    let mut old = txn.open_table(META)?;
+    old.remove("snapshot_meta")?;
+    old.remove("snapshot_data")?;
+    Ok(())
 }
 
 /// Replace every table with `machine` (after a snapshot took the place of the rows).
@@ -382,10 +415,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let machine = disk::blocking(move || {
             let txn = db.begin_write()?;
             write_all(&txn, &machine)?;
-            let mut table = txn.open_table(META)?;
-            table.insert("snapshot_meta", snapshot_meta.as_slice())?;
-            table.insert("snapshot_data", data.as_slice())?;
-            drop(table);
+            store_snapshot(&txn, &snapshot_meta, &data)?;
             txn.commit()?;
             Ok(machine)
         })
@@ -403,15 +433,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let read = || -> Result<Option<Snapshot>, DiskError> {
             let txn = self.db.begin_read()?;
-            let table = txn.open_table(META)?;
-            let Some(meta) = disk::get::<SnapshotMeta>(&table, "snapshot_meta")? else {
-                return Ok(None);
-            };
-            let data = table
-                .get("snapshot_data")?
-                .map(|v| v.value().to_vec())
-                .unwrap_or_default();
-            Ok(Some(Snapshot {
+            Ok(stored_snapshot(&txn)?.map(|(meta, data)| Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(data)),
             }))
@@ -453,10 +475,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let stored = data.clone();
         disk::blocking(move || {
             let txn = db.begin_write()?;
-            let mut table = txn.open_table(META)?;
-            table.insert("snapshot_meta", encoded_meta.as_slice())?;
-            table.insert("snapshot_data", stored.as_slice())?;
-            drop(table);
+            store_snapshot(&txn, &encoded_meta, &stored)?;
             txn.commit()?;
             Ok(())
         })
@@ -466,5 +485,66 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::cluster::Meta;
+    use api::secret::Config;
+
+    fn config(id: &str) -> Object {
+        Object::Config(Config {
+            meta: Meta::new(id),
+            ..Config::default()
+        })
+    }
+
+    /// A file written before snapshots had their own table: its snapshot (newer than its
+    /// tables) is still found, loaded, and moved out of the meta table by the next one.
+    #[tokio::test]
+    async fn a_snapshot_kept_in_the_meta_table_of_an_older_file_is_loaded() {
+        let dir = std::env::temp_dir().join(format!("orch-sm-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.redb");
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 7)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "1-1-7-0".to_owned(),
+        };
+        let body = SnapshotBody {
+            objects: vec![config("c1")],
+            cluster: None,
+        };
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("begin");
+            let mut table = txn.open_table(META).expect("meta table");
+            let encoded = disk::encode(&meta).expect("encode meta");
+            table
+                .insert("snapshot_meta", encoded.as_slice())
+                .expect("insert");
+            let data = disk::encode(&body).expect("encode body");
+            table
+                .insert("snapshot_data", data.as_slice())
+                .expect("insert");
+            drop(table);
+            txn.commit().expect("commit");
+        }
+        let mut store = StateMachineStore::open(&path, 16).expect("open");
+        let (applied, _) = store.applied_state().await.expect("applied");
+        assert_eq!(applied, meta.last_log_id);
+        assert!(store.shared.read().state.configs.get("c1").is_some());
+        let current = store.get_current_snapshot().await.expect("read snapshot");
+        assert_eq!(current.map(|s| s.meta), Some(meta));
+
+        let mut builder = store.get_snapshot_builder().await;
+        builder.build_snapshot().await.expect("build");
+        let txn = store.db.begin_read().expect("read");
+        let old = txn.open_table(META).expect("meta table");
+        assert!(old.get("snapshot_data").expect("get").is_none());
+        drop((old, txn, builder, store));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
