@@ -56,6 +56,7 @@ impl Sim {
         match apply(&mut self.state, self.version, &proposal) {
             CommandResult::Applied(_) => {}
             CommandResult::Rejected { reason } => panic!("rejected: {reason}"),
+            other => panic!("a batch answered {other:?}"),
         }
     }
 

@@ -15,15 +15,28 @@ pub const MAX_ID_LEN: usize = 253;
 
 /// Apply `proposal`, committed at log index `version`, to `state`.
 pub fn apply(state: &mut State, version: u64, proposal: &Proposal) -> CommandResult {
+    match &proposal.command {
+        Command::Each { commands } => CommandResult::Each {
+            results: commands
+                .iter()
+                .map(|command| apply_one(state, version, proposal.at, command))
+                .collect(),
+        },
+        command => apply_one(state, version, proposal.at, command),
+    }
+}
+
+/// Apply one command (all of it or nothing).
+fn apply_one(state: &mut State, version: u64, at: Timestamp, command: &Command) -> CommandResult {
     let mut run = Run {
         state,
         version,
-        at: proposal.at,
+        at,
         undo: Vec::new(),
         cluster_undo: None,
         changes: Vec::new(),
     };
-    match run.command(&proposal.command, false) {
+    match run.command(command, false) {
         Ok(()) => CommandResult::Applied(Applied {
             version,
             changes: run.changes,
@@ -70,6 +83,7 @@ impl Run<'_> {
                 }
                 commands.iter().try_for_each(|c| self.command(c, true))
             }
+            Command::Each { .. } => Err(invalid(Problem::NestedEach)),
             Command::Unknown => Err(invalid(Problem::UnknownCommand)),
         }
     }

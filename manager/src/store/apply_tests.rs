@@ -33,6 +33,7 @@ fn applied(result: CommandResult) -> Applied {
     match result {
         CommandResult::Applied(applied) => applied,
         CommandResult::Rejected { reason } => panic!("rejected: {reason}"),
+        CommandResult::Each { results } => panic!("one command answered {results:?}"),
     }
 }
 
@@ -40,6 +41,7 @@ fn rejected(result: CommandResult) -> Rejection {
     match result {
         CommandResult::Applied(a) => panic!("applied at {}", a.version),
         CommandResult::Rejected { reason } => reason,
+        CommandResult::Each { results } => panic!("one command answered {results:?}"),
     }
 }
 
@@ -246,6 +248,28 @@ fn invalid_commands_are_refused_with_the_problem() {
             problem: Problem::NestedBatch
         }
     );
+    let nested = Command::Batch {
+        commands: vec![Command::Each { commands: vec![] }],
+    };
+    assert_eq!(
+        rejected(apply(&mut state, 2, &at(0, nested))),
+        Rejection::Invalid {
+            problem: Problem::NestedEach
+        }
+    );
+    let nested = Command::Each {
+        commands: vec![Command::Each { commands: vec![] }],
+    };
+    assert_eq!(
+        apply(&mut state, 2, &at(0, nested)),
+        CommandResult::Each {
+            results: vec![CommandResult::Rejected {
+                reason: Rejection::Invalid {
+                    problem: Problem::NestedEach
+                }
+            }]
+        }
+    );
     assert_eq!(
         rejected(apply(&mut state, 3, &at(0, Command::Unknown))),
         Rejection::Invalid {
@@ -296,10 +320,20 @@ fn arb_simple() -> impl Strategy<Value = Command> {
     ]
 }
 
+fn arb_batch() -> impl Strategy<Value = Command> {
+    prop::collection::vec(arb_simple(), 0..5).prop_map(|commands| Command::Batch { commands })
+}
+
+/// What a group holds: writes as callers make them.
+fn arb_member() -> impl Strategy<Value = Command> {
+    prop_oneof![3 => arb_simple(), 1 => arb_batch()]
+}
+
 fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         3 => arb_simple(),
-        1 => prop::collection::vec(arb_simple(), 0..5).prop_map(|commands| Command::Batch { commands }),
+        1 => arb_batch(),
+        1 => prop::collection::vec(arb_member(), 0..5).prop_map(|commands| Command::Each { commands }),
     ]
 }
 
@@ -350,14 +384,35 @@ proptest! {
                 for command in commands {
                     match apply(&mut one_by_one, version, &at(5, command)) {
                         CommandResult::Applied(a) => changes.extend(a.changes),
-                        CommandResult::Rejected { reason } => {
-                            return Err(TestCaseError::fail(format!("batch applied, single refused: {reason}")));
+                        other => {
+                            return Err(TestCaseError::fail(format!("batch applied, single answered {other:?}")));
                         }
                     }
                 }
                 prop_assert_eq!(&state, &one_by_one);
                 prop_assert_eq!(applied.changes, changes);
             }
+            CommandResult::Each { results } => {
+                return Err(TestCaseError::fail(format!("a batch answered {results:?}")));
+            }
         }
+    }
+
+    #[test]
+    fn grouped_commands_apply_as_if_alone(prefix in arb_proposals(), commands in prop::collection::vec(arb_member(), 0..6)) {
+        let (mut state, _) = run_all(&prefix);
+        let version = prefix.len() as u64 + 1;
+        let mut one_by_one = state.clone();
+        let grouped = apply(&mut state, version, &at(5, Command::Each { commands: commands.clone() }));
+        // Each command, alone at the same index, does and answers the same.
+        let alone: Vec<CommandResult> = commands
+            .iter()
+            .map(|command| apply(&mut one_by_one, version, &at(5, command.clone())))
+            .collect();
+        prop_assert_eq!(&state, &one_by_one);
+        let CommandResult::Each { results } = grouped else {
+            return Err(TestCaseError::fail(format!("a group answered {grouped:?}")));
+        };
+        prop_assert_eq!(results, alone);
     }
 }

@@ -45,6 +45,10 @@ pub enum Command {
     },
     /// Several commands applied atomically: all of them or none.
     Batch { commands: Vec<Command> },
+    /// Independent commands proposed together (concurrent writes sharing one log entry,
+    /// so one append and one fsync): each is applied or refused on its own, in order,
+    /// as if each were an entry of its own at this entry's index.
+    Each { commands: Vec<Command> },
     /// A command of a newer binary; always rejected.
     #[serde(other)]
     Unknown,
@@ -82,6 +86,21 @@ pub enum CommandResult {
     Applied(Applied),
     /// Nothing was applied.
     Rejected { reason: Rejection },
+    /// The result of each command of a [`Command::Each`], in order.
+    Each { results: Vec<CommandResult> },
+}
+
+impl CommandResult {
+    /// What took effect: this result if applied, or the applied ones of an `Each`.
+    pub fn applied(&self) -> Vec<&Applied> {
+        match self {
+            CommandResult::Applied(applied) => vec![applied],
+            CommandResult::Rejected { .. } => Vec::new(),
+            CommandResult::Each { results } => {
+                results.iter().flat_map(CommandResult::applied).collect()
+            }
+        }
+    }
 }
 
 /// A command that took effect.
@@ -127,6 +146,8 @@ pub enum Problem {
     IdTooLong { kind: Kind, id: String, max: usize },
     #[error("a batch may not contain a batch")]
     NestedBatch,
+    #[error("independent commands are only grouped at the top of a log entry")]
+    NestedEach,
     #[error("this manager does not know the command (written by a newer version)")]
     UnknownCommand,
 }

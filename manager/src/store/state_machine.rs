@@ -6,6 +6,14 @@
 //! the changed rows and `last_applied` in one redb transaction, then publishes the
 //! events. Entries reach apply only once raft committed them, so readers may see the
 //! new state before its own redb commit: the raft log already holds it durably.
+//!
+//! Durability: an apply commits without fsync (only every [`SYNC_EVERY`]th entry
+//! syncs), because the raft log holds every committed entry durably: after a crash
+//! `state.redb` is back at its last synced `last_applied`, and openraft applies the log
+//! from there again. That needs the log to keep every entry after the synced state,
+//! which holds because raft purges the log only up to a snapshot, and a snapshot is
+//! written with fsync — which makes every earlier commit of this file durable too, and
+//! [`load`] prefers the snapshot when the tables are older.
 
 use super::apply::apply;
 use super::cluster::ClusterRecord;
@@ -20,7 +28,7 @@ use super::watch::Hub;
 use api::cluster::{Event, Kind, Object};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -28,8 +36,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// `last_applied`, `membership`, `cluster`, `snapshot_meta`, `snapshot_data`.
+/// `last_applied`, `membership`, `cluster` (and `snapshot_meta`, `snapshot_data` in
+/// files written before [`SNAPSHOT`]).
 const META: MetaTable = TableDefinition::new("state_meta");
+/// The last snapshot: `meta`, `data`. A table of its own: redb copies the leaf a write
+/// changes, and every apply writes `last_applied`: beside megabytes of snapshot, each
+/// apply copied them.
+const SNAPSHOT: MetaTable = TableDefinition::new("snapshot");
+
+/// Applied entries between two applies that fsync (the others do not; see the module
+/// documentation). Bounds the log a restart applies again.
+pub(crate) const SYNC_EVERY: u64 = 1000;
 
 /// The redb table holding objects of `kind`, by id.
 fn table_of(kind: Kind) -> MetaTable {
@@ -99,6 +116,8 @@ pub struct StateMachineStore {
     path: Arc<PathBuf>,
     shared: Arc<Shared>,
     snapshot_seq: Arc<AtomicU64>,
+    /// Entries applied since the last apply that synced.
+    unsynced: Arc<AtomicU64>,
 }
 
 impl StateMachineStore {
@@ -114,6 +133,7 @@ impl StateMachineStore {
     ) -> Result<(StateMachineStore, Closed), StoreError> {
         let (db, closed) = disk::open(path, |txn| {
             txn.open_table(META)?;
+            txn.open_table(SNAPSHOT)?;
             for kind in Kind::ALL {
                 txn.open_table(table_of(kind))?;
             }
@@ -140,6 +160,7 @@ impl StateMachineStore {
                 cluster,
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            unsynced: Arc::new(AtomicU64::new(0)),
         };
         Ok((store, closed))
     }
@@ -161,12 +182,8 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
     let last_applied: Option<LogId> = disk::get(&meta, "last_applied")?;
-    let snapshot: Option<SnapshotMeta> = disk::get(&meta, "snapshot_meta")?;
-    if let Some(snapshot) = snapshot.filter(|s| s.last_log_id > last_applied) {
-        let data = meta
-            .get("snapshot_data")?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
+    let snapshot = stored_snapshot(&txn)?;
+    if let Some((snapshot, data)) = snapshot.filter(|(s, _)| s.last_log_id > last_applied) {
         let body: SnapshotBody = disk::decode(&data)?;
         let machine = Machine {
             state: body.into_state(),
@@ -190,6 +207,37 @@ fn load(db: &Database) -> Result<(Machine, bool), DiskError> {
         membership: disk::get(&meta, "membership")?.unwrap_or_default(),
     };
     Ok((machine, false))
+}
+
+/// The stored snapshot and its data, from [`SNAPSHOT`] or in an older file [`META`].
+fn stored_snapshot(
+    txn: &redb::ReadTransaction,
+) -> Result<Option<(SnapshotMeta, Vec<u8>)>, DiskError> {
+    for (table, meta_key, data_key) in [
+        (SNAPSHOT, "meta", "data"),
+        (META, "snapshot_meta", "snapshot_data"),
+    ] {
+        let table = txn.open_table(table)?;
+        if let Some(meta) = disk::get::<SnapshotMeta>(&table, meta_key)? {
+            let data = table
+                .get(data_key)?
+                .map(|v| v.value().to_vec())
+                .unwrap_or_default();
+            return Ok(Some((meta, data)));
+        }
+    }
+    Ok(None)
+}
+
+/// Store a snapshot (encoded meta and data), and drop one an older file kept in [`META`].
+fn store_snapshot(txn: &redb::WriteTransaction, meta: &[u8], data: &[u8]) -> Result<(), DiskError> {
+    let mut table = txn.open_table(SNAPSHOT)?;
+    table.insert("meta", meta)?;
+    table.insert("data", data)?;
+    let mut old = txn.open_table(META)?;
+    old.remove("snapshot_meta")?;
+    old.remove("snapshot_data")?;
+    Ok(())
 }
 
 /// Replace every table with `machine` (after a snapshot took the place of the rows).
@@ -275,12 +323,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         })
                     }
                 };
-                if let CommandResult::Applied(applied) = &result {
+                let mut changes = Vec::new();
+                for applied in result.applied() {
                     record_changes(&mut dirty, &applied.changes)
                         .map_err(|e| sm_err(e, ErrorVerb::Write))?;
-                    if !applied.changes.is_empty() {
-                        published.push((version, applied.changes.clone()));
-                    }
+                    changes.extend(applied.changes.iter().cloned());
+                }
+                if !changes.is_empty() {
+                    published.push((version, changes));
                 }
                 results.push(result);
             }
@@ -295,9 +345,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let last_applied = disk::encode(&last_applied).map_err(|e| sm_err(e, ErrorVerb::Write))?;
         let membership = disk::encode(&membership).map_err(|e| sm_err(e, ErrorVerb::Write))?;
-        let db = self.db.clone();
-        disk::blocking(move || {
-            let txn = db.begin_write()?;
+        let count = u64::try_from(results.len()).unwrap_or(u64::MAX);
+        let unsynced = self.unsynced.fetch_add(count, Ordering::Relaxed) + count;
+        let sync = unsynced >= SYNC_EVERY;
+        if sync {
+            self.unsynced.store(0, Ordering::Relaxed);
+        }
+        // On this task, which raft waits on anyway: a commit without fsync is
+        // cheaper than a hand-off to the blocking pool and back.
+        let write = || -> Result<(), DiskError> {
+            let mut txn = self.db.begin_write()?;
+            if !sync {
+                txn.set_durability(Durability::None)?;
+            }
             for ((kind, id), row) in &dirty {
                 let mut table = txn.open_table(table_of(*kind))?;
                 match row {
@@ -314,9 +374,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             drop(meta);
             txn.commit()?;
             Ok(())
-        })
-        .await
-        .map_err(|e| sm_err(e, ErrorVerb::Write))?;
+        };
+        write().map_err(|e| sm_err(e, ErrorVerb::Write))?;
         for (version, changes) in published {
             self.shared.hub.publish(version, changes);
         }
@@ -357,10 +416,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let machine = disk::blocking(move || {
             let txn = db.begin_write()?;
             write_all(&txn, &machine)?;
-            let mut table = txn.open_table(META)?;
-            table.insert("snapshot_meta", snapshot_meta.as_slice())?;
-            table.insert("snapshot_data", data.as_slice())?;
-            drop(table);
+            store_snapshot(&txn, &snapshot_meta, &data)?;
             txn.commit()?;
             Ok(machine)
         })
@@ -378,15 +434,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let read = || -> Result<Option<Snapshot>, DiskError> {
             let txn = self.db.begin_read()?;
-            let table = txn.open_table(META)?;
-            let Some(meta) = disk::get::<SnapshotMeta>(&table, "snapshot_meta")? else {
-                return Ok(None);
-            };
-            let data = table
-                .get("snapshot_data")?
-                .map(|v| v.value().to_vec())
-                .unwrap_or_default();
-            Ok(Some(Snapshot {
+            Ok(stored_snapshot(&txn)?.map(|(meta, data)| Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(data)),
             }))
@@ -428,10 +476,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let stored = data.clone();
         disk::blocking(move || {
             let txn = db.begin_write()?;
-            let mut table = txn.open_table(META)?;
-            table.insert("snapshot_meta", encoded_meta.as_slice())?;
-            table.insert("snapshot_data", stored.as_slice())?;
-            drop(table);
+            store_snapshot(&txn, &encoded_meta, &stored)?;
             txn.commit()?;
             Ok(())
         })
@@ -441,5 +486,66 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::cluster::Meta;
+    use api::secret::Config;
+
+    fn config(id: &str) -> Object {
+        Object::Config(Config {
+            meta: Meta::new(id),
+            ..Config::default()
+        })
+    }
+
+    /// A file written before snapshots had their own table: its snapshot (newer than its
+    /// tables) is still found, loaded, and moved out of the meta table by the next one.
+    #[tokio::test]
+    async fn a_snapshot_kept_in_the_meta_table_of_an_older_file_is_loaded() {
+        let dir = std::env::temp_dir().join(format!("orch-sm-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.redb");
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 7)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "1-1-7-0".to_owned(),
+        };
+        let body = SnapshotBody {
+            objects: vec![config("c1")],
+            cluster: None,
+        };
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("begin");
+            let mut table = txn.open_table(META).expect("meta table");
+            let encoded = disk::encode(&meta).expect("encode meta");
+            table
+                .insert("snapshot_meta", encoded.as_slice())
+                .expect("insert");
+            let data = disk::encode(&body).expect("encode body");
+            table
+                .insert("snapshot_data", data.as_slice())
+                .expect("insert");
+            drop(table);
+            txn.commit().expect("commit");
+        }
+        let mut store = StateMachineStore::open(&path, 16).expect("open");
+        let (applied, _) = store.applied_state().await.expect("applied");
+        assert_eq!(applied, meta.last_log_id);
+        assert!(store.shared.read().state.configs.get("c1").is_some());
+        let current = store.get_current_snapshot().await.expect("read snapshot");
+        assert_eq!(current.map(|s| s.meta), Some(meta));
+
+        let mut builder = store.get_snapshot_builder().await;
+        builder.build_snapshot().await.expect("build");
+        let txn = store.db.begin_read().expect("read");
+        let old = txn.open_table(META).expect("meta table");
+        assert!(old.get("snapshot_data").expect("get").is_none());
+        drop((old, txn, builder, store));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -14,6 +14,7 @@ mod ca;
 mod cluster;
 mod common;
 mod daemon;
+mod durability;
 mod http;
 mod membership;
 mod nodes;
