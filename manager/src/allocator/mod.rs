@@ -274,13 +274,14 @@ fn allocate_vips(state: &State, usage: &mut Usage, plan: &mut Plan) {
 }
 
 fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
-    let owners = ingress::owners(state);
+    let claims = ingress::Claims::of(state);
     for task in state.tasks.by_desired_state(TaskState::Running) {
         if task.status.state != TaskState::New {
             continue;
         }
-        if let Some(message) = ingress::conflicts(&owners, &task.service, &task.spec) {
-            wait(task, message, plan);
+        let conflicts = claims.conflicts(&task.service, &task.spec);
+        if !conflicts.is_empty() {
+            wait(task, conflicts.join("; "), plan);
             continue;
         }
         let networks = task_networks(&task.spec);

@@ -4,7 +4,7 @@
 //! its tasks use — only those; and the stack volumes it is to create or remove.
 
 use crate::allocator::address_of;
-use crate::allocator::ingress::{mesh_ports, owners};
+use crate::allocator::ingress::{Claims, mesh_ports};
 use crate::keyring::Keyring;
 use crate::orchestrator::{ended, wanted};
 use crate::store::State;
@@ -210,8 +210,8 @@ fn ingress(
         return (None, hosts);
     };
     let mut ports = Vec::new();
-    for ((published, protocol), service) in owners(state) {
-        let Some(target) = mesh_ports(&service.spec)
+    for ((published, protocol), service) in Claims::of(state).owners() {
+        let Some(target) = mesh_ports(service.spec)
             .into_iter()
             .find(|(p, _)| *p == (published, protocol))
             .map(|(_, t)| t)
@@ -220,7 +220,7 @@ fn ingress(
         };
         let backends: BTreeSet<Ipv4Addr> = state
             .tasks
-            .by_service(&service.meta.id)
+            .by_service(service.id)
             .filter(|t| reachable(t))
             .filter_map(|t| {
                 let on = t.networks.iter().find(|n| n.network == INGRESS_NETWORK)?;
@@ -228,7 +228,7 @@ fn ingress(
             })
             .collect();
         ports.push(IngressPort {
-            service: service.meta.id.clone(),
+            service: service.id.to_owned(),
             protocol: protocol.to_owned(),
             published,
             target,
