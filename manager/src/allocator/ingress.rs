@@ -6,7 +6,7 @@
 //! mode, stay `new`, naming both ([`Claims`]).
 
 use crate::orchestrator::stacks::service_id;
-use crate::orchestrator::{Change, Plan, ended, wanted};
+use crate::orchestrator::{Change, Plan};
 use crate::store::State;
 use api::ServiceSpec;
 use api::cluster::{Meta, Network, Object, Service};
@@ -285,7 +285,7 @@ pub fn plan_network(state: &State, plan: &mut Plan) {
         }
         Some(network) if !wanted_by_services => {
             let in_use = state.tasks.iter().any(|t| {
-                (wanted(t) || !ended(t.status.state))
+                super::holds_addresses(state, t)
                     && t.networks.iter().any(|n| n.network == INGRESS_NETWORK)
             });
             if !in_use {

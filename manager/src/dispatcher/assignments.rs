@@ -20,9 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// Whether a task is the node's business: accepted by the scheduler (assigned) and
-/// either still wanted or not yet stopped.
+/// either still wanted, not yet stopped, or orphaned (the node went down, so the
+/// node, back, stops and removes its container and reports it gone).
 fn on_node(task: &Task) -> bool {
-    task.status.state >= TaskState::Assigned && (wanted(task) || !ended(task.status.state))
+    task.status.state >= TaskState::Assigned
+        && (wanted(task) || !ended(task.status.state) || task.status.state == TaskState::Orphaned)
 }
 
 /// Whether a task's address answers on its networks (the others' peers and backends).
