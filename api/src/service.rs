@@ -430,6 +430,18 @@ impl PortSpec {
             .ok()
             .filter(|p| *p != 0)
     }
+
+    /// The published port or range (`8080`, `8000-8010`) as its lowest and highest
+    /// port; `None` when none is published or it does not read as ports.
+    pub fn published_range(&self) -> Option<(u16, u16)> {
+        let published = self.published.as_deref()?.trim();
+        let number = |text: &str| text.trim().parse::<u16>().ok();
+        let (low, high) = match published.split_once('-') {
+            Some((low, high)) => (number(low)?, number(high)?),
+            None => (number(published)?, number(published)?),
+        };
+        (low != 0 && low <= high).then_some((low, high))
+    }
 }
 
 /// A lifecycle hook command.
@@ -602,6 +614,29 @@ mod tests {
             port(ingress, Some("8080"), Protocol::Tcp, Some("127.0.0.1")),
         ] {
             assert_eq!(host_port.mesh_port(), None, "{host_port:?}");
+        }
+    }
+
+    #[test]
+    fn a_published_port_or_range_reads_as_its_bounds() {
+        let range = |published: Option<&str>| {
+            PortSpec {
+                published: published.map(str::to_owned),
+                ..PortSpec::default()
+            }
+            .published_range()
+        };
+        assert_eq!(range(Some("8080")), Some((8080, 8080)));
+        assert_eq!(range(Some(" 8000 - 8010 ")), Some((8000, 8010)));
+        for bad in [
+            None,
+            Some("0"),
+            Some("9-8"),
+            Some("x"),
+            Some("80-"),
+            Some("70000"),
+        ] {
+            assert_eq!(range(bad), None, "{bad:?}");
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::StackFileArgs;
 use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
 use crate::stack_cmd::stack_name;
 use anyhow::Context;
-use api::cluster::{Node, NodeState, Task, Volume, VolumeState};
+use api::cluster::{Node, NodeState, Task, TaskState, Volume, VolumeState};
 use clap::Args;
 use manager::orchestrator::volumes::has_engine;
 use reqwest::Method;
@@ -85,8 +85,9 @@ async fn volumes(api: &ManagerApi, stack: &str) -> anyhow::Result<Vec<Volume>> {
     Ok(list.items)
 }
 
-/// Waits until no task of `stack` is left and none of `removing` is (each node
-/// confirmed); after `timeout`, says what is left and which nodes did not confirm.
+/// Waits until no task of `stack` is left but orphaned ones (of nodes that are
+/// down) and none of `removing` is (each node confirmed); after `timeout`, says
+/// what is left and which nodes did not confirm.
 async fn wait(
     api: &ManagerApi,
     stack: &str,
@@ -98,12 +99,23 @@ async fn wait(
     loop {
         if tasks_left > 0 {
             let tasks: List<Task> = api.call(Method::GET, "/v1/tasks").await?;
-            tasks_left = tasks.items.iter().filter(|t| t.stack == stack).count();
+            let of_stack = || tasks.items.iter().filter(|t| t.stack == stack);
+            // An orphaned task's node is down: it removes the container when it
+            // comes back (the task and its addresses stay until then).
+            let orphaned = of_stack()
+                .filter(|t| t.status.state == TaskState::Orphaned)
+                .count();
+            tasks_left = of_stack().count() - orphaned;
             if tasks_left == 0 {
                 eprintln!(
                     "stack {stack}: every task stopped ({:.1}s)",
                     start.elapsed().as_secs_f64()
                 );
+                if orphaned > 0 {
+                    eprintln!(
+                        "stack {stack}: {orphaned} orphaned task(s) of nodes that are down: each node removes them when it comes back (or `orch node rm` does)"
+                    );
+                }
             }
         }
         let volumes_left: Vec<Volume> = if removing.is_empty() {

@@ -3,7 +3,8 @@
 //! from host 1) and from the host itself (its loopback) — and spreads connections
 //! over the tasks of every host; a `host` mode port answers only where its task runs;
 //! an agent that restarts keeps answering; another stack cannot take the port; once
-//! the stack is down, the port is refused and no rule of it is left.
+//! the stack is down, the port is refused and no rule of it is left. A udp port
+//! answers datagrams the same way.
 
 use super::engine::ok;
 use super::stack::{LocalHost, TwoHosts, eventually, http_get, text};
@@ -44,6 +45,17 @@ services:
     )
 }
 
+/// `orch up` of host `h`'s compose.yaml, which converges.
+fn up(h: &LocalHost) {
+    let out = h.orch(&["up", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out),
+        text(&h.orch(&["ps", "-a"]))
+    );
+}
+
 /// The networks of host `h`'s engine (its agent's, on the engine socket).
 fn engine_networks(h: &LocalHost) -> Result<Vec<api::network::Network>, String> {
     let socket = format!("unix://{}", h.dir.join("local/engine.sock").display());
@@ -78,15 +90,6 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
     // One replica, on host 1 (the manager): host 2 has no task of it.
     let one = "      placement:\n        constraints: [\"node.role==manager\"]";
     std::fs::write(h1.dir.join("compose.yaml"), stack(one)).unwrap();
-    let up = |h: &LocalHost| {
-        let out = h.orch(&["up", "--timeout", "90"]);
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            text(&out),
-            text(&h.orch(&["ps", "-a"]))
-        );
-    };
     up(h1);
     let mut first = String::new();
     eventually(
@@ -212,4 +215,91 @@ fn an_ingress_port_answers_on_every_host_and_spreads_over_the_tasks_of_all() {
                 .ok_or(r)
         });
     }
+}
+
+/// Sends `ping` to ADDR:PORT over udp from test host `h`: the answer.
+fn udp_ask(h: &LocalHost, addr: Ipv4Addr, port: u16) -> Result<String, String> {
+    let to = std::net::SocketAddr::from((addr, port));
+    let answer = netns::run_in(Some(&h.dir.join("host.netns")), move || {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        socket.connect(to)?;
+        socket.send(b"ping")?;
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf)?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .map_err(|e| e.to_string())?;
+    answer.map_err(|e| format!("udp {to}: {e}"))
+}
+
+/// The host's dynamic loader, which runs the host's perl in a task.
+const LOADER: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+
+/// A udp echo for the busybox image, whose `nc` has no udp: the host's perl, its
+/// `/usr` bound read-only into the task (both test hosts are this machine) and run
+/// by the loader there (the image has no `/lib64`). Not on port 53: the task's
+/// embedded DNS holds 127.0.0.11:53, so a wildcard bind there fails.
+const UDP_STACK: &str = r#"name: udp
+services:
+  echo:
+    image: busybox
+    command:
+      - /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+      - /usr/bin/perl
+      - -MIO::Socket::INET
+      - -e
+      - |
+        my $$s = IO::Socket::INET->new(LocalPort => 5300, Proto => "udp") or die "bind 5300/udp: $$!";
+        chomp(my $$name = `hostname`);
+        while (1) { my $$peer = $$s->recv(my $$m, 512); $$s->send("$$name:$$m", 0, $$peer) if $$peer }
+    ports: ["5353:5300/udp"]
+    volumes:
+      - { type: bind, source: /usr, target: /usr, read_only: true }
+    deploy:
+      placement:
+        constraints: ["node.role==manager"]
+"#;
+
+#[test]
+fn a_udp_ingress_port_answers_a_datagram_on_the_other_host() {
+    for needed in ["/bin/busybox", "/usr/bin/perl", LOADER] {
+        if !Path::new(needed).exists() {
+            eprintln!("SKIP: {needed} is missing (the udp echo runs the host's perl)");
+            return;
+        }
+    }
+    let hosts = TwoHosts::new("udp");
+    let (h1, h2) = (&hosts.h1, &hosts.h2);
+    let (a1, a2) = (Ipv4Addr::new(10, 98, 0, 1), Ipv4Addr::new(10, 98, 0, 2));
+    std::fs::write(h1.dir.join("compose.yaml"), UDP_STACK).unwrap();
+    up(h1);
+    // The task runs on host 1; host 2 has none and answers through the mesh.
+    let mut first = String::new();
+    eventually(30, "host 2's address answers a datagram", || {
+        first = udp_ask(h1, a2, 5353)?;
+        first.ends_with(":ping").then_some(()).ok_or(first.clone())
+    });
+    eventually(10, "host 1's address answers host 2 too", || {
+        let answer = udp_ask(h2, a1, 5353)?;
+        (answer == first).then_some(()).ok_or(answer)
+    });
+    eventually(10, "and host 2's own loopback", || {
+        let answer = udp_ask(h2, Ipv4Addr::LOCALHOST, 5353)?;
+        (answer == first).then_some(()).ok_or(answer)
+    });
+    assert!(
+        rules(h2).contains("udp dport 5353"),
+        "a udp rule: {}",
+        rules(h2)
+    );
+
+    ok(&h1.orch(&["down"]));
+    for h in [h1, h2] {
+        eventually(30, "no rule of the udp port is left", || {
+            let r = rules(h);
+            (!r.contains("dport 5353")).then_some(()).ok_or(r)
+        });
+    }
+    assert!(udp_ask(h1, a2, 5353).is_err(), "nothing answers once down");
 }

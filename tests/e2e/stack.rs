@@ -549,6 +549,21 @@ services:
         let ls = ok(&h1.orch(&["node", "ls"]));
         (ls.matches(" ready ").count() == 2).then_some(()).ok_or(ls)
     });
+    // Told of its orphaned task, host 2 removes the container it kept and says so:
+    // the task is `shutdown` and its overlay address free again.
+    eventually(60, "host 2 reported its orphaned task gone", || {
+        let ps = ok(&h1.orch(&["ps", "--json", "-a", "api"]));
+        let tasks: serde_json::Value = serde_json::from_str(&ps).unwrap();
+        let states: Vec<&str> = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["status"]["state"].as_str())
+            .collect();
+        (!states.contains(&"orphaned") && states.contains(&"shutdown"))
+            .then_some(())
+            .ok_or(format!("{states:?}"))
+    });
     let nodes = api_nodes(h1);
     assert_eq!(nodes[0], nodes[1], "nothing moves by itself: {nodes:?}");
     let out = h1.orch(&["service", "rebalance", "api", "--timeout", "90"]);

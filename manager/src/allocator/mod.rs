@@ -11,7 +11,7 @@
 pub mod ingress;
 pub mod subnet;
 
-use crate::orchestrator::{Change, Plan, ended, wanted};
+use crate::orchestrator::{Change, Plan, awaits_node, ended, wanted};
 use crate::store::State;
 use api::cluster::{NetworkAllocation, Task, TaskNetwork, TaskState, TaskStatus};
 use api::deploy::EndpointMode;
@@ -81,10 +81,11 @@ impl Usage {
             }
         }
         for task in state.tasks.iter() {
-            // An ended task's address is free again; its container may still hold
-            // it on its node for a while (an orphaned task's node may come back), so
-            // `take` hands it out again only after every other free address.
-            if ended(task.status.state) && !wanted(task) {
+            // An ended task's address is free again, but for an orphaned task
+            // whose node may come back with its container; the container of
+            // another may still hold it on its node for a while, so `take` hands
+            // it out again only after every other free address.
+            if !holds_addresses(state, task) {
                 continue;
             }
             for attached in &task.networks {
@@ -113,6 +114,14 @@ impl Usage {
         self.moved.insert(network.to_owned());
         Some(ip)
     }
+}
+
+/// Whether `task`'s addresses are taken: it has not ended, it is still wanted (to
+/// be restarted), or its container may still be on its node ([`awaits_node`]).
+pub fn holds_addresses(state: &State, task: &Task) -> bool {
+    !ended(task.status.state)
+        || wanted(task)
+        || awaits_node(task, |node| state.nodes.get(node).is_some())
 }
 
 /// The address part of `10.0.1.5/24`.
@@ -274,13 +283,14 @@ fn allocate_vips(state: &State, usage: &mut Usage, plan: &mut Plan) {
 }
 
 fn allocate_tasks(state: &State, usage: &mut Usage, plan: &mut Plan) {
-    let owners = ingress::owners(state);
+    let claims = ingress::Claims::of(state);
     for task in state.tasks.by_desired_state(TaskState::Running) {
         if task.status.state != TaskState::New {
             continue;
         }
-        if let Some(message) = ingress::conflicts(&owners, &task.service, &task.spec) {
-            wait(task, message, plan);
+        let conflicts = claims.conflicts(&task.service, &task.spec);
+        if !conflicts.is_empty() {
+            wait(task, conflicts.join("; "), plan);
             continue;
         }
         let networks = task_networks(&task.spec);

@@ -4,7 +4,7 @@
 //! its tasks use — only those; and the stack volumes it is to create or remove.
 
 use crate::allocator::address_of;
-use crate::allocator::ingress::{mesh_ports, owners};
+use crate::allocator::ingress::{Claims, mesh_ports};
 use crate::keyring::Keyring;
 use crate::orchestrator::{ended, wanted};
 use crate::store::State;
@@ -20,9 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// Whether a task is the node's business: accepted by the scheduler (assigned) and
-/// either still wanted or not yet stopped.
+/// either still wanted, not yet stopped, or orphaned (the node went down, so the
+/// node, back, stops and removes its container and reports it gone).
 fn on_node(task: &Task) -> bool {
-    task.status.state >= TaskState::Assigned && (wanted(task) || !ended(task.status.state))
+    task.status.state >= TaskState::Assigned
+        && (wanted(task) || !ended(task.status.state) || task.status.state == TaskState::Orphaned)
 }
 
 /// Whether a task's address answers on its networks (the others' peers and backends).
@@ -210,8 +212,8 @@ fn ingress(
         return (None, hosts);
     };
     let mut ports = Vec::new();
-    for ((published, protocol), service) in owners(state) {
-        let Some(target) = mesh_ports(&service.spec)
+    for ((published, protocol), service) in Claims::of(state).owners() {
+        let Some(target) = mesh_ports(service.spec)
             .into_iter()
             .find(|(p, _)| *p == (published, protocol))
             .map(|(_, t)| t)
@@ -220,7 +222,7 @@ fn ingress(
         };
         let backends: BTreeSet<Ipv4Addr> = state
             .tasks
-            .by_service(&service.meta.id)
+            .by_service(service.id)
             .filter(|t| reachable(t))
             .filter_map(|t| {
                 let on = t.networks.iter().find(|n| n.network == INGRESS_NETWORK)?;
@@ -228,7 +230,7 @@ fn ingress(
             })
             .collect();
         ports.push(IngressPort {
-            service: service.meta.id.clone(),
+            service: service.id.to_owned(),
             protocol: protocol.to_owned(),
             published,
             target,

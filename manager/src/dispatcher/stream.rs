@@ -4,11 +4,13 @@
 //! the session is no longer the node's or this manager stops leading.
 //!
 //! `POST /v1/session/status`: the node's task status reports, applied in one write
-//! (states only move forward; reports for tasks of other nodes are refused), with
+//! (states only move forward, but for the real end of an orphaned task; reports for
+//! tasks of other nodes are refused), with
 //! the volume removals it confirms.
 
 use super::assignments::assignments as assignments_of;
 use super::{Dispatcher, Refusal, node_caller};
+use crate::orchestrator::ended;
 use crate::store::{Command, StoreError};
 use api::cluster::{Object, Task, TaskState, TaskStatus};
 use api::error::ErrorCode;
@@ -125,11 +127,16 @@ pub async fn assignments(
 }
 
 /// `task` with the status `new`, unless that would move it backwards (a state before
-/// its current one, or any change after it ended) or changes nothing.
+/// its current one, or any change after it ended) or changes nothing. An orphaned
+/// task is the exception: the manager ended it when its node went down, and the
+/// node, back, reports how the task really ended (its container gone), which
+/// releases its addresses.
 fn advance(task: &Task, new: &TaskStatus) -> Option<Task> {
     let old = &task.status;
-    let backwards =
-        new.state < old.state || (old.state >= TaskState::Complete && new.state != old.state);
+    let reported_end =
+        old.state == TaskState::Orphaned && ended(new.state) && new.state != TaskState::Orphaned;
+    let backwards = !reported_end
+        && (new.state < old.state || (old.state >= TaskState::Complete && new.state != old.state));
     if backwards || new == old {
         return None;
     }
@@ -212,4 +219,44 @@ pub async fn status(
         }
     }
     Ok(Json(serde_json::json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(state: TaskState) -> Task {
+        let mut task = Task::default();
+        task.status.state = state;
+        task.status.container = Some("c1".into());
+        task
+    }
+
+    fn report(state: TaskState) -> TaskStatus {
+        TaskStatus {
+            state,
+            message: "reported".into(),
+            ..TaskStatus::default()
+        }
+    }
+
+    #[test]
+    fn states_move_forward_but_an_orphaned_task_takes_its_real_end() {
+        let moved = |from, to| advance(&task(from), &report(to)).map(|t| t.status.state);
+        assert_eq!(
+            moved(TaskState::Assigned, TaskState::Running),
+            Some(TaskState::Running)
+        );
+        assert_eq!(moved(TaskState::Running, TaskState::Starting), None);
+        assert_eq!(moved(TaskState::Failed, TaskState::Shutdown), None);
+        assert_eq!(moved(TaskState::Shutdown, TaskState::Failed), None);
+        for end in [TaskState::Complete, TaskState::Shutdown, TaskState::Failed] {
+            assert_eq!(moved(TaskState::Orphaned, end), Some(end), "{end:?}");
+        }
+        for not_an_end in [TaskState::Running, TaskState::Starting] {
+            assert_eq!(moved(TaskState::Orphaned, not_an_end), None);
+        }
+        let ended = advance(&task(TaskState::Orphaned), &report(TaskState::Shutdown)).unwrap();
+        assert_eq!(ended.status.container.as_deref(), Some("c1"), "kept");
+    }
 }

@@ -8,6 +8,7 @@ use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_id, check_labels};
 use api::cluster::{Kind, Meta, Network};
 use api::error::{ErrorCode, ErrorEnvelope};
+use api::network::INGRESS_NETWORK;
 use api::stack::NetworkSpec;
 use axum::Json;
 use axum::extract::State;
@@ -96,6 +97,7 @@ pub async fn get(
     request_body = NetworkCreate,
     responses(
         (status = 201, description = "The network as committed; `ETag` is its version", body = Network),
+        (status = 400, description = "An invalid id, or `ingress` (the routing mesh's network)", body = ErrorEnvelope),
         (status = 409, description = "A network with this id exists", body = ErrorEnvelope),
     ))]
 pub async fn create(
@@ -105,6 +107,12 @@ pub async fn create(
 ) -> Result<Found<Network>, HttpError> {
     params.finish()?;
     check_id(Kind::Network, &body.id)?;
+    if body.id == INGRESS_NETWORK {
+        return Err(HttpError::invalid(format!(
+            "network {INGRESS_NETWORK} is the cluster's routing-mesh network, made by the cluster itself: choose another name"
+        ))
+        .with("network", body.id.as_str()));
+    }
     check_labels(Kind::Network, &body.labels)?;
     let mut meta = Meta::new(body.id.clone());
     meta.labels = body.labels;

@@ -106,7 +106,8 @@ pub async fn get(
     request_body = StackCreate,
     responses(
         (status = 201, description = "The stack as committed; `ETag` is its version", body = Stack),
-        (status = 409, description = "A stack with this id exists, or a service would publish a routing-mesh port another service has", body = ErrorEnvelope),
+        (status = 400, description = "A volume the nodes cannot make, or a network that would be the routing mesh's (`ingress`)", body = ErrorEnvelope),
+        (status = 409, description = "A stack with this id exists, or a service would publish a port another service has on the routing mesh (or in host mode, for a routing-mesh port)", body = ErrorEnvelope),
     ))]
 pub async fn create(
     State(api): State<Arc<ApiState>>,
@@ -117,6 +118,7 @@ pub async fn create(
     check_id(Kind::Stack, &body.id)?;
     check_labels(Kind::Stack, &body.labels)?;
     check_volumes(&body.id, &body.spec)?;
+    check_networks(&body.id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &body.id, &mut spec)?;
     check_mesh_ports(&api, &body.id, &spec).await?;
@@ -136,7 +138,8 @@ pub async fn create(
     responses(
         (status = 200, description = "The stack as committed", body = Stack),
         (status = 404, description = "No such stack", body = ErrorEnvelope),
-        (status = 409, description = "The stack changed since the version read (details name both versions), or a service would publish a routing-mesh port another service has", body = ErrorEnvelope),
+        (status = 400, description = "A volume the nodes cannot make, or a network that would be the routing mesh's (`ingress`)", body = ErrorEnvelope),
+        (status = 409, description = "The stack changed since the version read (details name both versions), or a service would publish a port another service has on the routing mesh (or in host mode, for a routing-mesh port)", body = ErrorEnvelope),
     ))]
 pub async fn update(
     State(api): State<Arc<ApiState>>,
@@ -150,6 +153,7 @@ pub async fn update(
     let version = required_version(Kind::Stack, &id, version)?;
     check_labels(Kind::Stack, &body.labels)?;
     check_volumes(&id, &body.spec)?;
+    check_networks(&id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &id, &mut spec)?;
     check_mesh_ports(&api, &id, &spec).await?;
@@ -170,6 +174,18 @@ fn check_volumes(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
         }
     }
     Ok(())
+}
+
+/// Refuses networks of stack `stack` that would be the routing mesh's, naming them.
+fn check_networks(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
+    let reserved = crate::allocator::ingress::reserved_networks(stack, spec);
+    let Some((network, _)) = reserved.first() else {
+        return Ok(());
+    };
+    let messages: Vec<&str> = reserved.iter().map(|(_, m)| m.as_str()).collect();
+    Err(HttpError::invalid(messages.join("; "))
+        .with("stack", stack)
+        .with("network", network.as_str()))
 }
 
 /// Delete a stack (only at the version given, if one is). Its services, networks,
@@ -229,7 +245,8 @@ pub async fn delete(
 }
 
 /// Refuses a stack whose services would publish a routing-mesh port another service
-/// has (`409`, naming both).
+/// has, or a host port another service has on the mesh, or the other way round
+/// (`409`, naming both).
 async fn check_mesh_ports(api: &ApiState, id: &str, spec: &StackSpec) -> Result<(), HttpError> {
     let conflicts = resource::read(api, false, |s| {
         crate::allocator::ingress::stack_conflicts(s, id, spec)

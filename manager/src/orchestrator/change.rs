@@ -86,3 +86,13 @@ pub fn ended(state: TaskState) -> bool {
 pub fn wanted(task: &Task) -> bool {
     task.desired_state <= TaskState::Running
 }
+
+/// Whether an ended task's container may still be on its node: the task was
+/// orphaned (its node went down, nobody reported its end) and its node still
+/// exists (`node_exists`), so it may come back with the container and its
+/// addresses. Such a task keeps its addresses, and its place in the history, until
+/// the node reports the container gone (a final state after `orphaned`) or is
+/// removed.
+pub fn awaits_node(task: &Task, node_exists: impl Fn(&str) -> bool) -> bool {
+    task.status.state == TaskState::Orphaned && task.node.as_deref().is_some_and(node_exists)
+}

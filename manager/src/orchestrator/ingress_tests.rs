@@ -1,8 +1,9 @@
 //! The routing mesh through the passes and a node's assignments: a service
 //! publishing an ingress port brings the cluster's `ingress` network, every node gets
 //! an address on it and the port with every running task behind it, wherever the
-//! tasks run; a second service asking for the same port waits, naming both; the
-//! network goes with the last service that published a mesh port.
+//! tasks run; a second service asking for the same port, on the mesh or in host
+//! mode, waits, naming both; the network goes with the last service that published
+//! a mesh port.
 
 use super::sim::Sim;
 use crate::allocator::ingress::stack_conflicts;
@@ -166,7 +167,7 @@ fn a_second_service_on_the_same_port_waits_naming_both_then_gets_it() {
             && message.contains("b_web"),
         "{message}"
     );
-    // udp/8080 and host mode are other ports.
+    // udp/8080 is another port.
     sim.deploy(
         "c",
         &[("dns", {
@@ -175,10 +176,8 @@ fn a_second_service_on_the_same_port_waits_naming_both_then_gets_it() {
             s
         })],
     );
-    sim.deploy("d", &[("web", web(1, "8080", PortMode::Host))]);
     sim.agents_run();
     assert_eq!(sim.count("c_dns", TaskState::Running), 1);
-    assert_eq!(sim.count("d_web", TaskState::Running), 1);
 
     // a goes: its port is released and b gets it.
     let version = sim.state.stacks.get("a").unwrap().meta.version;
@@ -221,10 +220,86 @@ fn a_stack_asking_for_a_taken_port_is_refused_naming_both_services() {
     ]);
     assert_eq!(conflicts("c", &twice).len(), 1, "two of its own services");
     let host = stack(&[("web", web(1, "8080", PortMode::Host))]);
-    assert!(
-        conflicts("d", &host).is_empty(),
-        "a host port is the node's"
+    assert_eq!(
+        conflicts("d", &host),
+        [
+            "port 8080/tcp is published on the routing mesh by service a_web already (service d_web asks for it in host mode)"
+        ]
     );
+    let range = stack(&[("web", web(1, "8000-8090", PortMode::Host))]);
+    assert_eq!(conflicts("e", &range).len(), 1, "a range with the port");
+    let other = stack(&[("web", web(1, "8081", PortMode::Host))]);
+    assert!(conflicts("f", &other).is_empty(), "another host port");
+
+    // A host port first: the mesh cannot have it.
+    sim.deploy("g", &[("web", web(1, "9090", PortMode::Host))]);
+    let conflicts = |id: &str, spec: &api::StackSpec| stack_conflicts(&sim.state, id, spec);
+    let mesh = stack(&[("web", web(1, "9090", PortMode::Ingress))]);
+    assert_eq!(
+        conflicts("h", &mesh),
+        [
+            "port 9090/tcp is published in host mode by service g_web already (service h_web asks for it on the routing mesh)"
+        ]
+    );
+    let mut both = web(1, "7070", PortMode::Ingress);
+    both.ports.push(PortSpec {
+        mode: PortMode::Host,
+        published: Some("7070".into()),
+        target: 81,
+        ..PortSpec::default()
+    });
+    assert_eq!(
+        conflicts("i", &stack(&[("web", both)])),
+        ["service i_web publishes port 7070/tcp both on the routing mesh and in host mode"]
+    );
+}
+
+#[test]
+fn a_host_port_equal_to_a_mesh_port_waits_for_whichever_service_is_older() {
+    let mut sim = sim();
+    sim.deploy("a", &[("web", web(1, "8080", PortMode::Ingress))]);
+    sim.deploy("h", &[("web", web(1, "9090", PortMode::Host))]);
+    sim.agents_run();
+    sim.advance(1000);
+    // Created otherwise than by a stack check: the allocator keeps them waiting.
+    sim.deploy("d", &[("web", web(1, "8080", PortMode::Host))]);
+    sim.deploy("e", &[("web", web(1, "8000-8090", PortMode::Host))]);
+    sim.deploy("m", &[("web", web(1, "9090", PortMode::Ingress))]);
+    sim.agents_run();
+    let message = |service: &str| {
+        let tasks = sim.wanted(service);
+        assert_eq!(tasks[0].status.state, TaskState::New, "{service}");
+        tasks[0].status.message.clone()
+    };
+    for host in ["d_web", "e_web"] {
+        assert_eq!(
+            message(host),
+            format!(
+                "port 8080/tcp is published on the routing mesh by service a_web already (service {host} asks for it in host mode)"
+            )
+        );
+    }
+    assert_eq!(
+        message("m_web"),
+        "port 9090/tcp is published in host mode by service h_web already (service m_web asks for it on the routing mesh)"
+    );
+    assert_eq!(sim.count("a_web", TaskState::Running), 1);
+    assert_eq!(sim.count("h_web", TaskState::Running), 1);
+    // Only the mesh's own port answers on every node; 9090 is h_web's host port.
+    let ports: Vec<u16> = ingress_of(&sim, "n1")
+        .ports
+        .iter()
+        .map(|p| p.published)
+        .collect();
+    assert_eq!(ports, [8080]);
+
+    // The mesh service goes: the host ports are free to run.
+    let version = sim.state.stacks.get("a").unwrap().meta.version;
+    sim.commit(vec![Command::delete(Kind::Stack, "a", Some(version))]);
+    sim.settle();
+    sim.agents_run();
+    assert_eq!(sim.count("d_web", TaskState::Running), 1);
+    assert_eq!(sim.count("e_web", TaskState::Running), 1);
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub mod stacks;
 pub mod tasks;
 pub mod volumes;
 
-pub use change::{Change, Plan, ended, wanted};
+pub use change::{Change, Plan, awaits_node, ended, wanted};
 pub use run::{Pass, Reconciler, to_command};
 
 use crate::scheduler::Strategy;
@@ -116,7 +116,12 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
             ids,
         ));
         let restart = policy::Restart::of(&service.spec);
-        plan.merge(tasks::trim_history(&of_service, true, Some(&restart)));
+        plan.merge(tasks::trim_history(
+            &of_service,
+            true,
+            Some(&restart),
+            &cluster,
+        ));
     }
     let orphans: Vec<_> = tasks
         .iter()
@@ -168,6 +173,8 @@ fn dedupe(plan: Plan) -> Plan {
     }
 }
 
+#[cfg(test)]
+mod addresses_tests;
 #[cfg(test)]
 mod endpoints_tests;
 #[cfg(test)]

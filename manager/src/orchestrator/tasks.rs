@@ -6,7 +6,7 @@
 //!
 //! A slot is a replica number (replicated services) or a node (global services).
 
-use super::change::{Change, Plan, ended, wanted};
+use super::change::{Change, Plan, awaits_node, ended, wanted};
 use super::policy::{Restart, Update, mode, replicas, same_task_spec};
 use super::rebalance::Verdict;
 use api::cluster::{
@@ -605,8 +605,14 @@ fn settle_unwanted(task: &Task, cluster: &Cluster, plan: &mut Plan) {
 }
 
 /// Deletes ended, unwanted tasks beyond [`HISTORY`] per slot (oldest first), and
-/// every ended task of a service that no longer exists.
-pub fn trim_history(tasks: &[&Task], service_exists: bool, restart: Option<&Restart>) -> Plan {
+/// every ended task of a service that no longer exists; but not an orphaned task
+/// whose node may come back with its container ([`awaits_node`]).
+pub fn trim_history(
+    tasks: &[&Task],
+    service_exists: bool,
+    restart: Option<&Restart>,
+    cluster: &Cluster,
+) -> Plan {
     let mut plan = Plan::default();
     let keep = if service_exists {
         HISTORY.max(restart.and_then(|r| r.max_attempts).unwrap_or(0) as usize + 1)
@@ -615,7 +621,10 @@ pub fn trim_history(tasks: &[&Task], service_exists: bool, restart: Option<&Rest
     };
     let mut slots: BTreeMap<Slot, Vec<&Task>> = BTreeMap::new();
     for task in tasks {
-        if !wanted(task) && ended(task.status.state) {
+        if !wanted(task)
+            && ended(task.status.state)
+            && !awaits_node(task, |n| cluster.node(n).is_some())
+        {
             slots.entry(slot_of(task)).or_default().push(task);
         }
     }
@@ -641,6 +650,6 @@ pub fn plan_orphans(tasks: &[&Task], cluster: &Cluster) -> Plan {
             settle_unwanted(task, cluster, &mut plan);
         }
     }
-    plan.merge(trim_history(tasks, false, None));
+    plan.merge(trim_history(tasks, false, None, cluster));
     plan
 }

@@ -361,64 +361,6 @@ fn networks_vips_and_task_addresses_are_allocated_once() {
     assert_eq!(seen.len(), 2 + 3 * 2 + 1);
 }
 
-#[test]
-fn a_released_address_comes_back_only_after_every_other_one() {
-    let mut web = spec("busybox", 2);
-    web.networks.insert("net".into(), None);
-    let mut stack = api::StackSpec {
-        name: "app".into(),
-        ..api::StackSpec::default()
-    };
-    stack.services.insert("web".into(), web);
-    stack.networks.insert(
-        "net".into(),
-        api::stack::NetworkSpec {
-            name: "app_net".into(),
-            // The gateway, the VIP and four task addresses: handing out wraps
-            // around after a few replacements.
-            ipam: Some(api::stack::Ipam {
-                config: vec![api::stack::IpamPool {
-                    subnet: Some("10.9.0.0/29".into()),
-                    ..api::stack::IpamPool::default()
-                }],
-                ..api::stack::Ipam::default()
-            }),
-            ..api::stack::NetworkSpec::default()
-        },
-    );
-    let mut sim = Sim::new(&["n1", "n2"]);
-    sim.deploy_spec("app", stack);
-    sim.agents_run();
-    let address = |t: &api::cluster::Task| t.networks[0].address.clone();
-    // Tasks fail one after another: each replacement gets the address after the
-    // last one handed out, so a freed address is never given straight back (its
-    // container may still hold it on the node).
-    for _ in 0..8 {
-        let victim = sim.wanted("app_web")[0].clone();
-        sim.agents(|t| (t.meta.id == victim.meta.id).then_some((TaskState::Failed, Some(1))));
-        sim.advance(6_000);
-        sim.agents_run();
-        let now: Vec<String> = sim.wanted("app_web").iter().map(address).collect();
-        assert!(
-            !now.contains(&address(&victim)),
-            "{} was handed out again at once: {now:?}",
-            address(&victim)
-        );
-    }
-    // A node that goes down orphans its task; the replacement gets a fresh address.
-    let on_n2 = sim
-        .wanted("app_web")
-        .into_iter()
-        .find(|t| t.node.as_deref() == Some("n2"))
-        .expect("a task on n2");
-    sim.set_node("n2", |n| n.status.state = NodeState::Down);
-    sim.agents_run();
-    let orphaned = sim.state.tasks.get(&on_n2.meta.id).expect("kept").clone();
-    assert_eq!(orphaned.status.state, TaskState::Orphaned);
-    let now: Vec<String> = sim.wanted("app_web").iter().map(address).collect();
-    assert!(!now.contains(&address(&orphaned)), "{now:?}");
-}
-
 fn failing_update(action: api::deploy::FailureAction, image: &str) -> ServiceSpec {
     let mut s = spec(image, 3);
     s.deploy.as_mut().unwrap().update_config = Some(UpdateConfig {

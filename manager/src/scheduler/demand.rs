@@ -140,20 +140,9 @@ pub(super) fn port_needs(spec: &ServiceSpec) -> Result<Vec<PortNeed>, Reason> {
         if port.mesh_port().is_some() && spec.network_mode.is_none() {
             continue;
         }
-        let invalid = || Reason::InvalidPort {
+        let (low, high) = port.published_range().ok_or_else(|| Reason::InvalidPort {
             published: published.to_owned(),
-        };
-        let number = |text: &str| text.trim().parse::<u16>().map_err(|_| invalid());
-        let (low, high) = match published.split_once('-') {
-            Some((low, high)) => (number(low)?, number(high)?),
-            None => {
-                let port = number(published)?;
-                (port, port)
-            }
-        };
-        if low == 0 || high < low {
-            return Err(invalid());
-        }
+        })?;
         needs.push(PortNeed {
             low,
             high,

@@ -41,6 +41,8 @@ pub struct Local {
     pub volumes: Option<BTreeMap<String, usize>>,
     /// Volume removals reported to the managers while the set still names them.
     pub volumes_reported: BTreeSet<String>,
+    /// Orphaned tasks reported gone while the set still names them as orphaned.
+    pub orphans_reported: BTreeSet<String>,
 }
 
 /// One step towards the assignment set.
@@ -89,6 +91,9 @@ pub enum Action {
 pub enum Retirement {
     /// It is to stop before it ran here: report `shutdown`.
     Shutdown,
+    /// The manager orphaned it (the node was away) and its container is gone
+    /// from the node: report `shutdown` once, which frees its addresses.
+    Orphaned,
     /// Its status says it was started, but the node has no container of it (lost
     /// with the node's state): report `failed`, as swarmkit does, so the manager
     /// replaces it.
@@ -167,15 +172,21 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
     for t in &set.tasks {
         let id = &t.meta.id;
         in_set.insert(id.as_str());
-        if local.retired.contains(id) {
-            continue;
-        }
-        let runner = local.runners.get(id);
-        let adopted = local.adopted.get(id);
         let retire = |why| Action::Retire {
             task: id.clone(),
             why,
         };
+        // The manager orphaned the task while the node was away: once its
+        // container is gone here, say so (its addresses wait for that).
+        let orphaned = t.status.state == TaskState::Orphaned;
+        if local.retired.contains(id) {
+            if orphaned && !local.orphans_reported.contains(id) {
+                stops.push(retire(Retirement::Orphaned));
+            }
+            continue;
+        }
+        let runner = local.runners.get(id);
+        let adopted = local.adopted.get(id);
         let finished = t.status.state > TaskState::Running;
         if t.desired_state >= TaskState::Shutdown {
             match (runner, adopted) {
@@ -185,6 +196,7 @@ pub fn plan(set: &Assignments, local: &Local) -> Vec<Action> {
                     task: id.clone(),
                     container: c.clone(),
                 }),
+                (None, None) if orphaned => stops.push(retire(Retirement::Orphaned)),
                 (None, None) if finished => stops.push(retire(Retirement::Final)),
                 (None, None) => stops.push(retire(Retirement::Shutdown)),
             }

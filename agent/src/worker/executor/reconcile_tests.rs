@@ -135,8 +135,11 @@ fn apply(local: &mut Local, actions: &[Action]) {
                 local.adopted.remove(task);
                 local.runners.insert(task.clone(), true);
             }
-            Action::Retire { task, .. } => {
+            Action::Retire { task, why } => {
                 local.retired.insert(task.clone());
+                if *why == Retirement::Orphaned {
+                    local.orphans_reported.insert(task.clone());
+                }
             }
             Action::CreateVolume(v) => {
                 local
@@ -517,4 +520,51 @@ fn a_runner_of_a_task_outside_the_set_holds_removals_back() {
     };
     let actions = plan(&s, &with_volumes(local, &[("shop_data", 0)]));
     assert!(volume_actions(&actions).is_empty(), "{actions:?}");
+}
+
+#[test]
+fn an_orphaned_task_is_stopped_removed_and_reported_gone_once() {
+    let orphaned = |id: &str| {
+        let mut t = task(id, TaskState::Shutdown, &[]);
+        t.status.state = TaskState::Orphaned;
+        t
+    };
+    let s = set(
+        vec![
+            orphaned("running"),
+            orphaned("found"),
+            orphaned("nothing"),
+            orphaned("ended"),
+        ],
+        Vec::new(),
+    );
+    let mut local = Local {
+        runners: [("running".into(), false)].into(),
+        adopted: [("found".into(), "c1".into())].into(),
+        retired: ["ended".into()].into(),
+        ..Local::default()
+    };
+    let first = plan(&s, &local);
+    assert_eq!(
+        kinds(&first),
+        [
+            "stop running",
+            "orphan found c1",
+            "retire nothing Orphaned",
+            "retire ended Orphaned",
+        ]
+    );
+    apply(&mut local, &first);
+    // The runners report `shutdown` themselves once the containers are removed.
+    assert_eq!(kinds(&plan(&s, &local)), Vec::<String>::new());
+    local.runners.clear();
+    local.retired.extend(["running".into(), "found".into()]);
+    let after = plan(&s, &local);
+    assert_eq!(
+        kinds(&after),
+        ["retire running Orphaned", "retire found Orphaned"],
+        "a runner that ended before its report was heard reports once more"
+    );
+    apply(&mut local, &after);
+    assert_eq!(kinds(&plan(&s, &local)), Vec::<String>::new(), "once");
 }

@@ -171,6 +171,9 @@ impl Executor {
         }
         let in_set: BTreeSet<&str> = set.tasks.iter().map(|t| t.meta.id.as_str()).collect();
         self.local.retired.retain(|id| in_set.contains(id.as_str()));
+        self.local
+            .orphans_reported
+            .retain(|id| in_set.contains(id.as_str()));
         let removals: BTreeSet<&String> = set.volume_removals.iter().collect();
         self.local
             .volumes_reported
@@ -257,8 +260,17 @@ impl Executor {
                         None,
                         "the task's container is gone from the node",
                     )),
+                    Retirement::Orphaned => Some(report::with_message(
+                        TaskState::Shutdown,
+                        now(),
+                        None,
+                        "the orphaned task's container is gone from the node",
+                    )),
                     Retirement::Final => None,
                 };
+                if why == Retirement::Orphaned {
+                    self.local.orphans_reported.insert(task.clone());
+                }
                 if let Some(status) = status {
                     let report = TaskReport {
                         task: task.clone(),

@@ -9,6 +9,7 @@ mod docs;
 mod events;
 mod forward;
 mod malformed;
+mod mesh;
 mod schemathesis;
 mod secrets;
 mod volumes;
