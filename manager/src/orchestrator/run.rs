@@ -3,8 +3,11 @@
 //! earliest delay a pass asked for.
 
 use super::{Change, Plan};
-use crate::store::{Command, State, Store, StoreError};
-use api::cluster::Timestamp;
+use crate::store::{Command, State, Store, StoreError, Watcher};
+use api::cluster::{Event, Object, Timestamp};
+use api::service::FileReference;
+use futures_util::FutureExt;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +55,43 @@ fn new_id() -> String {
     })
 }
 
+/// Whether committed events may change what the passes plan. Conservative: only
+/// the creation or deletion of a secret or config of no stack that no pending task
+/// uses cannot (the orchestrator reads a stack's files only, the scheduler the files
+/// of its pending tasks, the allocator none), e.g. `orch config create`. An update
+/// may have moved the object out of a stack, so it counts; a task that becomes
+/// pending later is an event of its own. `state` is the state after the events or
+/// later. Only pending tasks are looked at, once for all `events`: config writes may
+/// come thousands of times a second.
+pub fn affects_passes(state: &State, events: &[Event]) -> bool {
+    let mut secrets = BTreeSet::new();
+    let mut configs = BTreeSet::new();
+    for event in events {
+        match event {
+            Event::Commit { .. } => {}
+            Event::Updated { .. } => return true,
+            Event::Created { object } | Event::Deleted { object } => match object {
+                Object::Secret(s) if s.stack.is_empty() => {
+                    secrets.insert(s.meta.id.as_str());
+                }
+                Object::Config(c) if c.stack.is_empty() => {
+                    configs.insert(c.meta.id.as_str());
+                }
+                _ => return true,
+            },
+        }
+    }
+    if secrets.is_empty() && configs.is_empty() {
+        return false;
+    }
+    super::schedule::pending(state).any(|t| {
+        let uses = |refs: &[FileReference], ids: &BTreeSet<&str>| {
+            refs.iter().any(|r| ids.contains(r.source.as_str()))
+        };
+        uses(&t.spec.secrets, &secrets) || uses(&t.spec.configs, &configs)
+    })
+}
+
 impl Reconciler {
     /// A reconciler running `passes` in order (name, pass).
     pub fn new(store: Arc<Store>, passes: Vec<(&'static str, Pass)>) -> Arc<Reconciler> {
@@ -96,6 +136,24 @@ impl Reconciler {
         Ok((wake, self.store.view(|_| ()).version, wrote))
     }
 
+    /// Whether the commit events from `first` on, with those already queued behind
+    /// it (taken in one look), call for a round. An error (history compacted, state
+    /// replaced, store stopped) always does.
+    fn needs_round(&self, first: Result<Event, StoreError>, watcher: &mut Watcher) -> bool {
+        let mut events = Vec::new();
+        let mut next = Some(first);
+        while let Some(result) = next {
+            match result {
+                Ok(event) => events.push(event),
+                Err(_) => return true,
+            }
+            next = watcher.next().now_or_never();
+        }
+        self.store
+            .view(|state| affects_passes(state, &events))
+            .value
+    }
+
     /// Runs until dropped.
     pub async fn run(self: Arc<Self>) {
         loop {
@@ -119,13 +177,122 @@ impl Reconciler {
                 .map(|at| Duration::from_millis(at.0.saturating_sub(now().0)))
                 .unwrap_or(IDLE)
                 .min(IDLE);
-            tokio::select! {
-                _ = watcher.next() => {
-                    // Let a burst of commits (status reports) settle into one round.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+            let due = tokio::time::sleep(wait);
+            tokio::pin!(due);
+            loop {
+                tokio::select! {
+                    next = watcher.next() => {
+                        // Commits the passes cannot act on (config writes) wait on:
+                        // the last round planned nothing and time is covered by `due`.
+                        if !self.needs_round(next, &mut watcher) {
+                            continue;
+                        }
+                        // Let a burst of commits (status reports) settle into one round.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        break;
+                    }
+                    _ = &mut due => break,
                 }
-                _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::cluster::{Meta, Service, Task, TaskState};
+    use api::secret::{Config, Secret};
+
+    fn config(id: &str, stack: &str) -> Object {
+        Object::Config(Config {
+            meta: Meta::new(id),
+            stack: stack.into(),
+            ..Config::default()
+        })
+    }
+
+    fn secret(id: &str) -> Object {
+        Object::Secret(Secret {
+            meta: Meta::new(id),
+            ..Secret::default()
+        })
+    }
+
+    /// A task in `state` that uses config `config` and secret `secret`.
+    fn task_in(state: TaskState, config: &str, secret: &str) -> Object {
+        let mut task = Task {
+            meta: Meta::new(format!("t-{config}")),
+            service: "web".into(),
+            desired_state: TaskState::Running,
+            ..Task::default()
+        };
+        task.status.state = state;
+        task.spec.configs.push(FileReference {
+            source: config.into(),
+            ..FileReference::default()
+        });
+        task.spec.secrets.push(FileReference {
+            source: secret.into(),
+            ..FileReference::default()
+        });
+        Object::Task(Box::new(task))
+    }
+
+    fn task_using(config: &str, secret: &str) -> Object {
+        task_in(TaskState::Pending, config, secret)
+    }
+
+    fn created(object: Object) -> Event {
+        Event::Created { object }
+    }
+
+    fn affects(state: &State, event: Event) -> bool {
+        affects_passes(state, &[event, Event::Commit { version: 7 }])
+    }
+
+    #[test]
+    fn files_of_no_stack_that_no_task_uses_do_not_wake_the_passes() {
+        let state = State::from_objects([
+            task_using("used", "used-secret"),
+            task_in(TaskState::Running, "placed", "placed-secret"),
+        ]);
+        assert!(!affects(&state, created(config("other", ""))));
+        // A placed task has its files; the scheduler no longer looks at them.
+        assert!(!affects(&state, created(config("placed", ""))));
+        assert!(!affects(
+            &state,
+            Event::Deleted {
+                object: config("other", "")
+            }
+        ));
+        assert!(!affects(&state, created(secret("used"))));
+        assert!(!affects_passes(&state, &[Event::Commit { version: 3 }]));
+    }
+
+    #[test]
+    fn files_a_task_waits_for_or_a_stack_declares_wake_the_passes() {
+        let state = State::from_objects([task_using("used", "used-secret")]);
+        assert!(affects(&state, created(config("used", ""))));
+        let burst = [
+            created(config("a", "")),
+            created(secret("used-secret")),
+            created(config("b", "")),
+        ];
+        assert!(affects_passes(&state, &burst));
+        assert!(affects(&state, created(secret("used-secret"))));
+        assert!(affects(&state, created(config("app_c", "app"))));
+        assert!(affects(
+            &state,
+            Event::Updated {
+                object: config("other", "")
+            }
+        ));
+        let service = Object::Service(Box::new(Service {
+            meta: Meta::new("web"),
+            ..Service::default()
+        }));
+        assert!(affects(&state, created(service)));
+        assert!(affects(&state, created(task_using("x", "y"))));
     }
 }

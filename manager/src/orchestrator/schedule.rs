@@ -11,15 +11,19 @@ use crate::scheduler::{Scheduler, Strategy, occupies};
 use crate::store::State;
 use api::cluster::{Task, TaskState, TaskStatus, Timestamp};
 
+/// The tasks this pass places (or says why not): wanted to run, not placed yet.
+pub fn pending(state: &State) -> impl Iterator<Item = &Task> {
+    state
+        .tasks
+        .by_desired_state(TaskState::Running)
+        .filter(|t| wanted(t) && t.status.state == TaskState::Pending)
+}
+
 /// Places the pending tasks of `state` (by service, then slot, so a service's
 /// replicas are placed together).
 pub fn plan(state: &State, strategy: Strategy, now: Timestamp) -> Plan {
     let mut plan = Plan::default();
-    let mut pending: Vec<&Task> = state
-        .tasks
-        .by_desired_state(TaskState::Running)
-        .filter(|t| wanted(t) && t.status.state == TaskState::Pending)
-        .collect();
+    let mut pending: Vec<&Task> = pending(state).collect();
     if pending.is_empty() {
         return plan;
     }

@@ -7,7 +7,8 @@
 //! join token rotation, node updates and removal (revocation): [`nodes`]; certificate
 //! renewal, for a new key and the role the store says, and its refusals: [`renew`];
 //! managers leaving the raft group, only with a quorum: [`membership`]; a worker
-//! promoted to manager: [`promote`].
+//! promoted to manager: [`promote`]; a task waiting for a config placed once it exists
+//! ([`reconcile`]).
 //! The cluster image registry on two managers: [`registry`].
 
 mod ca;
@@ -19,6 +20,7 @@ mod http;
 mod membership;
 mod nodes;
 mod promote;
+mod reconcile;
 mod registry;
 mod renew;
 mod single_node;
