@@ -82,6 +82,17 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut spec = project.spec;
     crate::stack_files::inline(&mut spec)?;
+    let refused = crate::engine_check::refusals(&spec);
+    if !refused.is_empty() {
+        for line in &refused {
+            eprintln!("error: {line}");
+        }
+        bail!(
+            "stack {} cannot run: the nodes' engines refuse {} of its services as written",
+            spec.name,
+            refused.len()
+        );
+    }
     let name = spec.name.clone();
     let rt = runtime()?;
     if !args.dry_run {
