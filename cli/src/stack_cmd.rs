@@ -97,10 +97,16 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     if !args.dry_run {
         rt.block_on(crate::local_cluster::ensure(&args.host))?;
-        let engine = crate::local_cluster::engine_socket();
-        rt.block_on(crate::cluster_images::build(&mut spec, &engine, args.build))?;
-        rt.block_on(crate::cluster_images::publish(&mut spec, &engine))?;
     }
+    let engine = crate::local_cluster::engine_socket();
+    let built = rt.block_on(crate::cluster_images::build(
+        &mut spec,
+        &engine,
+        args.build,
+        args.dry_run,
+    ))?;
+    let fresh = args.dry_run.then_some(&built);
+    rt.block_on(crate::cluster_images::publish(&mut spec, &engine, fresh))?;
     let api = ManagerApi::connect(&args.host)?;
     rt.block_on(async {
         let path = format!("/v1/stacks/{name}");

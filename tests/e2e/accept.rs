@@ -1,0 +1,74 @@
+//! What a user coming from Compose and Swarm tries first, through the `orch` binary:
+//! `up` refuses at once, naming the service and key, what the nodes' engines would
+//! refuse; `up --dry-run` after `up` lists unchanged services as kept (the stack as
+//! written names images by tag, the stack on the cluster by digest).
+
+use super::engine::ok;
+use super::stack::{LocalHost, text};
+use super::{Tmp, orch};
+use std::path::Path;
+
+/// A local cluster (tagged `tag`) running `stack` as `compose.yaml`, once `up`
+/// converged; `None` (the test skips) without busybox to import.
+fn deployed(tag: &str, stack: &str) -> Option<LocalHost> {
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
+        return None;
+    }
+    let h = LocalHost::new(tag);
+    h.boot();
+    std::fs::write(h.dir.join("compose.yaml"), stack).unwrap();
+    let out = h.orch(&["up", "--timeout", "120"]);
+    assert!(out.status.success(), "the stack converges: {}", text(&out));
+    Some(h)
+}
+
+#[test]
+fn up_refuses_what_the_engine_cannot_honour_naming_service_and_key() {
+    let t = Tmp::new(
+        "refused",
+        &[(
+            "compose.yaml",
+            "name: refused\nservices:\n  db:\n    image: busybox\n    pid: host\n  ok:\n    image: busybox\n  web:\n    image: busybox\n    security_opt: [\"seccomp=unconfined\"]\n",
+        )],
+    );
+    // `--dry-run` starts no cluster: the refusal comes before any cluster is asked.
+    let out = orch(&t.0, &["up", "--dry-run"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: services.db.pid: "), "{said}");
+    assert!(
+        stderr.contains("error: services.web.security_opt[0]: "),
+        "{said}"
+    );
+    assert!(!stderr.contains("services.ok"), "{said}");
+    assert!(stderr.contains("refuse 2 of its services"), "{said}");
+}
+
+#[test]
+fn dry_run_after_up_keeps_what_did_not_change() {
+    let stack = |greeting: &str| {
+        format!(
+            "name: dry\nservices:\n  web:\n    image: busybox\n    command: [\"sleep\", \"600\"]\n    stop_grace_period: 1s\n  api:\n    image: busybox\n    command: [\"sh\", \"-c\", \"echo {greeting}; exec sleep 600\"]\n    stop_grace_period: 1s\n"
+        )
+    };
+    let Some(h) = deployed("dryrun", &stack("hello")) else {
+        return;
+    };
+
+    let plan = ok(&h.orch(&["up", "--dry-run"]));
+    assert!(
+        plan.contains("keep    api") && plan.contains("keep    web"),
+        "nothing changed: {plan}"
+    );
+    std::fs::write(h.dir.join("compose.yaml"), stack("bye")).unwrap();
+    let plan = ok(&h.orch(&["up", "--dry-run"]));
+    assert!(
+        plan.contains("update  api") && plan.contains("keep    web"),
+        "{plan}"
+    );
+    assert!(!plan.contains("image:"), "images are the same: {plan}");
+    ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}
