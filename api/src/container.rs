@@ -80,6 +80,10 @@ pub struct ContainerCreate {
     pub privileged: bool,
     /// Give the process a terminal.
     pub tty: bool,
+    /// Run an init as pid 1 that forwards signals to the command and reaps orphans
+    /// (`--init`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// Keep its stdin open for attached clients.
     pub open_stdin: bool,
     /// `name=soft[:hard]` rlimits (`nofile=1024:2048`).

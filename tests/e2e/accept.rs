@@ -4,7 +4,7 @@
 //! written names images by tag, the stack on the cluster by digest).
 
 use super::engine::ok;
-use super::stack::{LocalHost, text};
+use super::stack::{LocalHost, eventually, text};
 use super::{Tmp, orch};
 use std::path::Path;
 
@@ -69,6 +69,41 @@ fn dry_run_after_up_keeps_what_did_not_change() {
         "{plan}"
     );
     assert!(!plan.contains("image:"), "images are the same: {plan}");
+    ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}
+
+#[test]
+fn init_true_runs_the_command_under_an_init_that_forwards_signals() {
+    let Some(h) = deployed(
+        "init",
+        "name: tini\nservices:\n  app:\n    image: busybox\n    init: true\n    command: [\"sh\", \"-c\", \"echo pid=$$$$; exec sleep 600\"]\n",
+    ) else {
+        return;
+    };
+    eventually(30, "the command runs as pid 2, under init", || {
+        let logs = ok(&h.orch(&["logs", "app"]));
+        logs.contains("pid=2").then_some(()).ok_or(logs)
+    });
+
+    // `sleep` as pid 1 ignores SIGTERM and is killed after the grace period (137);
+    // under init it gets the SIGTERM and dies of it (143).
+    ok(&h.orch(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "tini-sleep",
+        "--init",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    ok(&h.orch(&["container", "stop", "-t", "60", "tini-sleep"]));
+    let all = ok(&h.orch(&["container", "ls", "-a"]));
+    let line = all.lines().find(|l| l.contains("tini-sleep")).unwrap_or("");
+    assert!(line.contains("Exited (143)"), "{all}");
+    ok(&h.orch(&["container", "rm", "tini-sleep"]));
     ok(&h.orch(&["down"]));
     ok(&h.orch(&["down", "-p", "boot"]));
 }

@@ -13,6 +13,8 @@
 //! - [`launch`]: clone into new namespaces, sync and error pipes, wait.
 //! - [`limits`] (pure): `--ulimit` as rlimits, `--sysctl` kept to namespaced keys.
 //! - [`logs`]: JSON-lines logs, rotated by size; read, tail, follow.
+//! - [`reaper`]: `init: true`, pid 1 forwarding signals to the command and reaping
+//!   orphans (Docker's `--init`).
 //! - [`policy`] (pure): restart decisions with back-off, health from probes.
 //! - [`seccomp`]: the default seccomp profile and its BPF.
 //! - [`service`]: containers as the engine API offers them.
@@ -35,6 +37,7 @@ pub mod launch;
 pub mod limits;
 pub mod logs;
 pub mod policy;
+pub mod reaper;
 pub mod seccomp;
 pub mod service;
 pub mod shim;

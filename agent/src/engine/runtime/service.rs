@@ -613,6 +613,7 @@ impl ContainerService {
             ulimits,
             sysctls: req.sysctls.clone(),
             tty: req.tty,
+            init: req.init,
             security,
             rootfs: dir.join("rootfs"),
             overlay: Snapshots::overlay(&lowers, &dir.join("upper"), &dir.join("work")),

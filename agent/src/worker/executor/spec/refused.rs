@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 35] = [
+    let checks: [(&str, bool, &str); 34] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -99,11 +99,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "group_add",
             !spec.group_add.is_empty(),
             "the engine adds no supplementary groups",
-        ),
-        (
-            "init",
-            spec.init == Some(true),
-            "the engine runs no init process: leave init out and let the command handle signals and children",
         ),
         (
             "ipc",

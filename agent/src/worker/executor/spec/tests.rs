@@ -82,6 +82,7 @@ fn process_fields_map_one_to_one() {
         hostname: Some("h".into()),
         read_only: Some(true),
         tty: Some(true),
+        init: Some(true),
         stdin_open: Some(true),
         privileged: Some(true),
         cap_add: vec!["NET_ADMIN".into()],
@@ -103,7 +104,7 @@ fn process_fields_map_one_to_one() {
     assert_eq!(c.user.as_deref(), Some("nobody"));
     assert_eq!(c.workdir.as_deref(), Some("/srv"));
     assert_eq!(c.hostname.as_deref(), Some("h"));
-    assert!(c.read_only && c.tty && c.open_stdin && c.privileged && c.no_new_privileges);
+    assert!(c.read_only && c.tty && c.init && c.open_stdin && c.privileged && c.no_new_privileges);
     assert_eq!((c.cap_add.len(), c.cap_drop.len()), (1, 1));
     assert_eq!(c.sysctls.len(), 1);
     assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
@@ -319,13 +320,6 @@ fn ports_publish_on_the_node() {
 #[test]
 fn what_the_engine_cannot_honour_is_refused_by_name() {
     let cases: Vec<(&str, ServiceSpec)> = vec![
-        (
-            "init",
-            ServiceSpec {
-                init: Some(true),
-                ..ServiceSpec::default()
-            },
-        ),
         (
             "shm_size",
             ServiceSpec {
