@@ -107,3 +107,28 @@ fn init_true_runs_the_command_under_an_init_that_forwards_signals() {
     ok(&h.orch(&["down"]));
     ok(&h.orch(&["down", "-p", "boot"]));
 }
+
+#[test]
+fn cluster_stop_stops_while_tasks_run() {
+    let Some(h) = deployed(
+        "stop",
+        "name: busy\nservices:\n  app:\n    image: busybox\n    command: [\"sleep\", \"600\"]\n    deploy:\n      replicas: 2\n",
+    ) else {
+        return;
+    };
+    // The worker's waits on its containers held the engine's shutdown open: `stop`
+    // gave up after its 30 s with the process still there.
+    let out = h.orch(&["cluster", "stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the local cluster stopped"),
+        "{}",
+        text(&out)
+    );
+    // Started again, it is ready only once its engine answers.
+    let out = h.orch(&["cluster", "start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    ok(&h.orch(&["container", "ls"]));
+    ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}
