@@ -8,15 +8,20 @@ use super::stack::{LocalHost, eventually, text};
 use super::{Tmp, orch};
 use std::path::Path;
 
-/// A local cluster (tagged `tag`) running `stack` as `compose.yaml`, once `up`
-/// converged; `None` (the test skips) without busybox to import.
-fn deployed(tag: &str, stack: &str) -> Option<LocalHost> {
+/// A local cluster (tagged `tag`) running `stack` as `compose.yaml`, with `files`
+/// beside it, once `up` converged; `None` (the test skips) without busybox to import.
+fn deployed(tag: &str, stack: &str, files: &[(&str, &str)]) -> Option<LocalHost> {
     if !Path::new("/bin/busybox").exists() {
         eprintln!("SKIP: /bin/busybox is missing (scripts/setup installs busybox-static)");
         return None;
     }
     let h = LocalHost::new(tag);
     h.boot();
+    for (path, content) in files {
+        let path = h.dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
     std::fs::write(h.dir.join("compose.yaml"), stack).unwrap();
     let out = h.orch(&["up", "--timeout", "120"]);
     assert!(out.status.success(), "the stack converges: {}", text(&out));
@@ -53,7 +58,7 @@ fn dry_run_after_up_keeps_what_did_not_change() {
             "name: dry\nservices:\n  web:\n    image: busybox\n    command: [\"sleep\", \"600\"]\n    stop_grace_period: 1s\n  api:\n    image: busybox\n    command: [\"sh\", \"-c\", \"echo {greeting}; exec sleep 600\"]\n    stop_grace_period: 1s\n"
         )
     };
-    let Some(h) = deployed("dryrun", &stack("hello")) else {
+    let Some(h) = deployed("dryrun", &stack("hello"), &[]) else {
         return;
     };
 
@@ -78,6 +83,7 @@ fn init_true_runs_the_command_under_an_init_that_forwards_signals() {
     let Some(h) = deployed(
         "init",
         "name: tini\nservices:\n  app:\n    image: busybox\n    init: true\n    command: [\"sh\", \"-c\", \"echo pid=$$$$; exec sleep 600\"]\n",
+        &[],
     ) else {
         return;
     };
@@ -113,6 +119,7 @@ fn cluster_stop_stops_while_tasks_run() {
     let Some(h) = deployed(
         "stop",
         "name: busy\nservices:\n  app:\n    image: busybox\n    command: [\"sleep\", \"600\"]\n    deploy:\n      replicas: 2\n",
+        &[],
     ) else {
         return;
     };
@@ -130,5 +137,34 @@ fn cluster_stop_stops_while_tasks_run() {
     assert!(out.status.success(), "{}", text(&out));
     ok(&h.orch(&["container", "ls"]));
     ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}
+
+/// The volumes of `h`'s engine that no stack named (anonymous: a 64-hex name).
+fn anonymous_volumes(h: &LocalHost) -> Vec<String> {
+    ok(&h.orch(&["volume", "ls", "-q"]))
+        .lines()
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn an_anonymous_volume_is_the_tasks_own_and_starts_from_the_image() {
+    let stack = "name: anon\nservices:\n  app:\n    build: ./app\n    volumes:\n      - /app/deps\n    command: [\"sh\", \"-c\", \"cat /app/deps/file; echo mine > /app/deps/file; exec sleep 600\"]\n    stop_grace_period: 1s\n";
+    let dockerfile = "FROM busybox\nRUN mkdir -p /app/deps && echo from-image > /app/deps/file\n";
+    let Some(h) = deployed("anon", stack, &[("app/Dockerfile", dockerfile)]) else {
+        return;
+    };
+    eventually(30, "the task reads the image's file in its volume", || {
+        let logs = ok(&h.orch(&["logs", "app"]));
+        logs.contains("from-image").then_some(()).ok_or(logs)
+    });
+    assert_eq!(anonymous_volumes(&h).len(), 1, "the task's own volume");
+    ok(&h.orch(&["down"]));
+    eventually(30, "the volume goes with the task's container", || {
+        let left = anonymous_volumes(&h);
+        left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+    });
     ok(&h.orch(&["down", "-p", "boot"]));
 }

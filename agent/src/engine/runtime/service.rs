@@ -109,8 +109,9 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Parse `SOURCE:CONTAINER[:ro|rw]` where SOURCE is a host path or a volume name;
-/// (source, target, read-only, whether the source is a volume).
+/// Parse `[SOURCE:]CONTAINER[:ro|rw]` where SOURCE is a host path or a volume name;
+/// (source, target, read-only, whether the source is a volume). Without a source it
+/// is an anonymous volume (an empty source): one of the container's own.
 fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     let bad = |why: &str| ContainerError::Invalid {
         what: "volume",
@@ -119,17 +120,24 @@ fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     };
     let parts: Vec<&str> = spec.split(':').collect();
     let (host, target, readonly) = match parts.as_slice() {
+        // An anonymous volume: `/PATH[:ro]`.
+        [t] => ("", *t, false),
+        [t, "ro"] if t.starts_with('/') => ("", *t, true),
+        [t, "rw"] if t.starts_with('/') => ("", *t, false),
         [h, t] => (*h, *t, false),
         [h, t, "ro"] => (*h, *t, true),
         [h, t, "rw"] => (*h, *t, false),
         _ => {
             return Err(bad(
-                "expected HOST-PATH:CONTAINER-PATH[:ro] or VOLUME:CONTAINER-PATH[:ro]",
+                "expected HOST-PATH:CONTAINER-PATH[:ro], VOLUME:CONTAINER-PATH[:ro] or CONTAINER-PATH[:ro]",
             ));
         }
     };
     if !target.starts_with('/') {
         return Err(bad("the container path must be absolute"));
+    }
+    if host.is_empty() {
+        return Ok((String::new(), target.to_owned(), readonly, true));
     }
     if host.starts_with('/') {
         if !Path::new(host).exists() {
@@ -442,8 +450,14 @@ impl ContainerService {
         }
         let mut mounts = Vec::new();
         let mut volumes = Vec::new();
+        let mut anonymous = Vec::new();
         for b in &req.binds {
-            let (source, target, readonly, is_volume) = bind(b)?;
+            let (mut source, target, readonly, is_volume) = bind(b)?;
+            if is_volume && source.is_empty() {
+                source = random_id();
+                made.volumes.push(source.clone());
+                anonymous.push(source.clone());
+            }
             let source = if is_volume {
                 volumes.push(source.clone());
                 self.volumes
@@ -466,7 +480,6 @@ impl ContainerService {
             mounts.push(tmpfs(t)?);
         }
         // The image's VOLUMEs that no mount covers get anonymous volumes, as in Docker.
-        let mut anonymous = Vec::new();
         let declared = config
             .config
             .as_ref()
@@ -866,7 +879,7 @@ impl ContainerService {
                 why: e.to_string(),
             })?
             .map_err(ContainerError::Network)?;
-        // Its anonymous volumes (from the image's VOLUMEs) go with it.
+        // Its anonymous volumes (`-v /PATH`, the image's VOLUMEs) go with it.
         if let Ok(record) = self.record(id) {
             for v in &record.anonymous_volumes {
                 let _ = self.volumes.remove(v);

@@ -216,13 +216,19 @@ fn mounts_become_binds_tmpfs_and_devices() {
     );
     assert_eq!(c.devices, ["/dev/fuse:/dev/fuse:rwm"]);
 
-    let anonymous = refused(ServiceSpec {
+    let anonymous = container_create(&task(image(ServiceSpec {
         volumes: vec![vol(MountType::Volume, None, "/data")],
+        ..ServiceSpec::default()
+    })))
+    .unwrap();
+    assert_eq!(anonymous.binds, ["/data"], "the container's own volume");
+    let sourceless = refused(ServiceSpec {
+        volumes: vec![vol(MountType::Bind, None, "/data")],
         ..ServiceSpec::default()
     });
     assert!(
-        anonymous.starts_with("volumes[0].source: anonymous"),
-        "{anonymous}"
+        sourceless.starts_with("volumes[0].source: a bind mount needs"),
+        "{sourceless}"
     );
     let npipe = refused(ServiceSpec {
         volumes: vec![vol(MountType::Npipe, Some("x"), "/x")],
