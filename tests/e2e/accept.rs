@@ -168,3 +168,29 @@ fn an_anonymous_volume_is_the_tasks_own_and_starts_from_the_image() {
     });
     ok(&h.orch(&["down", "-p", "boot"]));
 }
+
+#[test]
+fn up_fails_when_the_rollout_of_its_change_is_rolled_back() {
+    let stack = |command: &str| {
+        format!(
+            "name: roll\nservices:\n  app:\n    image: busybox\n    command: {command}\n    stop_grace_period: 1s\n    deploy:\n      update_config:\n        failure_action: rollback\n        monitor: 2s\n"
+        )
+    };
+    let Some(h) = deployed("roll", &stack("[\"sleep\", \"600\"]"), &[]) else {
+        return;
+    };
+    std::fs::write(h.dir.join("compose.yaml"), stack("[\"false\"]")).unwrap();
+    let out = h.orch(&["up", "--timeout", "120"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("was not rolled out as written") && said.contains("app: rolled back"),
+        "{said}"
+    );
+    // The stack as it was: converged, the old rollback is not this write's.
+    std::fs::write(h.dir.join("compose.yaml"), stack("[\"sleep\", \"600\"]")).unwrap();
+    let out = h.orch(&["up", "--timeout", "120"]);
+    assert!(out.status.success(), "{}", text(&out));
+    ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}
