@@ -194,3 +194,24 @@ fn up_fails_when_the_rollout_of_its_change_is_rolled_back() {
     ok(&h.orch(&["down"]));
     ok(&h.orch(&["down", "-p", "boot"]));
 }
+
+#[test]
+fn up_refuses_a_network_the_cluster_cannot_make_naming_it() {
+    let Some(h) = deployed("nets", "name: nets\nservices: {}\n", &[]) else {
+        return;
+    };
+    std::fs::write(
+        h.dir.join("compose.yaml"),
+        "name: nets\nservices:\n  app:\n    image: busybox\n    networks: [payment]\nnetworks:\n  payment:\n    driver: overlay\n    driver_opts:\n      encrypted: 'yes'\n",
+    )
+    .unwrap();
+    let out = h.orch(&["up", "--timeout", "60"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("network payment of stack nets: driver_opts (encrypted) are not supported"),
+        "{said}"
+    );
+    ok(&h.orch(&["down", "-p", "nets"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}

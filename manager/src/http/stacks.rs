@@ -117,6 +117,7 @@ pub async fn create(
     check_id(Kind::Stack, &body.id)?;
     check_labels(Kind::Stack, &body.labels)?;
     check_volumes(&body.id, &body.spec)?;
+    check_networks(&body.id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &body.id, &mut spec)?;
     check_mesh_ports(&api, &body.id, &spec).await?;
@@ -150,6 +151,7 @@ pub async fn update(
     let version = required_version(Kind::Stack, &id, version)?;
     check_labels(Kind::Stack, &body.labels)?;
     check_volumes(&id, &body.spec)?;
+    check_networks(&id, &body.spec)?;
     let mut spec = body.spec;
     super::secrets::seal_stack(&api, &id, &mut spec)?;
     check_mesh_ports(&api, &id, &spec).await?;
@@ -166,6 +168,21 @@ fn check_volumes(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
                 HttpError::invalid(format!("volume {key} of stack {stack}: {why}"))
                     .with("stack", stack)
                     .with("volume", key.as_str()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses networks of stack `stack` that the cluster cannot make as declared, naming
+/// them.
+fn check_networks(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
+    for (key, network) in &spec.networks {
+        if let Some(why) = crate::orchestrator::networks::unsupported(network) {
+            return Err(
+                HttpError::invalid(format!("network {key} of stack {stack}: {why}"))
+                    .with("stack", stack)
+                    .with("network", key.as_str()),
             );
         }
     }
