@@ -215,3 +215,29 @@ fn up_refuses_a_network_the_cluster_cannot_make_naming_it() {
     ok(&h.orch(&["down", "-p", "nets"]));
     ok(&h.orch(&["down", "-p", "boot"]));
 }
+
+#[test]
+fn extra_hosts_are_in_the_tasks_hosts_file_host_gateway_is_the_host() {
+    let Some(h) = deployed(
+        "hosts",
+        "name: hosts\nservices:\n  app:\n    image: busybox\n    command: [\"sh\", \"-c\", \"cat /etc/hosts; exec sleep 600\"]\n    stop_grace_period: 1s\n    extra_hosts:\n      - \"db.local:10.1.2.3\"\n      - \"host.docker.internal:host-gateway\"\n",
+        &[],
+    ) else {
+        return;
+    };
+    let bridge = ok(&h.orch(&["network", "inspect", "bridge"]));
+    let gateway = serde_json::from_str::<serde_json::Value>(&bridge).unwrap()[0]["gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!gateway.is_empty(), "{bridge}");
+    eventually(30, "the task's /etc/hosts has the extra entries", || {
+        let logs = ok(&h.orch(&["logs", "app"]));
+        (logs.contains("10.1.2.3\tdb.local")
+            && logs.contains(&format!("{gateway}\thost.docker.internal")))
+        .then_some(())
+        .ok_or(logs)
+    });
+    ok(&h.orch(&["down"]));
+    ok(&h.orch(&["down", "-p", "boot"]));
+}

@@ -7,6 +7,7 @@
 //!   transitions.
 //! - [`enter`]: `orch enter`, a process joining a running container (exec).
 //! - [`exec`]: the engine's side of exec: plan, spawn `orch enter`, pipes or a pty.
+//! - [`hosts`] (pure): a container's /etc/hosts, with extra entries.
 //! - [`init`]: `orch init`, the container's first process: root file system
 //!   (overlay, /proc, /dev, /sys, mounts, masked paths), pivot_root, capabilities,
 //!   seccomp, user, exec.
@@ -32,6 +33,7 @@ pub mod cgroup;
 pub mod container;
 pub mod enter;
 pub mod exec;
+pub mod hosts;
 pub mod init;
 pub mod launch;
 pub mod limits;

@@ -548,15 +548,23 @@ impl ContainerService {
             )
             .map_err(ContainerError::Network)?;
         made.network = Some(id.clone());
-        let mut hosts =
-            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        if prepared.hosts.is_empty() {
-            hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
-        }
-        for line in &prepared.hosts {
-            hosts.push_str(line);
-            hosts.push('\n');
-        }
+        let gateway = self
+            .networks
+            .inspect(crate::engine::network::service::DEFAULT_NETWORK)
+            .ok()
+            .map(|n| n.gateway)
+            .filter(|g| !g.is_empty());
+        let hosts = super::hosts::hosts_file(
+            &hostname,
+            &prepared.hosts,
+            &req.extra_hosts,
+            gateway.as_deref(),
+        )
+        .map_err(|e| ContainerError::Invalid {
+            what: "extra host",
+            value: e.entry,
+            why: e.why,
+        })?;
         let files = [
             ("hostname", format!("{hostname}\n")),
             ("hosts", hosts),

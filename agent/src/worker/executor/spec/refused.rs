@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 34] = [
+    let checks: [(&str, bool, &str); 33] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -84,11 +84,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "domainname",
             spec.domainname.is_some(),
             "the engine sets no NIS domain name",
-        ),
-        (
-            "extra_hosts",
-            !spec.extra_hosts.is_empty(),
-            "the engine writes no extra /etc/hosts entries",
         ),
         (
             "gpus",

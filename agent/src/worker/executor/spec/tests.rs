@@ -83,6 +83,11 @@ fn process_fields_map_one_to_one() {
         read_only: Some(true),
         tty: Some(true),
         init: Some(true),
+        extra_hosts: [(
+            "db".to_owned(),
+            vec!["10.1.2.3".to_owned(), "::1".to_owned()],
+        )]
+        .into(),
         stdin_open: Some(true),
         privileged: Some(true),
         cap_add: vec!["NET_ADMIN".into()],
@@ -107,6 +112,7 @@ fn process_fields_map_one_to_one() {
     assert!(c.read_only && c.tty && c.init && c.open_stdin && c.privileged && c.no_new_privileges);
     assert_eq!((c.cap_add.len(), c.cap_drop.len()), (1, 1));
     assert_eq!(c.sysctls.len(), 1);
+    assert_eq!(c.extra_hosts, ["db:10.1.2.3", "db:::1"]);
     assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
     assert_eq!(c.stop_timeout, Some(2), "1.5 s rounds up");
     assert_eq!(c.healthcheck.unwrap().test, ["CMD", "true"]);
@@ -337,13 +343,6 @@ fn what_the_engine_cannot_honour_is_refused_by_name() {
             "pid",
             ServiceSpec {
                 pid: Some("host".into()),
-                ..ServiceSpec::default()
-            },
-        ),
-        (
-            "extra_hosts",
-            ServiceSpec {
-                extra_hosts: [("a".to_owned(), vec!["1.2.3.4".to_owned()])].into(),
                 ..ServiceSpec::default()
             },
         ),
