@@ -1188,6 +1188,7 @@ fn health_from_spec(h: &api::service::Healthcheck) -> Result<Option<HealthConfig
         timeout: ns(h.timeout, 30_000_000_000),
         retries: h.retries.map_or(3, |r| r as u32),
         start_period: ns(h.start_period, 0),
+        start_interval: ns(h.start_interval, 5_000_000_000),
     }))
 }
 
@@ -1212,6 +1213,7 @@ fn health_from_image(v: &serde_json::Value) -> Option<HealthConfig> {
             .filter(|n| *n > 0)
             .unwrap_or(3) as u32,
         start_period: ns("StartPeriod", 0),
+        start_interval: ns("StartInterval", 5_000_000_000),
     })
 }
 
