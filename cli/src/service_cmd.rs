@@ -306,10 +306,16 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
                 UpdateState::RollbackPaused => "rollback paused",
                 UpdateState::RollbackCompleted => "rolled back",
             };
-            if u.message.is_empty() {
+            // The managers' message names what happened ("rolled back: 1 of 3 new
+            // tasks failed"): the state says it already.
+            let why = ["rolled back: ", "update paused: ", "rollback paused: "]
+                .iter()
+                .find_map(|verb| u.message.strip_prefix(verb))
+                .unwrap_or(&u.message);
+            if why.is_empty() {
                 state.to_owned()
             } else {
-                format!("{state}: {}", u.message)
+                format!("{state}: {why}")
             }
         })
     });
@@ -374,5 +380,12 @@ mod tests {
             row[3], "2/3",
             "the paused update's old tasks serve: {row:?}"
         );
+        service.update_status = Some(api::cluster::UpdateStatus {
+            state: UpdateState::RollbackCompleted,
+            message: "rolled back: 1 of 3 new tasks failed".into(),
+            ..api::cluster::UpdateStatus::default()
+        });
+        let row = service_row(&service, &tasks, 1);
+        assert_eq!(row[5], "rolled back: 1 of 3 new tasks failed", "{row:?}");
     }
 }
