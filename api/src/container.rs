@@ -80,6 +80,14 @@ pub struct ContainerCreate {
     pub privileged: bool,
     /// Give the process a terminal.
     pub tty: bool,
+    /// Extra `/etc/hosts` entries, `NAME:ADDRESS` (`--add-host`); the address
+    /// `host-gateway` is the engine's default bridge gateway (the host).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// Run an init as pid 1 that forwards signals to the command and reaps orphans
+    /// (`--init`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// Keep its stdin open for attached clients.
     pub open_stdin: bool,
     /// `name=soft[:hard]` rlimits (`nofile=1024:2048`).

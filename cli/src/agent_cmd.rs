@@ -322,11 +322,20 @@ pub async fn serve_node(
         engine.socket.display(),
         engine.data_dir.display()
     );
-    let served = serve(engine, shutdown).await;
-    for task in worker {
-        task.abort();
-    }
-    served.map_err(anyhow::Error::from)
+    // The worker stops first: its requests to the engine (log follows, waits) would
+    // otherwise hold the engine's graceful shutdown open for ever.
+    let stop_worker = async move {
+        shutdown.await;
+        for task in &worker {
+            task.abort();
+        }
+        for task in worker {
+            let _ = task.await;
+        }
+    };
+    serve(engine, stop_worker)
+        .await
+        .map_err(anyhow::Error::from)
 }
 
 fn render_session(event: &agent::worker::session::SessionEvent) -> String {

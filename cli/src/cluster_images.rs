@@ -10,13 +10,20 @@ use anyhow::Context;
 use api::StackSpec;
 use api::client::EngineClient;
 use api::image::TransferEvent;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Pushes the images of `spec` that the engine at `socket` holds, and rewrites them
-/// to their cluster names. An engine that is not there, or not a node of the cluster,
-/// changes nothing (said on stderr).
-pub async fn publish(spec: &mut StackSpec, socket: &Path) -> anyhow::Result<()> {
+/// to their cluster names. On a dry run (`Some(fresh)`) nothing is pushed: each is
+/// rewritten to the name a push would give it (the digest of the engine's manifest),
+/// so `up --dry-run` compares what `up` would write — but for the images in `fresh`,
+/// which a build would replace first. An engine that is not there, or not a node of the
+/// cluster, changes nothing (said on stderr).
+pub async fn publish(
+    spec: &mut StackSpec,
+    socket: &Path,
+    dry_run: Option<&BTreeSet<String>>,
+) -> anyhow::Result<()> {
     if !socket.exists() {
         return Ok(());
     }
@@ -28,7 +35,12 @@ pub async fn publish(spec: &mut StackSpec, socket: &Path) -> anyhow::Result<()> 
             continue;
         };
         if !pushed.contains_key(&image) {
-            let outcome = push(&engine, &image).await;
+            let outcome = match (held(&engine, &image).await, dry_run) {
+                (Some((parsed, _)), None) => push(&engine, &image, &parsed).await,
+                (Some(_), Some(fresh)) if fresh.contains(&image) => None,
+                (Some((parsed, digest)), Some(_)) => Some(cluster_name(&parsed, &digest)),
+                (None, _) => None,
+            };
             pushed.insert(image.clone(), outcome);
         }
         if let Some(Some(named)) = pushed.get(&image) {
@@ -38,13 +50,25 @@ pub async fn publish(spec: &mut StackSpec, socket: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The cluster name of `image` once pushed; `None` when the engine does not hold it
-/// or the push failed (said on stderr).
-async fn push(engine: &EngineClient, image: &str) -> Option<String> {
+/// `image` parsed, with the digest of its manifest, when the engine holds it and it
+/// is not a cluster name already.
+async fn held(engine: &EngineClient, image: &str) -> Option<(Reference, String)> {
     let parsed: Reference = image.parse().ok()?;
-    if parsed.registry == CLUSTER_REGISTRY || engine.image(image).await.is_err() {
+    if parsed.registry == CLUSTER_REGISTRY {
         return None;
     }
+    let detail = engine.image(image).await.ok()?;
+    Some((parsed, detail.summary.digest))
+}
+
+/// The name by digest of `image` in the cluster registry.
+fn cluster_name(image: &Reference, digest: &str) -> String {
+    format!("{CLUSTER_REGISTRY}/{}@{digest}", image.repository)
+}
+
+/// The cluster name of `image` (`parsed`) once pushed; `None` when the push failed
+/// (said on stderr).
+async fn push(engine: &EngineClient, image: &str, parsed: &Reference) -> Option<String> {
     let tag = parsed.tag.clone().unwrap_or_else(|| "latest".to_owned());
     let target = format!("{CLUSTER_REGISTRY}/{}:{tag}", parsed.repository);
     let outcome = async {
@@ -62,7 +86,7 @@ async fn push(engine: &EngineClient, image: &str) -> Option<String> {
     .await;
     match outcome {
         Ok(digest) => {
-            let named = format!("{CLUSTER_REGISTRY}/{}@{digest}", parsed.repository);
+            let named = cluster_name(parsed, &digest);
             eprintln!("{image}: pushed to the cluster registry as {named}");
             Some(named)
         }
@@ -78,9 +102,16 @@ async fn push(engine: &EngineClient, image: &str) -> Option<String> {
 /// Builds the services of `spec` that have `build:` — all of them when `always`
 /// (`orch up --build`), else those whose image the engine at `socket` lacks — and
 /// names each service's image (`image:`, or `PROJECT-SERVICE` as compose does).
-pub async fn build(spec: &mut StackSpec, socket: &Path, always: bool) -> anyhow::Result<()> {
+/// Returns the images built; with `dry_run`, those it would build (said on stderr).
+pub async fn build(
+    spec: &mut StackSpec,
+    socket: &Path,
+    always: bool,
+    dry_run: bool,
+) -> anyhow::Result<BTreeSet<String>> {
     let project = spec.name.clone();
     let mut engine = None;
+    let mut built = BTreeSet::new();
     for (name, service) in spec.services.iter_mut() {
         let Some(build) = service.build.clone() else {
             continue;
@@ -89,6 +120,12 @@ pub async fn build(spec: &mut StackSpec, socket: &Path, always: bool) -> anyhow:
             .image
             .clone()
             .unwrap_or_else(|| format!("{project}-{name}"));
+        if dry_run && !socket.exists() {
+            eprintln!("would build {image} (service {name})");
+            built.insert(image.clone());
+            service.image = Some(image);
+            continue;
+        }
         if engine.is_none() {
             anyhow::ensure!(
                 socket.exists(),
@@ -101,8 +138,14 @@ pub async fn build(spec: &mut StackSpec, socket: &Path, always: bool) -> anyhow:
             );
         }
         let client = engine.as_ref().context("the engine")?;
-        if always || client.image(&image).await.is_err() {
+        if !always && client.image(&image).await.is_ok() {
+            // Built before: kept.
+        } else if dry_run {
+            eprintln!("would build {image} (service {name})");
+            built.insert(image.clone());
+        } else {
             eprintln!("building {image} (service {name})");
+            built.insert(image.clone());
             let opts = build_options(name, &build, &image)?;
             let context = Path::new(&build.context);
             let dockerfile = context.join(opts.file.as_deref().unwrap_or("Dockerfile"));
@@ -115,7 +158,7 @@ pub async fn build(spec: &mut StackSpec, socket: &Path, always: bool) -> anyhow:
         }
         service.image = Some(image);
     }
-    Ok(())
+    Ok(built)
 }
 
 /// The engine's build options for `build`, or an error naming a key the engine's

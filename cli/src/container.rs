@@ -68,6 +68,12 @@ pub struct RunArgs {
     /// Give the process a terminal.
     #[arg(short, long)]
     tty: bool,
+    /// Run an init as pid 1 that forwards signals to the command and reaps orphans.
+    #[arg(long)]
+    init: bool,
+    /// An extra /etc/hosts entry, NAME:ADDRESS (address `host-gateway`: the host).
+    #[arg(long = "add-host", value_name = "NAME:ADDRESS")]
+    add_host: Vec<String>,
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -403,6 +409,8 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         tty: a.tty,
+        init: a.init,
+        extra_hosts: a.add_host.clone(),
         open_stdin: a.interactive,
         ulimits: a.ulimits.clone(),
         devices: a.devices.clone(),

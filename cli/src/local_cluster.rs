@@ -240,13 +240,22 @@ fn alive(pid: u32, local: &Local) -> bool {
         .unwrap_or(false)
 }
 
-/// Waits until the context exists and the local node is ready.
+/// Waits until the context exists, the engine answers and the local node is ready
+/// (the node of a cluster started again reads ready from before until its grace
+/// passes: the engine is what says this process is up).
 async fn wait_ready(local: &Local) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut last = String::new();
+    let engine =
+        api::client::EngineClient::new(&format!("unix://{}", local.engine_socket.display()))
+            .context("a client of the local cluster's engine")?;
     while start.elapsed() < READY {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if CliContext::load().ok().flatten().is_none() {
+            continue;
+        }
+        if let Err(e) = engine.version().await {
+            last = e.to_string();
             continue;
         }
         let api = match ManagerApi::connect(&HostArgs { host: None }) {

@@ -11,6 +11,7 @@ mod container;
 mod context;
 mod down_cmd;
 mod engine;
+mod engine_check;
 mod events_cmd;
 mod exec;
 mod file_object_cmd;

@@ -5,10 +5,11 @@
 use crate::manager_api::{HostArgs, List, ManagerApi, runtime};
 use crate::render;
 use anyhow::{Context, bail};
-use api::cluster::{RebalanceState, Service, Task, UpdateState};
+use api::cluster::{RebalanceState, Service, Task, TaskState, UpdateState};
 use api::deploy::DeployMode;
 use clap::{Args, Subcommand};
-use manager::orchestrator::policy::{mode, replicas};
+use manager::orchestrator::policy::{mode, replicas, same_task_spec};
+use manager::orchestrator::wanted;
 use reqwest::Method;
 use serde_json::json;
 use std::process::ExitCode;
@@ -282,7 +283,14 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
         DeployMode::Global => ("global", progress.desired.to_string()),
         DeployMode::GlobalJob => ("global-job", progress.desired.to_string()),
     };
-    let running = progress.running;
+    // As `docker service ls`: every running task counts, whatever spec it runs (an
+    // update in progress, or paused, keeps old tasks serving).
+    let outdated = tasks
+        .iter()
+        .filter(|t| t.service == s.meta.id && wanted(t))
+        .filter(|t| t.status.state == TaskState::Running && !same_task_spec(&t.spec, &s.spec))
+        .count();
+    let running = progress.running + outdated;
     let moving = s
         .rebalance
         .as_ref()
@@ -298,10 +306,16 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
                 UpdateState::RollbackPaused => "rollback paused",
                 UpdateState::RollbackCompleted => "rolled back",
             };
-            if u.message.is_empty() {
+            // The managers' message names what happened ("rolled back: 1 of 3 new
+            // tasks failed"): the state says it already.
+            let why = ["rolled back: ", "update paused: ", "rollback paused: "]
+                .iter()
+                .find_map(|verb| u.message.strip_prefix(verb))
+                .unwrap_or(&u.message);
+            if why.is_empty() {
                 state.to_owned()
             } else {
-                format!("{state}: {}", u.message)
+                format!("{state}: {why}")
             }
         })
     });
@@ -316,4 +330,65 @@ fn service_row(s: &Service, tasks: &[Task], nodes: usize) -> Vec<String> {
             .map_or(String::new(), crate::render::image),
         rollout,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::cluster::TaskStatus;
+    use api::deploy::DeploySpec;
+    use api::service::ServiceSpec;
+
+    fn task(image: &str, state: TaskState) -> Task {
+        Task {
+            service: "s_web".into(),
+            desired_state: TaskState::Running,
+            status: TaskStatus {
+                state,
+                ..TaskStatus::default()
+            },
+            spec: ServiceSpec {
+                image: Some(image.into()),
+                ..ServiceSpec::default()
+            },
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn replicas_count_old_tasks_still_running_during_an_update() {
+        let mut service = Service {
+            name: "web".into(),
+            spec: ServiceSpec {
+                image: Some("web:2".into()),
+                deploy: Some(DeploySpec {
+                    replicas: Some(3),
+                    ..DeploySpec::default()
+                }),
+                ..ServiceSpec::default()
+            },
+            ..Service::default()
+        };
+        service.meta.id = "s_web".into();
+        let tasks = [
+            task("web:1", TaskState::Running),
+            task("web:1", TaskState::Running),
+            task("web:2", TaskState::Rejected),
+            task("web:2", TaskState::Running),
+        ];
+        let row = service_row(&service, &tasks, 1);
+        assert_eq!(row[3], "3/3", "{row:?}");
+        let row = service_row(&service, &tasks[..3], 1);
+        assert_eq!(
+            row[3], "2/3",
+            "the paused update's old tasks serve: {row:?}"
+        );
+        service.update_status = Some(api::cluster::UpdateStatus {
+            state: UpdateState::RollbackCompleted,
+            message: "rolled back: 1 of 3 new tasks failed".into(),
+            ..api::cluster::UpdateStatus::default()
+        });
+        let row = service_row(&service, &tasks, 1);
+        assert_eq!(row[5], "rolled back: 1 of 3 new tasks failed", "{row:?}");
+    }
 }

@@ -6,7 +6,7 @@ use crate::config::StackFileArgs;
 use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
 use crate::render;
 use anyhow::bail;
-use api::cluster::{Node, Service, Stack, Task, TaskState};
+use api::cluster::{Node, Service, Stack, Task, TaskState, Timestamp, UpdateState};
 use api::deploy::DeployMode;
 use clap::Args;
 use manager::orchestrator::policy::{Restart, mode, replicas, same_task_spec};
@@ -85,14 +85,31 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut spec = project.spec;
     crate::stack_files::inline(&mut spec)?;
+    let refused = crate::engine_check::refusals(&spec);
+    if !refused.is_empty() {
+        for line in &refused {
+            eprintln!("error: {line}");
+        }
+        bail!(
+            "stack {} cannot run: the nodes' engines refuse {} of its services as written",
+            spec.name,
+            refused.len()
+        );
+    }
     let name = spec.name.clone();
     let rt = runtime()?;
     if !args.dry_run {
         rt.block_on(crate::local_cluster::ensure(&args.host))?;
-        let engine = crate::local_cluster::engine_socket();
-        rt.block_on(crate::cluster_images::build(&mut spec, &engine, args.build))?;
-        rt.block_on(crate::cluster_images::publish(&mut spec, &engine))?;
     }
+    let engine = crate::local_cluster::engine_socket();
+    let built = rt.block_on(crate::cluster_images::build(
+        &mut spec,
+        &engine,
+        args.build,
+        args.dry_run,
+    ))?;
+    let fresh = args.dry_run.then_some(&built);
+    rt.block_on(crate::cluster_images::publish(&mut spec, &engine, fresh))?;
     let api = ManagerApi::connect(&args.host)?;
     rt.block_on(async {
         let path = format!("/v1/stacks/{name}");
@@ -132,6 +149,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             stack: name.clone(),
             services: spec.services.len(),
             version: written.meta.version,
+            written: written.meta.updated,
         };
         follow_up(&api, &target, Duration::from_secs(args.timeout)).await
     })
@@ -321,6 +339,44 @@ struct Target {
     stack: String,
     services: usize,
     version: u64,
+    /// When the managers took the write.
+    written: Timestamp,
+}
+
+/// Whether a service of `stack` is still rolling out the write at `written`: its new
+/// tasks may run, but the managers watch them for `update_config.monitor` before the
+/// rollout completes (or rolls back).
+fn rolling_out(stack: &str, services: &[Service], written: Timestamp) -> bool {
+    services
+        .iter()
+        .filter(|s| s.stack == stack)
+        .filter_map(|s| s.update_status.as_ref())
+        .filter(|u| u.started >= written)
+        .any(|u| {
+            matches!(
+                u.state,
+                UpdateState::Updating | UpdateState::RollbackStarted
+            )
+        })
+}
+
+/// The services of `stack` whose rollout of the write at `written` stopped: paused,
+/// or rolled back (`failure_action`), each as `NAME: why`. They will not converge on
+/// what was written.
+fn stopped_rollouts(stack: &str, services: &[Service], written: Timestamp) -> Vec<String> {
+    services
+        .iter()
+        .filter(|s| s.stack == stack)
+        .filter_map(|s| Some((s, s.update_status.as_ref()?)))
+        .filter(|(_, u)| u.started >= written)
+        .filter(|(_, u)| {
+            matches!(
+                u.state,
+                UpdateState::Paused | UpdateState::RollbackPaused | UpdateState::RollbackCompleted
+            )
+        })
+        .map(|(s, u)| format!("{}: {}", s.name, u.message))
+        .collect()
 }
 
 /// Follows the stack until it converges (exit 0) or the deadline passes (exit 1,
@@ -372,7 +428,18 @@ async fn follow_up(
                 shown.insert(p.name.clone(), line);
             }
         }
-        if now.len() >= services && now.iter().all(|p| p.done) {
+        let stopped = stopped_rollouts(stack, &all_services, target.written);
+        if !stopped.is_empty() {
+            eprintln!("error: stack {stack} was not rolled out as written:");
+            for why in stopped {
+                eprintln!("  {why}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        if now.len() >= services
+            && now.iter().all(|p| p.done)
+            && !rolling_out(stack, &all_services, target.written)
+        {
             eprintln!(
                 "stack {stack}: {} services converged in {:.1}s",
                 now.len(),
@@ -517,5 +584,36 @@ mod tests {
         assert_eq!(counts(1, 0, 3), "1/3 running");
         assert_eq!(counts(1, 1, 1), "1/1 completed");
         assert_eq!(counts(3, 1, 3), "3/3 up (2 running, 1 completed)");
+    }
+
+    #[test]
+    fn a_rollout_of_this_write_that_stopped_fails_up_an_older_one_does_not() {
+        use super::{Service, Timestamp, UpdateState, stopped_rollouts};
+        use api::cluster::UpdateStatus;
+        let service = |name: &str, state, started| Service {
+            name: name.into(),
+            stack: "coins".into(),
+            update_status: Some(UpdateStatus {
+                state,
+                started: Timestamp(started),
+                completed: None,
+                message: format!("{name} stopped"),
+            }),
+            ..Service::default()
+        };
+        let services = [
+            service("hasher", UpdateState::RollbackCompleted, 200),
+            service("rng", UpdateState::Paused, 150),
+            service("old", UpdateState::RollbackCompleted, 99),
+            service("webui", UpdateState::Completed, 200),
+            service("worker", UpdateState::Updating, 200),
+        ];
+        assert_eq!(
+            stopped_rollouts("coins", &services, Timestamp(100)),
+            ["hasher: hasher stopped", "rng: rng stopped"]
+        );
+        assert!(stopped_rollouts("other", &services, Timestamp(100)).is_empty());
+        assert!(super::rolling_out("coins", &services, Timestamp(100)));
+        assert!(!super::rolling_out("coins", &services[..4], Timestamp(100)));
     }
 }

@@ -156,7 +156,7 @@ pub fn validate(
             let keys = ["services", n, "depends_on", dep.as_str()];
             let path = keys.join(".");
             let pos = pos_of(root, &keys);
-            if let Some(profiles) = disabled.get(dep) {
+            if let Some(profiles) = disabled.get(dep).filter(|_| d.required) {
                 let diag = Diagnostic::error(
                     &pos,
                     &path,
@@ -173,10 +173,17 @@ pub fn validate(
             } else if d.required {
                 c.undefined(&keys, "service", dep, services.clone(), "services");
             } else {
+                // `required: false`: compose only warns when the dependency is missing.
+                let why = match disabled.get(dep) {
+                    Some(profiles) => {
+                        format!("is disabled by its profiles ({})", profiles.join(", "))
+                    }
+                    None => "is not defined".to_owned(),
+                };
                 c.diags.push(Diagnostic::warning(
                     &pos,
                     &path,
-                    format!("optional dependency {dep:?} is not defined; ignored"),
+                    format!("optional dependency {dep:?} {why}; ignored"),
                 ));
             }
         }

@@ -5,6 +5,7 @@
 //! renewal under a live session ([`renew`]), a worker promoted to manager
 //! ([`promote`]) and the routing mesh on two hosts ([`mesh`]).
 
+mod accept;
 mod cluster;
 mod engine;
 mod logs;

@@ -8,7 +8,7 @@ use super::network::service::NetworkService;
 use super::runtime::service::{ContainerError, ContainerService};
 use super::volume::{VolumeError, Volumes};
 use std::fs;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -124,8 +124,11 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// How long the engine waits at shutdown for its clients' open requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A task that ends when its handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -210,9 +213,25 @@ pub async fn serve(
     let supervisor = AbortOnDrop(tokio::spawn(super::runtime::supervisor::run(
         engine.containers.clone(),
     )));
-    let result = axum::serve(listener, router(engine))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let (stopping, stopped) = tokio::sync::oneshot::channel();
+    let server = axum::serve(listener, router(engine))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        })
+        .into_future();
+    // Requests that never end by themselves (a client's `logs -f`, a container
+    // wait) get a grace period, then the engine stops under them.
+    let grace = async {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        served = server => served,
+        () = grace => Ok(()),
+    };
     drop(supervisor);
     // With no container left, nothing of orch stays in the kernel.
     let _ = tokio::task::spawn_blocking(move || networks.teardown_if_idle()).await;

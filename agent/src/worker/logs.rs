@@ -10,6 +10,7 @@
 //! leader is behind, so a slow client slows the engine reads.
 
 use super::archive::LogArchive;
+use crate::engine::daemon::AbortOnDrop;
 use crate::engine::runtime::container::parse_time;
 use api::client::EngineClient;
 use api::container::LogLine;
@@ -18,7 +19,6 @@ use api::session::Assignments;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// The most lines in one batch.
 const BATCH: usize = 256;
@@ -33,7 +33,8 @@ pub async fn run(
     mut assigned: watch::Receiver<Assignments>,
     out: mpsc::Sender<LogPublish>,
 ) {
-    let mut readers: BTreeMap<(String, String), JoinHandle<()>> = BTreeMap::new();
+    // Each reader ends with its entry, and all of them when this future is dropped.
+    let mut readers: BTreeMap<(String, String), AbortOnDrop> = BTreeMap::new();
     loop {
         let wanted: BTreeMap<(String, String), (LogSource, LogOptions)> = assigned
             .borrow_and_update()
@@ -48,31 +49,22 @@ pub async fn run(
                 })
             })
             .collect();
-        readers.retain(|key, reader| {
-            let keep = wanted.contains_key(key);
-            if !keep {
-                reader.abort();
-            }
-            keep
-        });
+        readers.retain(|key, _| wanted.contains_key(key));
         for (key, (source, options)) in wanted {
             readers.entry(key.clone()).or_insert_with(|| {
-                tokio::spawn(read(
+                AbortOnDrop(tokio::spawn(read(
                     engine.clone(),
                     archive.clone(),
                     key.0,
                     source,
                     options,
                     out.clone(),
-                ))
+                )))
             });
         }
         if assigned.changed().await.is_err() {
             break;
         }
-    }
-    for reader in readers.into_values() {
-        reader.abort();
     }
 }
 

@@ -294,6 +294,20 @@ fn profiles_select_services() {
         "{e:?}"
     );
     assert_eq!(e[0].hint.as_deref(), Some("enable it with --profile debug"));
+    // `required: false`: only a warning, as compose does.
+    let d3 = Dir::new(&[(
+        "compose.yaml",
+        "services:\n  web: {image: a, depends_on: {dbg: {condition: service_started, required: false}}}\n  dbg: {image: b, profiles: [debug]}\n",
+    )]);
+    let p = d3.load(&["compose.yaml"]).unwrap();
+    assert_eq!(p.spec.services.keys().collect::<Vec<_>>(), ["web"]);
+    assert!(
+        p.warnings.iter().any(|w| w
+            .message
+            .contains("optional dependency \"dbg\" is disabled by its profiles (debug); ignored")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]

@@ -176,16 +176,26 @@ fn check_volumes(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Refuses networks of stack `stack` that would be the routing mesh's, naming them.
+/// Refuses networks of stack `stack` that would be the routing mesh's, or that the
+/// cluster cannot make as declared, naming them.
 fn check_networks(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
     let reserved = crate::allocator::ingress::reserved_networks(stack, spec);
-    let Some((network, _)) = reserved.first() else {
-        return Ok(());
-    };
-    let messages: Vec<&str> = reserved.iter().map(|(_, m)| m.as_str()).collect();
-    Err(HttpError::invalid(messages.join("; "))
-        .with("stack", stack)
-        .with("network", network.as_str()))
+    if let Some((network, _)) = reserved.first() {
+        let messages: Vec<&str> = reserved.iter().map(|(_, m)| m.as_str()).collect();
+        return Err(HttpError::invalid(messages.join("; "))
+            .with("stack", stack)
+            .with("network", network.as_str()));
+    }
+    for (key, network) in &spec.networks {
+        if let Some(why) = crate::orchestrator::networks::unsupported(network) {
+            return Err(
+                HttpError::invalid(format!("network {key} of stack {stack}: {why}"))
+                    .with("stack", stack)
+                    .with("network", key.as_str()),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Delete a stack (only at the version given, if one is). Its services, networks,

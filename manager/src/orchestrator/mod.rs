@@ -3,6 +3,7 @@
 //!
 //! - [`stacks`]: a stack's services and networks as cluster objects.
 //! - [`files`]: a stack's secrets and configs as cluster objects.
+//! - [`networks`]: which stack networks the cluster can make.
 //! - [`volumes`]: a stack's named volumes as cluster objects, and their removal.
 //! - [`tasks`]: each service's tasks — replicas or one per node, restarts, tasks of
 //!   lost nodes replaced, rolling updates, bounded history.
@@ -18,6 +19,7 @@
 pub mod change;
 pub mod depends;
 pub mod files;
+pub mod networks;
 pub mod policy;
 pub mod rebalance;
 mod run;

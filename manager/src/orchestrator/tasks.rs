@@ -243,6 +243,7 @@ pub fn plan_service(
     }
     let mut outdated: Vec<(&Slot, &Task)> = Vec::new();
     let mut updating = 0u64;
+    let mut settling = false;
     let mut last_started: Option<Timestamp> = None;
     for slot in &wanted_slots {
         let Some(current) = live.get(slot) else {
@@ -276,6 +277,7 @@ pub fn plan_service(
             } else {
                 // Not running yet: an update waits for it (as for a new replica).
                 updating += 1;
+                settling |= newest.status.state < TaskState::Running;
             }
         } else if let Some((newest, extra)) = old.split_last() {
             for task in extra {
@@ -284,14 +286,12 @@ pub fn plan_service(
             outdated.push((slot, newest));
         }
     }
-    if let Some(update) = rollout(
-        service,
-        outdated.len(),
-        tasks,
-        wanted_slots.len(),
-        now,
-        &mut plan,
-    ) {
+    let at = Rollout {
+        outdated: outdated.len(),
+        settling,
+        last_started,
+    };
+    if let Some(update) = rollout(service, &at, tasks, wanted_slots.len(), now, &mut plan) {
         plan.merge(roll(
             service,
             &update,
@@ -366,11 +366,25 @@ fn rebalance_status(
     Some(service)
 }
 
+/// Where the rollout of a service's spec stands, as [`rollout`] needs it.
+struct Rollout {
+    /// Slots whose task runs an older spec.
+    outdated: usize,
+    /// Whether a slot's task of the current spec is still coming up (not yet running,
+    /// not ended).
+    settling: bool,
+    /// When the newest task of the current spec started running.
+    last_started: Option<Timestamp>,
+}
+
 /// Keeps the service's update status (started, completed, paused, rolled back) and
 /// answers how to roll on, or `None` to not replace outdated tasks in this pass.
+/// Once no slot is outdated the rollout is watched for `monitor` after its last task
+/// started (swarm's `update_config.monitor`): a new task failing meanwhile still
+/// counts against `max_failure_ratio`, and only then is the rollout completed.
 fn rollout(
     service: &Service,
-    outdated: usize,
+    at: &Rollout,
     tasks: &[&Task],
     slots: usize,
     now: Timestamp,
@@ -406,22 +420,29 @@ fn rollout(
         });
         s
     };
-    if outdated == 0 {
+    if at.outdated == 0 {
         let started = status.as_ref().map_or(now, |s| s.started);
-        match state {
-            Some(UpdateState::Updating) => set(
-                plan,
-                with_status(UpdateState::Completed, started, String::new()),
-            ),
-            Some(UpdateState::RollbackStarted) => {
-                let message = status.map(|s| s.message).unwrap_or_default();
-                set(
-                    plan,
-                    with_status(UpdateState::RollbackCompleted, started, message),
-                )
-            }
-            _ => {}
+        let done = match state {
+            Some(UpdateState::Updating) => UpdateState::Completed,
+            Some(UpdateState::RollbackStarted) => UpdateState::RollbackCompleted,
+            _ => return None,
+        };
+        if failures_stop(service, &update, tasks, slots, started, now, plan) {
+            return None;
         }
+        let watched_until = at
+            .last_started
+            .map_or(now, |t| Timestamp(t.0 + update.monitor_ms));
+        if at.settling {
+            return None;
+        }
+        if watched_until > now {
+            plan.wake(watched_until);
+            return None;
+        }
+        let message = status.map(|s| s.message).unwrap_or_default();
+        let message = if rolling_back { message } else { String::new() };
+        set(plan, with_status(done, started, message));
         return None;
     }
     let started = match (state, &status) {
@@ -433,6 +454,29 @@ fn rollout(
         (_, Some(status)) => status.started,
         (_, None) => return Some(update),
     };
+    if failures_stop(service, &update, tasks, slots, started, now, plan) {
+        return None;
+    }
+    Some(update)
+}
+
+/// Whether the tasks of the rollout started at `started` that failed are too many for
+/// `update` (over `max_failure_ratio` of `slots`); if so, its `failure_action` is taken:
+/// the service is rolled back (an update with a previous spec), else paused.
+fn failures_stop(
+    service: &Service,
+    update: &Update,
+    tasks: &[&Task],
+    slots: usize,
+    started: Timestamp,
+    now: Timestamp,
+    plan: &mut Plan,
+) -> bool {
+    use api::cluster::{UpdateState, UpdateStatus};
+    let rolling_back = matches!(
+        service.update_status.as_ref().map(|s| s.state),
+        Some(UpdateState::RollbackStarted | UpdateState::RollbackPaused)
+    );
     let failed: Vec<&&Task> = tasks
         .iter()
         .filter(|t| t.meta.created >= started && same_task_spec(&t.spec, &service.spec))
@@ -440,7 +484,7 @@ fn rollout(
         .collect();
     let ratio = failed.len() as f64 / slots.max(1) as f64;
     if failed.is_empty() || ratio <= update.max_failure_ratio {
-        return Some(update);
+        return false;
     }
     let last = failed.iter().max_by_key(|t| t.status.timestamp);
     let why = last.map_or(String::new(), |t| {
@@ -458,14 +502,23 @@ fn rollout(
             slots.max(1)
         )
     };
-    match update.failure_action {
-        FailureAction::Continue => Some(update),
+    let with_status = |state: UpdateState, started: Timestamp, message: String| {
+        let mut s = service.clone();
+        s.update_status = Some(UpdateStatus {
+            state,
+            started,
+            completed: (state != UpdateState::RollbackStarted).then_some(now),
+            message,
+        });
+        s
+    };
+    let next = match update.failure_action {
+        FailureAction::Continue => return false,
         FailureAction::Rollback if !rolling_back && service.previous_spec.is_some() => {
             let mut s = with_status(UpdateState::RollbackStarted, now, message("rolled back"));
             let previous = s.previous_spec.take().unwrap_or_default();
             s.previous_spec = Some(std::mem::replace(&mut s.spec, previous));
-            set(plan, s);
-            None
+            s
         }
         _ => {
             let (state, what) = if rolling_back {
@@ -473,10 +526,11 @@ fn rollout(
             } else {
                 (UpdateState::Paused, "update paused")
             };
-            set(plan, with_status(state, started, message(what)));
-            None
+            with_status(state, started, message(what))
         }
-    }
+    };
+    plan.push(Change::update_service(next));
+    true
 }
 
 /// Replaces outdated tasks in batches of `parallelism`, `delay` after the last

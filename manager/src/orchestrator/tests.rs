@@ -484,6 +484,43 @@ fn a_failing_update_with_pause_stops_replacing_tasks() {
 }
 
 #[test]
+fn a_task_failing_within_monitor_of_its_start_fails_the_update() {
+    use api::cluster::UpdateState;
+    use api::deploy::FailureAction;
+    let one = |image: &str| {
+        let mut s = failing_update(FailureAction::Rollback, image);
+        s.deploy.as_mut().unwrap().replicas = Some(1);
+        s
+    };
+    let mut sim = Sim::new(&["n1"]);
+    sim.deploy("app", &[("web", one("good"))]);
+    sim.agents_run();
+    sim.deploy("app", &[("web", one("crash"))]);
+    sim.agents_run();
+    assert_eq!(images(&sim, TaskState::Running), ["crash"]);
+    // It runs, then crashes 2 s later: within the default monitor of 5 s.
+    sim.advance(2_000);
+    sim.agents(|t| {
+        (super::wanted(t)
+            && t.status.state == TaskState::Running
+            && t.spec.image.as_deref() == Some("crash"))
+        .then_some((TaskState::Failed, Some(1)))
+    });
+    sim.settle();
+    sim.agents_run();
+    let service = sim.state.services.get("app_web").unwrap();
+    let status = service.update_status.as_ref().unwrap();
+    assert!(
+        matches!(
+            status.state,
+            UpdateState::RollbackStarted | UpdateState::RollbackCompleted
+        ),
+        "{status:?}"
+    );
+    assert_eq!(service.spec.image.as_deref(), Some("good"));
+}
+
+#[test]
 fn a_completed_update_says_so() {
     use api::cluster::UpdateState;
     let mut sim = Sim::new(&["n1"]);
@@ -491,6 +528,18 @@ fn a_completed_update_says_so() {
     sim.agents_run();
     sim.deploy("app", &[("web", rolling(0, UpdateOrder::StopFirst, "v2"))]);
     sim.agents_run();
+    let state = |sim: &Sim| {
+        let service = sim.state.services.get("app_web").unwrap();
+        service.update_status.as_ref().unwrap().state
+    };
+    assert_eq!(
+        state(&sim),
+        UpdateState::Updating,
+        "watched for monitor (5 s)"
+    );
+    sim.advance(4_999);
+    assert_eq!(state(&sim), UpdateState::Updating);
+    sim.advance(1);
     let service = sim.state.services.get("app_web").unwrap();
     assert_eq!(
         service.update_status.as_ref().unwrap().state,

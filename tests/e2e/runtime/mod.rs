@@ -191,6 +191,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         no_new_privileges: case.no_new_privileges,
         security: security(&case.security).unwrap(),
         tty: false,
+        init: false,
         ulimits: Vec::new(),
         sysctls: Default::default(),
         netns: NetNs::New,

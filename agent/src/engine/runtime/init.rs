@@ -72,6 +72,10 @@ pub struct InitSpec {
     /// Give the process a terminal (its master goes to the launcher on [`CONSOLE_FD`]).
     #[serde(default)]
     pub tty: bool,
+    /// Keep orch's init as pid 1 to forward signals to the command and reap orphans
+    /// (Docker's `--init`; see [`super::reaper`]).
+    #[serde(default)]
+    pub init: bool,
     /// rlimits of the process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<super::limits::Ulimit>,
@@ -469,6 +473,11 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     // SAFETY: closing an fd nothing else uses any more.
     unsafe { libc::close(CONSOLE_FD) };
     let program = find_program(&p.args[0], &p.env)?;
+    if spec.init {
+        become_user(p, security, filter.as_deref(), spec.no_new_privileges)?;
+        super::reaper::fork_command()?;
+        return exec(&program, p);
+    }
     become_user_and_exec(
         &program,
         p,
@@ -489,6 +498,17 @@ pub fn become_user_and_exec(
     filter: Option<&[Vec<libc::sock_filter>]>,
     nnp: bool,
 ) -> Result<(), InitError> {
+    become_user(p, security, filter, nnp)?;
+    exec(program, p)
+}
+
+/// The steps of [`become_user_and_exec`] before the exec.
+fn become_user(
+    p: &ProcessPlan,
+    security: &super::spec::Security,
+    filter: Option<&[Vec<libc::sock_filter>]>,
+    nnp: bool,
+) -> Result<(), InitError> {
     if let Some(f) = filter.filter(|_| !nnp) {
         seccomp::install(f)?;
     }
@@ -502,6 +522,11 @@ pub fn become_user_and_exec(
     if let Some(f) = filter.filter(|_| nnp) {
         seccomp::install(f)?;
     }
+    Ok(())
+}
+
+/// `execve` of the container's command; returns only on failure.
+fn exec(program: &Path, p: &ProcessPlan) -> Result<(), InitError> {
     Err(InitError::Exec {
         what: p.args[0].clone(),
         source: super::sys::execve(program, &p.args, &p.env),

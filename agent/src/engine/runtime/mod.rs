@@ -7,12 +7,15 @@
 //!   transitions.
 //! - [`enter`]: `orch enter`, a process joining a running container (exec).
 //! - [`exec`]: the engine's side of exec: plan, spawn `orch enter`, pipes or a pty.
+//! - [`hosts`] (pure): a container's /etc/hosts, with extra entries.
 //! - [`init`]: `orch init`, the container's first process: root file system
 //!   (overlay, /proc, /dev, /sys, mounts, masked paths), pivot_root, capabilities,
 //!   seccomp, user, exec.
 //! - [`launch`]: clone into new namespaces, sync and error pipes, wait.
 //! - [`limits`] (pure): `--ulimit` as rlimits, `--sysctl` kept to namespaced keys.
 //! - [`logs`]: JSON-lines logs, rotated by size; read, tail, follow.
+//! - [`reaper`]: `init: true`, pid 1 forwarding signals to the command and reaping
+//!   orphans (Docker's `--init`).
 //! - [`policy`] (pure): restart decisions with back-off, health from probes.
 //! - [`seccomp`]: the default seccomp profile and its BPF.
 //! - [`service`]: containers as the engine API offers them.
@@ -30,11 +33,13 @@ pub mod cgroup;
 pub mod container;
 pub mod enter;
 pub mod exec;
+pub mod hosts;
 pub mod init;
 pub mod launch;
 pub mod limits;
 pub mod logs;
 pub mod policy;
+pub mod reaper;
 pub mod seccomp;
 pub mod service;
 pub mod shim;

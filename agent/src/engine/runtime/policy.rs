@@ -110,6 +110,22 @@ pub struct HealthConfig {
     pub timeout: Duration,
     pub retries: u32,
     pub start_period: Duration,
+    /// Between probes during the start period while not yet healthy (Docker's
+    /// `--health-start-interval`, default 5 s); zero: `interval`.
+    #[serde(default)]
+    pub start_interval: Duration,
+}
+
+/// When the next probe is due after one at `since_start` into the container's life
+/// that left it `status`: every `start_interval` during the start period while not
+/// yet healthy, else every `interval`.
+pub fn probe_interval(cfg: &HealthConfig, since_start: Duration, status: Health) -> Duration {
+    if since_start < cfg.start_period && status == Health::Starting && !cfg.start_interval.is_zero()
+    {
+        cfg.start_interval
+    } else {
+        cfg.interval
+    }
 }
 
 /// Health as Docker reports it.
@@ -223,6 +239,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retries: 2,
             start_period: Duration::from_secs(5),
+            start_interval: Duration::from_millis(500),
         };
         let probe = |code| Probe {
             start: String::new(),
@@ -247,5 +264,27 @@ mod tests {
             s = record(&cfg, &s, probe(1), Duration::from_secs(9));
         }
         assert_eq!(s.log.len(), 5);
+    }
+
+    #[test]
+    fn probes_come_every_start_interval_during_the_start_period_until_healthy() {
+        let cfg = HealthConfig {
+            test: vec!["true".into()],
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(1),
+            retries: 3,
+            start_period: Duration::from_secs(10),
+            start_interval: Duration::from_secs(1),
+        };
+        let at = Duration::from_secs;
+        assert_eq!(probe_interval(&cfg, at(0), Health::Starting), at(1));
+        assert_eq!(probe_interval(&cfg, at(9), Health::Starting), at(1));
+        assert_eq!(probe_interval(&cfg, at(3), Health::Healthy), at(30));
+        assert_eq!(probe_interval(&cfg, at(10), Health::Starting), at(30));
+        let unset = HealthConfig {
+            start_interval: Duration::ZERO,
+            ..cfg
+        };
+        assert_eq!(probe_interval(&unset, at(0), Health::Starting), at(30));
     }
 }

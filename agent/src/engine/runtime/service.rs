@@ -109,8 +109,9 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Parse `SOURCE:CONTAINER[:ro|rw]` where SOURCE is a host path or a volume name;
-/// (source, target, read-only, whether the source is a volume).
+/// Parse `[SOURCE:]CONTAINER[:ro|rw]` where SOURCE is a host path or a volume name;
+/// (source, target, read-only, whether the source is a volume). Without a source it
+/// is an anonymous volume (an empty source): one of the container's own.
 fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     let bad = |why: &str| ContainerError::Invalid {
         what: "volume",
@@ -119,17 +120,24 @@ fn bind(spec: &str) -> Result<(String, String, bool, bool), ContainerError> {
     };
     let parts: Vec<&str> = spec.split(':').collect();
     let (host, target, readonly) = match parts.as_slice() {
+        // An anonymous volume: `/PATH[:ro]`.
+        [t] => ("", *t, false),
+        [t, "ro"] if t.starts_with('/') => ("", *t, true),
+        [t, "rw"] if t.starts_with('/') => ("", *t, false),
         [h, t] => (*h, *t, false),
         [h, t, "ro"] => (*h, *t, true),
         [h, t, "rw"] => (*h, *t, false),
         _ => {
             return Err(bad(
-                "expected HOST-PATH:CONTAINER-PATH[:ro] or VOLUME:CONTAINER-PATH[:ro]",
+                "expected HOST-PATH:CONTAINER-PATH[:ro], VOLUME:CONTAINER-PATH[:ro] or CONTAINER-PATH[:ro]",
             ));
         }
     };
     if !target.starts_with('/') {
         return Err(bad("the container path must be absolute"));
+    }
+    if host.is_empty() {
+        return Ok((String::new(), target.to_owned(), readonly, true));
     }
     if host.starts_with('/') {
         if !Path::new(host).exists() {
@@ -442,8 +450,14 @@ impl ContainerService {
         }
         let mut mounts = Vec::new();
         let mut volumes = Vec::new();
+        let mut anonymous = Vec::new();
         for b in &req.binds {
-            let (source, target, readonly, is_volume) = bind(b)?;
+            let (mut source, target, readonly, is_volume) = bind(b)?;
+            if is_volume && source.is_empty() {
+                source = random_id();
+                made.volumes.push(source.clone());
+                anonymous.push(source.clone());
+            }
             let source = if is_volume {
                 volumes.push(source.clone());
                 self.volumes
@@ -466,7 +480,6 @@ impl ContainerService {
             mounts.push(tmpfs(t)?);
         }
         // The image's VOLUMEs that no mount covers get anonymous volumes, as in Docker.
-        let mut anonymous = Vec::new();
         let declared = config
             .config
             .as_ref()
@@ -535,15 +548,23 @@ impl ContainerService {
             )
             .map_err(ContainerError::Network)?;
         made.network = Some(id.clone());
-        let mut hosts =
-            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        if prepared.hosts.is_empty() {
-            hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
-        }
-        for line in &prepared.hosts {
-            hosts.push_str(line);
-            hosts.push('\n');
-        }
+        let gateway = self
+            .networks
+            .inspect(crate::engine::network::service::DEFAULT_NETWORK)
+            .ok()
+            .map(|n| n.gateway)
+            .filter(|g| !g.is_empty());
+        let hosts = super::hosts::hosts_file(
+            &hostname,
+            &prepared.hosts,
+            &req.extra_hosts,
+            gateway.as_deref(),
+        )
+        .map_err(|e| ContainerError::Invalid {
+            what: "extra host",
+            value: e.entry,
+            why: e.why,
+        })?;
         let files = [
             ("hostname", format!("{hostname}\n")),
             ("hosts", hosts),
@@ -613,6 +634,7 @@ impl ContainerService {
             ulimits,
             sysctls: req.sysctls.clone(),
             tty: req.tty,
+            init: req.init,
             security,
             rootfs: dir.join("rootfs"),
             overlay: Snapshots::overlay(&lowers, &dir.join("upper"), &dir.join("work")),
@@ -865,7 +887,7 @@ impl ContainerService {
                 why: e.to_string(),
             })?
             .map_err(ContainerError::Network)?;
-        // Its anonymous volumes (from the image's VOLUMEs) go with it.
+        // Its anonymous volumes (`-v /PATH`, the image's VOLUMEs) go with it.
         if let Ok(record) = self.record(id) {
             for v in &record.anonymous_volumes {
                 let _ = self.volumes.remove(v);
@@ -1166,6 +1188,7 @@ fn health_from_spec(h: &api::service::Healthcheck) -> Result<Option<HealthConfig
         timeout: ns(h.timeout, 30_000_000_000),
         retries: h.retries.map_or(3, |r| r as u32),
         start_period: ns(h.start_period, 0),
+        start_interval: ns(h.start_interval, 5_000_000_000),
     }))
 }
 
@@ -1190,6 +1213,7 @@ fn health_from_image(v: &serde_json::Value) -> Option<HealthConfig> {
             .filter(|n| *n > 0)
             .unwrap_or(3) as u32,
         start_period: ns("StartPeriod", 0),
+        start_interval: ns("StartInterval", 5_000_000_000),
     })
 }
 

@@ -147,7 +147,12 @@ pub async fn run(containers: Arc<ContainerService>) {
                     let Some(cfg) = record.health.clone() else {
                         continue;
                     };
-                    let when = *next_probe.entry(id.clone()).or_insert(now + cfg.interval);
+                    let since_start = parse_time(started_at)
+                        .and_then(|s| SystemTime::now().duration_since(s).ok())
+                        .unwrap_or_default();
+                    let status = containers.health(&id).unwrap_or_default().status;
+                    let every = policy::probe_interval(&cfg, since_start, status);
+                    let when = *next_probe.entry(id.clone()).or_insert(now + every);
                     if when > now
                         || !probing
                             .lock()
@@ -156,10 +161,7 @@ pub async fn run(containers: Arc<ContainerService>) {
                     {
                         continue;
                     }
-                    next_probe.insert(id.clone(), now + cfg.interval);
-                    let since_start = parse_time(started_at)
-                        .and_then(|s| SystemTime::now().duration_since(s).ok())
-                        .unwrap_or_default();
+                    next_probe.insert(id.clone(), now + every);
                     let (c, busy) = (containers.clone(), probing.clone());
                     tokio::spawn(async move {
                         let result = probe(&c, &id, &cfg).await;

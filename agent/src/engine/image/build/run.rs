@@ -111,6 +111,7 @@ pub fn execute(
         no_new_privileges: false,
         security: Security::default(),
         tty: false,
+        init: false,
         ulimits: Vec::new(),
         sysctls: Default::default(),
         // RUN steps use the host's network, as BuildKit's default worker does, so

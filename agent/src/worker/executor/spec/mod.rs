@@ -87,6 +87,12 @@ pub fn container_create(task: &Task) -> Result<ContainerCreate, ExecutorError> {
         cap_drop: spec.cap_drop.clone(),
         privileged: spec.privileged.unwrap_or(false),
         tty: spec.tty.unwrap_or(false),
+        init: spec.init.unwrap_or(false),
+        extra_hosts: spec
+            .extra_hosts
+            .iter()
+            .flat_map(|(name, addresses)| addresses.iter().map(move |a| format!("{name}:{a}")))
+            .collect(),
         open_stdin: spec.stdin_open.unwrap_or(false),
         sysctls: spec.sysctls.clone(),
         userns_mode: spec.userns_mode.clone(),

@@ -71,15 +71,20 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
     Ok(())
 }
 
-/// `SOURCE:TARGET[:ro]` of a bind or named-volume mount.
+/// `SOURCE:TARGET[:ro]` of a bind or named-volume mount; `TARGET[:ro]` of an
+/// anonymous volume (the task's container's own, on its node, removed with it).
 fn bind(field: &str, v: &ServiceVolume) -> Result<String, ExecutorError> {
-    let Some(source) = v.source.as_deref().filter(|s| !s.is_empty()) else {
+    let source = v.source.as_deref().filter(|s| !s.is_empty());
+    if source.is_none() && v.kind == MountType::Bind {
         return Err(ExecutorError::unsupported(
             format!("{field}.source"),
-            "anonymous volumes are not supported on a cluster: name the volume",
+            "a bind mount needs the host path to mount",
         ));
-    };
-    for (what, text) in [("source", source), ("target", v.target.as_str())] {
+    }
+    for (what, text) in [
+        ("source", source.unwrap_or_default()),
+        ("target", v.target.as_str()),
+    ] {
         if text.contains(':') {
             return Err(ExecutorError::unsupported(
                 format!("{field}.{what}"),
@@ -122,7 +127,10 @@ fn bind(field: &str, v: &ServiceVolume) -> Result<String, ExecutorError> {
         }
     }
     let ro = if v.read_only { ":ro" } else { "" };
-    Ok(format!("{source}:{}{ro}", v.target))
+    Ok(match source {
+        Some(source) => format!("{source}:{}{ro}", v.target),
+        None => format!("{}{ro}", v.target),
+    })
 }
 
 /// `TARGET[:size=N,mode=M,ro]` of a tmpfs mount.

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 35] = [
+    let checks: [(&str, bool, &str); 33] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -86,11 +86,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "the engine sets no NIS domain name",
         ),
         (
-            "extra_hosts",
-            !spec.extra_hosts.is_empty(),
-            "the engine writes no extra /etc/hosts entries",
-        ),
-        (
             "gpus",
             spec.gpus.is_some(),
             "the engine cannot pass GPUs: use devices",
@@ -99,11 +94,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "group_add",
             !spec.group_add.is_empty(),
             "the engine adds no supplementary groups",
-        ),
-        (
-            "init",
-            spec.init == Some(true),
-            "the engine runs no init process: leave init out and let the command handle signals and children",
         ),
         (
             "ipc",

@@ -82,6 +82,12 @@ fn process_fields_map_one_to_one() {
         hostname: Some("h".into()),
         read_only: Some(true),
         tty: Some(true),
+        init: Some(true),
+        extra_hosts: [(
+            "db".to_owned(),
+            vec!["10.1.2.3".to_owned(), "::1".to_owned()],
+        )]
+        .into(),
         stdin_open: Some(true),
         privileged: Some(true),
         cap_add: vec!["NET_ADMIN".into()],
@@ -103,9 +109,10 @@ fn process_fields_map_one_to_one() {
     assert_eq!(c.user.as_deref(), Some("nobody"));
     assert_eq!(c.workdir.as_deref(), Some("/srv"));
     assert_eq!(c.hostname.as_deref(), Some("h"));
-    assert!(c.read_only && c.tty && c.open_stdin && c.privileged && c.no_new_privileges);
+    assert!(c.read_only && c.tty && c.init && c.open_stdin && c.privileged && c.no_new_privileges);
     assert_eq!((c.cap_add.len(), c.cap_drop.len()), (1, 1));
     assert_eq!(c.sysctls.len(), 1);
+    assert_eq!(c.extra_hosts, ["db:10.1.2.3", "db:::1"]);
     assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
     assert_eq!(c.stop_timeout, Some(2), "1.5 s rounds up");
     assert_eq!(c.healthcheck.unwrap().test, ["CMD", "true"]);
@@ -215,13 +222,19 @@ fn mounts_become_binds_tmpfs_and_devices() {
     );
     assert_eq!(c.devices, ["/dev/fuse:/dev/fuse:rwm"]);
 
-    let anonymous = refused(ServiceSpec {
+    let anonymous = container_create(&task(image(ServiceSpec {
         volumes: vec![vol(MountType::Volume, None, "/data")],
+        ..ServiceSpec::default()
+    })))
+    .unwrap();
+    assert_eq!(anonymous.binds, ["/data"], "the container's own volume");
+    let sourceless = refused(ServiceSpec {
+        volumes: vec![vol(MountType::Bind, None, "/data")],
         ..ServiceSpec::default()
     });
     assert!(
-        anonymous.starts_with("volumes[0].source: anonymous"),
-        "{anonymous}"
+        sourceless.starts_with("volumes[0].source: a bind mount needs"),
+        "{sourceless}"
     );
     let npipe = refused(ServiceSpec {
         volumes: vec![vol(MountType::Npipe, Some("x"), "/x")],
@@ -320,13 +333,6 @@ fn ports_publish_on_the_node() {
 fn what_the_engine_cannot_honour_is_refused_by_name() {
     let cases: Vec<(&str, ServiceSpec)> = vec![
         (
-            "init",
-            ServiceSpec {
-                init: Some(true),
-                ..ServiceSpec::default()
-            },
-        ),
-        (
             "shm_size",
             ServiceSpec {
                 shm_size: Some(Bytes(1)),
@@ -337,13 +343,6 @@ fn what_the_engine_cannot_honour_is_refused_by_name() {
             "pid",
             ServiceSpec {
                 pid: Some("host".into()),
-                ..ServiceSpec::default()
-            },
-        ),
-        (
-            "extra_hosts",
-            ServiceSpec {
-                extra_hosts: [("a".to_owned(), vec!["1.2.3.4".to_owned()])].into(),
                 ..ServiceSpec::default()
             },
         ),
