@@ -5,7 +5,7 @@ use super::cluster::ClusterRecord;
 use super::command::{Applied, Command, CommandResult, Problem, Proposal, Rejection};
 use super::disk::Closed;
 use super::error::StoreError;
-use super::log_store::LogStore;
+use super::log_store::{LogDisk, LogStore};
 use super::network::{self, HttpNetwork, Transport};
 use super::state::State;
 use super::state_machine::{Shared, StateMachineStore};
@@ -86,6 +86,8 @@ pub struct Store {
     addr: String,
     raft: Raft,
     shared: Arc<Shared>,
+    /// The raft log's disk (the append RPC answers once it holds what it appended).
+    log_disk: LogDisk,
     /// Writes to the task that proposes them (see [`Store::write`]).
     proposals: mpsc::UnboundedSender<Pending>,
     write_timeout: Duration,
@@ -198,6 +200,8 @@ impl Store {
         let (log, log_closed) = LogStore::open_closing(&dir.join("log.redb"))?;
         let (state_machine, state_closed) =
             StateMachineStore::open_closing(&dir.join("state.redb"), config.history)?;
+        let log_disk = log.disk();
+        let state_machine = state_machine.wait_for(log_disk.clone());
         let shared = state_machine.shared();
         let raft_config = openraft::Config {
             cluster_name: "orch".to_owned(),
@@ -220,7 +224,8 @@ impl Store {
             None => HttpNetwork::new().map_err(|source| StoreError::Transport {
                 source: Box::new(source),
             })?,
-        };
+        }
+        .clamping_commit_to(log_disk.clone());
         let raft = Raft::new(id, Arc::new(raft_config), network, log, state_machine)
             .await
             .map_err(|source| StoreError::Raft {
@@ -233,6 +238,7 @@ impl Store {
             addr: addr.into(),
             raft,
             shared,
+            log_disk,
             proposals,
             write_timeout: config.write_timeout,
             closed: tokio::sync::Mutex::new(vec![log_closed, state_closed]),
@@ -249,9 +255,14 @@ impl Store {
         &self.addr
     }
 
+    /// This node's raft log on disk (e.g. to hold its writer in fault-injection tests).
+    pub fn log_disk(&self) -> &LogDisk {
+        &self.log_disk
+    }
+
     /// The raft RPC endpoints, to serve at this node's address.
     pub fn router(&self) -> axum::Router {
-        network::router(self.raft.clone())
+        network::router(self.raft.clone(), self.log_disk.clone())
     }
 
     /// Start a new cluster of `members` (id -> address; this node is added if missing).

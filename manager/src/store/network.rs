@@ -5,8 +5,10 @@
 //! Endpoints (body: the openraft request; answer: `Result<response, RaftError>`):
 //! `POST /raft/append`, `POST /raft/vote`, `POST /raft/snapshot`.
 
-use super::types::{NodeId, Raft, TypeConfig};
+use super::log_store::LogDisk;
+use super::types::{LogId, NodeId, Raft, TypeConfig};
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use openraft::BasicNode;
@@ -30,32 +32,47 @@ const SNAPSHOT: &str = "/raft/snapshot";
 /// The largest raft RPC body accepted (snapshot chunks are smaller; see `Config`).
 pub const MAX_BODY: usize = 64 << 20;
 
-/// The raft RPC endpoints of `raft`, to mount on the manager's server.
-pub fn router(raft: Raft) -> Router {
+/// The raft RPC endpoints of `raft`, to mount on the manager's server; `log` is its
+/// log's disk.
+pub fn router(raft: Raft, log: LogDisk) -> Router {
     Router::new()
         .route(APPEND, post(append))
         .route(VOTE, post(vote))
         .route(SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(raft)
+        .with_state(Peer { raft, log })
 }
 
+/// What the RPC handlers serve.
+#[derive(Clone)]
+struct Peer {
+    raft: Raft,
+    log: LogDisk,
+}
+
+/// Appends, and answers once what it appended is durable: the leader counts this node
+/// for an entry only when its disk has it (see [`log_store`](super::log_store)).
 async fn append(
-    State(raft): State<Raft>,
+    State(peer): State<Peer>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
-) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    Json(raft.append_entries(req).await)
+) -> Result<Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>, (StatusCode, String)> {
+    let answer = peer.raft.append_entries(req).await;
+    peer.log
+        .queued()
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(answer))
 }
 
 async fn vote(
-    State(raft): State<Raft>,
+    State(Peer { raft, .. }): State<Peer>,
     Json(req): Json<VoteRequest<NodeId>>,
 ) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
     Json(raft.vote(req).await)
 }
 
 async fn snapshot(
-    State(raft): State<Raft>,
+    State(Peer { raft, .. }): State<Peer>,
     Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
     Json(raft.install_snapshot(req).await)
@@ -95,6 +112,7 @@ pub enum TransportError {
 pub struct HttpNetwork {
     client: reqwest::Client,
     scheme: &'static str,
+    log: Option<LogDisk>,
 }
 
 /// How raft RPCs reach peers: a client (with its TLS identity) and the URL scheme.
@@ -123,6 +141,7 @@ impl HttpNetwork {
         Ok(HttpNetwork {
             client,
             scheme: "http",
+            log: None,
         })
     }
 
@@ -131,7 +150,15 @@ impl HttpNetwork {
         HttpNetwork {
             client: transport.client,
             scheme: transport.scheme,
+            log: None,
         }
+    }
+
+    /// Tell followers a commit index no further than `log` has on disk (see
+    /// [`log_store`](super::log_store)).
+    pub fn clamping_commit_to(mut self, log: LogDisk) -> HttpNetwork {
+        self.log = Some(log);
+        self
     }
 }
 
@@ -144,6 +171,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             target,
             base: format!("{}://{}", self.scheme, node.addr),
             client: self.client.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -153,6 +181,7 @@ pub struct PeerClient {
     target: NodeId,
     base: String,
     client: reqwest::Client,
+    log: Option<LogDisk>,
 }
 
 impl PeerClient {
@@ -220,9 +249,12 @@ impl PeerClient {
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        if let Some(log) = &self.log {
+            rpc.leader_commit = clamp(rpc.leader_commit, log.durable_last());
+        }
         self.call(APPEND, &rpc, option.hard_ttl()).await
     }
 
@@ -243,6 +275,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(VOTE, &rpc, option.hard_ttl()).await
+    }
+}
+
+/// The commit index to send: `committed`, but no further than the leader's durable
+/// log ends. An entry before that end is in the committed prefix, so it is committed.
+fn clamp(committed: Option<LogId>, durable: Option<LogId>) -> Option<LogId> {
+    match (committed, durable) {
+        (Some(c), Some(d)) if d.index < c.index => Some(d),
+        (Some(_), None) => None,
+        (committed, _) => committed,
     }
 }
 

@@ -20,6 +20,7 @@ use super::cluster::ClusterRecord;
 use super::command::{Applied, CommandResult};
 use super::disk::{self, Closed, Db, DiskError, MetaTable};
 use super::error::StoreError;
+use super::log_store::LogDisk;
 use super::state::State;
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -118,6 +119,9 @@ pub struct StateMachineStore {
     snapshot_seq: Arc<AtomicU64>,
     /// Entries applied since the last apply that synced.
     unsynced: Arc<AtomicU64>,
+    /// The raft log's disk: an entry is applied only once it is durable there (see
+    /// [`log_store`](super::log_store)). `None` in tests of the state machine alone.
+    log: Option<LogDisk>,
 }
 
 impl StateMachineStore {
@@ -161,8 +165,15 @@ impl StateMachineStore {
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             unsynced: Arc::new(AtomicU64::new(0)),
+            log: None,
         };
         Ok((store, closed))
+    }
+
+    /// Apply entries only once `log` has them on disk.
+    pub(crate) fn wait_for(mut self, log: LogDisk) -> StateMachineStore {
+        self.log = Some(log);
+        self
     }
 
     pub(crate) fn shared(&self) -> Arc<Shared> {
@@ -299,6 +310,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let (Some(log), Some(last)) = (&self.log, entries.last()) {
+            log.entry(last.log_id.index).await.map_err(|e| {
+                StorageError::from(openraft::StorageIOError::<u64>::new(
+                    ErrorSubject::Logs,
+                    ErrorVerb::Read,
+                    &e,
+                ))
+            })?;
+        }
         let mut results = Vec::new();
         let mut published = Vec::new();
         let mut dirty = Dirty::new();

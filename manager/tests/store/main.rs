@@ -8,7 +8,8 @@
 //! renewal, for a new key and the role the store says, and its refusals: [`renew`];
 //! managers leaving the raft group, only with a quorum: [`membership`]; a worker
 //! promoted to manager: [`promote`]; a task waiting for a config placed once it exists
-//! ([`reconcile`]).
+//! ([`reconcile`]). The leader writes its log in parallel with replicating it, and
+//! nothing outside raft sees an entry before a majority has it on disk: [`parallel_log`].
 //! The cluster image registry on two managers: [`registry`].
 
 mod ca;
@@ -19,6 +20,7 @@ mod durability;
 mod http;
 mod membership;
 mod nodes;
+mod parallel_log;
 mod promote;
 mod reconcile;
 mod registry;
