@@ -90,7 +90,6 @@ impl From<StoreError> for HttpError {
             | StoreError::Db { .. }
             | StoreError::Decode { .. }
             | StoreError::Config { .. }
-            | StoreError::Transport { .. }
             | StoreError::Raft { .. }
             | StoreError::Stopped => HttpError::new(ErrorCode::Internal, message),
         }

@@ -147,8 +147,11 @@ pub fn live_http_client(identity: &LiveIdentity) -> Result<reqwest::Client, Serv
 /// while its framing, header compression and flow control cost cpu on both ends of
 /// every append (the pool opens another keep-alive connection when a heartbeat
 /// overlaps an append).
-fn raft_http_client(identity: &LiveIdentity) -> Result<reqwest::Client, ServerError> {
-    renewed_client(identity, true, "raft RPCs")
+/// The TLS client configuration of raft RPCs: HTTP/1.1 (one RPC at a time per peer).
+fn raft_tls(identity: &LiveIdentity) -> Result<Arc<rustls::ClientConfig>, ServerError> {
+    let mut tls = ca::node_client_config(identity)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
 }
 
 fn renewed_client(
@@ -390,8 +393,7 @@ impl Manager {
             })?;
         let mut store_config = config.store.clone();
         store_config.transport = Some(Transport {
-            client: raft_http_client(&live)?,
-            scheme: "https",
+            tls: Some(raft_tls(&live)?),
         });
         let store = Arc::new(
             Store::open(

@@ -84,12 +84,6 @@ pub enum StoreError {
         #[source]
         source: Box<openraft::ConfigError>,
     },
-    /// The raft transport could not be set up.
-    #[error("raft transport: {source}")]
-    Transport {
-        #[source]
-        source: Box<super::network::TransportError>,
-    },
     /// Raft stopped (storage failure, panic, shutdown).
     #[error("raft stopped: {source}")]
     Raft {
@@ -110,7 +104,6 @@ impl StoreError {
                 | StoreError::Db { .. }
                 | StoreError::Decode { .. }
                 | StoreError::Config { .. }
-                | StoreError::Transport { .. }
                 | StoreError::Raft { .. }
                 | StoreError::Stopped
         )

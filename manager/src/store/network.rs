@@ -1,6 +1,6 @@
-//! Raft RPCs between managers: JSON over HTTP POST, an axum router for the server side
-//! and a reqwest client for the sending side. All transport lives here, so mutual TLS
-//! (with the cluster CA, checking the peer's node id) replaces only this module.
+//! Raft RPCs between managers: JSON over HTTP/1.1 POST, an axum router for the server
+//! side and, for the sending side, one connection per peer driven by the task that
+//! sends (hyper's connection API, mutual TLS with the cluster CA in a manager).
 //!
 //! Endpoints (body: the openraft request; answer: `Result<response, RaftError>`):
 //! `POST /raft/append`, `POST /raft/vote`, `POST /raft/snapshot`.
@@ -11,6 +11,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -20,10 +25,15 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 const APPEND: &str = "/raft/append";
 const VOTE: &str = "/raft/vote";
@@ -81,75 +91,74 @@ async fn snapshot(
 /// Why an RPC did not get an answer from the peer's raft.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("send raft RPC to {url}: {source}")]
-    Send {
-        url: String,
+    #[error("connect to {addr} for raft RPCs: {source}")]
+    Connect {
+        addr: String,
         #[source]
-        source: reqwest::Error,
+        source: std::io::Error,
     },
-    #[error("raft RPC to {url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
-    #[error("decode raft RPC answer from {url}: {source}")]
+    #[error("connect to {addr} for raft RPCs: no answer within {after:?}")]
+    ConnectTimeout { addr: String, after: Duration },
+    #[error("{addr} is not a host:port a TLS name can be made of")]
+    Name { addr: String },
+    #[error("HTTP on the raft connection to {addr}: {source}")]
+    Http {
+        addr: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("raft RPC {path} to {addr}: no answer within {after:?}")]
+    Timeout {
+        addr: String,
+        path: &'static str,
+        after: Duration,
+    },
+    #[error("the raft connection to {addr} was closed")]
+    Closed { addr: String },
+    #[error("raft RPC {path} to {addr} answered HTTP {status}")]
+    Status {
+        addr: String,
+        path: &'static str,
+        status: u16,
+    },
+    #[error("decode raft RPC answer from {addr}: {source}")]
     Decode {
-        url: String,
+        addr: String,
         #[source]
         source: serde_json::Error,
     },
-    #[error("TLS configuration of the raft client: {0}")]
-    Tls(#[source] rustls::Error),
-    #[error("build the raft HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
-    #[error("encode raft RPC to {url}: {source}")]
+    #[error("encode raft RPC to {addr}: {source}")]
     Encode {
-        url: String,
+        addr: String,
         #[source]
         source: serde_json::Error,
     },
 }
 
-/// Creates one [`PeerClient`] per target; all share one connection pool.
+/// How raft RPCs reach peers: mutual TLS with the node's identity, or (`None`, in
+/// tests of the store alone) plain HTTP.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Creates one [`PeerClient`] per target.
 #[derive(Clone)]
 pub struct HttpNetwork {
-    client: reqwest::Client,
-    scheme: &'static str,
+    tls: Option<TlsConnector>,
     log: Option<LogDisk>,
 }
 
-/// How raft RPCs reach peers: a client (with its TLS identity) and the URL scheme.
-#[derive(Clone, Debug)]
-pub struct Transport {
-    pub client: reqwest::Client,
-    /// `https` with mutual TLS; `http` in tests of the store alone.
-    pub scheme: &'static str,
-}
-
 impl HttpNetwork {
-    /// A network with its own connection pool. Plain HTTP for now; the TLS settings are
-    /// wired explicitly (ring provider, no system roots) so the cluster CA slots in here.
-    pub fn new() -> Result<HttpNetwork, TransportError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(TransportError::Tls)?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(TransportError::Client)?;
-        Ok(HttpNetwork {
-            client,
-            scheme: "http",
-            log: None,
-        })
+    /// A network over plain HTTP (tests of the store alone).
+    pub fn new() -> HttpNetwork {
+        HttpNetwork::with(Transport { tls: None })
     }
 
-    /// A network over `transport` (the manager's mutual-TLS client).
+    /// A network over `transport`.
     pub fn with(transport: Transport) -> HttpNetwork {
         HttpNetwork {
-            client: transport.client,
-            scheme: transport.scheme,
+            tls: transport.tls.map(TlsConnector::from),
             log: None,
         }
     }
@@ -162,87 +171,210 @@ impl HttpNetwork {
     }
 }
 
+impl Default for HttpNetwork {
+    fn default() -> Self {
+        HttpNetwork::new()
+    }
+}
+
 impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        // No connection here: each RPC connects (or reuses a pooled connection).
+        // No connection here: the first RPC connects.
         PeerClient {
             target,
-            base: format!("{}://{}", self.scheme, node.addr),
-            client: self.client.clone(),
+            addr: node.addr.clone(),
+            tls: self.tls.clone(),
+            conn: None,
             log: self.log.clone(),
         }
     }
 }
 
-/// Sends raft RPCs to one peer.
+/// A stream to a peer, TLS or not.
+trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
+
+/// One HTTP/1.1 connection to a peer. Its I/O runs on the task that sends an RPC
+/// (replication sends one at a time to each peer), so an RPC costs no hand-off to a
+/// connection task and back.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    io: Pin<Box<ConnIo>>,
+}
+
+/// The I/O side of a [`Conn`]: polled while an RPC waits for its answer.
+type ConnIo = http1::Connection<TokioIo<Box<dyn Stream>>, Full<Bytes>>;
+
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Sends raft RPCs to one peer over a connection of its own.
 pub struct PeerClient {
     target: NodeId,
-    base: String,
-    client: reqwest::Client,
+    addr: String,
+    tls: Option<TlsConnector>,
+    conn: Option<Conn>,
     log: Option<LogDisk>,
 }
 
+type RpcResult<Resp, E> = Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
 impl PeerClient {
+    async fn connect(&self) -> Result<Conn, TransportError> {
+        let addr = self.addr.clone();
+        let tcp = within_connect_timeout(&addr, TcpStream::connect(&addr)).await?;
+        // Small requests and answers, one at a time: no waiting for more to send.
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some(tls) => {
+                let name = server_name(&addr)
+                    .ok_or_else(|| TransportError::Name { addr: addr.clone() })?;
+                Box::new(within_connect_timeout(&addr, tls.connect(name, tcp)).await?)
+            }
+            None => Box::new(tcp),
+        };
+        let (sender, io) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| TransportError::Http { addr, source })?;
+        Ok(Conn {
+            sender,
+            io: Box::pin(io),
+        })
+    }
+
+    /// POST `body` to `path` and read the whole answer, on this task.
+    async fn post(
+        &mut self,
+        path: &'static str,
+        body: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Bytes, (bool, TransportError)> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.connect().await.map_err(|e| (true, e))?,
+        };
+        let addr = self.addr.clone();
+        let http = |source| TransportError::Http {
+            addr: addr.clone(),
+            source,
+        };
+        let request = Request::post(path)
+            .header(header::HOST, &self.addr)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            return Err((false, TransportError::Closed { addr }));
+        };
+        let exchange = async {
+            conn.sender.ready().await.map_err(http)?;
+            let response = conn.sender.send_request(request).await.map_err(http)?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(http)?;
+            Ok::<_, TransportError>((status, body.to_bytes()))
+        };
+        let exchanged = tokio::time::timeout(ttl, async {
+            tokio::select! {
+                answer = exchange => answer,
+                // The connection ended before the answer did.
+                ended = conn.io.as_mut() => Err(match ended {
+                    Ok(()) => TransportError::Closed { addr: addr.clone() },
+                    Err(source) => http(source),
+                }),
+            }
+        })
+        .await;
+        let (status, bytes) = match exchanged {
+            Ok(Ok(answer)) => answer,
+            // The connection is dropped: a late answer must not be read as the next.
+            Ok(Err(e)) => return Err((false, e)),
+            Err(_) => {
+                return Err((
+                    false,
+                    TransportError::Timeout {
+                        addr,
+                        path,
+                        after: ttl,
+                    },
+                ));
+            }
+        };
+        self.conn = Some(conn);
+        if !status.is_success() {
+            return Err((
+                false,
+                TransportError::Status {
+                    addr,
+                    path,
+                    status: status.as_u16(),
+                },
+            ));
+        }
+        Ok(bytes)
+    }
+
     async fn call<Req, Resp, E>(
-        &self,
-        path: &str,
+        &mut self,
+        path: &'static str,
         req: &Req,
         ttl: Duration,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("{}{path}", self.base);
         let body = serde_json::to_vec(req).map_err(|source| {
             RPCError::Network(NetworkError::new(&TransportError::Encode {
-                url: url.clone(),
+                addr: self.addr.clone(),
                 source,
             }))
         })?;
-        let sent = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(ttl)
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(source) => {
-                let connect = source.is_connect();
-                let err = TransportError::Send { url, source };
-                // Unreachable makes openraft back off; Network retries at once.
-                return Err(if connect {
-                    RPCError::Unreachable(Unreachable::new(&err))
-                } else {
-                    RPCError::Network(NetworkError::new(&err))
-                });
-            }
+        let bytes = match self.post(path, body, ttl).await {
+            Ok(bytes) => bytes,
+            // Unreachable makes openraft back off; Network retries at once.
+            Err((true, e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err((false, e)) => return Err(RPCError::Network(NetworkError::new(&e))),
         };
-        let status = response.status();
-        if !status.is_success() {
-            let err = TransportError::Status {
-                url,
-                status: status.as_u16(),
-            };
-            return Err(RPCError::Network(NetworkError::new(&err)));
-        }
-        let bytes = response.bytes().await.map_err(|source| {
-            RPCError::Network(NetworkError::new(&TransportError::Send {
-                url: url.clone(),
-                source,
-            }))
-        })?;
         let answer: Result<Resp, RaftError<NodeId, E>> =
             serde_json::from_slice(&bytes).map_err(|source| {
-                RPCError::Network(NetworkError::new(&TransportError::Decode { url, source }))
+                RPCError::Network(NetworkError::new(&TransportError::Decode {
+                    addr: self.addr.clone(),
+                    source,
+                }))
             })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// `step` of connecting to `addr`, given [`CONNECT_TIMEOUT`].
+async fn within_connect_timeout<T>(
+    addr: &str,
+    step: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, TransportError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, step).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(source)) => Err(TransportError::Connect {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Err(_) => Err(TransportError::ConnectTimeout {
+            addr: addr.to_owned(),
+            after: CONNECT_TIMEOUT,
+        }),
+    }
+}
+
+/// The TLS name of `addr` (`host:port`): its IP address, or its host name.
+fn server_name(addr: &str) -> Option<ServerName<'static>> {
+    let host = match addr.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => Some(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(host.to_owned()).ok(),
     }
 }
 
@@ -299,7 +431,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         drop(listener);
-        let mut network = HttpNetwork::new().expect("client");
+        let mut network = HttpNetwork::new();
         let mut peer = network.new_client(2, &BasicNode::new(addr)).await;
         let vote = VoteRequest::new(Vote::new(1, 1), None);
         let answer = peer
