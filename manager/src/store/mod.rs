@@ -18,6 +18,7 @@ pub mod handle;
 pub mod log_store;
 pub mod network;
 pub mod state;
+pub mod state_file;
 pub mod state_machine;
 pub mod table;
 pub mod tables;

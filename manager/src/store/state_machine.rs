@@ -2,26 +2,20 @@
 //! (one table per kind, plus `last_applied` and membership) so a restart loads it
 //! instead of replaying the log; snapshots are the whole state as JSON.
 //!
-//! Apply runs the pure [`apply`](super::apply::apply) under the state lock, then writes
-//! the changed rows and `last_applied` in one redb transaction, then publishes the
-//! events. Entries reach apply only once raft committed them, so readers may see the
-//! new state before its own redb commit: the raft log already holds it durably.
-//!
-//! Durability: an apply commits without fsync (only every [`SYNC_EVERY`]th entry
-//! syncs), because the raft log holds every committed entry durably: after a crash
-//! `state.redb` is back at its last synced `last_applied`, and openraft applies the log
-//! from there again. That needs the log to keep every entry after the synced state,
-//! which holds because raft purges the log only up to a snapshot, and a snapshot is
-//! written with fsync — which makes every earlier commit of this file durable too, and
-//! [`load`] prefers the snapshot when the tables are older.
+//! Apply runs the pure [`apply`](super::apply::apply) under the state lock, publishes
+//! the events, and leaves the changed rows to [`StateFile`], which writes them to
+//! `state.redb` a little later, several applies in one transaction (see
+//! [`state_file`](super::state_file) for why that loses nothing). Entries reach apply
+//! only once raft committed them and this node's log has them on disk.
 
 use super::apply::apply;
 use super::cluster::ClusterRecord;
 use super::command::{Applied, CommandResult};
-use super::disk::{self, Closed, Db, DiskError, MetaTable};
+use super::disk::{self, Closed, DiskError};
 use super::error::StoreError;
 use super::log_store::LogDisk;
 use super::state::State;
+use super::state_file::{META, SNAPSHOT, StateFile, table_of};
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -29,40 +23,12 @@ use super::watch::Hub;
 use api::cluster::{Event, Kind, Object};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-/// `last_applied`, `membership`, `cluster` (and `snapshot_meta`, `snapshot_data` in
-/// files written before [`SNAPSHOT`]).
-const META: MetaTable = TableDefinition::new("state_meta");
-/// The last snapshot: `meta`, `data`. A table of its own: redb copies the leaf a write
-/// changes, and every apply writes `last_applied`: beside megabytes of snapshot, each
-/// apply copied them.
-const SNAPSHOT: MetaTable = TableDefinition::new("snapshot");
-
-/// Applied entries between two applies that fsync (the others do not; see the module
-/// documentation). Bounds the log a restart applies again.
-pub(crate) const SYNC_EVERY: u64 = 1000;
-
-/// The redb table holding objects of `kind`, by id.
-fn table_of(kind: Kind) -> MetaTable {
-    match kind {
-        Kind::Node => TableDefinition::new("nodes"),
-        Kind::Stack => TableDefinition::new("stacks"),
-        Kind::Service => TableDefinition::new("services"),
-        Kind::Task => TableDefinition::new("tasks"),
-        Kind::Network => TableDefinition::new("networks"),
-        Kind::Secret => TableDefinition::new("secrets"),
-        Kind::Config => TableDefinition::new("configs"),
-        Kind::Manifest => TableDefinition::new("manifests"),
-        Kind::Volume => TableDefinition::new("volumes"),
-    }
-}
 
 /// The applied state and how far it goes.
 #[derive(Debug, Default)]
@@ -113,12 +79,10 @@ impl SnapshotBody {
 /// The state machine store (clones share everything; a clone builds snapshots).
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<Db>,
+    file: Arc<StateFile>,
     path: Arc<PathBuf>,
     shared: Arc<Shared>,
     snapshot_seq: Arc<AtomicU64>,
-    /// Entries applied since the last apply that synced.
-    unsynced: Arc<AtomicU64>,
     /// The raft log's disk: an entry is applied only once it is durable there (see
     /// [`log_store`](super::log_store)). `None` in tests of the state machine alone.
     log: Option<LogDisk>,
@@ -156,7 +120,7 @@ impl StateMachineStore {
         let floor = machine.last_applied.map_or(0, |l| l.index);
         let cluster = tokio::sync::watch::Sender::new(machine.state.cluster.clone().map(Arc::new));
         let store = StateMachineStore {
-            db: Arc::new(db),
+            file: StateFile::new(Arc::new(db)),
             path: Arc::new(path.to_owned()),
             shared: Arc::new(Shared {
                 machine: RwLock::new(machine),
@@ -164,7 +128,6 @@ impl StateMachineStore {
                 cluster,
             }),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
-            unsynced: Arc::new(AtomicU64::new(0)),
             log: None,
         };
         Ok((store, closed))
@@ -274,25 +237,6 @@ fn write_all(txn: &redb::WriteTransaction, machine: &Machine) -> Result<(), Disk
     Ok(())
 }
 
-/// Rows to write: `Some(json)` to upsert, `None` to delete.
-type Dirty = BTreeMap<(Kind, String), Option<Vec<u8>>>;
-
-fn record_changes(dirty: &mut Dirty, changes: &[Event]) -> Result<(), DiskError> {
-    for change in changes {
-        match change {
-            Event::Created { object } | Event::Updated { object } => {
-                let key = (object.kind(), object.meta().id.clone());
-                dirty.insert(key, Some(disk::encode(object)?));
-            }
-            Event::Deleted { object } => {
-                dirty.insert((object.kind(), object.meta().id.clone()), None);
-            }
-            Event::Commit { .. } => {}
-        }
-    }
-    Ok(())
-}
-
 fn sm_err(e: DiskError, verb: ErrorVerb) -> StorageError {
     e.storage(ErrorSubject::StateMachine, verb)
 }
@@ -322,7 +266,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let mut results = Vec::new();
         let mut published = Vec::new();
-        let mut dirty = Dirty::new();
         let mut cluster = None;
         let (last_applied, membership) = {
             let mut machine = self.shared.write();
@@ -344,12 +287,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         })
                     }
                 };
-                let mut changes = Vec::new();
-                for applied in result.applied() {
-                    record_changes(&mut dirty, &applied.changes)
-                        .map_err(|e| sm_err(e, ErrorVerb::Write))?;
-                    changes.extend(applied.changes.iter().cloned());
-                }
+                let changes: Vec<Event> = result
+                    .applied()
+                    .into_iter()
+                    .flat_map(|applied| applied.changes.iter().cloned())
+                    .collect();
                 if !changes.is_empty() {
                     published.push((version, changes));
                 }
@@ -360,43 +302,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             (machine.last_applied, machine.membership.clone())
         };
-        let cluster_row = match &cluster {
-            Some(record) => Some(disk::encode(record).map_err(|e| sm_err(e, ErrorVerb::Write))?),
-            None => None,
-        };
-        let last_applied = disk::encode(&last_applied).map_err(|e| sm_err(e, ErrorVerb::Write))?;
-        let membership = disk::encode(&membership).map_err(|e| sm_err(e, ErrorVerb::Write))?;
         let count = u64::try_from(results.len()).unwrap_or(u64::MAX);
-        let unsynced = self.unsynced.fetch_add(count, Ordering::Relaxed) + count;
-        let sync = unsynced >= SYNC_EVERY;
-        if sync {
-            self.unsynced.store(0, Ordering::Relaxed);
+        let due = self.file.note(
+            &published,
+            cluster.as_ref(),
+            (last_applied, membership),
+            count,
+        );
+        if due {
+            // Enough waits: written before this apply returns (raft waits for it).
+            self.file
+                .flush()
+                .await
+                .map_err(|e| sm_err(e, ErrorVerb::Write))?;
         }
-        // On this task, which raft waits on anyway: a commit without fsync is
-        // cheaper than a hand-off to the blocking pool and back.
-        let write = || -> Result<(), DiskError> {
-            let mut txn = self.db.begin_write()?;
-            if !sync {
-                txn.set_durability(Durability::None)?;
-            }
-            for ((kind, id), row) in &dirty {
-                let mut table = txn.open_table(table_of(*kind))?;
-                match row {
-                    Some(bytes) => table.insert(id.as_str(), bytes.as_slice())?,
-                    None => table.remove(id.as_str())?,
-                };
-            }
-            let mut meta = txn.open_table(META)?;
-            if let Some(row) = &cluster_row {
-                meta.insert("cluster", row.as_slice())?;
-            }
-            meta.insert("last_applied", last_applied.as_slice())?;
-            meta.insert("membership", membership.as_slice())?;
-            drop(meta);
-            txn.commit()?;
-            Ok(())
-        };
-        write().map_err(|e| sm_err(e, ErrorVerb::Write))?;
         for (version, changes) in published {
             self.shared.hub.publish(version, changes);
         }
@@ -433,16 +352,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             membership: meta.last_membership.clone(),
         };
         let snapshot_meta = disk::encode(meta).map_err(snap_err)?;
-        let db = self.db.clone();
-        let machine = disk::blocking(move || {
-            let txn = db.begin_write()?;
-            write_all(&txn, &machine)?;
-            store_snapshot(&txn, &snapshot_meta, &data)?;
-            txn.commit()?;
-            Ok(machine)
-        })
-        .await
-        .map_err(snap_err)?;
+        // Replaces the state: what waited to be written is older.
+        let machine = self
+            .file
+            .transaction(true, move |txn| {
+                write_all(txn, &machine)?;
+                store_snapshot(txn, &snapshot_meta, &data)?;
+                Ok(machine)
+            })
+            .await
+            .map_err(snap_err)?;
         let cluster = machine.state.cluster.clone().map(Arc::new);
         *self.shared.write() = machine;
         self.shared.cluster.send_replace(cluster);
@@ -454,7 +373,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let read = || -> Result<Option<Snapshot>, DiskError> {
-            let txn = self.db.begin_read()?;
+            let txn = self.file.db().begin_read()?;
             Ok(stored_snapshot(&txn)?.map(|(meta, data)| Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(data)),
@@ -493,16 +412,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         let data = disk::encode(&SnapshotBody { objects, cluster }).map_err(snap_err)?;
         let encoded_meta = disk::encode(&meta).map_err(snap_err)?;
-        let db = self.db.clone();
         let stored = data.clone();
-        disk::blocking(move || {
-            let txn = db.begin_write()?;
-            store_snapshot(&txn, &encoded_meta, &stored)?;
-            txn.commit()?;
-            Ok(())
-        })
-        .await
-        .map_err(snap_err)?;
+        // With fsync (the default): every earlier write of the file is durable too.
+        self.file
+            .transaction(false, move |txn| {
+                store_snapshot(txn, &encoded_meta, &stored)
+            })
+            .await
+            .map_err(snap_err)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -563,10 +480,72 @@ mod tests {
 
         let mut builder = store.get_snapshot_builder().await;
         builder.build_snapshot().await.expect("build");
-        let txn = store.db.begin_read().expect("read");
+        let txn = store.file.db().begin_read().expect("read");
         let old = txn.open_table(META).expect("meta table");
         assert!(old.get("snapshot_data").expect("get").is_none());
         drop((old, txn, builder, store));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// The applied index `state.redb` at `path` holds by itself.
+    fn applied_in_file(path: &Path) -> Option<LogId> {
+        let db = Database::create(path).expect("open");
+        let txn = db.begin_read().expect("read");
+        disk::get(&txn.open_table(META).expect("meta"), "last_applied")
+            .expect("last_applied")
+            .flatten()
+    }
+
+    fn creates(from: u64, to: u64) -> Vec<Entry> {
+        (from..=to)
+            .map(|i| Entry {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(super::super::command::Proposal {
+                    at: Default::default(),
+                    command: super::super::command::Command::create(config(&format!("c{i}"))),
+                }),
+            })
+            .collect()
+    }
+
+    /// Applies answer from memory; the file follows a little later, and a store that
+    /// closes writes what still waits.
+    #[tokio::test]
+    async fn applied_changes_reach_the_file_behind_the_apply_and_all_of_them_at_close() {
+        let dir = std::env::temp_dir().join(format!("orch-sm-behind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.redb");
+        let (mut store, closed) = StateMachineStore::open_closing(&path, 16).expect("open");
+        store.apply(creates(1, 10)).await.expect("apply");
+        let mut flushed = None;
+        for _ in 0..500 {
+            flushed = store.file.db().begin_read().ok().and_then(|txn| {
+                disk::get::<Option<LogId>>(&txn.open_table(META).ok()?, "last_applied")
+                    .ok()
+                    .flatten()
+                    .flatten()
+            });
+            if flushed.is_some_and(|l| l.index == 10) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            flushed.map(|l| l.index),
+            Some(10),
+            "flushed behind the apply"
+        );
+
+        store.apply(creates(11, 15)).await.expect("apply");
+        drop(store);
+        // Resolves (with the sender gone) once the file is closed.
+        let _ = closed.await;
+        assert_eq!(applied_in_file(&path).map(|l| l.index), Some(15));
+        let mut store = StateMachineStore::open(&path, 16).expect("reopen");
+        let (applied, _) = store.applied_state().await.expect("applied");
+        assert_eq!(applied.map(|l| l.index), Some(15));
+        assert!(store.shared.read().state.configs.get("c15").is_some());
+        drop(store);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
