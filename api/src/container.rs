@@ -119,6 +119,9 @@ pub struct ContainerCreate {
     /// `host`: the host's user ids even when the engine remaps (`--userns-remap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// Size of the container's `/dev/shm` tmpfs in bytes (default 64 MiB, as Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
 }
 
 /// Where a container is in its life.

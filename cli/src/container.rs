@@ -155,6 +155,9 @@ pub struct RunArgs {
     /// Most processes at once.
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// Size of /dev/shm (e.g. 256m; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    shm_size: Option<String>,
     /// Add a capability to Docker's default set (e.g. NET_ADMIN, ALL).
     #[arg(long = "cap-add", value_name = "CAP")]
     cap_add: Vec<String>,
@@ -405,6 +408,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         cpus: a.cpus,
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
+        shm_size: bytes("shm-size", &a.shm_size)?,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -88,7 +88,22 @@ pub struct InitSpec {
     /// The id maps of the container's own user namespace, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<super::userns::UserNs>,
+    /// What the user set beyond the defaults.
+    #[serde(default)]
+    pub tuning: Tuning,
 }
+
+/// Settings of the container beyond the engine's defaults (compose's `shm_size`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tuning {
+    /// Size of /dev/shm in bytes (default: [`DEFAULT_SHM_SIZE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+}
+
+/// Docker's size of /dev/shm: 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 /// Why init failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,9 +222,10 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-/// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue. In a user
+/// /dev as a small tmpfs with the standard nodes, pts, shm (of the size asked for) and
+/// mqueue. In a user
 /// namespace, where mknod is refused, the nodes are bind mounts of the host's.
-fn setup_dev(root: &Path, userns: bool) -> Result<(), InitError> {
+fn setup_dev(root: &Path, userns: bool, tuning: &Tuning) -> Result<(), InitError> {
     let dev = inside(root, "/dev")?;
     make_target(&dev, true)?;
     let nosuid = libc::MS_NOSUID;
@@ -258,7 +274,10 @@ fn setup_dev(root: &Path, userns: bool) -> Result<(), InitError> {
         &shm,
         Some("tmpfs"),
         nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
-        Some("mode=1777,size=65536k"),
+        Some(&format!(
+            "mode=1777,size={}",
+            tuning.shm_size.unwrap_or(DEFAULT_SHM_SIZE)
+        )),
     )?;
     let mq = dev.join("mqueue");
     mkdirs(&mq)?;
@@ -407,7 +426,7 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     make_target(&proc_dir, true)?;
     let safe = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
     sys::mount("proc", &proc_dir, Some("proc"), safe, None)?;
-    setup_dev(root, userns)?;
+    setup_dev(root, userns, &spec.tuning)?;
     let sys_dir = inside(root, "/sys")?;
     make_target(&sys_dir, true)?;
     let sys_ro = if security.privileged {

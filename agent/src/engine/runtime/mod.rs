@@ -26,6 +26,7 @@
 //! - [`supervisor`]: restart policies, health probes and `--rm`, as a loop.
 //! - [`sys`]: checked system call wrappers.
 //! - [`syscalls`] (pure): system call numbers by name for x86_64 and aarch64.
+//! - [`tuning`] (pure): settings beyond the defaults (`--shm-size`, ...), checked.
 //! - [`userns`]: user namespaces: id maps, idmapped root file systems.
 pub mod attach;
 pub mod caps;
@@ -47,4 +48,5 @@ pub mod spec;
 pub mod supervisor;
 pub mod sys;
 pub mod syscalls;
+pub mod tuning;
 pub mod userns;

@@ -630,6 +630,7 @@ impl ContainerService {
             value: format!("{:?}", req.sysctls),
             why: e.to_string(),
         })?;
+        let tuning = super::tuning::tuning(req)?;
         let init = InitSpec {
             ulimits,
             sysctls: req.sysctls.clone(),
@@ -645,6 +646,7 @@ impl ContainerService {
             no_new_privileges: req.no_new_privileges,
             netns: prepared.netns.clone(),
             userns,
+            tuning,
         };
         let restart: RestartPolicy =
             req.restart

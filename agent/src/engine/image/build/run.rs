@@ -118,6 +118,7 @@ pub fn execute(
         // package installs can reach their mirrors.
         netns: NetNs::Host,
         userns: None,
+        tuning: Default::default(),
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())

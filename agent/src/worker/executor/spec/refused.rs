@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 33] = [
+    let checks: [(&str, bool, &str); 32] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -147,11 +147,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "runtime",
             spec.runtime.is_some(),
             "the engine is the only runtime",
-        ),
-        (
-            "shm_size",
-            spec.shm_size.is_some(),
-            "the engine's /dev/shm has a fixed size",
         ),
         (
             "storage_opt",
