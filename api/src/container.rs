@@ -122,6 +122,10 @@ pub struct ContainerCreate {
     /// Size of the container's `/dev/shm` tmpfs in bytes (default 64 MiB, as Docker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<u64>,
+    /// Supplementary groups of its process: names from the image's /etc/group, or
+    /// numeric ids (`--group-add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
 }
 
 /// Where a container is in its life.

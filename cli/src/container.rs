@@ -155,6 +155,10 @@ pub struct RunArgs {
     /// Most processes at once.
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// A supplementary group: a name from the image's /etc/group, or an id
+    /// (repeatable).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    group_add: Vec<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -409,6 +413,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
         shm_size: bytes("shm-size", &a.shm_size)?,
+        group_add: a.group_add.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -70,6 +70,19 @@ impl Engine {
         let exit = exit.expect("the container starts and ends");
         (exit.exit_code, ok(&logs))
     }
+
+    /// The engine's refusal of task `id` with `spec`.
+    fn refusal(&self, id: &str, spec: ServiceSpec) -> String {
+        let create = executor::container_create(&Engine::task(id, "true", spec))
+            .expect("the worker maps the spec");
+        match self.rt.block_on(self.client.create_container(&create)) {
+            Ok(c) => {
+                let _ = self.rt.block_on(self.client.remove_container(&c.id, true));
+                panic!("the engine took {create:?}")
+            }
+            Err(e) => e.to_string(),
+        }
+    }
 }
 
 /// The options of the mount on `target` in /proc/mounts text.
@@ -104,5 +117,38 @@ fn shm_size_sizes_the_containers_dev_shm() {
     assert!(
         mount_options(&out, "/dev/shm").contains("size=65536k"),
         "{out}"
+    );
+}
+
+#[test]
+fn group_add_gives_the_process_supplementary_groups() {
+    let Some(e) = Engine::start("groups") else {
+        return;
+    };
+    // busybox's /etc/group: root (0) and nogroup (65534).
+    let spec = || ServiceSpec {
+        group_add: vec!["nogroup".into(), "1234".into()],
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("groups", "grep ^Groups: /proc/self/status; id -G", spec());
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "Groups:\t0 1234 65534 \n0 1234 65534\n");
+    let other = ServiceSpec {
+        user: Some("nobody".into()),
+        ..spec()
+    };
+    let (_, out) = e.run("groups-nobody", "id", other);
+    assert_eq!(
+        out,
+        "uid=65534(nobody) gid=65534(nogroup) groups=1234,65534(nogroup)\n"
+    );
+    let unknown = ServiceSpec {
+        group_add: vec!["nogroup".into(), "wheel".into()],
+        ..ServiceSpec::default()
+    };
+    let why = e.refusal("groups-unknown", unknown);
+    assert!(
+        why.contains("group_add[1] \"wheel\": no such group in the image's /etc/group"),
+        "{why}"
     );
 }

@@ -423,12 +423,14 @@ impl ContainerService {
             user: req.user.clone(),
             workdir: req.workdir.clone(),
         };
-        let process = plan(
+        let group = text("/etc/group");
+        let mut process = plan(
             &config.config.clone().unwrap_or_default(),
             &opts,
             &text("/etc/passwd"),
-            &text("/etc/group"),
+            &group,
         )?;
+        super::spec::add_groups(&mut process.ids, &req.group_add, &group)?;
         let userns = super::userns::for_container(
             &req.uidmap,
             &req.gidmap,

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 32] = [
+    let checks: [(&str, bool, &str); 31] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -89,11 +89,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "gpus",
             spec.gpus.is_some(),
             "the engine cannot pass GPUs: use devices",
-        ),
-        (
-            "group_add",
-            !spec.group_add.is_empty(),
-            "the engine adds no supplementary groups",
         ),
         (
             "ipc",

@@ -1,21 +1,37 @@
-//! Settings of the container beyond the engine's defaults: `shm_size`, checked by
-//! the engine's own rules ([`crate::engine::runtime::tuning`]) so a bad value is
-//! refused naming its key before any node tries it.
+//! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
+//! checked by the engine's own rules ([`crate::engine::runtime::tuning`],
+//! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
+//! any node tries it (a group name is looked up in the image by the node).
 
 use super::ExecutorError;
+use crate::engine::runtime::spec::{SpecError, group_id};
 use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 
 /// Carry `spec`'s settings into `create`.
 pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<(), ExecutorError> {
     create.shm_size = spec.shm_size.map(|b| b.0);
+    for (i, group) in spec.group_add.iter().enumerate() {
+        group_id(i, group).map_err(refusal)?;
+    }
+    create.group_add = spec.group_add.clone();
     Ok(())
+}
+
+/// The engine's refusal as the executor's, naming the key (`group_add[1]`).
+fn refusal(e: SpecError) -> ExecutorError {
+    match e {
+        SpecError::GroupAdd { index, group, why } => {
+            ExecutorError::unsupported(format!("group_add[{index}]"), format!("{group:?}: {why}"))
+        }
+        other => ExecutorError::unsupported("user", other.to_string()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::container_create;
-    use super::super::tests::{image, task};
+    use super::super::tests::{image, refused, task};
     use api::service::ServiceSpec;
     use api::units::Bytes;
 
@@ -29,5 +45,20 @@ mod tests {
         assert_eq!(c.shm_size, Some(256 << 20));
         let none = container_create(&task(image(ServiceSpec::default()))).unwrap();
         assert_eq!(none.shm_size, None);
+    }
+
+    #[test]
+    fn group_add_names_and_ids_are_carried_and_bad_ones_refused_by_index() {
+        let spec = image(ServiceSpec {
+            group_add: vec!["audio".into(), "1234".into()],
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.group_add, ["audio", "1234"]);
+        let e = refused(ServiceSpec {
+            group_add: vec!["audio".into(), "wheel users".into()],
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("group_add[1]: \"wheel users\": "), "{e}");
     }
 }
