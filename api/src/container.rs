@@ -126,6 +126,12 @@ pub struct ContainerCreate {
     /// numeric ids (`--group-add`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
+    /// Search domains of its /etc/resolv.conf (`.` alone: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Resolver options of its /etc/resolv.conf (`ndots:2`, `timeout:1`, `rotate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
 }
 
 /// Where a container is in its life.

@@ -159,6 +159,12 @@ pub struct RunArgs {
     /// (repeatable).
     #[arg(long = "group-add", value_name = "GROUP")]
     group_add: Vec<String>,
+    /// A search domain of its /etc/resolv.conf (repeatable; `.`: none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// A resolver option of its /etc/resolv.conf (repeatable; e.g. ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    dns_options: Vec<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -414,6 +420,8 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         pids_limit: a.pids_limit,
         shm_size: bytes("shm-size", &a.shm_size)?,
         group_add: a.group_add.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_options.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -152,3 +152,29 @@ fn group_add_gives_the_process_supplementary_groups() {
         "{why}"
     );
 }
+
+#[test]
+fn dns_search_and_dns_opt_are_written_to_resolv_conf() {
+    let Some(e) = Engine::start("dns") else {
+        return;
+    };
+    let spec = ServiceSpec {
+        dns_search: vec!["corp.example".into(), "example.com".into()],
+        dns_opt: vec!["timeout:1".into(), "ndots:2".into()],
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("dns", "cat /etc/resolv.conf", spec);
+    assert_eq!(code, 0, "{out}");
+    // The embedded resolver's nameserver stays; its ndots:0 gives way to ndots:2.
+    assert_eq!(
+        out,
+        "nameserver 127.0.0.11\nsearch corp.example example.com\noptions timeout:1 ndots:2\n"
+    );
+    let bad = ServiceSpec {
+        dns_opt: vec!["ndots:1\nnameserver 6.6.6.6".into()],
+        ..ServiceSpec::default()
+    };
+    let task = Engine::task("dns-bad", "true", bad);
+    let why = executor::container_create(&task).unwrap_err().to_string();
+    assert!(why.starts_with("dns_opt[0]: "), "{why}");
+}

@@ -17,6 +17,8 @@
 //! - [`reaper`]: `init: true`, pid 1 forwarding signals to the command and reaping
 //!   orphans (Docker's `--init`).
 //! - [`policy`] (pure): restart decisions with back-off, health from probes.
+//! - [`resolv`] (pure): a container's /etc/resolv.conf, with search domains and
+//!   options.
 //! - [`seccomp`]: the default seccomp profile and its BPF.
 //! - [`service`]: containers as the engine API offers them.
 //! - [`shim`]: `orch shim`, the container's parent that outlives engine restarts.
@@ -41,6 +43,7 @@ pub mod limits;
 pub mod logs;
 pub mod policy;
 pub mod reaper;
+pub mod resolv;
 pub mod seccomp;
 pub mod service;
 pub mod shim;

@@ -41,6 +41,8 @@ pub enum ContainerError {
     NotFound(String),
     #[error("{what} matches several containers: {ids}")]
     Ambiguous { what: String, ids: String },
+    #[error(transparent)]
+    Tuning(#[from] super::tuning::TuningError),
     #[error("the name {0:?} is taken by another container")]
     NameTaken(String),
     #[error("invalid {what} {value:?}: {why}")]
@@ -570,7 +572,14 @@ impl ContainerService {
         let files = [
             ("hostname", format!("{hostname}\n")),
             ("hosts", hosts),
-            ("resolv.conf", prepared.resolv_conf.clone()),
+            (
+                "resolv.conf",
+                super::resolv::resolv_conf(
+                    &prepared.resolv_conf,
+                    &req.dns_search,
+                    &req.dns_options,
+                )?,
+            ),
         ];
         for (name, text) in &files {
             let p = dir.join(name);

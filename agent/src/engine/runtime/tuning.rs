@@ -1,15 +1,46 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
-//! into the [`Tuning`] init applies: the size of /dev/shm.
+//! into the [`Tuning`] init applies: the size of /dev/shm; and the check of one
+//! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
 use super::init::Tuning;
-use super::service::ContainerError;
 use api::container::ContainerCreate;
 
+/// Why a setting cannot be taken. Each names its key as compose spells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TuningError {
+    /// One entry of a list (`dns_search[1] "a b": ...`).
+    #[error("{key}[{index}] {value:?}: {why}")]
+    Entry {
+        key: &'static str,
+        index: usize,
+        value: String,
+        why: &'static str,
+    },
+}
+
 /// The checked settings of `req`. A `shm_size` of 0 means the default, as in Docker.
-pub fn tuning(req: &ContainerCreate) -> Result<Tuning, ContainerError> {
+pub fn tuning(req: &ContainerCreate) -> Result<Tuning, TuningError> {
     Ok(Tuning {
         shm_size: req.shm_size.filter(|s| *s > 0),
     })
+}
+
+/// Entry `index` of list `key` is one word of a resolv.conf line: not empty, no
+/// white space, no control characters, no comment sign.
+pub fn check_entry(key: &'static str, index: usize, value: &str) -> Result<(), TuningError> {
+    let bad = value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#' || c == ';');
+    if bad {
+        return Err(TuningError::Entry {
+            key,
+            index,
+            value: value.to_owned(),
+            why: "an entry is one word: not empty, without spaces, newlines, # or ;",
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -25,5 +56,15 @@ mod tests {
         assert_eq!(tuning(&req(Some(0))).unwrap().shm_size, None);
         assert_eq!(tuning(&req(None)).unwrap().shm_size, None);
         assert_eq!(tuning(&req(Some(1 << 28))).unwrap().shm_size, Some(1 << 28));
+    }
+
+    #[test]
+    fn an_entry_is_one_word() {
+        assert!(check_entry("dns_search", 0, "corp.example").is_ok());
+        assert!(check_entry("dns_opt", 0, "ndots:2").is_ok());
+        for bad in ["", "a b", "a\nnameserver 1.2.3.4", "x\t", "a#b", "a;b"] {
+            let e = check_entry("dns_opt", 2, bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("dns_opt[2] {bad:?}: ")), "{e}");
+        }
     }
 }

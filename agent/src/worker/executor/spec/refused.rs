@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 31] = [
+    let checks: [(&str, bool, &str); 29] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -69,16 +69,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "device_cgroup_rules",
             !spec.device_cgroup_rules.is_empty(),
             "the engine takes devices, not cgroup rules: use devices",
-        ),
-        (
-            "dns_opt",
-            !spec.dns_opt.is_empty(),
-            "the engine's resolver takes no options",
-        ),
-        (
-            "dns_search",
-            !spec.dns_search.is_empty(),
-            "the engine's resolver has no search domains",
         ),
         (
             "domainname",

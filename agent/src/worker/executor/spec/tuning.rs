@@ -1,10 +1,11 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! checked by the engine's own rules ([`crate::engine::runtime::tuning`],
+//! `dns_search`, `dns_opt`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
 
 use super::ExecutorError;
 use crate::engine::runtime::spec::{SpecError, group_id};
+use crate::engine::runtime::tuning::{TuningError, check_entry};
 use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 
@@ -15,7 +16,28 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
         group_id(i, group).map_err(refusal)?;
     }
     create.group_add = spec.group_add.clone();
+    for (i, domain) in spec.dns_search.iter().enumerate() {
+        check_entry("dns_search", i, domain).map_err(entry_refusal)?;
+    }
+    for (i, option) in spec.dns_opt.iter().enumerate() {
+        check_entry("dns_opt", i, option).map_err(entry_refusal)?;
+    }
+    create.dns_search = spec.dns_search.clone();
+    create.dns_options = spec.dns_opt.clone();
     Ok(())
+}
+
+/// The engine's refusal of a setting as the executor's, naming the key
+/// (`dns_opt[0]`).
+fn entry_refusal(e: TuningError) -> ExecutorError {
+    match e {
+        TuningError::Entry {
+            key,
+            index,
+            value,
+            why,
+        } => ExecutorError::unsupported(format!("{key}[{index}]"), format!("{value:?}: {why}")),
+    }
 }
 
 /// The engine's refusal as the executor's, naming the key (`group_add[1]`).
@@ -60,5 +82,27 @@ mod tests {
             ..ServiceSpec::default()
         });
         assert!(e.starts_with("group_add[1]: \"wheel users\": "), "{e}");
+    }
+
+    #[test]
+    fn dns_search_and_options_are_carried_and_a_bad_entry_refused_by_index() {
+        let spec = image(ServiceSpec {
+            dns_search: vec!["corp.example".into()],
+            dns_opt: vec!["ndots:2".into(), "rotate".into()],
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.dns_search, ["corp.example"]);
+        assert_eq!(c.dns_options, ["ndots:2", "rotate"]);
+        let e = refused(ServiceSpec {
+            dns_search: vec!["a".into(), "b\nnameserver 6.6.6.6".into()],
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("dns_search[1]: \"b\\nnameserver"), "{e}");
+        let e = refused(ServiceSpec {
+            dns_opt: vec!["ndots: 2".into()],
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("dns_opt[0]: \"ndots: 2\": "), "{e}");
     }
 }
