@@ -132,6 +132,9 @@ pub struct ContainerCreate {
     /// Resolver options of its /etc/resolv.conf (`ndots:2`, `timeout:1`, `rotate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_options: Vec<String>,
+    /// Its processes' OOM score adjustment, -1000 (never killed for memory) to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
 }
 
 /// Where a container is in its life.

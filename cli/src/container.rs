@@ -165,6 +165,9 @@ pub struct RunArgs {
     /// A resolver option of its /etc/resolv.conf (repeatable; e.g. ndots:2).
     #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
     dns_options: Vec<String>,
+    /// OOM score adjustment of its processes, -1000 to 1000.
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -422,6 +425,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         group_add: a.group_add.clone(),
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_options.clone(),
+        oom_score_adj: a.oom_score_adj,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

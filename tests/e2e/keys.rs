@@ -178,3 +178,67 @@ fn dns_search_and_dns_opt_are_written_to_resolv_conf() {
     let why = executor::container_create(&task).unwrap_err().to_string();
     assert!(why.starts_with("dns_opt[0]: "), "{why}");
 }
+
+#[test]
+fn oom_score_adj_is_set_on_the_containers_processes() {
+    let Some(e) = Engine::start("oom") else {
+        return;
+    };
+    let spec = ServiceSpec {
+        oom_score_adj: Some(500),
+        ..ServiceSpec::default()
+    };
+    // The command and the processes it starts.
+    let script = "cat /proc/self/oom_score_adj; cat /proc/1/oom_score_adj";
+    let (code, out) = e.run("oom", script, spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "500\n500\n");
+    let (_, out) = e.run("oom-default", script, ServiceSpec::default());
+    assert_ne!(out, "500\n500\n", "{out}");
+    let over = ServiceSpec {
+        oom_score_adj: Some(1001),
+        ..ServiceSpec::default()
+    };
+    let why = executor::container_create(&Engine::task("oom-over", "true", over))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        why.starts_with("oom_score_adj: 1001 is out of range"),
+        "{why}"
+    );
+    let mut create =
+        executor::container_create(&Engine::task("oom-api", "true", ServiceSpec::default()))
+            .unwrap();
+    create.oom_score_adj = Some(-2000);
+    let why =
+        e.rt.block_on(e.client.create_container(&create))
+            .unwrap_err()
+            .to_string();
+    assert!(why.contains("oom_score_adj -2000: out of range"), "{why}");
+    // Lowering it needs CAP_SYS_RESOURCE: where the engine lacks it, the start fails
+    // saying so.
+    create.oom_score_adj = Some(-500);
+    create.cmd = vec!["cat".into(), "/proc/self/oom_score_adj".into()];
+    let c = e.rt.block_on(e.client.create_container(&create)).unwrap();
+    // (A container whose start failed stays created: waiting for it would block.)
+    let started = e.rt.block_on(e.client.start_container(&c.id)).map(|()| {
+        let exit = e.rt.block_on(e.client.wait_container(&c.id));
+        (exit, e.agent.orch(&["container", "logs", &c.id], None))
+    });
+    let _ = e.rt.block_on(e.client.remove_container(&c.id, true));
+    match started {
+        Ok((exit, logs)) => {
+            assert_eq!(exit.unwrap().exit_code, 0);
+            assert_eq!(ok(&logs), "-500\n");
+        }
+        Err(err) => {
+            let why = err.to_string();
+            eprintln!("oom_score_adj -500 refused here: {why}");
+            assert!(
+                why.contains("oom_score_adj: write -500 to /proc/self/oom_score_adj")
+                    && why.contains("CAP_SYS_RESOURCE"),
+                "{why}"
+            );
+        }
+    }
+}

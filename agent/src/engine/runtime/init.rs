@@ -100,6 +100,10 @@ pub struct Tuning {
     /// Size of /dev/shm in bytes (default: [`DEFAULT_SHM_SIZE`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<u64>,
+    /// Written to init's `/proc/self/oom_score_adj` before the command runs (its
+    /// processes inherit it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Docker's size of /dev/shm: 64 MiB.
@@ -122,6 +126,10 @@ pub enum InitError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "oom_score_adj: write {value} to /proc/self/oom_score_adj: {source} (a value below the engine's own needs CAP_SYS_RESOURCE)"
+    )]
+    OomScoreAdj { value: i32, source: std::io::Error },
     #[error("mount target {0:?} must be an absolute path without ..")]
     Target(String),
     #[error("exec {0:?}: executable file not found in $PATH")]
@@ -452,6 +460,10 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     for (key, value) in &spec.sysctls {
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
         fs::write(&path, value).map_err(io("write a sysctl to", &path))?;
+    }
+    if let Some(value) = spec.tuning.oom_score_adj {
+        fs::write("/proc/self/oom_score_adj", value.to_string())
+            .map_err(|source| InitError::OomScoreAdj { value, source })?;
     }
     for u in &spec.ulimits {
         let Some(res) = super::limits::resource(&u.name) else {

@@ -1,5 +1,6 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
-//! into the [`Tuning`] init applies: the size of /dev/shm; and the check of one
+//! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment;
+//! and the check of one
 //! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
 use super::init::Tuning;
@@ -16,13 +17,25 @@ pub enum TuningError {
         value: String,
         why: &'static str,
     },
+    #[error("oom_score_adj {0}: out of range, the kernel takes -1000 to 1000")]
+    OomScoreAdj(i64),
 }
 
 /// The checked settings of `req`. A `shm_size` of 0 means the default, as in Docker.
 pub fn tuning(req: &ContainerCreate) -> Result<Tuning, TuningError> {
     Ok(Tuning {
         shm_size: req.shm_size.filter(|s| *s > 0),
+        oom_score_adj: req.oom_score_adj.map(oom_score_adj).transpose()?,
     })
+}
+
+/// `value` as the kernel's `oom_score_adj` (-1000: never killed for memory, 1000:
+/// first).
+pub fn oom_score_adj(value: i64) -> Result<i32, TuningError> {
+    i32::try_from(value)
+        .ok()
+        .filter(|v| (-1000..=1000).contains(v))
+        .ok_or(TuningError::OomScoreAdj(value))
 }
 
 /// Entry `index` of list `key` is one word of a resolv.conf line: not empty, no
@@ -56,6 +69,25 @@ mod tests {
         assert_eq!(tuning(&req(Some(0))).unwrap().shm_size, None);
         assert_eq!(tuning(&req(None)).unwrap().shm_size, None);
         assert_eq!(tuning(&req(Some(1 << 28))).unwrap().shm_size, Some(1 << 28));
+    }
+
+    #[test]
+    fn oom_score_adj_is_the_kernels_range() {
+        for v in [-1000, -1, 0, 500, 1000] {
+            assert_eq!(oom_score_adj(v), Ok(v as i32));
+        }
+        for v in [-1001, 1001, i64::MAX, i64::from(i32::MIN) - 1] {
+            let e = oom_score_adj(v).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("oom_score_adj {v}: out of range")),
+                "{e}"
+            );
+        }
+        let req = ContainerCreate {
+            oom_score_adj: Some(2000),
+            ..ContainerCreate::default()
+        };
+        assert_eq!(tuning(&req), Err(TuningError::OomScoreAdj(2000)));
     }
 
     #[test]

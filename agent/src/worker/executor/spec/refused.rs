@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 29] = [
+    let checks: [(&str, bool, &str); 28] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -102,11 +102,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "oom_kill_disable",
             spec.oom_kill_disable == Some(true),
             "the engine leaves the OOM killer on",
-        ),
-        (
-            "oom_score_adj",
-            spec.oom_score_adj.is_some(),
-            "the engine sets no OOM score",
         ),
         (
             "pid",

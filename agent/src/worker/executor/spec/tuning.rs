@@ -1,11 +1,11 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! `dns_search`, `dns_opt`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
+//! `dns_search`, `dns_opt`, `oom_score_adj`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
 
 use super::ExecutorError;
 use crate::engine::runtime::spec::{SpecError, group_id};
-use crate::engine::runtime::tuning::{TuningError, check_entry};
+use crate::engine::runtime::tuning::{TuningError, check_entry, oom_score_adj};
 use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 
@@ -17,19 +17,23 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
     }
     create.group_add = spec.group_add.clone();
     for (i, domain) in spec.dns_search.iter().enumerate() {
-        check_entry("dns_search", i, domain).map_err(entry_refusal)?;
+        check_entry("dns_search", i, domain).map_err(refusal_of)?;
     }
     for (i, option) in spec.dns_opt.iter().enumerate() {
-        check_entry("dns_opt", i, option).map_err(entry_refusal)?;
+        check_entry("dns_opt", i, option).map_err(refusal_of)?;
     }
     create.dns_search = spec.dns_search.clone();
     create.dns_options = spec.dns_opt.clone();
+    if let Some(v) = spec.oom_score_adj {
+        oom_score_adj(v).map_err(refusal_of)?;
+    }
+    create.oom_score_adj = spec.oom_score_adj;
     Ok(())
 }
 
 /// The engine's refusal of a setting as the executor's, naming the key
 /// (`dns_opt[0]`).
-fn entry_refusal(e: TuningError) -> ExecutorError {
+fn refusal_of(e: TuningError) -> ExecutorError {
     match e {
         TuningError::Entry {
             key,
@@ -37,6 +41,10 @@ fn entry_refusal(e: TuningError) -> ExecutorError {
             value,
             why,
         } => ExecutorError::unsupported(format!("{key}[{index}]"), format!("{value:?}: {why}")),
+        TuningError::OomScoreAdj(v) => ExecutorError::unsupported(
+            "oom_score_adj",
+            format!("{v} is out of range: the kernel takes -1000 to 1000"),
+        ),
     }
 }
 
@@ -104,5 +112,27 @@ mod tests {
             ..ServiceSpec::default()
         });
         assert!(e.starts_with("dns_opt[0]: \"ndots: 2\": "), "{e}");
+    }
+
+    #[test]
+    fn oom_score_adj_is_carried_within_the_kernels_range() {
+        let spec = image(ServiceSpec {
+            oom_score_adj: Some(-1000),
+            ..ServiceSpec::default()
+        });
+        assert_eq!(
+            container_create(&task(spec)).unwrap().oom_score_adj,
+            Some(-1000)
+        );
+        for v in [1001, -1001] {
+            let e = refused(ServiceSpec {
+                oom_score_adj: Some(v),
+                ..ServiceSpec::default()
+            });
+            assert_eq!(
+                e,
+                format!("oom_score_adj: {v} is out of range: the kernel takes -1000 to 1000")
+            );
+        }
     }
 }
