@@ -135,6 +135,9 @@ pub struct ContainerCreate {
     /// Its processes' OOM score adjustment, -1000 (never killed for memory) to 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
+    /// The NIS domain name of its UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -168,6 +168,9 @@ pub struct RunArgs {
     /// OOM score adjustment of its processes, -1000 to 1000.
     #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
     oom_score_adj: Option<i64>,
+    /// The NIS domain name of its UTS namespace.
+    #[arg(long)]
+    domainname: Option<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -426,6 +429,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_options.clone(),
         oom_score_adj: a.oom_score_adj,
+        domainname: a.domainname.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -7,6 +7,7 @@ use crate::engine::{Agent, ok};
 use agent::worker::executor;
 use api::client::EngineClient;
 use api::cluster::{Meta, Task};
+use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 use api::units::Bytes;
 
@@ -73,9 +74,15 @@ impl Engine {
 
     /// The engine's refusal of task `id` with `spec`.
     fn refusal(&self, id: &str, spec: ServiceSpec) -> String {
-        let create = executor::container_create(&Engine::task(id, "true", spec))
-            .expect("the worker maps the spec");
-        match self.rt.block_on(self.client.create_container(&create)) {
+        self.refusal_of(
+            &executor::container_create(&Engine::task(id, "true", spec))
+                .expect("the worker maps the spec"),
+        )
+    }
+
+    /// The engine's refusal of `create` (sent as is, past the worker's checks).
+    fn refusal_of(&self, create: &ContainerCreate) -> String {
+        match self.rt.block_on(self.client.create_container(create)) {
             Ok(c) => {
                 let _ = self.rt.block_on(self.client.remove_container(&c.id, true));
                 panic!("the engine took {create:?}")
@@ -210,10 +217,7 @@ fn oom_score_adj_is_set_on_the_containers_processes() {
         executor::container_create(&Engine::task("oom-api", "true", ServiceSpec::default()))
             .unwrap();
     create.oom_score_adj = Some(-2000);
-    let why =
-        e.rt.block_on(e.client.create_container(&create))
-            .unwrap_err()
-            .to_string();
+    let why = e.refusal_of(&create);
     assert!(why.contains("oom_score_adj -2000: out of range"), "{why}");
     // Lowering it needs CAP_SYS_RESOURCE: where the engine lacks it, the start fails
     // saying so.
@@ -241,4 +245,31 @@ fn oom_score_adj_is_set_on_the_containers_processes() {
             );
         }
     }
+}
+
+#[test]
+fn domainname_names_the_containers_nis_domain() {
+    let Some(e) = Engine::start("domain") else {
+        return;
+    };
+    let spec = ServiceSpec {
+        hostname: Some("db".into()),
+        domainname: Some("corp.example".into()),
+        ..ServiceSpec::default()
+    };
+    let script = "cat /proc/sys/kernel/domainname; hostname";
+    let (code, out) = e.run("domain", script, spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "corp.example\ndb\n");
+    let (_, out) = e.run("domain-default", script, ServiceSpec::default());
+    assert!(out.starts_with("(none)\n"), "{out}");
+    let why = e.refusal_of(&ContainerCreate {
+        image: "busybox".into(),
+        domainname: Some("a\nb".into()),
+        ..ContainerCreate::default()
+    });
+    assert!(
+        why.contains("domainname \"a\\nb\": at most 64 bytes"),
+        "{why}"
+    );
 }

@@ -104,6 +104,9 @@ pub struct Tuning {
     /// processes inherit it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// The NIS domain name of its UTS namespace (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
 }
 
 /// Docker's size of /dev/shm: 64 MiB.
@@ -490,6 +493,9 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         sys::mount("", Path::new("/"), None, flags, None)?;
     }
     sys::sethostname(&spec.hostname)?;
+    if let Some(name) = &spec.tuning.domainname {
+        sys::setdomainname(name)?;
+    }
     let p = &spec.process;
     if spec.tty {
         let master = sys::console(p.ids.uid)?;

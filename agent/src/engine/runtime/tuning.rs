@@ -1,5 +1,6 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
-//! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment;
+//! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
+//! the domain name;
 //! and the check of one
 //! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
@@ -19,14 +20,35 @@ pub enum TuningError {
     },
     #[error("oom_score_adj {0}: out of range, the kernel takes -1000 to 1000")]
     OomScoreAdj(i64),
+    #[error("domainname {0:?}: at most 64 bytes, without spaces or control characters")]
+    Domainname(String),
 }
+
+/// The kernel's longest host or domain name (`__NEW_UTS_LEN`).
+const UTS_NAME_MAX: usize = 64;
 
 /// The checked settings of `req`. A `shm_size` of 0 means the default, as in Docker.
 pub fn tuning(req: &ContainerCreate) -> Result<Tuning, TuningError> {
     Ok(Tuning {
         shm_size: req.shm_size.filter(|s| *s > 0),
         oom_score_adj: req.oom_score_adj.map(oom_score_adj).transpose()?,
+        domainname: req
+            .domainname
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(domainname)
+            .transpose()?,
     })
+}
+
+/// `name` as the UTS namespace's domain name.
+pub fn domainname(name: &str) -> Result<String, TuningError> {
+    let bad =
+        name.len() > UTS_NAME_MAX || name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(TuningError::Domainname(name.to_owned()));
+    }
+    Ok(name.to_owned())
 }
 
 /// `value` as the kernel's `oom_score_adj` (-1000: never killed for memory, 1000:
@@ -88,6 +110,21 @@ mod tests {
             ..ContainerCreate::default()
         };
         assert_eq!(tuning(&req), Err(TuningError::OomScoreAdj(2000)));
+    }
+
+    #[test]
+    fn a_domainname_fits_the_kernels_field() {
+        assert_eq!(domainname("corp.example"), Ok("corp.example".into()));
+        let long = "d".repeat(65);
+        for bad in [long.as_str(), "a b", "a\nb"] {
+            let e = domainname(bad).unwrap_err().to_string();
+            assert!(e.starts_with("domainname "), "{e}");
+        }
+        let empty = ContainerCreate {
+            domainname: Some(String::new()),
+            ..ContainerCreate::default()
+        };
+        assert_eq!(tuning(&empty).unwrap().domainname, None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 28] = [
+    let checks: [(&str, bool, &str); 27] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -69,11 +69,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "device_cgroup_rules",
             !spec.device_cgroup_rules.is_empty(),
             "the engine takes devices, not cgroup rules: use devices",
-        ),
-        (
-            "domainname",
-            spec.domainname.is_some(),
-            "the engine sets no NIS domain name",
         ),
         (
             "gpus",

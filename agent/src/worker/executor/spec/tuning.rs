@@ -1,11 +1,11 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! `dns_search`, `dns_opt`, `oom_score_adj`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
+//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
 
 use super::ExecutorError;
 use crate::engine::runtime::spec::{SpecError, group_id};
-use crate::engine::runtime::tuning::{TuningError, check_entry, oom_score_adj};
+use crate::engine::runtime::tuning::{TuningError, check_entry, domainname, oom_score_adj};
 use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 
@@ -28,6 +28,10 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
         oom_score_adj(v).map_err(refusal_of)?;
     }
     create.oom_score_adj = spec.oom_score_adj;
+    if let Some(name) = &spec.domainname {
+        domainname(name).map_err(refusal_of)?;
+    }
+    create.domainname = spec.domainname.clone();
     Ok(())
 }
 
@@ -44,6 +48,10 @@ fn refusal_of(e: TuningError) -> ExecutorError {
         TuningError::OomScoreAdj(v) => ExecutorError::unsupported(
             "oom_score_adj",
             format!("{v} is out of range: the kernel takes -1000 to 1000"),
+        ),
+        TuningError::Domainname(name) => ExecutorError::unsupported(
+            "domainname",
+            format!("{name:?}: at most 64 bytes, without spaces or control characters"),
         ),
     }
 }
@@ -134,5 +142,20 @@ mod tests {
                 format!("oom_score_adj: {v} is out of range: the kernel takes -1000 to 1000")
             );
         }
+    }
+
+    #[test]
+    fn domainname_is_carried_and_one_the_kernel_cannot_take_refused() {
+        let spec = image(ServiceSpec {
+            domainname: Some("corp.example".into()),
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.domainname.as_deref(), Some("corp.example"));
+        let e = refused(ServiceSpec {
+            domainname: Some("corp example".into()),
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("domainname: \"corp example\": "), "{e}");
     }
 }
