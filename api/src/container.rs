@@ -138,6 +138,10 @@ pub struct ContainerCreate {
     /// The NIS domain name of its UTS namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
+    /// `private` (default; `shareable` is the same) or `host`: the host's IPC
+    /// namespace and /dev/shm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -171,6 +171,9 @@ pub struct RunArgs {
     /// The NIS domain name of its UTS namespace.
     #[arg(long)]
     domainname: Option<String>,
+    /// `host`: the host's IPC namespace and /dev/shm (default: its own).
+    #[arg(long, value_name = "private|host")]
+    ipc: Option<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -430,6 +433,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         dns_options: a.dns_options.clone(),
         oom_score_adj: a.oom_score_adj,
         domainname: a.domainname.clone(),
+        ipc_mode: a.ipc.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -218,7 +218,10 @@ fn oom_score_adj_is_set_on_the_containers_processes() {
             .unwrap();
     create.oom_score_adj = Some(-2000);
     let why = e.refusal_of(&create);
-    assert!(why.contains("oom_score_adj -2000: out of range"), "{why}");
+    assert!(
+        why.contains("oom_score_adj: -2000 is out of range"),
+        "{why}"
+    );
     // Lowering it needs CAP_SYS_RESOURCE: where the engine lacks it, the start fails
     // saying so.
     create.oom_score_adj = Some(-500);
@@ -269,7 +272,56 @@ fn domainname_names_the_containers_nis_domain() {
         ..ContainerCreate::default()
     });
     assert!(
-        why.contains("domainname \"a\\nb\": at most 64 bytes"),
+        why.contains("domainname: \"a\\nb\": at most 64 bytes"),
+        "{why}"
+    );
+}
+
+/// A file in the host's /dev/shm, removed on drop.
+struct HostShm(std::path::PathBuf);
+
+impl Drop for HostShm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn ipc_host_shares_the_hosts_ipc_namespace_and_dev_shm() {
+    let Some(e) = Engine::start("ipc") else {
+        return;
+    };
+    let name = format!("orch-e2e-keys-{}", std::process::id());
+    let file = HostShm(std::path::Path::new("/dev/shm").join(&name));
+    std::fs::write(&file.0, "from the host\n").unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let script = format!("readlink /proc/self/ns/ipc; cat /dev/shm/{name} 2>&1");
+    let spec = ServiceSpec {
+        ipc: Some("host".into()),
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("ipc", &script, spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("{}\nfrom the host\n", host_ns.display()),
+        "the host's namespace and /dev/shm"
+    );
+    // Its own (the default): another namespace, an empty /dev/shm.
+    let (_, out) = e.run("ipc-own", &script, ServiceSpec::default());
+    assert!(!out.starts_with(&*host_ns.to_string_lossy()), "{out}");
+    assert!(out.contains("No such file"), "{out}");
+    // Settings that would be the host's are refused.
+    let shm = ServiceSpec {
+        ipc: Some("host".into()),
+        sysctls: [("kernel.shmmax".to_owned(), "1".to_owned())].into(),
+        ..ServiceSpec::default()
+    };
+    let why = executor::container_create(&Engine::task("ipc-sysctl", "true", shm))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        why.starts_with("ipc: host: kernel.shmmax cannot be set"),
         "{why}"
     );
 }

@@ -230,6 +230,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         stdio,
         &NetNs::New,
         false,
+        &spec.tuning,
     )?;
     drop((out_w, in_r));
     if let Some(g) = &cgroup {

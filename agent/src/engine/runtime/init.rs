@@ -107,6 +107,10 @@ pub struct Tuning {
     /// The NIS domain name of its UTS namespace (default: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
+    /// Share the host's IPC namespace and /dev/shm instead of having its own
+    /// (`ipc: host`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ipc_host: bool,
 }
 
 /// Docker's size of /dev/shm: 64 MiB.
@@ -233,8 +237,8 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-/// /dev as a small tmpfs with the standard nodes, pts, shm (of the size asked for) and
-/// mqueue. In a user
+/// /dev as a small tmpfs with the standard nodes, pts, shm (of the size asked for, or
+/// the host's with `ipc: host`) and mqueue. In a user
 /// namespace, where mknod is refused, the nodes are bind mounts of the host's.
 fn setup_dev(root: &Path, userns: bool, tuning: &Tuning) -> Result<(), InitError> {
     let dev = inside(root, "/dev")?;
@@ -280,16 +284,21 @@ fn setup_dev(root: &Path, userns: bool, tuning: &Tuning) -> Result<(), InitError
     )?;
     let shm = dev.join("shm");
     mkdirs(&shm)?;
-    sys::mount(
-        "shm",
-        &shm,
-        Some("tmpfs"),
-        nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
-        Some(&format!(
-            "mode=1777,size={}",
-            tuning.shm_size.unwrap_or(DEFAULT_SHM_SIZE)
-        )),
-    )?;
+    if tuning.ipc_host {
+        // Before pivot_root, /dev/shm is still the host's.
+        sys::mount("/dev/shm", &shm, None, libc::MS_BIND | libc::MS_REC, None)?;
+    } else {
+        sys::mount(
+            "shm",
+            &shm,
+            Some("tmpfs"),
+            nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
+            Some(&format!(
+                "mode=1777,size={}",
+                tuning.shm_size.unwrap_or(DEFAULT_SHM_SIZE)
+            )),
+        )?;
+    }
     let mq = dev.join("mqueue");
     mkdirs(&mq)?;
     sys::mount(

@@ -85,8 +85,11 @@ mod tests {
     #[test]
     fn an_entry_that_would_write_another_line_is_refused_by_key_and_index() {
         let e = resolv_conf(EMBEDDED, &v(&["ok", "evil\nnameserver 6.6.6.6"]), &[]).unwrap_err();
-        assert!(e.to_string().starts_with("dns_search[1] "), "{e}");
+        assert!(e.to_string().starts_with("dns_search[1]: "), "{e}");
         let e = resolv_conf(EMBEDDED, &[], &v(&["ndots 1"])).unwrap_err();
-        assert!(e.to_string().starts_with("dns_opt[0] \"ndots 1\": "), "{e}");
+        assert!(
+            e.to_string().starts_with("dns_opt[0]: \"ndots 1\": "),
+            "{e}"
+        );
     }
 }

@@ -641,7 +641,7 @@ impl ContainerService {
             value: format!("{:?}", req.sysctls),
             why: e.to_string(),
         })?;
-        let tuning = super::tuning::tuning(req)?;
+        let tuning = super::tuning::tuning(req, userns.is_some())?;
         let init = InitSpec {
             ulimits,
             sysctls: req.sysctls.clone(),

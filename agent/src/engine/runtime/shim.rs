@@ -159,6 +159,7 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         stdio,
         &record.init.netns,
         record.init.userns.is_some(),
+        &record.init.tuning,
     )
     .map_err(|err| err.to_string())?;
     if let Some(ns) = &record.init.userns {

@@ -1,35 +1,100 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
 //! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
-//! the domain name;
+//! the domain name, the host's IPC namespace;
 //! and the check of one
 //! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
 use super::init::Tuning;
+use super::limits::is_ipc_sysctl;
 use api::container::ContainerCreate;
 
-/// Why a setting cannot be taken. Each names its key as compose spells it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a setting cannot be taken. Each names its key as compose spells it
+/// ([`TuningError::key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TuningError {
     /// One entry of a list (`dns_search[1] "a b": ...`).
-    #[error("{key}[{index}] {value:?}: {why}")]
     Entry {
         key: &'static str,
         index: usize,
         value: String,
         why: &'static str,
     },
-    #[error("oom_score_adj {0}: out of range, the kernel takes -1000 to 1000")]
     OomScoreAdj(i64),
-    #[error("domainname {0:?}: at most 64 bytes, without spaces or control characters")]
     Domainname(String),
+    IpcMode(String),
+    /// A setting that does not go with `ipc: host` (`key`).
+    IpcHost {
+        key: String,
+        why: &'static str,
+    },
 }
+
+impl TuningError {
+    /// The key at fault (`dns_opt[0]`, `oom_score_adj`, `ipc`).
+    pub fn key(&self) -> String {
+        match self {
+            TuningError::Entry { key, index, .. } => format!("{key}[{index}]"),
+            TuningError::OomScoreAdj(_) => "oom_score_adj".into(),
+            TuningError::Domainname(_) => "domainname".into(),
+            TuningError::IpcMode(_) | TuningError::IpcHost { .. } => "ipc".into(),
+        }
+    }
+
+    /// What is wrong with its value.
+    pub fn detail(&self) -> String {
+        match self {
+            TuningError::Entry { value, why, .. } => format!("{value:?}: {why}"),
+            TuningError::OomScoreAdj(v) => {
+                format!("{v} is out of range: the kernel takes -1000 to 1000")
+            }
+            TuningError::Domainname(name) => {
+                format!("{name:?}: at most 64 bytes, without spaces or control characters")
+            }
+            TuningError::IpcMode(mode) => {
+                format!("{mode:?}: the engine takes private, shareable (the same here) or host")
+            }
+            TuningError::IpcHost { key, why } => format!("host: {key} {why}"),
+        }
+    }
+}
+
+impl std::fmt::Display for TuningError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key(), self.detail())
+    }
+}
+
+impl std::error::Error for TuningError {}
 
 /// The kernel's longest host or domain name (`__NEW_UTS_LEN`).
 const UTS_NAME_MAX: usize = 64;
 
-/// The checked settings of `req`. A `shm_size` of 0 means the default, as in Docker.
-pub fn tuning(req: &ContainerCreate) -> Result<Tuning, TuningError> {
+/// The checked settings of `req`, for a container with a user namespace of its own
+/// or not (`userns`). A `shm_size` of 0 means the default, as in Docker.
+pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError> {
+    let ipc_host = ipc_host(req.ipc_mode.as_deref())?;
+    if ipc_host {
+        let no = |key: &str, why| {
+            Err(TuningError::IpcHost {
+                key: key.to_owned(),
+                why,
+            })
+        };
+        if userns {
+            return no(
+                "userns",
+                "needs the host's user ids: not with a user namespace of its own (opt out of the engine's remap with userns host)",
+            );
+        }
+        if req.shm_size.is_some_and(|s| s > 0) {
+            return no("shm_size", "cannot be set: /dev/shm is the host's");
+        }
+        if let Some(key) = req.sysctls.keys().find(|k| is_ipc_sysctl(k)) {
+            return no(key, "cannot be set: it would be the host's");
+        }
+    }
     Ok(Tuning {
+        ipc_host,
         shm_size: req.shm_size.filter(|s| *s > 0),
         oom_score_adj: req.oom_score_adj.map(oom_score_adj).transpose()?,
         domainname: req
@@ -39,6 +104,16 @@ pub fn tuning(req: &ContainerCreate) -> Result<Tuning, TuningError> {
             .map(domainname)
             .transpose()?,
     })
+}
+
+/// Whether `mode` (compose's `ipc`) shares the host's IPC namespace; `private` and
+/// `shareable` (another container cannot join it here anyway) give one of its own.
+pub fn ipc_host(mode: Option<&str>) -> Result<bool, TuningError> {
+    match mode {
+        None | Some("" | "private" | "shareable") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => Err(TuningError::IpcMode(other.to_owned())),
+    }
 }
 
 /// `name` as the UTS namespace's domain name.
@@ -88,9 +163,12 @@ mod tests {
             shm_size,
             ..ContainerCreate::default()
         };
-        assert_eq!(tuning(&req(Some(0))).unwrap().shm_size, None);
-        assert_eq!(tuning(&req(None)).unwrap().shm_size, None);
-        assert_eq!(tuning(&req(Some(1 << 28))).unwrap().shm_size, Some(1 << 28));
+        assert_eq!(tuning(&req(Some(0)), false).unwrap().shm_size, None);
+        assert_eq!(tuning(&req(None), false).unwrap().shm_size, None);
+        assert_eq!(
+            tuning(&req(Some(1 << 28)), false).unwrap().shm_size,
+            Some(1 << 28)
+        );
     }
 
     #[test]
@@ -101,7 +179,7 @@ mod tests {
         for v in [-1001, 1001, i64::MAX, i64::from(i32::MIN) - 1] {
             let e = oom_score_adj(v).unwrap_err().to_string();
             assert!(
-                e.starts_with(&format!("oom_score_adj {v}: out of range")),
+                e.starts_with(&format!("oom_score_adj: {v} is out of range")),
                 "{e}"
             );
         }
@@ -109,7 +187,7 @@ mod tests {
             oom_score_adj: Some(2000),
             ..ContainerCreate::default()
         };
-        assert_eq!(tuning(&req), Err(TuningError::OomScoreAdj(2000)));
+        assert_eq!(tuning(&req, false), Err(TuningError::OomScoreAdj(2000)));
     }
 
     #[test]
@@ -118,13 +196,44 @@ mod tests {
         let long = "d".repeat(65);
         for bad in [long.as_str(), "a b", "a\nb"] {
             let e = domainname(bad).unwrap_err().to_string();
-            assert!(e.starts_with("domainname "), "{e}");
+            assert!(e.starts_with("domainname: "), "{e}");
         }
         let empty = ContainerCreate {
             domainname: Some(String::new()),
             ..ContainerCreate::default()
         };
-        assert_eq!(tuning(&empty).unwrap().domainname, None);
+        assert_eq!(tuning(&empty, false).unwrap().domainname, None);
+    }
+
+    #[test]
+    fn ipc_host_shares_the_hosts_namespace_and_takes_none_of_its_settings() {
+        let host = |f: fn(&mut ContainerCreate)| {
+            let mut req = ContainerCreate {
+                ipc_mode: Some("host".into()),
+                ..ContainerCreate::default()
+            };
+            f(&mut req);
+            req
+        };
+        assert!(tuning(&host(|_| ()), false).unwrap().ipc_host);
+        for mode in [None, Some("private"), Some("shareable")] {
+            assert_eq!(ipc_host(mode), Ok(false));
+        }
+        let e = ipc_host(Some("container:db")).unwrap_err().to_string();
+        assert!(e.starts_with("ipc: \"container:db\": "), "{e}");
+        let e = tuning(&host(|_| ()), true).unwrap_err().to_string();
+        assert!(e.starts_with("ipc: host: userns "), "{e}");
+        let e = tuning(&host(|r| r.shm_size = Some(1 << 20)), false).unwrap_err();
+        assert!(e.to_string().starts_with("ipc: host: shm_size "), "{e}");
+        let sysctl = |r: &mut ContainerCreate| {
+            r.sysctls.insert("kernel.shmmax".into(), "1".into());
+        };
+        let e = tuning(&host(sysctl), false).unwrap_err().to_string();
+        assert!(e.starts_with("ipc: host: kernel.shmmax "), "{e}");
+        let net = |r: &mut ContainerCreate| {
+            r.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        };
+        assert!(tuning(&host(net), false).is_ok());
     }
 
     #[test]
@@ -133,7 +242,7 @@ mod tests {
         assert!(check_entry("dns_opt", 0, "ndots:2").is_ok());
         for bad in ["", "a b", "a\nnameserver 1.2.3.4", "x\t", "a#b", "a;b"] {
             let e = check_entry("dns_opt", 2, bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("dns_opt[2] {bad:?}: ")), "{e}");
+            assert!(e.starts_with(&format!("dns_opt[2]: {bad:?}: ")), "{e}");
         }
     }
 }

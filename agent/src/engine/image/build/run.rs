@@ -140,7 +140,15 @@ pub fn execute(
         stderr: out_w.as_raw_fd(),
         console: None,
     };
-    let started = launch(&env.init_exe, &spec_path, stdio, &spec.netns, false).and_then(|l| {
+    let started = launch(
+        &env.init_exe,
+        &spec_path,
+        stdio,
+        &spec.netns,
+        false,
+        &spec.tuning,
+    )
+    .and_then(|l| {
         drop(out_w);
         l.go()
     });

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 27] = [
+    let checks: [(&str, bool, &str); 26] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -74,13 +74,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "gpus",
             spec.gpus.is_some(),
             "the engine cannot pass GPUs: use devices",
-        ),
-        (
-            "ipc",
-            spec.ipc
-                .as_deref()
-                .is_some_and(|i| i != "private" && i != "shareable"),
-            "the engine gives every container its own IPC namespace",
         ),
         (
             "isolation",

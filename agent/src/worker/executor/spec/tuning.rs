@@ -1,59 +1,41 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, checked by the engine's own rules ([`crate::engine::runtime::tuning`],
+//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, `ipc`, checked by the
+//! engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
 
 use super::ExecutorError;
 use crate::engine::runtime::spec::{SpecError, group_id};
-use crate::engine::runtime::tuning::{TuningError, check_entry, domainname, oom_score_adj};
+use crate::engine::runtime::tuning::{TuningError, check_entry, tuning};
 use api::container::ContainerCreate;
 use api::service::ServiceSpec;
 
-/// Carry `spec`'s settings into `create`.
+/// Carry `spec`'s settings into `create` (its `sysctls` already there).
 pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<(), ExecutorError> {
-    create.shm_size = spec.shm_size.map(|b| b.0);
     for (i, group) in spec.group_add.iter().enumerate() {
         group_id(i, group).map_err(refusal)?;
     }
-    create.group_add = spec.group_add.clone();
     for (i, domain) in spec.dns_search.iter().enumerate() {
         check_entry("dns_search", i, domain).map_err(refusal_of)?;
     }
     for (i, option) in spec.dns_opt.iter().enumerate() {
         check_entry("dns_opt", i, option).map_err(refusal_of)?;
     }
+    create.shm_size = spec.shm_size.map(|b| b.0);
+    create.group_add = spec.group_add.clone();
     create.dns_search = spec.dns_search.clone();
     create.dns_options = spec.dns_opt.clone();
-    if let Some(v) = spec.oom_score_adj {
-        oom_score_adj(v).map_err(refusal_of)?;
-    }
     create.oom_score_adj = spec.oom_score_adj;
-    if let Some(name) = &spec.domainname {
-        domainname(name).map_err(refusal_of)?;
-    }
     create.domainname = spec.domainname.clone();
+    create.ipc_mode = spec.ipc.clone();
+    // The node's own user namespace (--userns-remap) is checked there.
+    tuning(create, false).map_err(refusal_of)?;
     Ok(())
 }
 
-/// The engine's refusal of a setting as the executor's, naming the key
-/// (`dns_opt[0]`).
+/// The engine's refusal of a setting as the executor's, naming the key.
 fn refusal_of(e: TuningError) -> ExecutorError {
-    match e {
-        TuningError::Entry {
-            key,
-            index,
-            value,
-            why,
-        } => ExecutorError::unsupported(format!("{key}[{index}]"), format!("{value:?}: {why}")),
-        TuningError::OomScoreAdj(v) => ExecutorError::unsupported(
-            "oom_score_adj",
-            format!("{v} is out of range: the kernel takes -1000 to 1000"),
-        ),
-        TuningError::Domainname(name) => ExecutorError::unsupported(
-            "domainname",
-            format!("{name:?}: at most 64 bytes, without spaces or control characters"),
-        ),
-    }
+    ExecutorError::unsupported(e.key(), e.detail())
 }
 
 /// The engine's refusal as the executor's, naming the key (`group_add[1]`).
@@ -157,5 +139,26 @@ mod tests {
             ..ServiceSpec::default()
         });
         assert!(e.starts_with("domainname: \"corp example\": "), "{e}");
+    }
+
+    #[test]
+    fn ipc_host_is_carried_and_what_would_be_the_hosts_refused() {
+        let spec = image(ServiceSpec {
+            ipc: Some("host".into()),
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.ipc_mode.as_deref(), Some("host"));
+        let e = refused(ServiceSpec {
+            ipc: Some("service:db".into()),
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("ipc: \"service:db\": "), "{e}");
+        let e = refused(ServiceSpec {
+            ipc: Some("host".into()),
+            shm_size: Some(Bytes(1 << 20)),
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("ipc: host: shm_size cannot be set"), "{e}");
     }
 }
