@@ -142,6 +142,9 @@ pub struct ContainerCreate {
     /// namespace and /dev/shm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc_mode: Option<String>,
+    /// `host`: the host's PID namespace (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -174,6 +174,9 @@ pub struct RunArgs {
     /// `host`: the host's IPC namespace and /dev/shm (default: its own).
     #[arg(long, value_name = "private|host")]
     ipc: Option<String>,
+    /// `host`: the host's PID namespace (default: its own).
+    #[arg(long, value_name = "host")]
+    pid: Option<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -434,6 +437,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         oom_score_adj: a.oom_score_adj,
         domainname: a.domainname.clone(),
         ipc_mode: a.ipc.clone(),
+        pid_mode: a.pid.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -1,7 +1,7 @@
 //! What the nodes' engines would refuse in a stack, found before `orch up` builds,
 //! pushes or writes anything: each service's spec goes through the same mapping a
 //! node applies to its tasks ([`agent::worker::executor::container_create`]), so a key
-//! the engine cannot honour (`pid: host`, `shm_size`, ...) is an error naming the
+//! the engine cannot honour (`pid: container:x`, `runtime`, ...) is an error naming the
 //! service and the key at once, not a task rejected again and again until `up`'s
 //! timeout.
 
@@ -40,7 +40,7 @@ mod tests {
             "db".into(),
             ServiceSpec {
                 image: Some("busybox".into()),
-                pid: Some("host".into()),
+                pid: Some("container:db".into()),
                 ..ServiceSpec::default()
             },
         );

@@ -325,3 +325,46 @@ fn ipc_host_shares_the_hosts_ipc_namespace_and_dev_shm() {
         "{why}"
     );
 }
+
+#[test]
+fn pid_host_shares_the_hosts_pid_namespace_and_leaves_nothing_running() {
+    let Some(e) = Engine::start("pid") else {
+        return;
+    };
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let me = std::process::id();
+    // It sees this test's process; what it starts in the background ends with it.
+    let script = format!(
+        "readlink /proc/self/ns/pid; [ $$ != 1 ] && echo not-pid-1; \
+         [ -e /proc/{me} ] && echo sees-the-host; sleep 300 & echo $!"
+    );
+    let spec = ServiceSpec {
+        pid: Some("host".into()),
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("pid", &script, spec);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [&*host_ns.to_string_lossy(), "not-pid-1", "sees-the-host"],
+        "{out}"
+    );
+    let sleep: u32 = lines[3].parse().expect("the sleep's host pid");
+    let gone = (0..100).any(|_| {
+        let status = std::fs::read_to_string(format!("/proc/{sleep}/status")).unwrap_or_default();
+        if status.is_empty() || status.contains("State:\tZ") {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(gone, "sleep {sleep} outlived its container");
+    // Its own (the default): pid 1 of another namespace.
+    let (_, out) = e.run("pid-own", &script, ServiceSpec::default());
+    assert!(!out.starts_with(&*host_ns.to_string_lossy()), "{out}");
+    assert!(
+        !out.contains("not-pid-1") && !out.contains("sees-the-host"),
+        "{out}"
+    );
+}

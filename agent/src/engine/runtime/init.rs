@@ -111,6 +111,10 @@ pub struct Tuning {
     /// (`ipc: host`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ipc_host: bool,
+    /// Share the host's PID namespace instead of having its own (`pid: host`): the
+    /// command is not pid 1, and what it leaves running is killed when it ends.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pid_host: bool,
 }
 
 /// Docker's size of /dev/shm: 64 MiB.

@@ -1,6 +1,6 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
 //! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
-//! the domain name, the host's IPC namespace;
+//! the domain name, the host's IPC and PID namespaces;
 //! and the check of one
 //! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
@@ -22,6 +22,9 @@ pub enum TuningError {
     OomScoreAdj(i64),
     Domainname(String),
     IpcMode(String),
+    PidMode(String),
+    /// `pid: host` in a user namespace of its own.
+    PidHostUserns,
     /// A setting that does not go with `ipc: host` (`key`).
     IpcHost {
         key: String,
@@ -37,6 +40,7 @@ impl TuningError {
             TuningError::OomScoreAdj(_) => "oom_score_adj".into(),
             TuningError::Domainname(_) => "domainname".into(),
             TuningError::IpcMode(_) | TuningError::IpcHost { .. } => "ipc".into(),
+            TuningError::PidMode(_) | TuningError::PidHostUserns => "pid".into(),
         }
     }
 
@@ -54,6 +58,10 @@ impl TuningError {
                 format!("{mode:?}: the engine takes private, shareable (the same here) or host")
             }
             TuningError::IpcHost { key, why } => format!("host: {key} {why}"),
+            TuningError::PidMode(mode) => {
+                format!("{mode:?}: the engine takes host (or nothing: its own)")
+            }
+            TuningError::PidHostUserns => USERNS_HOST.to_owned(),
         }
     }
 }
@@ -81,10 +89,7 @@ pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError
             })
         };
         if userns {
-            return no(
-                "userns",
-                "needs the host's user ids: not with a user namespace of its own (opt out of the engine's remap with userns host)",
-            );
+            return no("userns", USERNS_HOST);
         }
         if req.shm_size.is_some_and(|s| s > 0) {
             return no("shm_size", "cannot be set: /dev/shm is the host's");
@@ -93,8 +98,13 @@ pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError
             return no(key, "cannot be set: it would be the host's");
         }
     }
+    let pid_host = pid_host(req.pid_mode.as_deref())?;
+    if pid_host && userns {
+        return Err(TuningError::PidHostUserns);
+    }
     Ok(Tuning {
         ipc_host,
+        pid_host,
         shm_size: req.shm_size.filter(|s| *s > 0),
         oom_score_adj: req.oom_score_adj.map(oom_score_adj).transpose()?,
         domainname: req
@@ -104,6 +114,18 @@ pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError
             .map(domainname)
             .transpose()?,
     })
+}
+
+/// Why a host namespace does not go with a user namespace of the container's own.
+const USERNS_HOST: &str = "needs the host's user ids: not with a user namespace of its own (opt out of the engine's remap with userns host)";
+
+/// Whether `mode` (compose's `pid`) shares the host's PID namespace.
+pub fn pid_host(mode: Option<&str>) -> Result<bool, TuningError> {
+    match mode {
+        None | Some("" | "private") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => Err(TuningError::PidMode(other.to_owned())),
+    }
 }
 
 /// Whether `mode` (compose's `ipc`) shares the host's IPC namespace; `private` and
@@ -234,6 +256,20 @@ mod tests {
             r.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
         };
         assert!(tuning(&host(net), false).is_ok());
+    }
+
+    #[test]
+    fn pid_host_shares_the_hosts_namespace_without_a_user_namespace() {
+        let req = ContainerCreate {
+            pid_mode: Some("host".into()),
+            ..ContainerCreate::default()
+        };
+        assert!(tuning(&req, false).unwrap().pid_host);
+        assert!(!tuning(&ContainerCreate::default(), false).unwrap().pid_host);
+        let e = tuning(&req, true).unwrap_err().to_string();
+        assert!(e.starts_with("pid: needs the host's user ids"), "{e}");
+        let e = pid_host(Some("service:db")).unwrap_err().to_string();
+        assert!(e.starts_with("pid: \"service:db\": "), "{e}");
     }
 
     #[test]

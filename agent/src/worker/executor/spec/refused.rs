@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 26] = [
+    let checks: [(&str, bool, &str); 25] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -90,11 +90,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "oom_kill_disable",
             spec.oom_kill_disable == Some(true),
             "the engine leaves the OOM killer on",
-        ),
-        (
-            "pid",
-            spec.pid.is_some(),
-            "the engine gives every container its own PID namespace",
         ),
         (
             "post_start",

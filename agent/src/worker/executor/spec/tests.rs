@@ -342,7 +342,7 @@ fn what_the_engine_cannot_honour_is_refused_by_name() {
         (
             "pid",
             ServiceSpec {
-                pid: Some("host".into()),
+                pid: Some("service:db".into()),
                 ..ServiceSpec::default()
             },
         ),

@@ -1,5 +1,5 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, `ipc`, checked by the
+//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, `ipc`, `pid`, checked by the
 //! engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
@@ -28,6 +28,7 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
     create.oom_score_adj = spec.oom_score_adj;
     create.domainname = spec.domainname.clone();
     create.ipc_mode = spec.ipc.clone();
+    create.pid_mode = spec.pid.clone();
     // The node's own user namespace (--userns-remap) is checked there.
     tuning(create, false).map_err(refusal_of)?;
     Ok(())
@@ -160,5 +161,20 @@ mod tests {
             ..ServiceSpec::default()
         });
         assert!(e.starts_with("ipc: host: shm_size cannot be set"), "{e}");
+    }
+
+    #[test]
+    fn pid_host_is_carried_and_another_services_refused() {
+        let spec = image(ServiceSpec {
+            pid: Some("host".into()),
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.pid_mode.as_deref(), Some("host"));
+        let e = refused(ServiceSpec {
+            pid: Some("service:db".into()),
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("pid: \"service:db\": "), "{e}");
     }
 }
