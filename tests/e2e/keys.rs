@@ -368,3 +368,51 @@ fn pid_host_shares_the_hosts_pid_namespace_and_leaves_nothing_running() {
         "{out}"
     );
 }
+
+#[test]
+fn run_flags_and_exec_keep_the_settings() {
+    let Some(e) = Engine::start("flags") else {
+        return;
+    };
+    let a = &e.agent;
+    let name = format!("flags{}", std::process::id());
+    ok(&a.orch(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--pid",
+            "host",
+            "--group-add",
+            "1234",
+            "--shm-size",
+            "1m",
+            "--dns-search",
+            "corp.example",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+        None,
+    ));
+    let exec = |args: &[&str]| a.orch(&[&["container", "exec"][..], args].concat(), None);
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let out = exec(&[&name, "readlink", "/proc/self/ns/pid"]);
+    let script = "grep ^Groups: /proc/self/status; grep /dev/shm /proc/mounts; grep ^search /etc/resolv.conf";
+    let as_nobody = exec(&["-u", "nobody", &name, "sh", "-c", script]);
+    ok(&a.orch(&["container", "rm", "-f", &name], None));
+    assert_eq!(
+        ok(&out).trim(),
+        host_ns.to_string_lossy(),
+        "exec joins the host's"
+    );
+    let as_nobody = ok(&as_nobody);
+    assert!(
+        as_nobody.starts_with("Groups:\t1234 65534 \n"),
+        "{as_nobody}"
+    );
+    assert!(as_nobody.contains("size=1024k"), "{as_nobody}");
+    assert!(as_nobody.ends_with("search corp.example\n"), "{as_nobody}");
+}

@@ -696,6 +696,7 @@ impl ContainerService {
             resources,
             open_stdin: req.open_stdin,
             anonymous_volumes: anonymous,
+            group_add: req.group_add.clone(),
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(
