@@ -3,7 +3,7 @@
 //! ([`executor::container_create`]) to the engine's API, runs to its end, and its
 //! output says what the kernel gave it.
 
-use crate::engine::{Agent, ok};
+use crate::engine::{Agent, fails, ok};
 use agent::worker::executor;
 use api::client::EngineClient;
 use api::cluster::{Meta, Task};
@@ -415,4 +415,39 @@ fn run_flags_and_exec_keep_the_settings() {
     );
     assert!(as_nobody.contains("size=1024k"), "{as_nobody}");
     assert!(as_nobody.ends_with("search corp.example\n"), "{as_nobody}");
+}
+
+#[test]
+fn net_sysctls_are_refused_in_the_hosts_network_namespace() {
+    let Some(e) = Engine::start("netsysctl") else {
+        return;
+    };
+    let a = &e.agent;
+    let path = "/proc/sys/net/ipv4/tcp_keepalive_time";
+    let before = a.on_host(|| std::fs::read_to_string(path).unwrap());
+    let run = |network: &str| {
+        a.orch(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                network,
+                "--sysctl",
+                "net.ipv4.tcp_keepalive_time=4242",
+                "busybox",
+                "cat",
+                path,
+            ],
+            None,
+        )
+    };
+    fails(
+        &run("host"),
+        "sysctls.net.ipv4.tcp_keepalive_time: network_mode host gives no network namespace of its own",
+    );
+    assert_eq!(a.on_host(|| std::fs::read_to_string(path).unwrap()), before);
+    // In its own namespace the setting is its own.
+    assert_eq!(ok(&run("bridge")), "4242\n");
+    assert_eq!(a.on_host(|| std::fs::read_to_string(path).unwrap()), before);
 }

@@ -1,6 +1,7 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
 //! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
-//! the domain name, the host's IPC and PID namespaces;
+//! the domain name, the host's IPC and PID namespaces (and `net.*` sysctls kept to a
+//! network namespace of its own);
 //! and the check of one
 //! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
 
@@ -25,6 +26,11 @@ pub enum TuningError {
     PidMode(String),
     /// `pid: host` in a user namespace of its own.
     PidHostUserns,
+    /// A `net.*` sysctl in a network namespace not the container's own.
+    NetSysctl {
+        key: String,
+        mode: String,
+    },
     /// A setting that does not go with `ipc: host` (`key`).
     IpcHost {
         key: String,
@@ -41,6 +47,7 @@ impl TuningError {
             TuningError::Domainname(_) => "domainname".into(),
             TuningError::IpcMode(_) | TuningError::IpcHost { .. } => "ipc".into(),
             TuningError::PidMode(_) | TuningError::PidHostUserns => "pid".into(),
+            TuningError::NetSysctl { key, .. } => format!("sysctls.{key}"),
         }
     }
 
@@ -62,6 +69,9 @@ impl TuningError {
                 format!("{mode:?}: the engine takes host (or nothing: its own)")
             }
             TuningError::PidHostUserns => USERNS_HOST.to_owned(),
+            TuningError::NetSysctl { mode, .. } => format!(
+                "network_mode {mode} gives no network namespace of its own: the setting would be another's"
+            ),
         }
     }
 }
@@ -97,6 +107,17 @@ pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError
         if let Some(key) = req.sysctls.keys().find(|k| is_ipc_sysctl(k)) {
             return no(key, "cannot be set: it would be the host's");
         }
+    }
+    if let Some(mode) = req
+        .network_mode
+        .as_deref()
+        .filter(|m| *m == "host" || m.starts_with("container:"))
+        && let Some(key) = req.sysctls.keys().find(|k| k.starts_with("net."))
+    {
+        return Err(TuningError::NetSysctl {
+            key: key.clone(),
+            mode: mode.to_owned(),
+        });
     }
     let pid_host = pid_host(req.pid_mode.as_deref())?;
     if pid_host && userns {
@@ -270,6 +291,27 @@ mod tests {
         assert!(e.starts_with("pid: needs the host's user ids"), "{e}");
         let e = pid_host(Some("service:db")).unwrap_err().to_string();
         assert!(e.starts_with("pid: \"service:db\": "), "{e}");
+    }
+
+    #[test]
+    fn net_sysctls_need_a_network_namespace_of_its_own() {
+        let req = |mode: &str| ContainerCreate {
+            network_mode: Some(mode.into()),
+            sysctls: [("net.ipv4.ip_forward".to_owned(), "0".to_owned())].into(),
+            ..ContainerCreate::default()
+        };
+        for mode in ["host", "container:db"] {
+            let e = tuning(&req(mode), false).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "sysctls.net.ipv4.ip_forward: network_mode {mode} "
+                )),
+                "{e}"
+            );
+        }
+        for mode in ["bridge", "none", "front"] {
+            assert!(tuning(&req(mode), false).is_ok(), "{mode}");
+        }
     }
 
     #[test]
