@@ -451,3 +451,23 @@ fn net_sysctls_are_refused_in_the_hosts_network_namespace() {
     assert_eq!(ok(&run("bridge")), "4242\n");
     assert_eq!(a.on_host(|| std::fs::read_to_string(path).unwrap()), before);
 }
+
+#[test]
+fn pid_host_with_init_adopts_the_orphans() {
+    let Some(e) = Engine::start("pidinit") else {
+        return;
+    };
+    // The command's parent is orch's init; an orphaned sleep is reparented to it.
+    let script = "(sleep 30 & echo $! > /tmp/orphan); sleep 0.3; \
+                  grep ^PPid: /proc/$(cat /tmp/orphan)/status | tr -d '\\t'; echo PPid:$PPID";
+    let spec = ServiceSpec {
+        pid: Some("host".into()),
+        init: Some(true),
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("pidinit", script, spec);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], lines[1], "{out}");
+}
