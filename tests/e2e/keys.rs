@@ -1,7 +1,8 @@
 //! Compose keys the engine honours beyond its defaults, each proved from inside a
 //! real busybox container: a service spec goes through the worker's mapping
 //! ([`executor::container_create`]) to the engine's API, runs to its end, and its
-//! output says what the kernel gave it.
+//! output says what the kernel gave it; the same settings as `orch container run`
+//! flags, kept by `exec`; and the settings that would reach into the host refused.
 
 use crate::engine::{Agent, fails, ok};
 use agent::worker::executor;

@@ -1,9 +1,8 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
 //! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
 //! the domain name, the host's IPC and PID namespaces (and `net.*` sysctls kept to a
-//! network namespace of its own);
-//! and the check of one
-//! `dns_search`/`dns_opt` entry ([`check_entry`]), which [`super::resolv`] writes.
+//! network namespace of its own); and the check of one `dns_search`/`dns_opt` entry
+//! ([`check_entry`]), which [`super::resolv`] writes.
 
 use super::init::Tuning;
 use super::limits::is_ipc_sysctl;
@@ -23,6 +22,11 @@ pub enum TuningError {
     OomScoreAdj(i64),
     Domainname(String),
     IpcMode(String),
+    /// A setting that does not go with `ipc: host` (`key`).
+    IpcHost {
+        key: String,
+        why: &'static str,
+    },
     PidMode(String),
     /// `pid: host` in a user namespace of its own.
     PidHostUserns,
@@ -30,11 +34,6 @@ pub enum TuningError {
     NetSysctl {
         key: String,
         mode: String,
-    },
-    /// A setting that does not go with `ipc: host` (`key`).
-    IpcHost {
-        key: String,
-        why: &'static str,
     },
 }
 
