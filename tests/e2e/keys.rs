@@ -472,3 +472,30 @@ fn pid_host_with_init_adopts_the_orphans() {
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0], lines[1], "{out}");
 }
+
+#[test]
+fn group_add_in_a_user_namespace_must_be_mapped() {
+    let Some(e) = Engine::start("groups-userns") else {
+        return;
+    };
+    let run = |group: &str| {
+        e.agent.orch(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--uidmap",
+                "0:100000:1000",
+                "--group-add",
+                group,
+                "busybox",
+                "grep",
+                "^Groups:",
+                "/proc/self/status",
+            ],
+            None,
+        )
+    };
+    assert_eq!(ok(&run("500")), "Groups:\t0 500 \n");
+    fails(&run("5000"), "supplementary group");
+}

@@ -451,6 +451,17 @@ impl ContainerService {
                         .into(),
                 });
             }
+            if let Some(g) = ids
+                .groups
+                .iter()
+                .find(|g| super::userns::UserNs::host_id(&ns.gid_map, **g).is_none())
+            {
+                return Err(ContainerError::Invalid {
+                    what: "supplementary group (group_add, or the user's in /etc/group)",
+                    value: g.to_string(),
+                    why: "the container's user namespace does not map it (--gidmap)".into(),
+                });
+            }
         }
         let mut mounts = Vec::new();
         let mut volumes = Vec::new();
