@@ -145,6 +145,9 @@ pub struct ContainerCreate {
     /// `host`: the host's PID namespace (default: its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_mode: Option<String>,
+    /// `host`: the host's UTS namespace, its host and domain names (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts_mode: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -177,6 +177,9 @@ pub struct RunArgs {
     /// `host`: the host's PID namespace (default: its own).
     #[arg(long, value_name = "host")]
     pid: Option<String>,
+    /// `host`: the host's UTS namespace, its host and domain names (default: its own).
+    #[arg(long, value_name = "host")]
+    uts: Option<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     shm_size: Option<String>,
@@ -438,6 +441,7 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         domainname: a.domainname.clone(),
         ipc_mode: a.ipc.clone(),
         pid_mode: a.pid.clone(),
+        uts_mode: a.uts.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -499,3 +499,38 @@ fn group_add_in_a_user_namespace_must_be_mapped() {
     assert_eq!(ok(&run("500")), "Groups:\t0 500 \n");
     fails(&run("5000"), "supplementary group");
 }
+
+#[test]
+fn uts_host_shares_the_hosts_names() {
+    let Some(e) = Engine::start("uts") else {
+        return;
+    };
+    let host_ns = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let script = "readlink /proc/self/ns/uts; hostname; cat /etc/hostname";
+    let spec = ServiceSpec {
+        uts: Some("host".into()),
+        ..ServiceSpec::default()
+    };
+    let (code, out) = e.run("uts", script, spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("{}\n{host_name}{host_name}", host_ns.display()),
+        "the host's namespace and name, in /etc/hostname too"
+    );
+    let (_, out) = e.run("uts-own", script, ServiceSpec::default());
+    assert!(!out.starts_with(&*host_ns.to_string_lossy()), "{out}");
+    let named = ServiceSpec {
+        uts: Some("host".into()),
+        hostname: Some("db".into()),
+        ..ServiceSpec::default()
+    };
+    let why = executor::container_create(&Engine::task("uts-named", "true", named))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        why.starts_with("uts: host: hostname cannot be set"),
+        "{why}"
+    );
+}

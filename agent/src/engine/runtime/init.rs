@@ -115,6 +115,10 @@ pub struct Tuning {
     /// command is not pid 1, and what it leaves running is killed when it ends.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pid_host: bool,
+    /// Share the host's UTS namespace (`uts: host`): its host and domain names, which
+    /// init then leaves alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uts_host: bool,
 }
 
 /// Docker's size of /dev/shm: 64 MiB.
@@ -505,9 +509,11 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
         sys::mount("", Path::new("/"), None, flags, None)?;
     }
-    sys::sethostname(&spec.hostname)?;
-    if let Some(name) = &spec.tuning.domainname {
-        sys::setdomainname(name)?;
+    if !spec.tuning.uts_host {
+        sys::sethostname(&spec.hostname)?;
+        if let Some(name) = &spec.tuning.domainname {
+            sys::setdomainname(name)?;
+        }
     }
     let p = &spec.process;
     if spec.tty {

@@ -540,7 +540,16 @@ impl ContainerService {
             Some(n) => n.clone(),
             None => format!("orch-{}", &id[..12]),
         };
-        let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_owned());
+        let hostname = if super::tuning::uts_host(req.uts_mode.as_deref())? {
+            // The host's UTS namespace: its name, in /etc/hostname and /etc/hosts too.
+            let p = Path::new("/proc/sys/kernel/hostname");
+            std::fs::read_to_string(p)
+                .map_err(io("read", p))?
+                .trim()
+                .to_owned()
+        } else {
+            req.hostname.clone().unwrap_or_else(|| id[..12].to_owned())
+        };
         let dir = self.dir(&id);
         made.dir = Some(dir.clone());
         for d in ["rootfs", "upper", "work"] {

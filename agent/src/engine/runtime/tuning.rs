@@ -1,6 +1,6 @@
 //! (pure) What a container asks for beyond the engine's defaults, checked and turned
 //! into the [`Tuning`] init applies: the size of /dev/shm, the OOM score adjustment,
-//! the domain name, the host's IPC and PID namespaces (and `net.*` sysctls kept to a
+//! the domain name, the host's IPC, PID and UTS namespaces (and `net.*` sysctls kept to a
 //! network namespace of its own); and the check of one `dns_search`/`dns_opt` entry
 //! ([`check_entry`]), which [`super::resolv`] writes.
 
@@ -22,8 +22,10 @@ pub enum TuningError {
     OomScoreAdj(i64),
     Domainname(String),
     IpcMode(String),
-    /// A setting that does not go with `ipc: host` (`key`).
-    IpcHost {
+    UtsMode(String),
+    /// A setting (`key`) that does not go with the host's namespace `ns` (`ipc: host`).
+    HostNamespace {
+        ns: &'static str,
         key: String,
         why: &'static str,
     },
@@ -44,7 +46,9 @@ impl TuningError {
             TuningError::Entry { key, index, .. } => format!("{key}[{index}]"),
             TuningError::OomScoreAdj(_) => "oom_score_adj".into(),
             TuningError::Domainname(_) => "domainname".into(),
-            TuningError::IpcMode(_) | TuningError::IpcHost { .. } => "ipc".into(),
+            TuningError::IpcMode(_) => "ipc".into(),
+            TuningError::UtsMode(_) => "uts".into(),
+            TuningError::HostNamespace { ns, .. } => (*ns).into(),
             TuningError::PidMode(_) | TuningError::PidHostUserns => "pid".into(),
             TuningError::NetSysctl { key, .. } => format!("sysctls.{key}"),
         }
@@ -63,7 +67,10 @@ impl TuningError {
             TuningError::IpcMode(mode) => {
                 format!("{mode:?}: the engine takes private, shareable (the same here) or host")
             }
-            TuningError::IpcHost { key, why } => format!("host: {key} {why}"),
+            TuningError::UtsMode(mode) => {
+                format!("{mode:?}: the engine takes host (or nothing: its own)")
+            }
+            TuningError::HostNamespace { key, why, .. } => format!("host: {key} {why}"),
             TuningError::PidMode(mode) => {
                 format!("{mode:?}: the engine takes host (or nothing: its own)")
             }
@@ -89,14 +96,16 @@ const UTS_NAME_MAX: usize = 64;
 /// The checked settings of `req`, for a container with a user namespace of its own
 /// or not (`userns`). A `shm_size` of 0 means the default, as in Docker.
 pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError> {
+    let conflict = |ns, key: &str, why| {
+        Err(TuningError::HostNamespace {
+            ns,
+            key: key.to_owned(),
+            why,
+        })
+    };
     let ipc_host = ipc_host(req.ipc_mode.as_deref())?;
     if ipc_host {
-        let no = |key: &str, why| {
-            Err(TuningError::IpcHost {
-                key: key.to_owned(),
-                why,
-            })
-        };
+        let no = |key: &str, why| conflict("ipc", key, why);
         if userns {
             return no("userns", USERNS_HOST);
         }
@@ -122,9 +131,23 @@ pub fn tuning(req: &ContainerCreate, userns: bool) -> Result<Tuning, TuningError
     if pid_host && userns {
         return Err(TuningError::PidHostUserns);
     }
+    let uts_host = uts_host(req.uts_mode.as_deref())?;
+    if uts_host {
+        let names = ["kernel.hostname", "kernel.domainname"];
+        if req.hostname.is_some() {
+            return conflict("uts", "hostname", "cannot be set: the name is the host's");
+        }
+        if req.domainname.as_deref().is_some_and(|d| !d.is_empty()) {
+            return conflict("uts", "domainname", "cannot be set: the name is the host's");
+        }
+        if let Some(key) = req.sysctls.keys().find(|k| names.contains(&k.as_str())) {
+            return conflict("uts", key, "cannot be set: it would be the host's");
+        }
+    }
     Ok(Tuning {
         ipc_host,
         pid_host,
+        uts_host,
         shm_size: req.shm_size.filter(|s| *s > 0),
         oom_score_adj: req.oom_score_adj.map(oom_score_adj).transpose()?,
         domainname: req
@@ -145,6 +168,16 @@ pub fn pid_host(mode: Option<&str>) -> Result<bool, TuningError> {
         None | Some("" | "private") => Ok(false),
         Some("host") => Ok(true),
         Some(other) => Err(TuningError::PidMode(other.to_owned())),
+    }
+}
+
+/// Whether `mode` (compose's `uts`) shares the host's UTS namespace (its host and
+/// domain names).
+pub fn uts_host(mode: Option<&str>) -> Result<bool, TuningError> {
+    match mode {
+        None | Some("" | "private") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => Err(TuningError::UtsMode(other.to_owned())),
     }
 }
 
@@ -311,6 +344,37 @@ mod tests {
         for mode in ["bridge", "none", "front"] {
             assert!(tuning(&req(mode), false).is_ok(), "{mode}");
         }
+    }
+
+    #[test]
+    fn uts_host_shares_the_hosts_names_and_sets_none() {
+        let host = |f: fn(&mut ContainerCreate)| {
+            let mut req = ContainerCreate {
+                uts_mode: Some("host".into()),
+                ..ContainerCreate::default()
+            };
+            f(&mut req);
+            tuning(&req, false)
+        };
+        assert!(host(|_| ()).unwrap().uts_host);
+        let e = host(|r| r.hostname = Some("db".into())).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("uts: host: hostname cannot be set"),
+            "{e}"
+        );
+        let e = host(|r| r.domainname = Some("corp".into())).unwrap_err();
+        assert!(e.to_string().starts_with("uts: host: domainname "), "{e}");
+        let e = host(|r| {
+            r.sysctls.insert("kernel.hostname".into(), "x".into());
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("uts: host: kernel.hostname "),
+            "{e}"
+        );
+        let e = uts_host(Some("container:db")).unwrap_err().to_string();
+        assert!(e.starts_with("uts: \"container:db\": "), "{e}");
     }
 
     #[test]

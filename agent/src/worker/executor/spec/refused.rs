@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 25] = [
+    let checks: [(&str, bool, &str); 24] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -125,11 +125,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "userns_mode",
             spec.userns_mode.as_deref().is_some_and(|m| m != "host"),
             "each node's engine decides the map (orch agent --userns-remap); a service can only opt out with host",
-        ),
-        (
-            "uts",
-            spec.uts.is_some(),
-            "the engine gives every container its own UTS namespace",
         ),
         (
             "volumes_from",

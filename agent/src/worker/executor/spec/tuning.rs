@@ -1,5 +1,5 @@
 //! Settings of the container beyond the engine's defaults: `shm_size`, `group_add`,
-//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, `ipc`, `pid`, checked by the
+//! `dns_search`, `dns_opt`, `oom_score_adj`, `domainname`, `ipc`, `pid`, `uts`, checked by the
 //! engine's own rules ([`crate::engine::runtime::tuning`],
 //! [`crate::engine::runtime::spec`]) so a bad value is refused naming its key before
 //! any node tries it (a group name is looked up in the image by the node).
@@ -29,6 +29,7 @@ pub(super) fn apply(spec: &ServiceSpec, create: &mut ContainerCreate) -> Result<
     create.domainname = spec.domainname.clone();
     create.ipc_mode = spec.ipc.clone();
     create.pid_mode = spec.pid.clone();
+    create.uts_mode = spec.uts.clone();
     // The node's own user namespace (--userns-remap) is checked there.
     tuning(create, false).map_err(refusal_of)?;
     Ok(())
@@ -176,5 +177,21 @@ mod tests {
             ..ServiceSpec::default()
         });
         assert!(e.starts_with("pid: \"service:db\": "), "{e}");
+    }
+
+    #[test]
+    fn uts_host_is_carried_and_a_hostname_with_it_refused() {
+        let spec = image(ServiceSpec {
+            uts: Some("host".into()),
+            ..ServiceSpec::default()
+        });
+        let c = container_create(&task(spec)).unwrap();
+        assert_eq!(c.uts_mode.as_deref(), Some("host"));
+        let e = refused(ServiceSpec {
+            uts: Some("host".into()),
+            hostname: Some("db".into()),
+            ..ServiceSpec::default()
+        });
+        assert!(e.starts_with("uts: host: hostname cannot be set"), "{e}");
     }
 }
