@@ -119,6 +119,35 @@ pub struct ContainerCreate {
     /// `host`: the host's user ids even when the engine remaps (`--userns-remap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// Size of the container's `/dev/shm` tmpfs in bytes (default 64 MiB, as Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// Supplementary groups of its process: names from the image's /etc/group, or
+    /// numeric ids (`--group-add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// Search domains of its /etc/resolv.conf (`.` alone: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Resolver options of its /etc/resolv.conf (`ndots:2`, `timeout:1`, `rotate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// Its processes' OOM score adjustment, -1000 (never killed for memory) to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    /// The NIS domain name of its UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// `private` (default; `shareable` is the same) or `host`: the host's IPC
+    /// namespace and /dev/shm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<String>,
+    /// `host`: the host's PID namespace (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<String>,
+    /// `host`: the host's UTS namespace, its host and domain names (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts_mode: Option<String>,
 }
 
 /// Where a container is in its life.

@@ -155,6 +155,34 @@ pub struct RunArgs {
     /// Most processes at once.
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// A supplementary group: a name from the image's /etc/group, or an id
+    /// (repeatable).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    group_add: Vec<String>,
+    /// A search domain of its /etc/resolv.conf (repeatable; `.`: none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// A resolver option of its /etc/resolv.conf (repeatable; e.g. ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    dns_options: Vec<String>,
+    /// OOM score adjustment of its processes, -1000 to 1000.
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
+    /// The NIS domain name of its UTS namespace.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// `host`: the host's IPC namespace and /dev/shm (default: its own).
+    #[arg(long, value_name = "private|host")]
+    ipc: Option<String>,
+    /// `host`: the host's PID namespace (default: its own).
+    #[arg(long, value_name = "host")]
+    pid: Option<String>,
+    /// `host`: the host's UTS namespace, its host and domain names (default: its own).
+    #[arg(long, value_name = "host")]
+    uts: Option<String>,
+    /// Size of /dev/shm (e.g. 256m; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    shm_size: Option<String>,
     /// Add a capability to Docker's default set (e.g. NET_ADMIN, ALL).
     #[arg(long = "cap-add", value_name = "CAP")]
     cap_add: Vec<String>,
@@ -405,6 +433,15 @@ async fn run_container(client: &EngineClient, a: RunArgs) -> anyhow::Result<Exit
         cpus: a.cpus,
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
+        shm_size: bytes("shm-size", &a.shm_size)?,
+        group_add: a.group_add.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_options.clone(),
+        oom_score_adj: a.oom_score_adj,
+        domainname: a.domainname.clone(),
+        ipc_mode: a.ipc.clone(),
+        pid_mode: a.pid.clone(),
+        uts_mode: a.uts.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `orch` binary: `orch config` on real files, and the
 //! engine daemon with its image commands ([`engine`]), the container runtime
-//! ([`runtime`]), the worker's executor over a real engine ([`worker`]), stacks on
+//! ([`runtime`]), compose keys honoured inside real containers ([`keys`]), the worker's executor over a real engine ([`worker`]), stacks on
 //! a local cluster ([`stack`]) with secrets and configs ([`secrets`]), certificate
 //! renewal under a live session ([`renew`]), a worker promoted to manager
 //! ([`promote`]) and the routing mesh on two hosts ([`mesh`]).
@@ -8,6 +8,7 @@
 mod accept;
 mod cluster;
 mod engine;
+mod keys;
 mod logs;
 mod mesh;
 mod network;

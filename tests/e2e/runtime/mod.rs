@@ -196,6 +196,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         sysctls: Default::default(),
         netns: NetNs::New,
         userns: None,
+        tuning: Default::default(),
     };
     let spec_path = c.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
@@ -229,6 +230,7 @@ fn start(dir: &Path, case: &Case) -> Result<Running, LaunchError> {
         stdio,
         &NetNs::New,
         false,
+        &spec.tuning,
     )?;
     drop((out_w, in_r));
     if let Some(g) = &cgroup {

@@ -48,6 +48,7 @@ impl From<ContainerError> for Failure {
             ContainerError::Ambiguous { .. }
             | ContainerError::Invalid { .. }
             | ContainerError::Spec(_)
+            | ContainerError::Tuning(_)
             | ContainerError::Userns(_) => ErrorCode::InvalidArgument,
             ContainerError::NameTaken(_) | ContainerError::State { .. } => ErrorCode::Conflict,
             ContainerError::Start { .. } => ErrorCode::InvalidArgument,

@@ -71,6 +71,10 @@ pub struct ContainerRecord {
     /// Volumes made for the image's VOLUMEs (removed with the container).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anonymous_volumes: Vec<String>,
+    /// Supplementary groups asked for (`--group-add`), which an exec as another user
+    /// gets too, as in Docker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
 }
 
 /// `state.json`: the status plus the shim that watches the process.

@@ -121,11 +121,9 @@ impl ContainerService {
                     .flat_map(|l| l.split(':').map(PathBuf::from)),
             );
             let tree = ImageTree { layers };
-            process.ids = resolve_user(
-                user,
-                &read_text(&tree, "/etc/passwd"),
-                &read_text(&tree, "/etc/group"),
-            )?;
+            let group = read_text(&tree, "/etc/group");
+            process.ids = resolve_user(user, &read_text(&tree, "/etc/passwd"), &group)?;
+            super::spec::add_groups(&mut process.ids, &record.group_add, &group)?;
         }
         let spec = EnterSpec {
             pid,

@@ -88,7 +88,41 @@ pub struct InitSpec {
     /// The id maps of the container's own user namespace, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<super::userns::UserNs>,
+    /// What the user set beyond the defaults.
+    #[serde(default)]
+    pub tuning: Tuning,
 }
+
+/// Settings of the container beyond the engine's defaults (compose's `shm_size`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tuning {
+    /// Size of /dev/shm in bytes (default: [`DEFAULT_SHM_SIZE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// Written to init's `/proc/self/oom_score_adj` before the command runs (its
+    /// processes inherit it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The NIS domain name of its UTS namespace (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// Share the host's IPC namespace and /dev/shm instead of having its own
+    /// (`ipc: host`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ipc_host: bool,
+    /// Share the host's PID namespace instead of having its own (`pid: host`): the
+    /// command is not pid 1, and what it leaves running is killed when it ends.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pid_host: bool,
+    /// Share the host's UTS namespace (`uts: host`): its host and domain names, which
+    /// init then leaves alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uts_host: bool,
+}
+
+/// Docker's size of /dev/shm: 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 /// Why init failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +141,10 @@ pub enum InitError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "oom_score_adj: write {value} to /proc/self/oom_score_adj: {source} (a value below the engine's own needs CAP_SYS_RESOURCE)"
+    )]
+    OomScoreAdj { value: i32, source: std::io::Error },
     #[error("mount target {0:?} must be an absolute path without ..")]
     Target(String),
     #[error("exec {0:?}: executable file not found in $PATH")]
@@ -207,9 +245,10 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-/// /dev as a small tmpfs with the standard nodes, pts, shm and mqueue. In a user
+/// /dev as a small tmpfs with the standard nodes, pts, shm (of the size asked for, or
+/// the host's with `ipc: host`) and mqueue. In a user
 /// namespace, where mknod is refused, the nodes are bind mounts of the host's.
-fn setup_dev(root: &Path, userns: bool) -> Result<(), InitError> {
+fn setup_dev(root: &Path, userns: bool, tuning: &Tuning) -> Result<(), InitError> {
     let dev = inside(root, "/dev")?;
     make_target(&dev, true)?;
     let nosuid = libc::MS_NOSUID;
@@ -253,13 +292,21 @@ fn setup_dev(root: &Path, userns: bool) -> Result<(), InitError> {
     )?;
     let shm = dev.join("shm");
     mkdirs(&shm)?;
-    sys::mount(
-        "shm",
-        &shm,
-        Some("tmpfs"),
-        nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
-        Some("mode=1777,size=65536k"),
-    )?;
+    if tuning.ipc_host {
+        // Before pivot_root, /dev/shm is still the host's.
+        sys::mount("/dev/shm", &shm, None, libc::MS_BIND | libc::MS_REC, None)?;
+    } else {
+        sys::mount(
+            "shm",
+            &shm,
+            Some("tmpfs"),
+            nosuid | libc::MS_NOEXEC | libc::MS_NODEV,
+            Some(&format!(
+                "mode=1777,size={}",
+                tuning.shm_size.unwrap_or(DEFAULT_SHM_SIZE)
+            )),
+        )?;
+    }
     let mq = dev.join("mqueue");
     mkdirs(&mq)?;
     sys::mount(
@@ -407,7 +454,7 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
     make_target(&proc_dir, true)?;
     let safe = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
     sys::mount("proc", &proc_dir, Some("proc"), safe, None)?;
-    setup_dev(root, userns)?;
+    setup_dev(root, userns, &spec.tuning)?;
     let sys_dir = inside(root, "/sys")?;
     make_target(&sys_dir, true)?;
     let sys_ro = if security.privileged {
@@ -434,6 +481,10 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
         fs::write(&path, value).map_err(io("write a sysctl to", &path))?;
     }
+    if let Some(value) = spec.tuning.oom_score_adj {
+        fs::write("/proc/self/oom_score_adj", value.to_string())
+            .map_err(|source| InitError::OomScoreAdj { value, source })?;
+    }
     for u in &spec.ulimits {
         let Some(res) = super::limits::resource(&u.name) else {
             continue;
@@ -458,7 +509,12 @@ fn setup_and_exec(spec: &InitSpec) -> Result<(), InitError> {
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
         sys::mount("", Path::new("/"), None, flags, None)?;
     }
-    sys::sethostname(&spec.hostname)?;
+    if !spec.tuning.uts_host {
+        sys::sethostname(&spec.hostname)?;
+        if let Some(name) = &spec.tuning.domainname {
+            sys::setdomainname(name)?;
+        }
+    }
     let p = &spec.process;
     if spec.tty {
         let master = sys::console(p.ids.uid)?;

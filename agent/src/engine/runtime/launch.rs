@@ -161,7 +161,8 @@ fn in_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, LaunchError> {
 }
 
 /// Clone `init_exe init SPEC` into new namespaces with `stdio`; a new network
-/// namespace only when `net` asks for one (init joins a held one itself, unless in a
+/// namespace only when `net` asks for one, new IPC, PID and UTS namespaces unless
+/// `tuning` shares the host's (init joins a held one itself, unless in a
 /// user namespace: then the launcher joins around the clone, and must be
 /// single-threaded).
 pub fn launch(
@@ -170,11 +171,21 @@ pub fn launch(
     stdio: Stdio,
     net: &NetNs,
     userns: bool,
+    tuning: &super::init::Tuning,
 ) -> Result<Launched, LaunchError> {
     let mut flags = match net {
         NetNs::New => NAMESPACES,
         NetNs::Join(_) | NetNs::Host => NAMESPACES & !libc::CLONE_NEWNET,
     };
+    if tuning.ipc_host {
+        flags &= !libc::CLONE_NEWIPC;
+    }
+    if tuning.pid_host {
+        flags &= !libc::CLONE_NEWPID;
+    }
+    if tuning.uts_host {
+        flags &= !libc::CLONE_NEWUTS;
+    }
     if userns {
         flags |= libc::CLONE_NEWUSER;
     }

@@ -83,9 +83,10 @@ pub fn parse_ulimit(text: &str) -> Result<Ulimit, LimitError> {
     })
 }
 
-/// Check that every setting belongs to a namespace the container has (ipc, net, uts).
-pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), LimitError> {
-    const IPC: [&str; 7] = [
+/// Whether `key` is a setting of the IPC namespace (kernel.msg*, sem, shm*,
+/// fs.mqueue.*).
+pub fn is_ipc_sysctl(key: &str) -> bool {
+    const IPC: [&str; 8] = [
         "kernel.msgmax",
         "kernel.msgmnb",
         "kernel.msgmni",
@@ -93,11 +94,15 @@ pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), LimitErro
         "kernel.shmall",
         "kernel.shmmax",
         "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
+    IPC.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
+/// Check that every setting belongs to a namespace the container has (ipc, net, uts).
+pub fn check_sysctls(sysctls: &BTreeMap<String, String>) -> Result<(), LimitError> {
     for (key, value) in sysctls {
-        let ok = IPC.contains(&key.as_str())
-            || key == "kernel.shm_rmid_forced"
-            || key.starts_with("fs.mqueue.")
+        let ok = is_ipc_sysctl(key)
             || key.starts_with("net.")
             || key == "kernel.domainname"
             || key == "kernel.hostname";

@@ -17,6 +17,8 @@
 //! - [`reaper`]: `init: true`, pid 1 forwarding signals to the command and reaping
 //!   orphans (Docker's `--init`).
 //! - [`policy`] (pure): restart decisions with back-off, health from probes.
+//! - [`resolv`] (pure): a container's /etc/resolv.conf, with search domains and
+//!   options.
 //! - [`seccomp`]: the default seccomp profile and its BPF.
 //! - [`service`]: containers as the engine API offers them.
 //! - [`shim`]: `orch shim`, the container's parent that outlives engine restarts.
@@ -26,6 +28,7 @@
 //! - [`supervisor`]: restart policies, health probes and `--rm`, as a loop.
 //! - [`sys`]: checked system call wrappers.
 //! - [`syscalls`] (pure): system call numbers by name for x86_64 and aarch64.
+//! - [`tuning`] (pure): settings beyond the defaults (`--shm-size`, ...), checked.
 //! - [`userns`]: user namespaces: id maps, idmapped root file systems.
 pub mod attach;
 pub mod caps;
@@ -40,6 +43,7 @@ pub mod limits;
 pub mod logs;
 pub mod policy;
 pub mod reaper;
+pub mod resolv;
 pub mod seccomp;
 pub mod service;
 pub mod shim;
@@ -47,4 +51,5 @@ pub mod spec;
 pub mod supervisor;
 pub mod sys;
 pub mod syscalls;
+pub mod tuning;
 pub mod userns;

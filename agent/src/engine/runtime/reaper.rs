@@ -3,7 +3,8 @@
 //! runs as its child. Pid 1 forwards every signal it gets to the command — a command
 //! that installs no handler then still stops on SIGTERM, which the kernel would not
 //! deliver to it as pid 1 — and reaps every process that ends, so orphans leave no
-//! zombies. It exits as the command did.
+//! zombies (in the host's PID namespace, where it is not pid 1, it adopts them as a
+//! child subreaper). It exits as the command did.
 
 use super::init::{ERROR_FD, InitError};
 
@@ -12,6 +13,13 @@ use super::init::{ERROR_FD, InitError};
 /// terminal, if any); the parent never returns: it closes its end of the error pipe
 /// (the child's says whether the exec failed) and supervises the child.
 pub fn fork_command() -> Result<(), InitError> {
+    // Not pid 1 (`pid: host`): orphans would go to the host's init; they come here.
+    // SAFETY: getpid and prctl with integer arguments.
+    if unsafe { libc::getpid() } != 1
+        && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0
+    {
+        return Err(failed("adopt orphans (PR_SET_CHILD_SUBREAPER) as"));
+    }
     // SAFETY: sigset_t is plain data, filled by sigfillset before use.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above; sigprocmask writes the old mask into it.

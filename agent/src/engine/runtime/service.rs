@@ -41,6 +41,8 @@ pub enum ContainerError {
     NotFound(String),
     #[error("{what} matches several containers: {ids}")]
     Ambiguous { what: String, ids: String },
+    #[error(transparent)]
+    Tuning(#[from] super::tuning::TuningError),
     #[error("the name {0:?} is taken by another container")]
     NameTaken(String),
     #[error("invalid {what} {value:?}: {why}")]
@@ -423,12 +425,14 @@ impl ContainerService {
             user: req.user.clone(),
             workdir: req.workdir.clone(),
         };
-        let process = plan(
+        let group = text("/etc/group");
+        let mut process = plan(
             &config.config.clone().unwrap_or_default(),
             &opts,
             &text("/etc/passwd"),
-            &text("/etc/group"),
+            &group,
         )?;
+        super::spec::add_groups(&mut process.ids, &req.group_add, &group)?;
         let userns = super::userns::for_container(
             &req.uidmap,
             &req.gidmap,
@@ -445,6 +449,17 @@ impl ContainerService {
                     value: format!("{}:{}", ids.uid, ids.gid),
                     why: "the container's user namespace does not map it (--uidmap, --gidmap)"
                         .into(),
+                });
+            }
+            if let Some(g) = ids
+                .groups
+                .iter()
+                .find(|g| super::userns::UserNs::host_id(&ns.gid_map, **g).is_none())
+            {
+                return Err(ContainerError::Invalid {
+                    what: "supplementary group (group_add, or the user's in /etc/group)",
+                    value: g.to_string(),
+                    why: "the container's user namespace does not map it (--gidmap)".into(),
                 });
             }
         }
@@ -525,7 +540,16 @@ impl ContainerService {
             Some(n) => n.clone(),
             None => format!("orch-{}", &id[..12]),
         };
-        let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_owned());
+        let hostname = if super::tuning::uts_host(req.uts_mode.as_deref())? {
+            // The host's UTS namespace: its name, in /etc/hostname and /etc/hosts too.
+            let p = Path::new("/proc/sys/kernel/hostname");
+            std::fs::read_to_string(p)
+                .map_err(io("read", p))?
+                .trim()
+                .to_owned()
+        } else {
+            req.hostname.clone().unwrap_or_else(|| id[..12].to_owned())
+        };
         let dir = self.dir(&id);
         made.dir = Some(dir.clone());
         for d in ["rootfs", "upper", "work"] {
@@ -568,7 +592,14 @@ impl ContainerService {
         let files = [
             ("hostname", format!("{hostname}\n")),
             ("hosts", hosts),
-            ("resolv.conf", prepared.resolv_conf.clone()),
+            (
+                "resolv.conf",
+                super::resolv::resolv_conf(
+                    &prepared.resolv_conf,
+                    &req.dns_search,
+                    &req.dns_options,
+                )?,
+            ),
         ];
         for (name, text) in &files {
             let p = dir.join(name);
@@ -630,6 +661,7 @@ impl ContainerService {
             value: format!("{:?}", req.sysctls),
             why: e.to_string(),
         })?;
+        let tuning = super::tuning::tuning(req, userns.is_some())?;
         let init = InitSpec {
             ulimits,
             sysctls: req.sysctls.clone(),
@@ -645,6 +677,7 @@ impl ContainerService {
             no_new_privileges: req.no_new_privileges,
             netns: prepared.netns.clone(),
             userns,
+            tuning,
         };
         let restart: RestartPolicy =
             req.restart
@@ -683,6 +716,7 @@ impl ContainerService {
             resources,
             open_stdin: req.open_stdin,
             anonymous_volumes: anonymous,
+            group_add: req.group_add.clone(),
         };
         write_json(&dir.join("init.json"), &init)?;
         write_json(

@@ -105,6 +105,9 @@ struct Started {
     log: LogWriter,
     cgroups: Box<dyn Cgroups>,
     hub: Hub,
+    /// The container's cgroup, whose processes left running are killed when the
+    /// command ends (`pid: host`, where no namespace ends with it).
+    sweep: Option<String>,
 }
 
 fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -159,6 +162,7 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         stdio,
         &record.init.netns,
         record.init.userns.is_some(),
+        &record.init.tuning,
     )
     .map_err(|err| err.to_string())?;
     if let Some(ns) = &record.init.userns {
@@ -243,6 +247,7 @@ fn start(dir: &Path, record: &ContainerRecord) -> Result<Started, String> {
         log,
         cgroups,
         hub,
+        sweep: record.init.tuning.pid_host.then(|| record.id.clone()),
     })
 }
 
@@ -290,8 +295,30 @@ fn serve(s: &mut Started) -> i32 {
         }
         if code.is_none() && ready(s.pidfd.as_raw_fd()) {
             code = Some(wait(s.pid).unwrap_or(255));
+            if let Some(id) = &s.sweep {
+                kill_leftovers(&*s.cgroups, id);
+            }
         }
         s.hub.ready(&fds);
+    }
+}
+
+/// Kill what the command left running in cgroup `id`: frozen first, so nothing forks
+/// past the sweep (runc's way for a container without a PID namespace of its own).
+fn kill_leftovers(cgroups: &dyn Cgroups, id: &str) {
+    for _ in 0..10 {
+        let frozen = cgroups.freeze(id, true).is_ok();
+        let pids = cgroups.procs(id).unwrap_or_default();
+        for pid in &pids {
+            // SAFETY: signalling a process of this container's cgroup.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        if frozen {
+            let _ = cgroups.freeze(id, false);
+        }
+        if pids.is_empty() || frozen {
+            return;
+        }
     }
 }
 

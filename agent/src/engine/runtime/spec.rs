@@ -52,6 +52,12 @@ pub enum SpecError {
     Workdir(String),
     #[error("cap_add/cap_drop: {0}")]
     Capability(CapError),
+    #[error("group_add[{index}] {group:?}: {why}")]
+    GroupAdd {
+        index: usize,
+        group: String,
+        why: &'static str,
+    },
 }
 
 /// The user's security options (`--cap-add`, `--cap-drop`, `--privileged`,
@@ -177,6 +183,50 @@ pub fn resolve_user(user: &str, passwd: &str, group: &str) -> Result<Ids, SpecEr
         groups,
         home,
     })
+}
+
+/// The group id `entry` of `group_add` stands for without the image: a number, or
+/// `None` for a name (looked up in the image's /etc/group by [`add_groups`]).
+pub fn group_id(index: usize, entry: &str) -> Result<Option<u32>, SpecError> {
+    let err = |why| SpecError::GroupAdd {
+        index,
+        group: entry.to_owned(),
+        why,
+    };
+    if entry.is_empty() || entry.contains(|c: char| c.is_whitespace() || c == ':') {
+        return Err(err(
+            "a group is a name or a numeric id, without spaces or colons",
+        ));
+    }
+    if entry.bytes().all(|b| b.is_ascii_digit()) {
+        return entry
+            .parse()
+            .map(Some)
+            .map_err(|_| err("a group id is at most 4294967295"));
+    }
+    Ok(None)
+}
+
+/// Add `group_add` (names from the image's /etc/group `group`, or numeric ids) to the
+/// supplementary groups of `ids`, as Docker's `--group-add`.
+pub fn add_groups(ids: &mut Ids, group_add: &[String], group: &str) -> Result<(), SpecError> {
+    for (index, entry) in group_add.iter().enumerate() {
+        let gid = match group_id(index, entry)? {
+            Some(gid) => gid,
+            None => entries(group)
+                .find(|f| f.first() == Some(&entry.as_str()))
+                .and_then(|f| f.get(2).and_then(|v| v.parse().ok()))
+                .ok_or_else(|| SpecError::GroupAdd {
+                    index,
+                    group: entry.clone(),
+                    why: "no such group in the image's /etc/group",
+                })?,
+        };
+        if !ids.groups.contains(&gid) {
+            ids.groups.push(gid);
+        }
+    }
+    Ok(())
 }
 
 /// Docker's rules: ENTRYPOINT + CMD (a given entrypoint drops the image's CMD unless a
@@ -329,6 +379,25 @@ mod tests {
             security(&bad).unwrap_err().to_string(),
             "cap_add/cap_drop: unknown capability \"CAP_WIZARD\""
         );
+    }
+
+    #[test]
+    fn group_add_takes_names_from_the_image_and_numbers() {
+        let mut ids = resolve_user("app", PASSWD, GROUP).unwrap();
+        let add = ["staff", "4242", "app", "root"].map(String::from);
+        add_groups(&mut ids, &add, GROUP).unwrap();
+        assert_eq!(ids.groups, [1000, 50, 4242, 0]);
+        let e = add_groups(&mut ids, &["1".into(), "wheel".into()], GROUP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "group_add[1] \"wheel\": no such group in the image's /etc/group"
+        );
+        for bad in ["", "a b", "x:y", "99999999999"] {
+            let e = group_id(3, bad).unwrap_err().to_string();
+            assert!(e.starts_with("group_add[3] "), "{bad:?}: {e}");
+        }
+        assert_eq!(group_id(0, "0"), Ok(Some(0)));
+        assert_eq!(group_id(0, "audio"), Ok(None));
     }
 
     #[test]

@@ -118,6 +118,12 @@ pub fn sethostname(name: &str) -> Result<(), SysError> {
     check(ret, "sethostname", || name.to_owned())
 }
 
+pub fn setdomainname(name: &str) -> Result<(), SysError> {
+    // SAFETY: pointer and length of a live byte slice.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    check(ret, "setdomainname", || name.to_owned())
+}
+
 /// Become `uid`:`gid` with supplementary `groups`.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
     let what = || format!("{uid}:{gid}");

@@ -118,6 +118,7 @@ pub fn execute(
         // package installs can reach their mirrors.
         netns: NetNs::Host,
         userns: None,
+        tuning: Default::default(),
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
@@ -139,7 +140,15 @@ pub fn execute(
         stderr: out_w.as_raw_fd(),
         console: None,
     };
-    let started = launch(&env.init_exe, &spec_path, stdio, &spec.netns, false).and_then(|l| {
+    let started = launch(
+        &env.init_exe,
+        &spec_path,
+        stdio,
+        &spec.netns,
+        false,
+        &spec.tuning,
+    )
+    .and_then(|l| {
         drop(out_w);
         l.go()
     });

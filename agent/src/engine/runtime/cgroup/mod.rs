@@ -268,6 +268,8 @@ pub trait Cgroups: Send + Sync {
     fn add(&self, id: &str, pid: libc::pid_t) -> Result<(), CgroupError>;
     /// Its counters.
     fn stats(&self, id: &str) -> Result<Stats, CgroupError>;
+    /// The processes in it (none when it is gone).
+    fn procs(&self, id: &str) -> Result<Vec<libc::pid_t>, CgroupError>;
     /// Freeze (`true`, for pause) or thaw it, returning once the kernel says so.
     fn freeze(&self, id: &str, frozen: bool) -> Result<(), CgroupError>;
     /// Remove it once empty, waiting up to `wait` for its processes to go; `Busy` names

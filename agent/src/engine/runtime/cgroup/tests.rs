@@ -252,6 +252,7 @@ fn conformance(fake: &Fake, version: Version) {
     }
 
     // Busy while a process is in it.
+    assert_eq!(cg.procs(ID).unwrap(), [4242]);
     let e = cg.remove(ID, Duration::ZERO).unwrap_err();
     assert!(
         matches!(&e, CgroupError::Busy { pids, .. } if pids == &[4242]),
@@ -276,6 +277,7 @@ fn conformance(fake: &Fake, version: Version) {
     }
     cg.remove(ID, Duration::ZERO).unwrap();
     assert!(fake.dirs.iter().all(|d| !d.exists()));
+    assert!(cg.procs(ID).unwrap().is_empty(), "none once gone");
     cg.remove(ID, Duration::ZERO).unwrap();
 
     // Bad resources: refused before anything is created.

@@ -142,6 +142,10 @@ impl Cgroups for V1 {
         })
     }
 
+    fn procs(&self, id: &str) -> Result<Vec<libc::pid_t>, CgroupError> {
+        fs::procs(&self.dir(Controller::Freezer, id), &self.name(id))
+    }
+
     fn freeze(&self, id: &str, frozen: bool) -> Result<(), CgroupError> {
         let name = self.name(id);
         let value = freezer::v1_value(frozen);

@@ -129,6 +129,10 @@ impl Cgroups for V2 {
         })
     }
 
+    fn procs(&self, id: &str) -> Result<Vec<libc::pid_t>, CgroupError> {
+        fs::procs(&self.dir(id), &self.name(id))
+    }
+
     fn freeze(&self, id: &str, frozen: bool) -> Result<(), CgroupError> {
         let name = self.name(id);
         fs::write_and_wait(

@@ -6,6 +6,7 @@
 //! - [`mounts`]: volumes, bind mounts, tmpfs and devices.
 //! - [`refused`]: fields the engine cannot honour, refused by name, and those left
 //!   out on purpose (with why).
+//! - [`tuning`]: settings beyond the engine's defaults (`shm_size`, ...).
 //!
 //! What Swarm does, kept here: the container's restart policy is `no` (the manager's
 //! orchestrator restarts a task by making a new one); the name is
@@ -18,6 +19,7 @@ mod mounts;
 mod refused;
 #[cfg(test)]
 mod tests;
+mod tuning;
 
 use super::ExecutorError;
 use api::cluster::Task;
@@ -101,6 +103,7 @@ pub fn container_create(task: &Task) -> Result<ContainerCreate, ExecutorError> {
     };
     limits::apply(spec, &mut create)?;
     mounts::apply(spec, &mut create)?;
+    tuning::apply(spec, &mut create)?;
     create.labels = spec.labels.clone();
     create.labels.extend(labels(task));
     create.networks = networks(task);

@@ -19,7 +19,7 @@ use api::service::ServiceSpec;
 
 /// Refuse the first field of `spec` the engine cannot honour.
 pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
-    let checks: [(&str, bool, &str); 33] = [
+    let checks: [(&str, bool, &str); 24] = [
         (
             "blkio_config",
             spec.blkio_config.is_some(),
@@ -71,36 +71,9 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "the engine takes devices, not cgroup rules: use devices",
         ),
         (
-            "dns_opt",
-            !spec.dns_opt.is_empty(),
-            "the engine's resolver takes no options",
-        ),
-        (
-            "dns_search",
-            !spec.dns_search.is_empty(),
-            "the engine's resolver has no search domains",
-        ),
-        (
-            "domainname",
-            spec.domainname.is_some(),
-            "the engine sets no NIS domain name",
-        ),
-        (
             "gpus",
             spec.gpus.is_some(),
             "the engine cannot pass GPUs: use devices",
-        ),
-        (
-            "group_add",
-            !spec.group_add.is_empty(),
-            "the engine adds no supplementary groups",
-        ),
-        (
-            "ipc",
-            spec.ipc
-                .as_deref()
-                .is_some_and(|i| i != "private" && i != "shareable"),
-            "the engine gives every container its own IPC namespace",
         ),
         (
             "isolation",
@@ -117,16 +90,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "oom_kill_disable",
             spec.oom_kill_disable == Some(true),
             "the engine leaves the OOM killer on",
-        ),
-        (
-            "oom_score_adj",
-            spec.oom_score_adj.is_some(),
-            "the engine sets no OOM score",
-        ),
-        (
-            "pid",
-            spec.pid.is_some(),
-            "the engine gives every container its own PID namespace",
         ),
         (
             "post_start",
@@ -149,11 +112,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "the engine is the only runtime",
         ),
         (
-            "shm_size",
-            spec.shm_size.is_some(),
-            "the engine's /dev/shm has a fixed size",
-        ),
-        (
             "storage_opt",
             !spec.storage_opt.is_empty(),
             "the engine's overlay snapshots take no options",
@@ -167,11 +125,6 @@ pub(super) fn check(spec: &ServiceSpec) -> Result<(), ExecutorError> {
             "userns_mode",
             spec.userns_mode.as_deref().is_some_and(|m| m != "host"),
             "each node's engine decides the map (orch agent --userns-remap); a service can only opt out with host",
-        ),
-        (
-            "uts",
-            spec.uts.is_some(),
-            "the engine gives every container its own UTS namespace",
         ),
         (
             "volumes_from",

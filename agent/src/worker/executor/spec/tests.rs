@@ -7,7 +7,7 @@ use api::service::{
 };
 use api::units::{Bytes, Duration, FileMode};
 
-fn task(spec: ServiceSpec) -> Task {
+pub(super) fn task(spec: ServiceSpec) -> Task {
     Task {
         meta: Meta::new("t9x"),
         service: "svc1".into(),
@@ -19,14 +19,14 @@ fn task(spec: ServiceSpec) -> Task {
     }
 }
 
-fn image(spec: ServiceSpec) -> ServiceSpec {
+pub(super) fn image(spec: ServiceSpec) -> ServiceSpec {
     ServiceSpec {
         image: Some("busybox:1".into()),
         ..spec
     }
 }
 
-fn refused(spec: ServiceSpec) -> String {
+pub(super) fn refused(spec: ServiceSpec) -> String {
     match container_create(&task(image(spec))) {
         Ok(c) => panic!("accepted: {c:?}"),
         Err(e) => e.to_string(),
@@ -333,16 +333,16 @@ fn ports_publish_on_the_node() {
 fn what_the_engine_cannot_honour_is_refused_by_name() {
     let cases: Vec<(&str, ServiceSpec)> = vec![
         (
-            "shm_size",
+            "storage_opt",
             ServiceSpec {
-                shm_size: Some(Bytes(1)),
+                storage_opt: [("size".to_owned(), "1g".to_owned())].into(),
                 ..ServiceSpec::default()
             },
         ),
         (
             "pid",
             ServiceSpec {
-                pid: Some("host".into()),
+                pid: Some("service:db".into()),
                 ..ServiceSpec::default()
             },
         ),
