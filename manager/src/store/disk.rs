@@ -92,12 +92,20 @@ impl std::ops::Deref for Db {
 /// Resolves once a [`Db`] is closed.
 pub(crate) type Closed = oneshot::Receiver<()>;
 
+/// redb's page cache per file. Both files are read little once open (the state lives
+/// in memory, the newest log entries too), so redb's default (1 GiB) only grew the
+/// resident memory of a busy manager.
+const CACHE: usize = 32 << 20;
+
 /// Open (or create) the database at `path`, then run `init` (create its tables).
 pub(crate) fn open(
     path: &Path,
     init: impl FnOnce(&redb::WriteTransaction) -> Result<(), DiskError>,
 ) -> Result<(Db, Closed), StoreError> {
-    let db = Database::create(path).map_err(|e| DiskError::from(e).store("open database", path))?;
+    let db = Database::builder()
+        .set_cache_size(CACHE)
+        .create(path)
+        .map_err(|e| DiskError::from(e).store("open database", path))?;
     let create = || -> Result<(), DiskError> {
         let txn = db.begin_write()?;
         init(&txn)?;

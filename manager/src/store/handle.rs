@@ -75,7 +75,7 @@ pub struct Versioned<T> {
 const MAX_GROUP: usize = 64;
 /// Most log entries of grouped writes being committed at once: while that many are, new
 /// writes queue up and go together into the next entry.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 8;
 
 /// A write waiting to be proposed, and where its result goes.
 type Pending = (Command, oneshot::Sender<Result<CommandResult, StoreError>>);
