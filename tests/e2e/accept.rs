@@ -34,7 +34,7 @@ fn up_refuses_what_the_engine_cannot_honour_naming_service_and_key() {
         "refused",
         &[(
             "compose.yaml",
-            "name: refused\nservices:\n  db:\n    image: busybox\n    pid: host\n  ok:\n    image: busybox\n  web:\n    image: busybox\n    security_opt: [\"seccomp=unconfined\"]\n",
+            "name: refused\nservices:\n  db:\n    image: busybox\n    cpuset: \"0\"\n  ok:\n    image: busybox\n  web:\n    image: busybox\n    security_opt: [\"seccomp=unconfined\"]\n",
         )],
     );
     // `--dry-run` starts no cluster: the refusal comes before any cluster is asked.
@@ -42,7 +42,7 @@ fn up_refuses_what_the_engine_cannot_honour_naming_service_and_key() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: services.db.pid: "), "{said}");
+    assert!(stderr.contains("error: services.db.cpuset: "), "{said}");
     assert!(
         stderr.contains("error: services.web.security_opt[0]: "),
         "{said}"
