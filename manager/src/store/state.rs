@@ -1,10 +1,11 @@
 //! The cluster state: one [`Table`] per kind, and kind-generic access for `apply`.
 
 use super::cluster::ClusterRecord;
-use super::table::{Record, Table};
+use super::table::{Record, Row, Table};
 use api::cluster::{Kind, Network, Node, Object, Service, Stack, Task, Volume};
 use api::registry::Manifest;
 use api::secret::{Config, Secret};
+use std::sync::Arc;
 
 /// Every table of the cluster state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -94,15 +95,21 @@ impl State {
 
     /// Every object, kind by kind, by id.
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
-        let nodes = self.nodes.iter().cloned().map(Record::into_object);
-        let stacks = self.stacks.iter().cloned().map(Record::into_object);
-        let services = self.services.iter().cloned().map(Record::into_object);
-        let tasks = self.tasks.iter().cloned().map(Record::into_object);
-        let networks = self.networks.iter().cloned().map(Record::into_object);
-        let secrets = self.secrets.iter().cloned().map(Record::into_object);
-        let configs = self.configs.iter().cloned().map(Record::into_object);
-        let manifests = self.manifests.iter().cloned().map(Record::into_object);
-        let volumes = self.volumes.iter().cloned().map(Record::into_object);
+        self.shared_rows().map(|row| row.object())
+    }
+
+    /// Every object, shared with the tables (no row is copied: a snapshot takes these
+    /// under the state lock and copies them after).
+    pub fn shared_rows(&self) -> impl Iterator<Item = Arc<dyn Row>> + '_ {
+        let nodes = self.nodes.shared();
+        let stacks = self.stacks.shared();
+        let services = self.services.shared();
+        let tasks = self.tasks.shared();
+        let networks = self.networks.shared();
+        let secrets = self.secrets.shared();
+        let configs = self.configs.shared();
+        let manifests = self.manifests.shared();
+        let volumes = self.volumes.shared();
         nodes
             .chain(stacks)
             .chain(services)

@@ -385,10 +385,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (objects, cluster, last_applied, membership) = {
+        // Under the state lock only a pointer per row (applies wait for this lock);
+        // the rows are copied after it.
+        let (rows, cluster, last_applied, membership) = {
             let machine = self.shared.read();
             (
-                machine.state.objects().collect::<Vec<_>>(),
+                machine.state.shared_rows().collect::<Vec<_>>(),
                 machine.state.cluster.clone(),
                 machine.last_applied,
                 machine.membership.clone(),
@@ -410,7 +412,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 ErrorVerb::Write,
             )
         };
-        let data = disk::encode(&SnapshotBody { objects, cluster }).map_err(snap_err)?;
+        // Megabytes to copy and encode: off the async workers.
+        let data = disk::blocking(move || {
+            let objects = rows.iter().map(|row| row.object()).collect();
+            drop(rows);
+            disk::encode(&SnapshotBody { objects, cluster })
+        })
+        .await
+        .map_err(snap_err)?;
         let encoded_meta = disk::encode(&meta).map_err(snap_err)?;
         let stored = data.clone();
         // With fsync (the default): every earlier write of the file is durable too.

@@ -6,6 +6,7 @@
 
 use api::cluster::{Kind, Meta, Object};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The name of a secondary index of a table (`"service"`, `"node"`, ...).
 pub type IndexName = &'static str;
@@ -31,10 +32,24 @@ pub trait Record: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
     fn from_object(object: Object) -> Option<Self>;
 }
 
-/// Rows of one kind by id, with secondary indexes.
+/// A row of any kind, shared with the table it was in (see [`Table::shared`]).
+pub trait Row: Send + Sync {
+    /// A copy of the row as an [`Object`].
+    fn object(&self) -> Object;
+}
+
+impl<R: Record> Row for R {
+    fn object(&self) -> Object {
+        self.clone().into_object()
+    }
+}
+
+/// Rows of one kind by id, with secondary indexes. Rows are shared (`Arc`): a copy of
+/// the table, or of its rows for a snapshot, costs a pointer per row, and a row
+/// replaced later leaves the copy's as it was.
 #[derive(Clone, Debug)]
 pub struct Table<R: Record> {
-    rows: BTreeMap<String, R>,
+    rows: BTreeMap<String, Arc<R>>,
     index: BTreeMap<(IndexName, String), BTreeSet<String>>,
 }
 
@@ -57,12 +72,17 @@ impl<R: Record> PartialEq for Table<R> {
 impl<R: Record> Table<R> {
     /// The row with `id`.
     pub fn get(&self, id: &str) -> Option<&R> {
-        self.rows.get(id)
+        self.rows.get(id).map(|r| &**r)
     }
 
     /// Every row, by id.
     pub fn iter(&self) -> impl Iterator<Item = &R> {
-        self.rows.values()
+        self.rows.values().map(|r| &**r)
+    }
+
+    /// Every row, by id, shared: no row is copied.
+    pub fn shared(&self) -> impl Iterator<Item = Arc<dyn Row>> + '_ {
+        self.rows.values().map(|r| r.clone() as Arc<dyn Row>)
     }
 
     /// The number of rows.
@@ -85,7 +105,7 @@ impl<R: Record> Table<R> {
             .get(&(index, key.to_owned()))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.rows.get(id))
+            .filter_map(|id| self.rows.get(id).map(|r| &**r))
     }
 
     /// Insert or replace a row; returns the row it replaced.
@@ -95,13 +115,13 @@ impl<R: Record> Table<R> {
         for key in row.index_keys() {
             self.index.entry(key).or_default().insert(id.clone());
         }
-        self.rows.insert(id, row);
+        self.rows.insert(id, Arc::new(row));
         old
     }
 
     /// Remove a row; returns it.
     pub fn remove(&mut self, id: &str) -> Option<R> {
-        let old = self.rows.remove(id)?;
+        let old = Arc::unwrap_or_clone(self.rows.remove(id)?);
         for key in old.index_keys() {
             if let Some(ids) = self.index.get_mut(&key) {
                 ids.remove(id);
@@ -154,5 +174,30 @@ mod tests {
         assert_eq!(table.find("node", "n1").count(), 0);
         assert!(table.index_entries().all(|(_, ids)| !ids.is_empty()));
         assert_eq!(table.len(), 2);
+    }
+
+    /// Shared rows (what a snapshot takes under the state lock) stay as they were when
+    /// the table changes after.
+    #[test]
+    fn shared_rows_keep_what_they_were_when_the_table_changes() {
+        let mut table = Table::<Task>::default();
+        table.insert(task("t1", "web", Some("n1")));
+        table.insert(task("t2", "web", None));
+        let shared: Vec<_> = table.shared().collect();
+        table.insert(task("t1", "web", Some("n2")));
+        table.remove("t2");
+        let then: Vec<Object> = shared.iter().map(|row| row.object()).collect();
+        assert_eq!(
+            then,
+            vec![
+                task("t1", "web", Some("n1")).into_object(),
+                task("t2", "web", None).into_object()
+            ]
+        );
+        assert_eq!(
+            table.get("t1").and_then(|t| t.node.clone()),
+            Some("n2".into())
+        );
+        assert_eq!(table.len(), 1);
     }
 }
