@@ -139,40 +139,27 @@ pub fn node_http_client(identity: &NodeIdentity) -> Result<reqwest::Client, Serv
 /// The HTTP client of a node whose certificate is renewed: each new connection presents
 /// the certificate `identity` holds then.
 pub fn live_http_client(identity: &LiveIdentity) -> Result<reqwest::Client, ServerError> {
-    renewed_client(identity, false, "node traffic")
-}
-
-/// The raft RPC client of a manager: like [`live_http_client`], but HTTP/1.1 only.
-/// Raft keeps one RPC in flight per follower, so HTTP/2's multiplexing buys nothing,
-/// while its framing, header compression and flow control cost cpu on both ends of
-/// every append (the pool opens another keep-alive connection when a heartbeat
-/// overlaps an append).
-/// The TLS client configuration of raft RPCs: HTTP/1.1 (one RPC at a time per peer).
-fn raft_tls(identity: &LiveIdentity) -> Result<Arc<rustls::ClientConfig>, ServerError> {
     let mut tls = ca::node_client_config(identity)?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(tls))
-}
-
-fn renewed_client(
-    identity: &LiveIdentity,
-    http1_only: bool,
-    what: &'static str,
-) -> Result<reqwest::Client, ServerError> {
-    let mut tls = ca::node_client_config(identity)?;
-    let mut builder = reqwest::Client::builder();
-    if http1_only {
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        builder = builder.http1_only();
-    } else {
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    }
-    builder
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .pool_idle_timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(3))
         .build()
-        .map_err(|source| ServerError::Client { what, source })
+        .map_err(|source| ServerError::Client {
+            what: "node traffic",
+            source,
+        })
+}
+
+/// The TLS client configuration of raft RPCs: the node's renewed certificate, as for
+/// [`live_http_client`], and HTTP/1.1 only. Raft keeps one RPC in flight per peer, so
+/// HTTP/2's multiplexing buys nothing, while its framing, header compression and flow
+/// control cost cpu on both ends of every append.
+fn raft_tls(identity: &LiveIdentity) -> Result<Arc<rustls::ClientConfig>, ServerError> {
+    let mut tls = ca::node_client_config(identity)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
 }
 
 fn hostname() -> String {

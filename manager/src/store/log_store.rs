@@ -348,13 +348,13 @@ impl LogStore {
 
     /// Queue `op` (changing the view with `change` under the same lock, so operations
     /// reach the writer in the order raft made them); its number.
-    fn queue(&self, op: Op, change: impl FnOnce(&mut View, u64)) -> Result<u64, String> {
+    fn queue(&self, op: Op, change: impl FnOnce(&mut View, u64, &Op)) -> Result<u64, String> {
         let mut view = self.shared.view();
         if let Some(why) = &self.shared.disk.borrow().failed {
             return Err(why.to_string());
         }
         let seq = view.queued + 1;
-        change(&mut view, seq);
+        change(&mut view, seq, &op);
         view.queued = seq;
         let queued = Queued {
             seq,
@@ -523,7 +523,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let err = |why: String| io_err(why, ErrorSubject::Vote, ErrorVerb::Write);
-        let seq = self.queue(Op::Vote(*vote), |_, _| ()).map_err(err)?;
+        let seq = self.queue(Op::Vote(*vote), |_, _, _| ()).map_err(err)?;
         self.disk().until(seq).await.map_err(|e| err(e.to_string()))
     }
 
@@ -560,9 +560,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        let queued = self.queue(Op::Append(entries.clone()), |view, seq| {
-            view.append(&entries, seq)
+        let op = Op::Append(entries.into_iter().collect());
+        let queued = self.queue(op, |view, seq, op| {
+            if let Op::Append(entries) = op {
+                view.append(entries, seq);
+            }
         });
         match queued {
             Ok(_) => {
@@ -588,7 +590,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map(|e| e.log_id),
             None => None,
         };
-        self.queue(Op::Truncate(log_id.index), |view, _| {
+        self.queue(Op::Truncate(log_id.index), |view, _, _| {
             view.truncate(log_id.index, before)
         })
         .map(|_| ())
@@ -596,7 +598,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.queue(Op::Purge(log_id), |view, _| view.purge(log_id))
+        self.queue(Op::Purge(log_id), |view, _, _| view.purge(log_id))
             .map(|_| ())
             .map_err(|why| io_err(why, ErrorSubject::Logs, ErrorVerb::Delete))
     }

@@ -115,6 +115,12 @@ pub enum TransportError {
     },
     #[error("the raft connection to {addr} was closed")]
     Closed { addr: String },
+    #[error("raft RPC to {addr}: {source}")]
+    Request {
+        addr: String,
+        #[source]
+        source: hyper::http::Error,
+    },
     #[error("raft RPC {path} to {addr} answered HTTP {status}")]
     Status {
         addr: String,
@@ -264,9 +270,10 @@ impl PeerClient {
             .header(header::HOST, &self.addr)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)));
-        let Ok(request) = request else {
-            return Err((false, TransportError::Closed { addr }));
-        };
+        let request = request.map_err(|source| {
+            let addr = addr.clone();
+            (false, TransportError::Request { addr, source })
+        })?;
         let exchange = async {
             conn.sender.ready().await.map_err(http)?;
             let response = conn.sender.send_request(request).await.map_err(http)?;
