@@ -11,7 +11,7 @@
 //! secret's id as associated data, so a ciphertext moved to another secret is refused.
 //!
 //! What this protects against: a copy of the raft log, the state machine or a raft
-//! snapshot (`raft/*.redb`, a backup of them, a disk thrown away, raft traffic
+//! snapshot (the files under `raft/`, a backup of them, a disk thrown away, raft traffic
 //! recorded) without the data directory's `node/data.key` reveals no secret value,
 //! and a changed ciphertext is refused rather than delivered. The API, the event
 //! stream and `orch secret inspect` show a secret's size and keyed digest only.

@@ -88,6 +88,8 @@ impl From<StoreError> for HttpError {
             }
             StoreError::Io { .. }
             | StoreError::Db { .. }
+            | StoreError::LogDamaged { .. }
+            | StoreError::InUse { .. }
             | StoreError::Decode { .. }
             | StoreError::Config { .. }
             | StoreError::Raft { .. }

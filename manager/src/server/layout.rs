@@ -7,7 +7,7 @@
 //! DATA/node/*.next.pem a renewed key and certificate while they replace the two above
 //! DATA/node/ca.pem    the cluster CA certificate
 //! DATA/node/data.key  the cluster's data key (0600): seals secrets (see keyring)
-//! DATA/raft/          the replicated store (log.redb, state.redb)
+//! DATA/raft/          the replicated store (log/: the raft log, state.redb)
 //! ```
 
 use super::error::ServerError;

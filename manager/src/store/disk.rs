@@ -1,11 +1,13 @@
-//! Shared plumbing of the two redb files: opening, JSON values, blocking calls, and the
-//! mapping of failures to openraft's storage errors.
+//! Shared plumbing of the store's files (`state.redb`, and the raft log of `wal`):
+//! opening redb, JSON values, blocking calls, and the mapping of failures to openraft's
+//! storage errors.
 //!
-//! Why redb: pure Rust (no C++ toolchain, unlike RocksDB), ACID with one fsync per
-//! commit (`Durability::Immediate`, the default), a single file per database, ordered
-//! `u64` keys with range delete (log truncate/purge), and a small, stable 4.x API. The
-//! store's write rate is set by raft's per-append fsync, not by the engine, and the data
-//! (desired state) is megabytes, so an LSM's write amplification trade-offs buy nothing.
+//! Why redb for the state: pure Rust (no C++ toolchain, unlike RocksDB), ACID with one
+//! fsync per commit, a single file, and a small, stable 4.x API; the state is megabytes
+//! of desired state written behind the apply (`state_file`), so an LSM's trade-offs buy
+//! nothing. The raft log, which every write waits for, is a file format of its own
+//! (`wal`): one `pwrite` and one `fdatasync` per batch, where a redb commit costs about
+//! ten page writes.
 
 use super::error::StoreError;
 use super::types::StorageError;
@@ -13,7 +15,7 @@ use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
 /// A string-keyed table of JSON values.
@@ -28,6 +30,18 @@ pub(crate) enum DiskError {
     Codec(#[from] serde_json::Error),
     #[error("storage task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The raft log's files hold something its writer never wrote.
+    #[error("{} is damaged at byte {offset}: {problem}", path.display())]
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        problem: String,
+    },
+    /// Another process has the raft log open.
+    #[error("{} is locked by another process", path.display())]
+    InUse { path: PathBuf },
 }
 
 macro_rules! from_redb {
@@ -69,6 +83,17 @@ impl DiskError {
                 source,
             },
             DiskError::Join(_) => StoreError::Stopped,
+            DiskError::Io(source) => StoreError::Io { op, path, source },
+            DiskError::Damaged {
+                path,
+                offset,
+                problem,
+            } => StoreError::LogDamaged {
+                path,
+                offset,
+                problem,
+            },
+            DiskError::InUse { path } => StoreError::InUse { path },
         }
     }
 }

@@ -78,6 +78,25 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The raft log's files hold something its writer never wrote (a disk fault, or an
+    /// edit): this manager cannot trust its log. Remove it from the cluster, delete its
+    /// data directory's `raft/` and join it again, so it copies the log from its peers.
+    #[error(
+        "the raft log {} is damaged at byte {offset}: {problem}; remove this manager \
+         from the cluster, delete its raft/ directory and join it again",
+        path.display()
+    )]
+    LogDamaged {
+        path: PathBuf,
+        offset: u64,
+        problem: String,
+    },
+    /// Another process has this store's files open.
+    #[error(
+        "{} is locked by another process: is another manager running on this data directory?",
+        path.display()
+    )]
+    InUse { path: PathBuf },
     /// The raft configuration is invalid.
     #[error("raft configuration: {source}")]
     Config {
@@ -103,6 +122,8 @@ impl StoreError {
             StoreError::Io { .. }
                 | StoreError::Db { .. }
                 | StoreError::Decode { .. }
+                | StoreError::LogDamaged { .. }
+                | StoreError::InUse { .. }
                 | StoreError::Config { .. }
                 | StoreError::Raft { .. }
                 | StoreError::Stopped

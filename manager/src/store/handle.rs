@@ -207,7 +207,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let (log, log_closed) = LogStore::open_closing(&dir.join("log.redb"))?;
+        let (log, log_closed) = LogStore::open_closing(&dir.join("log"))?;
         let (state_machine, state_closed) =
             StateMachineStore::open_closing(&dir.join("state.redb"), config.history)?;
         let log_disk = log.disk();

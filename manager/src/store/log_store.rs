@@ -1,4 +1,5 @@
-//! The raft log, vote and commit index in `log.redb`, written by a thread of its own.
+//! The raft log, vote and commit index in a write-ahead log ([`super::wal`]), written by
+//! a thread of its own.
 //!
 //! **The leader writes its log in parallel with replicating it**, as etcd does.
 //! openraft 0.9's core waits for the leader's own append to be flushed before it sends
@@ -18,47 +19,38 @@
 //!   (`network::PeerClient::append_entries` clamps it), so no follower applies an entry
 //!   a crash of the leader could still take away.
 //!
-//! The writer takes every queued operation into one redb transaction (one fsync for
-//! all of them): under load, many appends share a commit. `save_vote` waits for its
+//! The writer takes every queued operation into one frame of the log (one `pwrite` and
+//! one `fdatasync` for all of them): under load, many appends share a commit. `save_vote` waits for its
 //! write to be durable before it returns. The committed index is a hint (openraft
 //! recovers it from a quorum), written with the next batch.
 //!
 //! Reads see the log as raft wrote it, durable or not: the newest entries (at least
 //! those not yet durable) are kept in memory, with the operation that wrote each; older
-//! ones are read from redb, which holds them durably.
+//! ones are read from the log's files, which hold them durably.
+//!
+//! A data directory of an earlier orch has the log in `log.redb`; it is copied into the
+//! write-ahead log once, at open ([`super::log_redb`]).
 
-use super::disk::{self, Closed, Db, DiskError, MetaTable};
+use super::consecutive::Consecutive;
+use super::disk::{Closed, DiskError};
 use super::error::StoreError;
+use super::log_redb;
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use super::wal::{Op, Wal, WalReader};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use tokio::sync::watch;
-
-/// Entries by index.
-pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-/// `vote`, `committed`, `last_purged`.
-const META: MetaTable = TableDefinition::new("log_meta");
+use tokio::sync::{oneshot, watch};
 
 /// Entries kept in memory once durable (the newest; a follower that is further behind
-/// is read from redb).
+/// is read from the files).
 const TAIL: usize = 512;
 /// Most operations the writer commits together.
 const BATCH: usize = 1024;
-
-/// A change of the log, in the order raft made it.
-enum Op {
-    Append(Vec<Entry>),
-    Truncate(u64),
-    Purge(LogId),
-    Vote(Vote),
-}
 
 /// An operation handed to the writer, numbered.
 struct Queued {
@@ -85,10 +77,9 @@ struct View {
     queued: u64,
     /// Every operation up to this number is durable.
     durable: u64,
-    /// The log's entries from `tail_start` on, each with the operation that wrote it.
-    /// Every operation not yet durable touches only entries in here.
-    tail: VecDeque<(Entry, u64)>,
-    tail_start: u64,
+    /// The log's newest entries, each with the operation that wrote it. Every operation
+    /// not yet durable touches only entries in here.
+    tail: Consecutive<(Entry, u64)>,
     last_purged: Option<LogId>,
     /// The last log id (the last purged one when the log is empty).
     last: Option<LogId>,
@@ -97,53 +88,21 @@ struct View {
 }
 
 impl View {
-    fn tail_end(&self) -> u64 {
-        self.tail_start + self.tail.len() as u64
-    }
-
     fn append(&mut self, entries: &[Entry], seq: u64) {
-        let Some(first) = entries.first() else {
-            return;
-        };
-        let at = first.log_id.index;
-        if at < self.tail_start || at > self.tail_end() {
-            // Not where the tail is (raft truncates before it overwrites, and appends
-            // right after the last entry; only storage tests append elsewhere): the
-            // tail starts again here.
-            self.tail.clear();
-            self.tail_start = at;
-        } else {
-            self.tail.truncate((at - self.tail_start) as usize);
-        }
         for entry in entries {
-            self.tail.push_back((entry.clone(), seq));
+            self.tail.put(entry.log_id.index, (entry.clone(), seq));
             self.last = Some(entry.log_id);
         }
     }
 
     /// Remove entries from `index` on; the last log id is then the one before.
     fn truncate(&mut self, index: u64, before: Option<LogId>) {
-        if index >= self.tail_start {
-            self.tail.truncate((index - self.tail_start) as usize);
-        } else {
-            self.tail.clear();
-            self.tail_start = index;
-        }
+        self.tail.truncate(index);
         self.last = before.or(self.last_purged);
     }
 
     fn purge(&mut self, upto: LogId) {
-        while self
-            .tail
-            .front()
-            .is_some_and(|(e, _)| e.log_id.index <= upto.index)
-        {
-            self.tail.pop_front();
-            self.tail_start += 1;
-        }
-        if self.tail.is_empty() && self.tail_start <= upto.index {
-            self.tail_start = upto.index + 1;
-        }
+        self.tail.purge(upto.index);
         self.last_purged = Some(upto);
         if self.last.is_none_or(|l| l.index <= upto.index) {
             self.last = Some(upto);
@@ -152,18 +111,13 @@ impl View {
 
     /// Drop durable entries beyond the [`TAIL`] newest from memory.
     fn trim(&mut self) {
-        while self.tail.len() > TAIL && self.tail.front().is_some_and(|(_, s)| *s <= self.durable) {
-            self.tail.pop_front();
-            self.tail_start += 1;
-        }
+        let (durable, below) = (self.durable, self.tail.end().saturating_sub(TAIL as u64));
+        self.tail.drop_front_while(below, |(_, s)| *s <= durable);
     }
 
     /// The number of the operation that wrote entry `index`, if it is in memory.
     fn writer_of(&self, index: u64) -> Option<u64> {
-        let offset = index.checked_sub(self.tail_start)?;
-        self.tail
-            .get(usize::try_from(offset).ok()?)
-            .map(|(_, s)| *s)
+        self.tail.get(index).map(|(_, s)| *s)
     }
 }
 
@@ -262,46 +216,34 @@ impl LogDisk {
     }
 }
 
-/// The raft log store (cheap to clone: clones share the database and the writer).
+/// The raft log store (cheap to clone: clones share the files and the writer).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Db>,
+    wal: WalReader,
     shared: Arc<Shared>,
     /// To the writer thread; it ends when the last clone drops.
     writer: mpsc::Sender<Queued>,
 }
 
 impl LogStore {
-    /// Open or create the log in `path`.
-    pub fn open(path: &Path) -> Result<LogStore, StoreError> {
-        Ok(LogStore::open_closing(path)?.0)
+    /// Open or create the log in the directory `dir` (moving `dir.redb`, the log of an
+    /// earlier orch, into it first).
+    pub fn open(dir: &Path) -> Result<LogStore, StoreError> {
+        Ok(LogStore::open_closing(dir)?.0)
     }
 
-    /// Open, and learn when the file is closed (all clones dropped and the writer done).
-    pub(crate) fn open_closing(path: &Path) -> Result<(LogStore, Closed), StoreError> {
-        let (db, closed) = disk::open(path, |txn| {
-            txn.open_table(LOG)?;
-            txn.open_table(META)?;
-            Ok(())
-        })?;
-        let db = Arc::new(db);
-        let read = || -> Result<(Option<LogId>, Option<LogId>), DiskError> {
-            let txn = db.begin_read()?;
-            let purged: Option<LogId> = disk::get(&txn.open_table(META)?, "last_purged")?;
-            let table = txn.open_table(LOG)?;
-            let last = match table.last()? {
-                Some((_, value)) => Some(disk::decode::<Entry>(value.value())?.log_id),
-                None => None,
-            };
-            Ok((purged, last))
-        };
-        let (last_purged, last) = read().map_err(|e| e.store("read the log's end", path))?;
-        let last = last.or(last_purged);
+    /// Open, and learn when the files are closed (all clones dropped and the writer done).
+    pub(crate) fn open_closing(dir: &Path) -> Result<(LogStore, Closed), StoreError> {
+        log_redb::migrate(&dir.with_extension("redb"), dir)?;
+        let (wal, reader) = Wal::open(dir).map_err(|e| e.store("open the raft log", dir))?;
+        let last = reader
+            .last()
+            .map_err(|e| e.store("read the log's end", dir))?;
+        let last_purged = reader.meta().last_purged;
         let view = View {
             queued: 0,
             durable: 0,
-            tail: VecDeque::new(),
-            tail_start: last.map_or(0, |l| l.index + 1),
+            tail: Consecutive::new(last.map_or(0, |l| l.index + 1)),
             last_purged,
             last,
             committed: None,
@@ -317,17 +259,22 @@ impl LogStore {
             released: Condvar::new(),
         });
         let (tx, rx) = mpsc::channel();
-        let (thread_db, thread_shared) = (db.clone(), shared.clone());
+        let (closing, closed) = oneshot::channel::<()>();
+        let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("raft-log".into())
-            .spawn(move || write_loop(&thread_db, &thread_shared, &rx))
+            .spawn(move || {
+                write_loop(wal, &thread_shared, &rx);
+                // The files (and their lock) are closed: a new open may take them.
+                drop(closing);
+            })
             .map_err(|source| StoreError::Io {
                 op: "start the raft log writer",
-                path: path.to_owned(),
+                path: dir.to_owned(),
                 source,
             })?;
         let store = LogStore {
-            db,
+            wal: reader,
             shared,
             writer: tx,
         };
@@ -339,11 +286,6 @@ impl LogStore {
         LogDisk {
             shared: self.shared.clone(),
         }
-    }
-
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DiskError> {
-        let txn = self.db.begin_read()?;
-        disk::get(&txn.open_table(META)?, key)
     }
 
     /// Queue `op` (changing the view with `change` under the same lock, so operations
@@ -376,9 +318,9 @@ fn io_err(why: impl ToString, subject: ErrorSubject<u64>, verb: ErrorVerb) -> St
     openraft::StorageIOError::new(subject, verb, &std::io::Error::other(why.to_string())).into()
 }
 
-/// The writer thread: takes whatever is queued, commits it in one transaction, marks it
+/// The writer thread: takes whatever is queued, writes it in one frame, marks it
 /// durable; stops at the first failure (everything after it is refused).
-fn write_loop(db: &Db, shared: &Shared, rx: &mpsc::Receiver<Queued>) {
+fn write_loop(mut wal: Wal, shared: &Shared, rx: &mpsc::Receiver<Queued>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -396,12 +338,12 @@ fn write_loop(db: &Db, shared: &Shared, rx: &mpsc::Receiver<Queued>) {
             match view.committed {
                 Some((committed, after)) if after <= seq => {
                     view.committed = None;
-                    Some(committed)
+                    Some(Op::Committed(committed))
                 }
                 _ => None,
             }
         };
-        let written = write_batch(db, &batch, committed.as_ref());
+        let written = wal.write(batch.iter().map(|q| &q.op).chain(committed.as_ref()));
         let mut view = shared.view();
         match written {
             Ok(()) => {
@@ -422,43 +364,6 @@ fn write_loop(db: &Db, shared: &Shared, rx: &mpsc::Receiver<Queued>) {
     }
 }
 
-fn write_batch(
-    db: &Db,
-    batch: &[Queued],
-    committed: Option<&Option<LogId>>,
-) -> Result<(), DiskError> {
-    let txn = db.begin_write()?;
-    {
-        let mut log = txn.open_table(LOG)?;
-        let mut meta = txn.open_table(META)?;
-        for queued in batch {
-            match &queued.op {
-                Op::Append(entries) => {
-                    for entry in entries {
-                        log.insert(entry.log_id.index, disk::encode(entry)?.as_slice())?;
-                    }
-                }
-                Op::Truncate(index) => {
-                    log.retain_in(*index.., |_, _| false)?;
-                }
-                Op::Purge(upto) => {
-                    meta.insert("last_purged", disk::encode(upto)?.as_slice())?;
-                    log.retain_in(..=upto.index, |_, _| false)?;
-                }
-                Op::Vote(vote) => {
-                    meta.insert("vote", disk::encode(vote)?.as_slice())?;
-                }
-            }
-        }
-        if let Some(committed) = committed {
-            meta.insert("committed", disk::encode(committed)?.as_slice())?;
-        }
-    }
-    // Durability::Immediate (the default): fsync'd when commit returns.
-    txn.commit()?;
-    Ok(())
-}
-
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -474,33 +379,24 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(e) => *e,
             Bound::Unbounded => u64::MAX,
         };
-        // Entries before the tail are durable and touched by nothing queued: redb has
-        // them as they are.
+        // Entries before the tail are durable and touched by nothing queued: the files
+        // have them as they are.
         let (from_memory, tail_start) = {
             let view = self.shared.view();
             let entries: Vec<Entry> = view
                 .tail
-                .iter()
-                .map(|(e, _)| e)
-                .filter(|e| e.log_id.index >= start && e.log_id.index < end)
-                .cloned()
+                .range(start, end)
+                .map(|(e, _)| e.clone())
                 .collect();
-            (entries, view.tail_start)
+            (entries, view.tail.start())
         };
         if start >= tail_start {
             return Ok(from_memory);
         }
-        let read = || -> Result<Vec<Entry>, DiskError> {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(LOG)?;
-            let mut entries = Vec::new();
-            for row in table.range(start..end.min(tail_start))? {
-                let (_, value) = row?;
-                entries.push(disk::decode(value.value())?);
-            }
-            Ok(entries)
-        };
-        let mut entries = read().map_err(|e| log_err(e, ErrorVerb::Read))?;
+        let mut entries = self
+            .wal
+            .entries(start, end.min(tail_start))
+            .map_err(|e| log_err(e, ErrorVerb::Read))?;
         entries.extend(from_memory);
         Ok(entries)
     }
@@ -528,9 +424,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        // Durable when `save_vote` returned, so redb has the last one.
-        self.read_meta("vote")
-            .map_err(|e| e.storage(ErrorSubject::Vote, ErrorVerb::Read))
+        // Durable when `save_vote` returned, so the files have the last one.
+        Ok(self.wal.meta().vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -545,10 +440,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some((committed, _)) = self.shared.view().committed {
             return Ok(committed);
         }
-        let committed: Option<Option<LogId>> = self
-            .read_meta("committed")
-            .map_err(|e| e.storage(ErrorSubject::Store, ErrorVerb::Read))?;
-        Ok(committed.flatten())
+        Ok(self.wal.meta().committed)
     }
 
     async fn append<I>(

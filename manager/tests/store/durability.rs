@@ -47,9 +47,12 @@ async fn single(dir: &Path, snapshot_every: u64) -> TestNode {
 
 /// Copy the store's files as they are on disk now: what a crash of the process leaves.
 fn crash_copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create copy dir");
-    for file in ["log.redb", "state.redb"] {
-        std::fs::copy(from.join(file), to.join(file)).expect("copy data file");
+    std::fs::create_dir_all(to.join("log")).expect("create copy dir");
+    std::fs::copy(from.join("state.redb"), to.join("state.redb")).expect("copy state.redb");
+    for file in std::fs::read_dir(from.join("log")).expect("list the log's files") {
+        let file = file.expect("list the log's files").path();
+        let name = file.file_name().expect("a file name");
+        std::fs::copy(&file, to.join("log").join(name)).expect("copy a log file");
     }
 }
 

@@ -15,7 +15,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
         let open_err = |e: manager::store::StoreError| {
             StorageIOError::new(ErrorSubject::Store, ErrorVerb::Read, &e)
         };
-        let log = LogStore::open(&dir.path().join("log.redb")).map_err(open_err)?;
+        let log = LogStore::open(&dir.path().join("log")).map_err(open_err)?;
         let sm = StateMachineStore::open(&dir.path().join("state.redb"), 16).map_err(open_err)?;
         Ok((dir, log, sm))
     }
