@@ -238,8 +238,7 @@ const LOADER: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
 
 /// A udp echo for the busybox image, whose `nc` has no udp: the host's perl, its
 /// `/usr` bound read-only into the task (both test hosts are this machine) and run
-/// by the loader there (the image has no `/lib64`). Not on port 53: the task's
-/// embedded DNS holds 127.0.0.11:53, so a wildcard bind there fails.
+/// by the loader there (the image has no `/lib64`).
 const UDP_STACK: &str = r#"name: udp
 services:
   echo:

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 
 mod ingress;
 mod lb;
+mod own_dns;
 mod published;
 mod restart;
 mod stopped;
@@ -88,18 +89,59 @@ pub(crate) fn id_of(a: &Agent, name: &str) -> String {
     v[0]["id"].as_str().unwrap().to_owned()
 }
 
-/// `nft list table ip orch` inside container `name`'s namespace.
-pub(crate) fn container_rules(a: &Agent, name: &str) -> String {
+/// `nft ARGS` inside container `name`'s namespace: its standard output.
+pub(crate) fn container_nft(a: &Agent, name: &str, args: &[&str]) -> String {
     let id = id_of(a, name);
     let path = a.dir.join("data/netns").join(id);
     netns::run_in(Some(&path), || {
         std::process::Command::new("nft")
-            .args(["list", "table", "ip", "orch"])
+            .args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     })
     .unwrap()
+}
+
+/// `nft list table ip orch` inside container `name`'s namespace.
+pub(crate) fn container_rules(a: &Agent, name: &str) -> String {
+    container_nft(a, name, &["list", "table", "ip", "orch"])
+}
+
+/// Whether [`perl_task`] can run: the busybox image is there and the host has perl
+/// (after saying why not).
+fn perl_ready(a: &Agent) -> bool {
+    if !a.busybox() {
+        return false;
+    }
+    let ready = std::path::Path::new("/usr/bin/perl").exists();
+    if !ready {
+        eprintln!("SKIP: /usr/bin/perl is missing (Debian's perl-base)");
+    }
+    ready
+}
+
+/// `orch container run -d --name NAME FLAGS... busybox perl -e SCRIPT`: a task in
+/// the host's perl (Debian's perl-base) through read-only bind mounts, as
+/// busybox-static has no UDP server.
+fn perl_task(a: &Agent, name: &str, flags: &[&str], script: &str) {
+    let mut args = vec!["container", "run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend([
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/usr/lib:/lib:ro",
+        "-v",
+        "/usr/lib64:/lib64:ro",
+        "-e",
+        "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu",
+        "busybox",
+        "/usr/bin/perl",
+        "-e",
+        script,
+    ]);
+    ok(&a.orch(&args, None));
 }
 
 /// The kernel objects of orch in the agent's namespace: links with orch's prefixes

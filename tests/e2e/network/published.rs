@@ -2,16 +2,15 @@
 //! TCP port reached from another test host's address with the client's own
 //! address arriving at the container (DNAT, no proxy); the way out (NAT).
 
-use super::leftovers;
+use super::{leftovers, perl_ready, perl_task};
 use crate::engine::{Agent, ok};
 use agent::testing::lan::Lan;
 use std::io::{Read, Write};
 use std::net::UdpSocket;
 use std::time::Duration;
 
-/// A UDP echo server on port 5000 of the container (not 53: the embedded DNS
-/// holds 127.0.0.11:53, so a wildcard bind of 53 fails): the host's perl (Debian's
-/// perl-base) through read-only bind mounts, as busybox-static has no UDP server.
+/// A UDP echo server on port 5000 of the container, in the host's perl
+/// ([`perl_task`]).
 const UDP_ECHO: &str = "use IO::Socket::INET; \
     my $s = IO::Socket::INET->new(LocalPort => 5000, Proto => 'udp') or die \"bind: $!\"; \
     while ($s->recv(my $m, 512)) { $s->send(\"echo:$m\") }";
@@ -39,40 +38,13 @@ fn udp_ask(a: &Agent, addr: &str) -> String {
 fn a_published_udp_port_answers_from_this_host_and_another() {
     let mut a = Agent::start("net-udp");
     let mut b = Agent::start("net-udp-b");
-    if !a.busybox() {
-        return;
-    }
-    if !std::path::Path::new("/usr/bin/perl").exists() {
-        eprintln!("SKIP: /usr/bin/perl is missing (Debian's perl-base)");
+    if !perl_ready(&a) {
         return;
     }
     let lan = Lan::new(&a.dir.join("lan.netns")).unwrap();
     lan.plug(&a.host(), "la", [10, 98, 0, 1].into()).unwrap();
     lan.plug(&b.host(), "lb", [10, 98, 0, 2].into()).unwrap();
-    ok(&a.orch(
-        &[
-            "container",
-            "run",
-            "-d",
-            "--name",
-            "echo",
-            "-p",
-            "15353:5000/udp",
-            "-v",
-            "/usr:/usr:ro",
-            "-v",
-            "/usr/lib:/lib:ro",
-            "-v",
-            "/usr/lib64:/lib64:ro",
-            "-e",
-            "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu",
-            "busybox",
-            "/usr/bin/perl",
-            "-e",
-            UDP_ECHO,
-        ],
-        None,
-    ));
+    perl_task(&a, "echo", &["-p", "15353:5000/udp"], UDP_ECHO);
     let here = udp_ask(&a, "127.0.0.1:15353");
     let logs = ok(&a.orch(&["container", "logs", "echo"], None));
     assert_eq!(here, "echo:ping", "no answer over 127.0.0.1; logs: {logs}");

@@ -31,9 +31,11 @@ pub fn net_error(e: &NetError) -> ApiError {
             ErrorCode::InvalidArgument
         }
         NetError::NameTaken(_) | NetError::Conflict(_) => ErrorCode::Conflict,
-        NetError::Link(_) | NetError::Nft(_) | NetError::Io { .. } | NetError::State(_) => {
-            ErrorCode::Internal
-        }
+        NetError::Link(_)
+        | NetError::Nft(_)
+        | NetError::DnsRedirect { .. }
+        | NetError::Io { .. }
+        | NetError::State(_) => ErrorCode::Internal,
     };
     ApiError::new(code, e.to_string())
 }

@@ -81,6 +81,12 @@ pub enum NetError {
     Link(#[from] LinkError),
     #[error(transparent)]
     Nft(#[from] NftError),
+    #[error("container {container}: send {redirect} (table ip {table}): {source}", table = nft::DNS_TABLE)]
+    DnsRedirect {
+        container: String,
+        redirect: nft::DnsRedirect,
+        source: NftError,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -1,7 +1,9 @@
 //! The embedded DNS server of each container, like Docker's resolver at 127.0.0.11.
 //!
-//! The engine opens a UDP socket and a TCP listener on 127.0.0.11:53 inside the
-//! container's network namespace and hands them to [`DnsServer::spawn`], which serves
+//! The engine opens a UDP socket and a TCP listener on 127.0.0.11 inside the
+//! container's network namespace, at ports the kernel picks (the namespace's table
+//! `ip orch-dns` sends 127.0.0.11:53 there, so port 53 stays free for the
+//! container's own programs), and hands them to [`DnsServer::spawn`], which serves
 //! them on the agent's runtime. Names the container may resolve (services, their
 //! aliases, `tasks.<service>`, container names of the networks it is on) come as a
 //! [`Records`] table through a watch channel, so they change as tasks come and go;

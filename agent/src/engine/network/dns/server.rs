@@ -65,7 +65,7 @@ pub struct DnsHandle {
 }
 
 impl DnsServer {
-    /// Serve DNS on `udp` and `tcp` (already bound, e.g. to 127.0.0.11:53 inside the
+    /// Serve DNS on `udp` and `tcp` (already bound, e.g. to 127.0.0.11 inside the
     /// container's network namespace) on the current tokio runtime.
     ///
     /// `records` is the table of names the container may resolve; the engine sends a
