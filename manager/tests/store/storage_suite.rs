@@ -1,4 +1,5 @@
-//! openraft's storage conformance suite against the redb log store and state machine.
+//! openraft's storage conformance suite against the log store (write-ahead log) and the
+//! state machine (redb).
 
 use crate::common::TempDir;
 use manager::store::TypeConfig;
@@ -7,9 +8,9 @@ use manager::store::state_machine::StateMachineStore;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 
-struct RedbBuilder;
+struct StoreFiles;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuilder {
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for StoreFiles {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
         let dir = TempDir::new("suite");
         let open_err = |e: manager::store::StoreError| {
@@ -22,8 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
 }
 
 #[test]
-fn redb_storage_passes_the_openraft_suite() {
-    if let Err(e) = Suite::test_all(RedbBuilder) {
+fn the_log_store_and_state_machine_pass_the_openraft_suite() {
+    if let Err(e) = Suite::test_all(StoreFiles) {
         panic!("storage suite failed: {e}");
     }
 }
