@@ -1,7 +1,8 @@
 //! `orch down`: delete a stack, then wait until its tasks stopped; with `--volumes`
 //! also until its named volumes are gone from every node (the managers mark them for
 //! removal, the nodes remove them once their tasks stopped and confirm, a node that
-//! is down does when it comes back). External volumes are never removed.
+//! is down does when it comes back), also those a stack already taken down without
+//! `--volumes` left. External volumes are never removed.
 
 use crate::config::StackFileArgs;
 use crate::manager_api::{HostArgs, List, ManagerApi, is_not_found, runtime};
@@ -11,6 +12,8 @@ use api::cluster::{Node, NodeState, Task, TaskState, Volume, VolumeState};
 use clap::Args;
 use manager::orchestrator::volumes::has_engine;
 use reqwest::Method;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,8 @@ pub struct DownArgs {
     #[arg(short = 'd', long)]
     detach: bool,
     /// Also remove the stack's named volumes (not external ones) from every node,
-    /// once the tasks using them stopped.
+    /// once the tasks using them stopped; of a stack already removed, the volumes it
+    /// left.
     #[arg(short = 'v', long)]
     volumes: bool,
     /// How long to wait for the tasks to stop (and the volumes to go), in seconds.
@@ -43,37 +47,82 @@ pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!("/v1/stacks/{name}")
         };
-        let deleted: anyhow::Result<serde_json::Value> = api.call(Method::DELETE, &path).await;
-        if let Err(e) = deleted {
-            let hint = if args.volumes && is_not_found(&e) {
-                " (a stack taken down without --volumes left its volumes on the nodes: remove them there with `orch volume rm`)"
-            } else {
-                ""
-            };
-            return Err(e.context(format!("remove stack {name}{hint}")));
-        }
-        eprintln!("stack {name} removed");
-        let removing: Vec<String> = if args.volumes {
-            let marked = volumes(&api, &name).await?;
-            marked
-                .into_iter()
-                .filter(|v| v.desired_state == VolumeState::Remove)
-                .map(|v| v.meta.id)
-                .collect()
-        } else {
-            Vec::new()
+        let deleted = match api.call(Method::DELETE, &path).await {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                let left = if is_not_found(&e) {
+                    volumes(&api, &name).await?
+                } else {
+                    Vec::new()
+                };
+                let hint = match left_hint(&left) {
+                    Some(ids) => format!(
+                        " (it left volumes {ids} on the nodes: `orch down --volumes` removes them)"
+                    ),
+                    None => String::new(),
+                };
+                return Err(e.context(format!("remove stack {name}{hint}")));
+            }
         };
-        if !removing.is_empty() {
-            eprintln!(
-                "stack {name}: removing volumes {} from every node",
-                removing.join(", ")
-            );
-        }
+        let removing: Vec<String> = match deleted {
+            Deleted::Stack(_) => {
+                eprintln!("stack {name} removed");
+                let removing = if args.volumes {
+                    marked(volumes(&api, &name).await?)
+                } else {
+                    Vec::new()
+                };
+                if !removing.is_empty() {
+                    eprintln!(
+                        "stack {name}: removing volumes {} from every node",
+                        removing.join(", ")
+                    );
+                }
+                removing
+            }
+            Deleted::Volumes(left) => {
+                let removing = marked(left.items);
+                eprintln!(
+                    "stack {name} is already removed; removing its volumes {} from every node",
+                    removing.join(", ")
+                );
+                removing
+            }
+        };
         if args.detach {
             return Ok(ExitCode::SUCCESS);
         }
         wait(&api, &name, &removing, Duration::from_secs(args.timeout)).await
     })
+}
+
+/// What the managers answer a delete with: the stack as it was or, with `--volumes`
+/// and a stack already removed, the volumes it left, marked for removal.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Deleted {
+    Volumes(List<Volume>),
+    Stack(IgnoredAny),
+}
+
+/// The ids of the volumes of `volumes` marked for removal.
+fn marked(volumes: Vec<Volume>) -> Vec<String> {
+    volumes
+        .into_iter()
+        .filter(|v| v.desired_state == VolumeState::Remove)
+        .map(|v| v.meta.id)
+        .collect()
+}
+
+/// The ids of the volumes a removed stack left that are not being removed yet (none:
+/// nothing to say).
+fn left_hint(left: &[Volume]) -> Option<String> {
+    let ids: Vec<&str> = left
+        .iter()
+        .filter(|v| v.desired_state == VolumeState::Active)
+        .map(|v| v.meta.id.as_str())
+        .collect();
+    (!ids.is_empty()).then(|| ids.join(", "))
 }
 
 /// The volumes of stack `stack` on the cluster.
@@ -180,7 +229,36 @@ fn unconfirmed(volume: &Volume, nodes: &[Node]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::cluster::Meta;
+    use api::cluster::{Meta, Stack};
+
+    #[test]
+    fn a_delete_answers_the_stack_or_the_volumes_a_removed_stack_left() {
+        let stack = Stack {
+            meta: Meta::new("shop"),
+            ..Stack::default()
+        };
+        let answer = serde_json::to_value(&stack).unwrap();
+        assert!(matches!(
+            serde_json::from_value(answer).unwrap(),
+            Deleted::Stack(_)
+        ));
+        let kept = Volume {
+            meta: Meta::new("shop_kept"),
+            ..Volume::default()
+        };
+        let removing = Volume {
+            meta: Meta::new("shop_data"),
+            desired_state: VolumeState::Remove,
+            ..Volume::default()
+        };
+        let answer = serde_json::json!({"version": 7, "items": [kept, removing]});
+        let Deleted::Volumes(left) = serde_json::from_value(answer).unwrap() else {
+            panic!("not the volumes");
+        };
+        assert_eq!(left_hint(&left.items).as_deref(), Some("shop_kept"));
+        assert_eq!(marked(left.items), ["shop_data"]);
+        assert_eq!(left_hint(&[]), None);
+    }
 
     #[test]
     fn nodes_that_did_not_confirm_are_named_with_their_state_but_not_engineless_ones() {

@@ -1,7 +1,8 @@
 //! Stack volumes on a local cluster through the `orch` binary: a named volume a task
-//! writes outlives `orch down` (on the node's engine, `orch volume ls`) and a new
-//! `orch up` sees its data; `orch down --volumes` removes it from the node once the
-//! task stopped; an external volume is never removed. On two hosts, a node that is
+//! writes outlives `orch down` (on the node's engine, `orch volume ls`, and as a
+//! cluster object) and a new `orch up` sees its data; `orch down --volumes` removes it
+//! from the node once the task stopped, also after a plain `orch down`; an external
+//! volume is never removed. On two hosts, a node that is
 //! down when the stack goes does not confirm (`down` names it) and removes the
 //! volume when it comes back, and then the cluster forgets the volume.
 
@@ -75,6 +76,36 @@ fn engine_volumes(h: &LocalHost) -> String {
     ok(&h.orch(&["volume", "ls", "-q"]))
 }
 
+/// Runs `orch up` on `h` and waits until the writer's log in the volume has `lines`
+/// lines (`what` it means).
+fn up_writes(h: &LocalHost, lines: usize, what: &str) {
+    let out = h.orch(&["up", "--timeout", "120"]);
+    assert!(out.status.success(), "the stack converges: {}", text(&out));
+    eventually(30, what, || {
+        (log_lines(h) == Some(lines))
+            .then_some(())
+            .ok_or(format!("{:?}", log_lines(h)))
+    });
+}
+
+/// Runs `orch down ARGS` on `h`, which is to say `says` and to remove the stack's
+/// volume from the node and the cluster, but not the external one.
+fn down_removes_the_volume(h: &LocalHost, args: &[&str], says: &str) {
+    let out = h.orch(&[&["down", "--timeout", "60"], args].concat());
+    let said = text(&out);
+    eprintln!("{said}");
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(says) && said.contains("volumes vault_data removed from every node"),
+        "{said}"
+    );
+    let volumes = ok(&h.orch(&["volume", "ls", "-q"]));
+    assert!(!volumes.contains("vault_data"), "{volumes}");
+    assert!(volumes.contains("vault-keep"), "external: kept: {volumes}");
+    assert_eq!(log_lines(h), None);
+    assert_eq!(cluster_volumes(h), Vec::<String>::new(), "forgotten");
+}
+
 #[test]
 fn down_keeps_a_stacks_volumes_and_down_volumes_removes_them_but_not_external_ones() {
     if !Path::new("/bin/busybox").exists() {
@@ -86,13 +117,7 @@ fn down_keeps_a_stacks_volumes_and_down_volumes_removes_them_but_not_external_on
     ok(&h.orch(&["volume", "create", "vault-keep"]));
     std::fs::write(h.dir.join("compose.yaml"), STACK).unwrap();
 
-    let out = h.orch(&["up", "--timeout", "120"]);
-    assert!(out.status.success(), "the stack converges: {}", text(&out));
-    eventually(30, "the writer wrote its volume", || {
-        (log_lines(&h) == Some(1))
-            .then_some(())
-            .ok_or(format!("{:?}", log_lines(&h)))
-    });
+    up_writes(&h, 1, "the writer wrote its volume");
     let inspect = ok(&h.orch(&["volume", "inspect", "vault_data"]));
     assert!(
         inspect.contains("\"tier\": \"db\"") && inspect.contains("\"orch.stack\": \"vault\""),
@@ -107,36 +132,39 @@ fn down_keeps_a_stacks_volumes_and_down_volumes_removes_them_but_not_external_on
         volumes.contains("vault_data") && volumes.contains("vault-keep"),
         "{volumes}"
     );
-    let out = h.orch(&["up", "--timeout", "120"]);
-    assert!(out.status.success(), "up again: {}", text(&out));
-    eventually(30, "the new writer appended to the same volume", || {
-        (log_lines(&h) == Some(2))
-            .then_some(())
-            .ok_or(format!("{:?}", log_lines(&h)))
-    });
+    assert_eq!(cluster_volumes(&h), ["vault_data"], "kept");
+    let again = h.orch(&["down"]);
+    let said = text(&again);
+    assert!(
+        !again.status.success() && said.contains("it left volumes vault_data on the nodes"),
+        "a stack that is gone names the volumes it left: {said}"
+    );
+    up_writes(&h, 2, "the new writer appended to the same volume");
 
     // `down --volumes` removes the stack's volume from the node, not the external one.
-    let out = h.orch(&["down", "--volumes", "--timeout", "60"]);
-    let said = text(&out);
-    eprintln!("{said}");
-    assert!(out.status.success(), "{said}");
-    assert!(
-        said.contains("removing volumes vault_data")
-            && said.contains("volumes vault_data removed from every node"),
-        "{said}"
+    down_removes_the_volume(
+        &h,
+        &["--volumes"],
+        "stack vault: removing volumes vault_data",
     );
-    let volumes = ok(&h.orch(&["volume", "ls", "-q"]));
-    assert!(!volumes.contains("vault_data"), "{volumes}");
-    assert!(volumes.contains("vault-keep"), "external: kept: {volumes}");
-    assert_eq!(log_lines(&h), None);
-    assert_eq!(cluster_volumes(&h), Vec::<String>::new(), "forgotten");
     let containers = ok(&h.orch(&["container", "ls", "-a", "-q"]));
     assert_eq!(containers.trim(), "", "no container is left");
+
+    // `down` then `down -v`: the volumes the stack left go too.
+    up_writes(&h, 1, "the new writer made a new volume");
+    let out = h.orch(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+    down_removes_the_volume(
+        &h,
+        &["-v"],
+        "stack vault is already removed; removing its volumes vault_data",
+    );
+
     let again = h.orch(&["down", "--volumes"]);
     let said = text(&again);
     assert!(
-        !again.status.success() && said.contains("remove them there with `orch volume rm`"),
-        "a stack that is gone says where its volumes are: {said}"
+        !again.status.success() && said.contains("does not exist") && !said.contains("left"),
+        "nothing of the stack is left: {said}"
     );
     ok(&h.orch(&["down", "-p", "boot"]));
 }

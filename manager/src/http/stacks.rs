@@ -1,14 +1,16 @@
 //! `/v1/stacks`: list, get, create, update, delete stacks (with `?volumes=true`, the
-//! stack's named volumes are marked for removal from every node).
+//! stack's named volumes are marked for removal from every node, also the volumes a
+//! stack deleted without it left).
 
 use super::ApiState;
 use super::error::HttpError;
 use super::params::{Params, expected_version, matches_all};
 use super::resource::{self, Body, Found, Id, check_id, check_labels, required_version};
+use super::volumes::VolumeList;
 use crate::orchestrator::volumes::{marked_for_removal, unsupported};
 use crate::store::Command;
 use api::StackSpec;
-use api::cluster::{Kind, Meta, Object, Stack};
+use api::cluster::{Event, Kind, Meta, Object, Stack, Volume};
 use api::error::{ErrorCode, ErrorEnvelope};
 use axum::Json;
 use axum::extract::State;
@@ -198,18 +200,28 @@ fn check_networks(stack: &str, spec: &StackSpec) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// What deleting a stack answers: the stack as it was or, when it was already deleted
+/// and `?volumes=true` found volumes of it left, those volumes, each marked for removal.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StackDeleted {
+    Stack(Box<Stack>),
+    Volumes(VolumeList),
+}
+
 /// Delete a stack (only at the version given, if one is). Its services, networks,
-/// secrets and configs go; its named volumes stay on the nodes unless `volumes`.
+/// secrets and configs go; its named volumes stay on the nodes unless `volumes`,
+/// which also removes the volumes a stack deleted without it left.
 #[utoipa::path(delete, path = "/v1/stacks/{id}", tag = "stacks",
     params(
         ("id" = String, Path, description = "The stack's id"),
-        ("volumes" = Option<bool>, Query, description = "Also remove the stack's named (not external) volumes from every node, once the tasks using them stopped; follow them with `GET /v1/volumes?stack=ID`"),
+        ("volumes" = Option<bool>, Query, description = "Also remove the stack's named (not external) volumes from every node, once the tasks using them stopped; follow them with `GET /v1/volumes?stack=ID`. Of a stack already deleted (without `volumes`), removes the volumes it left"),
         ("version" = Option<u64>, Query, description = "Delete only at this version (or `If-Match`)"),
         ("If-Match" = Option<String>, Header, description = "Delete only at this version, as `\"12\"`"),
     ),
     responses(
-        (status = 200, description = "The stack as it was", body = Stack),
-        (status = 404, description = "No such stack", body = ErrorEnvelope),
+        (status = 200, description = "The stack as it was; with `volumes` and a stack already deleted, the volumes it left (`{version, items}`), each marked for removal", body = StackDeleted),
+        (status = 404, description = "No such stack (with `volumes`: nor any volume of it)", body = ErrorEnvelope),
         (status = 409, description = "The stack changed since the version given", body = ErrorEnvelope),
     ))]
 pub async fn delete(
@@ -217,41 +229,93 @@ pub async fn delete(
     Id(id): Id,
     headers: HeaderMap,
     mut params: Params,
-) -> Result<Found<Stack>, HttpError> {
+) -> Result<Found<StackDeleted>, HttpError> {
     let version = expected_version(&headers, &mut params)?;
     let volumes = params.flag("volumes")?;
     params.finish()?;
     if !volumes {
-        return resource::delete(&api, &id, version).await;
+        return resource::delete(&api, &id, version)
+            .await
+            .map(deleted_stack);
     }
     // The volumes are marked in the same commit, only if the stack and they are
     // still as read; without a version given, a write that came between is read
     // again.
     let mut attempt = 1;
     loop {
-        let (volumes, current) = resource::read(&api, false, |state| {
-            let marked: Vec<_> = state
-                .volumes
-                .by_stack(&id)
-                .filter_map(marked_for_removal)
-                .collect();
-            (marked, state.stacks.get(&id).map(|s| s.meta.version))
+        let read = resource::read(&api, false, |state| {
+            let left: Vec<Volume> = state.volumes.by_stack(&id).cloned().collect();
+            (left, state.stacks.get(&id).map(|s| s.meta.version))
         })
-        .await?
-        .value;
-        let mut commands = vec![Command::delete(Kind::Stack, &id, version.or(current))];
-        commands.extend(volumes.into_iter().map(|v| {
-            let read = v.meta.version;
-            Command::update(Object::Volume(v), read)
-        }));
-        let command = Command::Batch { commands };
-        match resource::commit(&api, command, &id, StatusCode::OK).await {
+        .await?;
+        let (left, current) = read.value;
+        let marks: Vec<Command> = left
+            .iter()
+            .filter_map(marked_for_removal)
+            .map(|v| {
+                let read = v.meta.version;
+                Command::update(Object::Volume(v), read)
+            })
+            .collect();
+        let done = if current.is_none() && version.is_none() && !left.is_empty() {
+            remove_left(&api, left, marks, read.version).await
+        } else {
+            let mut commands = vec![Command::delete(Kind::Stack, &id, version.or(current))];
+            commands.extend(marks);
+            let command = Command::Batch { commands };
+            resource::commit(&api, command, &id, StatusCode::OK)
+                .await
+                .map(deleted_stack)
+        };
+        match done {
             Err(e) if e.status() == StatusCode::CONFLICT && version.is_none() && attempt < 3 => {
                 attempt += 1;
             }
             done => return done,
         }
     }
+}
+
+fn deleted_stack(found: Found<Stack>) -> Found<StackDeleted> {
+    Found {
+        status: found.status,
+        version: found.version,
+        object: StackDeleted::Stack(Box::new(found.object)),
+    }
+}
+
+/// Commits `marks` on the volumes `left` by a stack already deleted (read at `read`)
+/// and answers with them as committed.
+async fn remove_left(
+    api: &ApiState,
+    mut left: Vec<Volume>,
+    marks: Vec<Command>,
+    read: u64,
+) -> Result<Found<StackDeleted>, HttpError> {
+    let mut version = read;
+    if !marks.is_empty() {
+        let applied = api.store.write(Command::Batch { commands: marks }).await?;
+        version = applied.version;
+        for event in applied.changes {
+            let Event::Updated {
+                object: Object::Volume(committed),
+            } = event
+            else {
+                continue;
+            };
+            if let Some(volume) = left.iter_mut().find(|v| v.meta.id == committed.meta.id) {
+                *volume = committed;
+            }
+        }
+    }
+    Ok(Found {
+        status: StatusCode::OK,
+        version,
+        object: StackDeleted::Volumes(VolumeList {
+            version,
+            items: left,
+        }),
+    })
 }
 
 /// Refuses a stack whose services would publish a routing-mesh port another service

@@ -1,4 +1,5 @@
-//! `/v1/volumes`: the named volumes stacks declare, read-only. Each lives on the
+//! `/v1/volumes`: the named volumes stacks declare (and those left by stacks taken
+//! down without them), read-only. Each lives on the
 //! nodes that ran a task mounting it; one marked `remove` (`orch down --volumes`)
 //! lists the nodes that confirmed removing it and goes once every node did.
 

@@ -84,6 +84,7 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
     let tasks: Vec<&api::cluster::Task> = state.tasks.iter().collect();
     let volumes: Vec<_> = state.volumes.iter().collect();
     let all_nodes: Vec<&Node> = state.nodes.iter().collect();
+    let all_stacks: Vec<&api::cluster::Stack> = state.stacks.iter().collect();
     for id in stack_ids {
         let services: Vec<_> = state.services.by_stack(id).collect();
         let networks: Vec<_> = state.networks.by_stack(id).collect();
@@ -98,7 +99,13 @@ pub fn plan(state: &State, now: Timestamp, ids: &mut dyn FnMut() -> String) -> P
         let configs: Vec<_> = state.configs.by_stack(id).collect();
         let stack = state.stacks.get(id);
         plan.merge(files::plan_files(id, stack, &secrets, &configs, &tasks));
-        plan.merge(volumes::plan_volumes(id, stack, &volumes, &all_nodes));
+        plan.merge(volumes::plan_volumes(
+            id,
+            stack,
+            &volumes,
+            &all_stacks,
+            &all_nodes,
+        ));
     }
     let nodes: BTreeMap<String, Node> = state
         .nodes

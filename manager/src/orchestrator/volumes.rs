@@ -2,12 +2,14 @@
 //! external) is one, named as the stack file says (`<stack>_<key>` by default), the
 //! name of the engine volume on every node that runs a task mounting it.
 //!
-//! A volume the stack no longer declares, or whose stack is gone, is forgotten and
-//! its data stays on the nodes (`docker stack rm`). One marked `remove`
-//! (`DELETE /v1/stacks/{id}?volumes=true`) is sent to every node for removal and
-//! deleted once every node of the cluster that runs an engine confirmed (a node
-//! removed from the cluster no longer counts, nor does a manager without an agent).
-//! Declaring it again (a new `up`) cancels the removal.
+//! A volume the stack no longer declares, or whose stack is gone, stays (its data
+//! stays on the nodes, as `docker compose down` leaves a project's volumes) until it
+//! is marked `remove` (`DELETE /v1/stacks/{id}?volumes=true`, also once the stack is
+//! gone): then it is sent to every node for removal and deleted once every node of
+//! the cluster that runs an engine confirmed (a node removed from the cluster no
+//! longer counts, nor does a manager without an agent). Declaring it again (a new
+//! `up`) cancels the removal; another stack may declare a name its stack no longer
+//! does, and the volume becomes that stack's.
 
 use super::change::{Change, Plan};
 use super::stacks::declared_name;
@@ -21,13 +23,23 @@ pub fn volume_name(stack: &str, key: &str, spec: &VolumeSpec) -> String {
 }
 
 /// Plans the volumes of stack `id` (`stack: None` once it is deleted). `all` is every
-/// volume object (a name another stack declared first stays that stack's); `nodes`
-/// every node of the cluster.
-pub fn plan_volumes(id: &str, stack: Option<&Stack>, all: &[&Volume], nodes: &[&Node]) -> Plan {
+/// volume object (a name another stack declared first stays that stack's while that
+/// stack declares it or removes it); `stacks` every stack; `nodes` every node of the
+/// cluster.
+pub fn plan_volumes(
+    id: &str,
+    stack: Option<&Stack>,
+    all: &[&Volume],
+    stacks: &[&Stack],
+    nodes: &[&Node],
+) -> Plan {
     let mut plan = Plan::default();
     let mut wanted = BTreeSet::new();
-    let declared = stack.into_iter().flat_map(|s| &s.spec.volumes);
-    for (key, spec) in declared.filter(|(_, v)| !v.external) {
+    let owner_declares = |v: &Volume| {
+        let owner = stacks.iter().find(|s| s.meta.id == v.stack);
+        declared(owner.copied()).any(|(k, s)| volume_name(&v.stack, k, s) == v.meta.id)
+    };
+    for (key, spec) in declared(stack) {
         let name = volume_name(id, key, spec);
         wanted.insert(name.clone());
         match all.iter().find(|v| v.meta.id == name) {
@@ -41,11 +53,16 @@ pub fn plan_volumes(id: &str, stack: Option<&Stack>, all: &[&Volume], nodes: &[&
                     ..Volume::default()
                 })));
             }
-            Some(other) if other.stack != id => {}
+            Some(other)
+                if other.stack != id
+                    && (other.desired_state == VolumeState::Remove || owner_declares(other)) => {}
             Some(existing)
-                if existing.spec != *spec || existing.desired_state != VolumeState::Active =>
+                if existing.stack != id
+                    || existing.spec != *spec
+                    || existing.desired_state != VolumeState::Active =>
             {
                 let mut volume = (*existing).clone();
+                volume.stack = id.to_owned();
                 volume.spec = spec.clone();
                 volume.meta.labels = spec.labels.clone();
                 volume.desired_state = VolumeState::Active;
@@ -59,15 +76,19 @@ pub fn plan_volumes(id: &str, stack: Option<&Stack>, all: &[&Volume], nodes: &[&
         if wanted.contains(&volume.meta.id) {
             continue;
         }
-        let done = match volume.desired_state {
-            VolumeState::Active => true,
-            VolumeState::Remove => removed_everywhere(volume, nodes),
-        };
-        if done {
+        if volume.desired_state == VolumeState::Remove && removed_everywhere(volume, nodes) {
             plan.push(Change::delete(&Object::Volume((*volume).clone())));
         }
     }
     plan
+}
+
+/// The volumes `stack` declares that are cluster objects (not external), by key.
+fn declared(stack: Option<&Stack>) -> impl Iterator<Item = (&String, &VolumeSpec)> {
+    stack
+        .into_iter()
+        .flat_map(|s| &s.spec.volumes)
+        .filter(|(_, v)| !v.external)
 }
 
 /// Why the nodes cannot make volume `spec` (none: they can). Their engines have the
@@ -146,11 +167,12 @@ mod tests {
         node
     }
 
-    /// [`plan_volumes`] on nodes `ids`, each with an engine.
+    /// [`plan_volumes`] on nodes `ids`, each with an engine, `stack` the only one.
     fn plan_on(id: &str, stack: Option<&Stack>, all: &[&Volume], ids: &[&str]) -> Plan {
         let nodes: Vec<Node> = ids.iter().map(|n| node(n, true)).collect();
         let refs: Vec<&Node> = nodes.iter().collect();
-        plan_volumes(id, stack, all, &refs)
+        let stacks: Vec<&Stack> = stack.into_iter().collect();
+        plan_volumes(id, stack, all, &stacks, &refs)
     }
 
     fn created(plan: &Plan) -> Vec<Volume> {
@@ -214,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn a_volume_another_stack_declared_first_stays_its() {
+    fn a_volume_another_stack_declared_first_stays_its_while_that_stack_declares_it() {
         let other = Volume {
             meta: Meta::new("shared"),
             stack: "blog".into(),
@@ -224,20 +246,38 @@ mod tests {
             name: "shared".into(),
             ..VolumeSpec::default()
         };
-        let stack = stack(&[("data", spec)]);
-        let plan = plan_on("shop", Some(&stack), &[&other], &["n1"]);
+        let shop = stack(&[("data", spec.clone())]);
+        let mut blog = stack(&[("cache", spec)]);
+        blog.meta.id = "blog".into();
+        let n1 = node("n1", true);
+        let plan = plan_volumes("shop", Some(&shop), &[&other], &[&shop, &blog], &[&n1]);
         assert!(plan.changes.is_empty(), "{plan:?}");
+        let removing = marked_for_removal(&other).expect("not marked yet");
+        let plan = plan_on("shop", Some(&shop), &[&removing], &["n1"]);
+        assert!(plan.changes.is_empty(), "blog removes it first: {plan:?}");
+
+        // Blog is gone (or no longer declares it): shop takes it, data and all.
+        let taken = created(&plan_on("shop", Some(&shop), &[&other], &["n1"]));
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            (taken[0].meta.id.as_str(), taken[0].stack.as_str()),
+            ("shared", "shop")
+        );
+        assert_eq!(taken[0].desired_state, VolumeState::Active);
     }
 
     #[test]
-    fn a_deleted_stack_forgets_its_volumes_unless_they_are_to_be_removed() {
+    fn a_deleted_stack_keeps_its_volumes_until_they_are_removed_everywhere() {
         let kept = Volume {
             meta: Meta::new("shop_data"),
             stack: "shop".into(),
             ..Volume::default()
         };
         let plan = plan_on("shop", None, &[&kept], &["n1"]);
-        assert_eq!(deleted(&plan), ["shop_data"]);
+        assert!(plan.changes.is_empty(), "kept: {plan:?}");
+        let undeclared = stack(&[]);
+        let plan = plan_on("shop", Some(&undeclared), &[&kept], &["n1"]);
+        assert!(plan.changes.is_empty(), "kept: {plan:?}");
 
         let mut removing = marked_for_removal(&kept).expect("not marked yet");
         assert!(marked_for_removal(&removing).is_none());
@@ -291,9 +331,15 @@ mod tests {
             ..Volume::default()
         };
         let (worker, manager) = (node("w1", true), node("m1", false));
-        let plan = plan_volumes("shop", None, &[&removing], &[&worker, &manager]);
+        let plan = plan_volumes("shop", None, &[&removing], &[], &[&worker, &manager]);
         assert_eq!(deleted(&plan), ["shop_data"], "m1 never ran an agent");
-        let plan = plan_volumes("shop", None, &[&removing], &[&worker, &node("w2", true)]);
+        let plan = plan_volumes(
+            "shop",
+            None,
+            &[&removing],
+            &[],
+            &[&worker, &node("w2", true)],
+        );
         assert!(plan.changes.is_empty(), "w2 has not confirmed");
     }
 
