@@ -26,7 +26,7 @@ impl<T> Consecutive<T> {
 
     /// One past the index of the last value.
     pub(crate) fn end(&self) -> u64 {
-        self.start + self.items.len() as u64
+        self.start.saturating_add(self.items.len() as u64)
     }
 
     pub(crate) fn get(&self, index: u64) -> Option<&T> {
@@ -75,7 +75,7 @@ impl<T> Consecutive<T> {
     pub(crate) fn purge(&mut self, upto: u64) {
         self.drop_front_while(upto.saturating_add(1), |_| true);
         if self.items.is_empty() && self.start <= upto {
-            self.start = upto + 1;
+            self.start = upto.saturating_add(1);
         }
     }
 
@@ -83,7 +83,7 @@ impl<T> Consecutive<T> {
     pub(crate) fn drop_front_while(&mut self, below: u64, mut drop: impl FnMut(&T) -> bool) {
         while self.start < below && self.items.front().is_some_and(&mut drop) {
             self.items.pop_front();
-            self.start += 1;
+            self.start = self.start.saturating_add(1);
         }
     }
 }

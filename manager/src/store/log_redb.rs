@@ -64,17 +64,17 @@ pub(crate) fn migrate(legacy: &Path, dir: &Path) -> Result<(), StoreError> {
     };
     let (vote, committed, last_purged, entries) =
         read().map_err(|e| e.store("read the raft log to copy", legacy))?;
-    let ops: Vec<Op> = [
-        last_purged.map(Op::Purge),
-        vote.map(Op::Vote),
-        Some(Op::Append(entries)),
-        Some(Op::Committed(committed)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Wal::create(dir, SEGMENT, |wal| wal.write(&ops))
-        .map_err(|e| e.store("copy the raft log into", dir))?;
+    // A frame per 1,024 entries: frames stay small whatever the size of the old log.
+    let ops: Vec<Op> = [last_purged.map(Op::Purge), vote.map(Op::Vote)]
+        .into_iter()
+        .flatten()
+        .chain(entries.chunks(1024).map(|c| Op::Append(c.to_vec())))
+        .chain([Op::Committed(committed)])
+        .collect();
+    Wal::create(dir, SEGMENT, |wal| {
+        ops.iter().try_for_each(|op| wal.write([op]))
+    })
+    .map_err(|e| e.store("copy the raft log into", dir))?;
     remove()
 }
 

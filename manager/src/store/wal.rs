@@ -11,22 +11,31 @@
 //! log writer commits, each written with one `pwrite`:
 //!
 //! ```text
-//! frame  = len: u32 LE | crc: u32 LE | body (len bytes) | zeros to a multiple of 8
+//! frame  = header | body (len bytes) | zeros to a multiple of 16
+//! header = len: u32 LE | crc: u32 LE | check: u32 LE | 0u32
 //! body   = record*
 //! record = kind: u8 | len: u32 LE | payload (len bytes)
 //! ```
 //!
 //! `crc` is the CRC-32 of the body seeded with the previous frame's (0 for a segment's
-//! first), so no frame left from an earlier write can pass for the next one. A header of
-//! zeros ends a segment's frames. A segment's first record is its head: the vote, the
-//! committed id and the last purged id as they were when it began, so that a segment
-//! holding only purged entries can be deleted and the log still read from the next.
+//! first), so no frame left from an earlier write can pass for the next one; `check` is
+//! the CRC-32 of `len` and `crc`, so a damaged length is not taken for a short write.
+//! A header of zeros ends a segment's frames. A segment's first record is its head: the
+//! vote, the committed id and the last purged id as they were when it began, so that a
+//! segment holding only purged entries can be deleted and the log still read from the
+//! next.
 //!
-//! Recovery: a frame that fails its check in the last segment and is followed only by
-//! zeros is a write a crash tore; nobody was told it was written (that waits for the
-//! `fdatasync`), so it is dropped. Anything else that fails a check is damage, reported
-//! with the file and byte offset. The space after the last good frame is cleared at
-//! open, so nothing written before the crash can follow the next frame.
+//! Recovery. A header sits in one disk sector (16 bytes at a multiple of 16), so a crash
+//! leaves it whole or as it was (zeros). A frame with a sound header whose body fails
+//! its crc in the last segment, followed only by zeros, is a write a crash tore; nobody
+//! was told it was written (that waits for the `fdatasync`), so it is dropped. Anything
+//! else that fails a check is damage, reported with the file and byte offset: a damaged
+//! header, a body that passes its crc but cannot be read, data after the frames of a
+//! segment before the last, a missing segment, a log that does not start right after
+//! its last purged entry. The space after the last good frame is cleared at open, so
+//! nothing written before the crash can follow the next frame; whatever was there (a
+//! write whose first sector the crash lost) is kept aside in `{seq}.wal.dropped-{offset}`
+//! first.
 
 use super::consecutive::Consecutive;
 use super::disk::{self, DiskError};
@@ -41,6 +50,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes preallocated per segment (etcd's size); a frame that does not fit starts the next.
 pub(crate) const SEGMENT: u64 = 64 << 20;
+
+/// Bytes of a frame's header; frames start at multiples of it.
+const HEADER: u64 = 16;
 
 const HEAD: u8 = 1;
 const ENTRY: u8 = 2;
@@ -115,7 +127,7 @@ pub(crate) struct WalReader {
 }
 
 fn lock(durable: &Mutex<Durable>) -> MutexGuard<'_, Durable> {
-    // Changed only by `apply`, which leaves it whole even when it stops part-way.
+    // Changed only by `apply`, which cannot fail (what it applies was read before).
     durable.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -196,15 +208,26 @@ impl Wal {
                 // A segment whose creation a crash interrupted: it never held a frame.
                 fs::remove_file(&path)?;
             } else if let Some(seq) = name.strip_suffix(".wal") {
-                let seq = u64::from_str_radix(seq, 16).map_err(|_| DiskError::Damaged {
+                let seq = segment_seq(seq).ok_or_else(|| DiskError::Damaged {
                     path: path.clone(),
                     offset: 0,
-                    problem: "a segment's name is not a hexadecimal number".into(),
+                    problem: "a segment's name is not 16 hexadecimal digits".into(),
                 })?;
                 seqs.push(seq);
             }
         }
         seqs.sort_unstable();
+        if let Some(pair) = seqs.windows(2).find(|p| p[1] != p[0] + 1) {
+            return Err(DiskError::Damaged {
+                path: dir.join(segment_name(pair[0] + 1)),
+                offset: 0,
+                problem: format!(
+                    "the segment is missing (segments {} and {} exist)",
+                    segment_name(pair[0]),
+                    segment_name(pair[1])
+                ),
+            });
+        }
         let durable = Arc::new(Mutex::new(Durable {
             meta: Meta::default(),
             entries: Consecutive::new(0),
@@ -234,9 +257,11 @@ impl Wal {
             wal.segments.push(segment);
             (wal.offset, wal.crc) = (offset, crc);
         }
+        wal.check_start()?;
         // Clear what follows the last frame (a torn write, or nothing): the next frame
         // must be followed by zeros.
         if let Some(last) = wal.segments.last() {
+            keep_aside(last, wal.offset)?;
             last.file.set_len(wal.offset)?;
             allocate(&last.file, segment_size.max(wal.offset))?;
             last.file.sync_all()?;
@@ -248,48 +273,79 @@ impl Wal {
         lock(&self.durable)
     }
 
+    /// The log read at open must start right after its last purged entry.
+    fn check_start(&self) -> Result<(), DiskError> {
+        let durable = self.durable();
+        let (start, end) = (durable.entries.start(), durable.entries.end());
+        match durable.meta.last_purged {
+            Some(purged) if start < end && start != purged.index.saturating_add(1) => {
+                Err(DiskError::Damaged {
+                    path: self
+                        .segments
+                        .first()
+                        .map_or(self.dir.clone(), |s| s.path.clone()),
+                    offset: 0,
+                    problem: format!(
+                        "the log's first entry is {start}, but the last purged one is {}",
+                        purged.index
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Read a segment's frames into the durable log: where the next frame would go, and
     /// the crc it would chain from.
     fn replay(&self, segment: &mut Segment, last: bool) -> Result<(u64, u32), DiskError> {
         let file = segment.file.clone();
+        let path = segment.path.clone();
         let size = file.metadata()?.len();
         let (mut offset, mut crc) = (0u64, 0u32);
         let mut body = Vec::new();
-        while offset + 8 <= size {
-            let mut header = [0u8; 8];
+        let damaged = |offset, problem: &str| DiskError::Damaged {
+            path: path.clone(),
+            offset,
+            problem: problem.to_owned(),
+        };
+        while offset + HEADER <= size {
+            let mut header = [0u8; HEADER as usize];
             file.read_exact_at(&mut header, offset)?;
-            let (len, sum) = frame_header(header);
-            if len == 0 && sum == 0 {
+            let Some((len, sum)) = frame_header(header) else {
+                return Err(damaged(offset, "the frame's header fails its check"));
+            };
+            if len == 0 {
+                // The end of the frames. Before the last segment, nothing may follow.
+                if !last && !zeros_from(&file, offset, size)? {
+                    return Err(damaged(
+                        offset,
+                        "data follows the end of the segment's frames",
+                    ));
+                }
                 break;
             }
-            let end = offset + 8 + u64::from(len);
-            let problem = if end > size {
-                Some("the frame runs past the end of the file".to_owned())
+            let end = offset + HEADER + u64::from(len);
+            let torn = if end > size {
+                Some("the frame runs past the end of the file")
             } else {
                 body.resize(len as usize, 0);
-                file.read_exact_at(&mut body, offset + 8)?;
-                if checksum(crc, &body) != sum {
-                    Some("the frame's checksum does not match".to_owned())
-                } else {
-                    let mut durable = self.durable();
-                    apply(&mut durable, segment, &body, offset + 8, offset == 0).err()
-                }
+                file.read_exact_at(&mut body, offset + HEADER)?;
+                (checksum(crc, &body) != sum).then_some("the frame's checksum does not match")
             };
-            if let Some(problem) = problem {
+            if let Some(problem) = torn {
                 if last && zeros_from(&file, end.min(size), size)? {
                     eprintln!(
                         "orch manager: dropped the raft log's last write in {} at byte {offset} \
                          ({problem}): a crash tore it before it was acknowledged",
-                        segment.path.display()
+                        path.display()
                     );
                     break;
                 }
-                return Err(DiskError::Damaged {
-                    path: segment.path.clone(),
-                    offset,
-                    problem,
-                });
+                return Err(damaged(offset, problem));
             }
+            // Whole as written: what cannot be read is damage, wherever it is.
+            let records = parse(&body, offset == 0).map_err(|p| damaged(offset, &p))?;
+            apply(&mut self.durable(), segment, records, offset + HEADER);
             crc = sum;
             offset = aligned(end);
         }
@@ -311,39 +367,29 @@ impl Wal {
         if self.offset > 0 && self.offset + 8 + records.len() as u64 > self.segment_size {
             self.rotate()?;
         }
-        let mut frame = vec![0u8; 8];
+        let header = HEADER as usize;
+        let mut frame = vec![0u8; header];
         if self.offset == 0 {
             let meta = self.durable().meta.clone();
             record(&mut frame, HEAD, |out| json(out, &meta))?;
         }
         frame.extend_from_slice(&records);
-        let len = u32::try_from(frame.len() - 8).map_err(|_| too_large(frame.len()))?;
-        let sum = checksum(self.crc, &frame[8..]);
-        frame[..4].copy_from_slice(&len.to_le_bytes());
-        frame[4..8].copy_from_slice(&sum.to_le_bytes());
+        let len = u32::try_from(frame.len() - header).map_err(|_| too_large(frame.len()))?;
+        let sum = checksum(self.crc, &frame[header..]);
+        frame[..header].copy_from_slice(&encode_header(len, sum));
         frame.resize(aligned(frame.len() as u64) as usize, 0);
         let at = self.offset;
+        // Read back as replay will, before it reaches the disk: a frame this code cannot
+        // read is never written.
+        let records = parse(&frame[header..header + len as usize], at == 0)
+            .map_err(|problem| io::Error::other(format!("a log write is malformed: {problem}")))?;
         let segment = self
             .segments
             .last_mut()
             .ok_or_else(|| io::Error::other("the log has no segment"))?;
         segment.file.write_all_at(&frame, at)?;
         segment.file.sync_data()?;
-        let applied = {
-            let mut durable = lock(&self.durable);
-            apply(
-                &mut durable,
-                segment,
-                &frame[8..8 + len as usize],
-                at + 8,
-                at == 0,
-            )
-        };
-        applied.map_err(|problem| DiskError::Damaged {
-            path: segment.path.clone(),
-            offset: at,
-            problem,
-        })?;
+        apply(&mut lock(&self.durable), segment, records, at + HEADER);
         self.offset = at + frame.len() as u64;
         self.crc = sum;
         self.drop_purged();
@@ -351,7 +397,13 @@ impl Wal {
     }
 
     fn rotate(&mut self) -> Result<(), DiskError> {
-        let seq = self.segments.last().map_or(0, |s| s.seq + 1);
+        let seq = match self.segments.last() {
+            Some(last) => last
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| io::Error::other("the log's segment numbers are used up"))?,
+            None => 0,
+        };
         self.segments
             .push(create_segment(&self.dir, seq, self.segment_size)?);
         self.offset = 0;
@@ -388,67 +440,96 @@ impl Wal {
     }
 }
 
-/// Apply a frame's body at `at` of `segment` to the durable log; what is wrong with it.
-fn apply(
-    durable: &mut Durable,
-    segment: &mut Segment,
-    body: &[u8],
-    at: u64,
-    first: bool,
-) -> Result<(), String> {
+/// A record read from a frame's body.
+enum Record {
+    Head(Meta),
+    /// An entry whose encoding is `len` bytes at `at` in the body.
+    Entry {
+        index: u64,
+        at: usize,
+        len: u32,
+    },
+    Truncate(u64),
+    Purge(LogId),
+    Vote(Vote),
+    Committed(Option<LogId>),
+}
+
+/// The records of a frame's body (the first of its segment when `first`); what is
+/// wrong with it.
+fn parse(body: &[u8], first: bool) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
     let mut pos = 0usize;
     while pos < body.len() {
         let header = body
             .get(pos..pos + 5)
             .ok_or("a record's header is cut short")?;
         let kind = header[0];
-        let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
         pos += 5;
         let payload = body
-            .get(pos..pos + len)
+            .get(pos..pos + len as usize)
             .ok_or("a record runs past the end of its frame")?;
-        if first && pos == 5 && kind != HEAD {
+        if first && records.is_empty() && kind != HEAD {
             return Err("the segment does not begin with its head record".into());
         }
         let bad = |e: DiskError| format!("record of kind {kind}: {e}");
-        match kind {
-            HEAD => {
-                durable.meta = disk::decode(payload).map_err(bad)?;
+        let index = |what: &str| {
+            payload
+                .first_chunk::<8>()
+                .map(|i| u64::from_le_bytes(*i))
+                .ok_or(format!("a {what} record is shorter than its index"))
+        };
+        records.push(match kind {
+            HEAD => Record::Head(disk::decode(payload).map_err(bad)?),
+            ENTRY => Record::Entry {
+                index: index("entry")?,
+                at: pos + 8,
+                len: len - 8,
+            },
+            TRUNCATE => Record::Truncate(index("truncate")?),
+            PURGE => Record::Purge(disk::decode(payload).map_err(bad)?),
+            VOTE => Record::Vote(disk::decode(payload).map_err(bad)?),
+            COMMITTED => Record::Committed(disk::decode(payload).map_err(bad)?),
+            other => return Err(format!("unknown record kind {other}")),
+        });
+        pos += len as usize;
+    }
+    Ok(records)
+}
+
+/// Apply the records of a frame whose body is at `at` of `segment` to the durable log.
+fn apply(durable: &mut Durable, segment: &mut Segment, records: Vec<Record>, at: u64) {
+    for record in records {
+        match record {
+            Record::Head(meta) => {
+                durable.meta = meta;
                 if let Some(purged) = durable.meta.last_purged {
                     durable.entries.purge(purged.index);
                 }
             }
-            ENTRY => {
-                let (index, _) = payload
-                    .split_first_chunk::<8>()
-                    .ok_or("an entry record is shorter than its index")?;
-                let index = u64::from_le_bytes(*index);
+            Record::Entry {
+                index,
+                at: pos,
+                len,
+            } => {
                 let loc = Loc {
                     file: segment.file.clone(),
-                    at: at + (pos + 8) as u64,
-                    len: (len - 8) as u32,
+                    at: at + pos as u64,
+                    len,
                 };
                 durable.entries.put(index, loc);
                 segment.max_index = segment.max_index.max(Some(index));
             }
-            TRUNCATE => {
-                let index = payload
-                    .first_chunk::<8>()
-                    .ok_or("a truncate record is shorter than its index")?;
-                durable.entries.truncate(u64::from_le_bytes(*index));
-            }
-            PURGE => {
-                let upto: LogId = disk::decode(payload).map_err(bad)?;
+            Record::Truncate(index) => durable.entries.truncate(index),
+            Record::Purge(upto) => {
                 durable.entries.purge(upto.index);
                 durable.meta.last_purged = Some(upto);
             }
-            VOTE => durable.meta.vote = Some(disk::decode(payload).map_err(bad)?),
-            COMMITTED => durable.meta.committed = disk::decode(payload).map_err(bad)?,
-            other => return Err(format!("unknown record kind {other}")),
+            Record::Vote(vote) => durable.meta.vote = Some(vote),
+            Record::Committed(committed) => durable.meta.committed = committed,
         }
-        pos += len;
     }
-    Ok(())
 }
 
 fn encode(out: &mut Vec<u8>, op: &Op) -> Result<(), DiskError> {
@@ -500,12 +581,25 @@ fn too_large(len: usize) -> DiskError {
     .into()
 }
 
-fn frame_header(header: [u8; 8]) -> (u32, u32) {
-    let [a, b, c, d, e, f, g, h] = header;
-    (
-        u32::from_le_bytes([a, b, c, d]),
-        u32::from_le_bytes([e, f, g, h]),
-    )
+fn encode_header(len: u32, sum: u32) -> [u8; HEADER as usize] {
+    let mut header = [0u8; HEADER as usize];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&sum.to_le_bytes());
+    let check = checksum(0, &header[..8]);
+    header[8..12].copy_from_slice(&check.to_le_bytes());
+    header
+}
+
+/// A frame header's length and body crc; `(0, 0)` for zeros (no frame); `None` when it
+/// fails its check.
+fn frame_header(header: [u8; HEADER as usize]) -> Option<(u32, u32)> {
+    if header == [0; HEADER as usize] {
+        return Some((0, 0));
+    }
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (len, sum) = (word(0), word(4));
+    (len > 0 && encode_header(len, sum) == header).then_some((len, sum))
 }
 
 fn checksum(seed: u32, body: &[u8]) -> u32 {
@@ -515,11 +609,46 @@ fn checksum(seed: u32, body: &[u8]) -> u32 {
 }
 
 fn aligned(offset: u64) -> u64 {
-    offset.div_ceil(8) * 8
+    offset.div_ceil(HEADER) * HEADER
 }
 
 fn segment_name(seq: u64) -> String {
     format!("{seq:016x}.wal")
+}
+
+/// The number in a segment's name (without `.wal`): exactly 16 lowercase hex digits.
+fn segment_seq(name: &str) -> Option<u64> {
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if name.len() != 16 || !name.chars().all(hex) {
+        return None;
+    }
+    u64::from_str_radix(name, 16).ok()
+}
+
+/// Copy what follows the frames of `segment` (from `offset`) to a file beside it, if
+/// anything but zeros does, before it is cleared.
+fn keep_aside(segment: &Segment, offset: u64) -> Result<(), DiskError> {
+    let size = segment.file.metadata()?.len();
+    if zeros_from(&segment.file, offset, size)? {
+        return Ok(());
+    }
+    let aside = segment.path.with_extension(format!("wal.dropped-{offset}"));
+    let mut out = File::create(&aside)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = offset;
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        segment.file.read_exact_at(&mut buf[..n], at)?;
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.sync_all()?;
+    eprintln!(
+        "orch manager: {} held data after its last frame (a write a crash tore); kept in {}",
+        segment.path.display(),
+        aside.display()
+    );
+    Ok(())
 }
 
 /// `true` when the bytes of `file` in `from..to` are all zero.

@@ -200,3 +200,140 @@ fn a_second_open_of_the_same_log_is_refused() {
     drop(first);
     open(&dir, SEGMENT);
 }
+
+#[test]
+fn a_damaged_frame_length_is_damage_not_a_torn_write() {
+    let scratch = Scratch::new("wal-len");
+    let dir = scratch.path().join("log");
+    let offsets = frames(
+        &dir,
+        vec![entries(1, 1..=10), entries(1, 11..=20), entries(1, 21..=30)],
+    );
+    // A length pointing past every frame would look like a write cut short.
+    let (segment, file) = first_segment(&dir);
+    let mut len = [0u8; 4];
+    file.read_exact_at(&mut len, offsets[1]).expect("read");
+    let flipped = u32::from_le_bytes(len) | 1 << 16;
+    file.write_all_at(&flipped.to_le_bytes(), offsets[1])
+        .expect("flip");
+    drop(file);
+    match Wal::open(&dir) {
+        Err(DiskError::Damaged { path, offset, .. }) => {
+            assert_eq!((path, offset), (segment, offsets[1]));
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_frame_that_passes_its_checksum_but_cannot_be_read_is_damage() {
+    let scratch = Scratch::new("wal-kind");
+    let dir = scratch.path().join("log");
+    let (at, crc) = {
+        let (mut wal, _) = open(&dir, SEGMENT);
+        wal.write(&[entries(1, 1..=2)]).expect("write");
+        (wal.offset, wal.crc)
+    };
+    // What a later orch might write: an entry, then a record kind this one lacks.
+    let mut body = Vec::new();
+    encode(&mut body, &entries(1, 3..=3)).expect("encode");
+    record(&mut body, 9, |_| Ok(())).expect("record");
+    let mut frame = encode_header(body.len() as u32, checksum(crc, &body)).to_vec();
+    frame.extend_from_slice(&body);
+    first_segment(&dir)
+        .1
+        .write_all_at(&frame, at)
+        .expect("write");
+    match Wal::open(&dir) {
+        Err(DiskError::Damaged {
+            offset, problem, ..
+        }) => {
+            assert_eq!(offset, at);
+            assert!(problem.contains("unknown record kind 9"), "{problem}");
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
+
+/// 40 one-entry frames in segments of 1 KiB, then a purge of the first 5 entries: the
+/// segment paths, and where each frame of the first segment starts.
+fn small_segments(dir: &Path) -> (Vec<PathBuf>, Vec<u64>) {
+    let (mut wal, _) = open(dir, 1024);
+    let mut first = Vec::new();
+    for index in 1..=40 {
+        if wal.segments.len() == 1 {
+            first.push(wal.offset);
+        }
+        wal.write(&[entries(1, index..=index)]).expect("write");
+    }
+    wal.write(&[Op::Purge(log_id(1, 5))]).expect("write");
+    let paths = wal.segment_paths();
+    assert!(paths.len() > 3, "{} segments", paths.len());
+    (paths, first)
+}
+
+fn expect_damage(dir: &Path, what: &str) -> (PathBuf, u64, String) {
+    match Wal::open_sized(dir, 1024) {
+        Err(DiskError::Damaged {
+            path,
+            offset,
+            problem,
+        }) => (path, offset, problem),
+        other => panic!("{what}: expected damage, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_hole_before_the_last_segment_is_damage() {
+    let scratch = Scratch::new("wal-hole");
+    let dir = scratch.path().join("log");
+    let (paths, first) = small_segments(&dir);
+    // A lost sector in the middle of the first segment reads as zeros.
+    let header = vec![0u8; HEADER as usize];
+    first_segment(&dir)
+        .1
+        .write_all_at(&header, first[3])
+        .expect("zero");
+    let (path, offset, _) = expect_damage(&dir, "a zeroed header");
+    assert_eq!((path, offset), (paths[0].clone(), first[3]));
+}
+
+#[test]
+fn a_missing_segment_is_damage() {
+    let scratch = Scratch::new("wal-missing");
+    let dir = scratch.path().join("log");
+    let (paths, _) = small_segments(&dir);
+    std::fs::remove_file(&paths[2]).expect("remove");
+    let (path, _, problem) = expect_damage(&dir, "a segment gone from the middle");
+    assert_eq!(path, paths[2]);
+    assert!(problem.contains("missing"), "{problem}");
+}
+
+#[test]
+fn a_log_that_does_not_start_after_its_last_purged_entry_is_damage() {
+    let scratch = Scratch::new("wal-start");
+    let dir = scratch.path().join("log");
+    let (paths, _) = small_segments(&dir);
+    // The first segment held entries 1 to 6 or more, and only 1 to 5 are purged.
+    std::fs::remove_file(&paths[0]).expect("remove");
+    let (_, _, problem) = expect_damage(&dir, "the first segment gone");
+    assert!(problem.contains("last purged one is 5"), "{problem}");
+}
+
+#[test]
+fn what_follows_the_last_frame_is_kept_aside_before_it_is_cleared() {
+    let scratch = Scratch::new("wal-aside");
+    let dir = scratch.path().join("log");
+    let offsets = frames(&dir, vec![entries(1, 1..=2), entries(1, 3..=40)]);
+    // A crash lost the last write's first sector (its header), not the rest.
+    let (_, file) = first_segment(&dir);
+    file.write_all_at(&[0; 512], offsets[1])
+        .expect("lose a sector");
+    drop(file);
+    let (_wal, reader) = open(&dir, SEGMENT);
+    assert_eq!(held(&reader), [(1, 1), (2, 1)]);
+    let aside = dir.join(format!("{}.dropped-{}", segment_name(0), offsets[1]));
+    let kept = std::fs::read(&aside).expect("the dropped bytes are kept");
+    assert_eq!(kept.len() as u64, SEGMENT - offsets[1]);
+    assert!(kept.iter().any(|b| *b != 0));
+}
