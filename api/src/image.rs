@@ -107,6 +107,17 @@ pub enum TransferEvent {
     Error(ApiError),
 }
 
+/// One rlimit of a build's RUN steps, as Docker's `/build?ulimits=` takes it
+/// (`-1` is unlimited).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BuildUlimit {
+    /// `nofile`, `nproc`, ...
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
 /// One line of a build's progress stream (newline-delimited JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,9 +5,10 @@ use crate::progress::Progress;
 use crate::render::size;
 use agent::engine::api::build::SIDE_DOCKERFILE;
 use agent::engine::image::build::ignore::Ignore;
+use agent::engine::runtime::limits::parse_ulimit;
 use anyhow::{Context, bail};
 use api::client::{BuildOptions, EngineClient};
-use api::image::BuildEvent;
+use api::image::{BuildEvent, BuildUlimit};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,9 +33,46 @@ pub struct BuildArgs {
     /// Make every layer anew instead of reusing cached ones.
     #[arg(long)]
     no_cache: bool,
+    /// A label of the image, KEY=VALUE (repeatable); it wins over a Dockerfile LABEL
+    /// of the same key.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label)]
+    labels: Vec<(String, String)>,
+    /// Size of /dev/shm in RUN steps, e.g. 256m (default and 0: 64m).
+    #[arg(long = "shm-size", value_name = "SIZE", value_parser = shm_size)]
+    shm_size: Option<u64>,
+    /// An rlimit of RUN steps, NAME=SOFT[:HARD] (repeatable; -1 is unlimited), e.g.
+    /// nofile=1024:2048.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = ulimit)]
+    ulimits: Vec<BuildUlimit>,
     /// Print only the image id.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `--label KEY=VALUE` (`KEY` alone: an empty value, as Docker takes it).
+fn label(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').unwrap_or((text, ""));
+    if k.is_empty() {
+        return Err(format!("{text:?}: expected KEY=VALUE"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// `--shm-size SIZE` in bytes (0: the default).
+fn shm_size(text: &str) -> Result<u64, String> {
+    api::units::parse_bytes(text).map(|b| b.0)
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`, checked as a container's `--ulimit` is.
+pub fn ulimit(text: &str) -> Result<BuildUlimit, String> {
+    let u = parse_ulimit(text).map_err(|e| e.to_string())?;
+    // Unlimited (u64::MAX) is -1 on the wire.
+    let wire = |v: u64| i64::try_from(v).unwrap_or(-1);
+    Ok(BuildUlimit {
+        soft: wire(u.soft),
+        hard: wire(u.hard),
+        name: u.name,
+    })
 }
 
 fn short(d: &str) -> &str {
@@ -137,6 +175,9 @@ pub fn run(client: &EngineClient, a: BuildArgs) -> anyhow::Result<ExitCode> {
         build_args,
         target: a.target.clone(),
         no_cache: a.no_cache,
+        labels: a.labels.iter().cloned().collect(),
+        shm_size: a.shm_size,
+        ulimits: a.ulimits.clone(),
     };
     let id = crate::engine::block_on(stream(client, tar, &opts, a.quiet))??;
     if a.quiet {
@@ -203,4 +244,25 @@ pub async fn stream(
         }
     }
     bail!("the engine closed the stream before the build finished")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_as_docker_build_takes_them() {
+        assert_eq!(label("a.b=x=y").unwrap(), ("a.b".into(), "x=y".into()));
+        assert_eq!(label("k").unwrap(), ("k".into(), String::new()));
+        assert!(label("=v").is_err());
+        assert_eq!(shm_size("128m").unwrap(), 128 << 20);
+        assert_eq!(shm_size("0").unwrap(), 0);
+        assert!(shm_size("lots").is_err());
+        let u = ulimit("nofile=512:1024").unwrap();
+        assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 512, 1024));
+        let u = ulimit("core=-1").unwrap();
+        assert_eq!((u.soft, u.hard), (-1, -1));
+        assert!(ulimit("files=1").unwrap_err().contains("unknown limit"));
+        assert!(ulimit("nofile=9:1").unwrap_err().contains("soft limit"));
+    }
 }

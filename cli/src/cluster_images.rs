@@ -198,11 +198,87 @@ fn build_options(
                 .map(|v| (k.clone(), v))
         })
         .collect();
+    let ulimits = build
+        .ulimits
+        .iter()
+        .map(|(name, u)| {
+            crate::build::ulimit(&format!("{name}={}:{}", u.soft, u.hard))
+                .map_err(|why| anyhow::anyhow!("services.{service}.build.ulimits.{name}: {why}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(api::client::BuildOptions {
         tags,
         file: build.dockerfile.clone(),
         build_args,
         target: build.target.clone(),
         no_cache: build.no_cache.unwrap_or(false),
+        labels: build.labels.clone(),
+        // 0 is the default, as for a service's `shm_size`.
+        shm_size: build.shm_size.map(|b| b.0).filter(|n| *n > 0),
+        ulimits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::image::BuildUlimit;
+    use api::service::{BuildSpec, Ulimit};
+    use api::units::Bytes;
+
+    #[test]
+    fn build_options_carry_labels_shm_size_and_ulimits() {
+        let build = BuildSpec {
+            context: ".".into(),
+            labels: [("com.example.tier".into(), "web".into())].into(),
+            shm_size: Some(Bytes(256 << 20)),
+            ulimits: [
+                (
+                    "nofile".into(),
+                    Ulimit {
+                        soft: 512,
+                        hard: 1024,
+                    },
+                ),
+                ("core".into(), Ulimit { soft: -1, hard: -1 }),
+            ]
+            .into(),
+            ..BuildSpec::default()
+        };
+        let opts = build_options("web", &build, "app-web").unwrap();
+        assert_eq!(opts.tags, ["app-web"]);
+        assert_eq!(opts.labels, build.labels);
+        assert_eq!(opts.shm_size, Some(256 << 20));
+        let u = |name: &str, soft, hard| BuildUlimit {
+            name: name.into(),
+            soft,
+            hard,
+        };
+        assert_eq!(opts.ulimits, [u("core", -1, -1), u("nofile", 512, 1024)]);
+        let plain = build_options("web", &BuildSpec::default(), "app-web").unwrap();
+        assert!(plain.labels.is_empty() && plain.ulimits.is_empty());
+        assert_eq!(plain.shm_size, None);
+        let zero = BuildSpec {
+            shm_size: Some(Bytes(0)),
+            ..BuildSpec::default()
+        };
+        let zero = build_options("web", &zero, "app-web").unwrap();
+        assert_eq!(zero.shm_size, None, "0 is the default");
+    }
+
+    #[test]
+    fn bad_build_limits_name_their_key() {
+        let err = |build: BuildSpec| build_options("web", &build, "x").unwrap_err().to_string();
+        let e = err(BuildSpec {
+            ulimits: [("files".into(), Ulimit { soft: 1, hard: 1 })].into(),
+            ..BuildSpec::default()
+        });
+        assert!(e.starts_with("services.web.build.ulimits.files: "), "{e}");
+        assert!(e.contains("unknown limit"), "{e}");
+        let e = err(BuildSpec {
+            ulimits: [("nofile".into(), Ulimit { soft: 9, hard: 1 })].into(),
+            ..BuildSpec::default()
+        });
+        assert!(e.contains("services.web.build.ulimits.nofile"), "{e}");
+    }
 }

@@ -6,6 +6,7 @@
 //! ([`promote`]) and the routing mesh on two hosts ([`mesh`]).
 
 mod accept;
+mod build;
 mod cluster;
 mod engine;
 mod keys;

@@ -13,8 +13,8 @@ use crate::container::{
 };
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::image::{
-    BuildEvent, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest, PruneReport,
-    REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
+    BuildEvent, BuildUlimit, EngineVersion, ImageDetail, ImageSummary, LoadedImage, LoginRequest,
+    PruneReport, REGISTRY_CONFIG_HEADER, RegistryAuth, RegistryConfig, RemoveReport, TransferEvent,
 };
 use crate::network::{
     Ingress, Network, NetworkConnect, NetworkCreate, NetworkDisconnect, OverlayPeers,
@@ -24,6 +24,7 @@ use crate::volume::{Volume, VolumeCreate, VolumePrune};
 pub use events::Events;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The engine socket used when neither `--engine` nor `ORCH_ENGINE` names one.
@@ -100,6 +101,12 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// Make every layer anew.
     pub no_cache: bool,
+    /// Labels of the image, over the Dockerfile's LABELs.
+    pub labels: BTreeMap<String, String>,
+    /// Size of /dev/shm in RUN steps, in bytes (the engine's default: 64 MiB).
+    pub shm_size: Option<u64>,
+    /// Rlimits of RUN steps.
+    pub ulimits: Vec<BuildUlimit>,
 }
 
 /// A client of one engine.
@@ -368,6 +375,18 @@ impl EngineClient {
         }
         if opts.no_cache {
             q.push(("no-cache", "true"));
+        }
+        let labels = serde_json::to_string(&opts.labels).unwrap_or_default();
+        if !opts.labels.is_empty() {
+            q.push(("labels", &labels));
+        }
+        let shm_size = opts.shm_size.map(|s| s.to_string());
+        if let Some(s) = &shm_size {
+            q.push(("shmsize", s));
+        }
+        let ulimits = serde_json::to_string(&opts.ulimits).unwrap_or_default();
+        if !opts.ulimits.is_empty() {
+            q.push(("ulimits", &ulimits));
         }
         let mut req = self
             .request(Method::POST, "/v1/build", &q)

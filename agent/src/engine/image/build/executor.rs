@@ -16,7 +16,7 @@ use super::instruction::{Command, CommandLine, CopyArgs};
 use super::layer::{self, Entries};
 use super::metadata::{self, Applied, StageFlags};
 use super::plan::{self, Plan, Source};
-use super::run::{self, RunStep};
+use super::run::{self, RunLimits, RunStep};
 use super::scope::Scope;
 use super::state::State;
 use super::tree::{DirTree, ImageTree, Kind, Tree, read_text, resolve};
@@ -80,7 +80,10 @@ pub fn build(
         let state = b.stage(&df.stages[s])?;
         b.results.insert(s, state);
     }
-    let state = b.results.remove(&plan.target).unwrap_or_default();
+    let mut state = b.results.remove(&plan.target).unwrap_or_default();
+    if !req.labels.is_empty() {
+        state.labels().extend(req.labels.clone());
+    }
     let (manifest, config) = state.write(&images.content)?;
     for t in &req.tags {
         images.tag(t, &manifest)?;
@@ -401,9 +404,14 @@ impl Builder<'_> {
                 vars.push(format!("{k}={v}"));
             }
         }
-        let key = Digest::of(
-            format!("{}\nRUN\n{}\n{args:?}\n{vars:?}", state.digest(), ins.text).as_bytes(),
-        );
+        // The limits a step ran under may change what it made (default limits keep
+        // the key steps had before limits could be set).
+        let limits = &self.req.limits;
+        let mut key_text = format!("{}\nRUN\n{}\n{args:?}\n{vars:?}", state.digest(), ins.text);
+        if *limits != RunLimits::default() {
+            key_text.push_str(&format!("\n{:?}\n{:?}", limits.shm_size, limits.ulimits));
+        }
+        let key = Digest::of(key_text.as_bytes());
         let tree = self.view(state, ins.line)?;
         let text = |p: &str| read_text(&tree, p);
         let step = RunStep {
@@ -413,6 +421,7 @@ impl Builder<'_> {
             env: vars,
             passwd: text("/etc/passwd"),
             group: text("/etc/group"),
+            limits,
         };
         let (images, snapshots) = (self.images, self.snapshots);
         let snapshot = state.clone();

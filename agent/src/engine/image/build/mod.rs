@@ -75,6 +75,10 @@ pub struct BuildRequest {
     pub target: Option<String>,
     /// Make every layer anew instead of reusing cached ones.
     pub no_cache: bool,
+    /// Labels set on the image over the Dockerfile's LABELs of the same key.
+    pub labels: BTreeMap<String, String>,
+    /// /dev/shm size and rlimits of RUN steps.
+    pub limits: run::RunLimits,
     /// How to run RUN steps; `None`: a RUN fails with [`BuildError::RunNeedsRuntime`].
     pub runtime: Option<run::RunEnv>,
 }

@@ -15,8 +15,9 @@ use crate::engine::image::images::Images;
 use crate::engine::image::manifest::RunConfig;
 use crate::engine::image::snapshot::Snapshots;
 use crate::engine::network::service::NetNs;
-use crate::engine::runtime::init::InitSpec;
+use crate::engine::runtime::init::{InitSpec, Tuning};
 use crate::engine::runtime::launch::{Stdio, launch, wait};
+use crate::engine::runtime::limits::Ulimit;
 use crate::engine::runtime::spec::Security;
 use crate::engine::runtime::spec::{ProcessOptions, plan};
 use std::io::{BufRead, BufReader};
@@ -30,6 +31,17 @@ pub struct RunEnv {
     pub init_exe: PathBuf,
 }
 
+/// Limits of every RUN step's container, from the build request (`docker build
+/// --shm-size --ulimit`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Size of /dev/shm in bytes (`None`: the containers' default, 64 MiB).
+    pub shm_size: Option<u64>,
+    /// Rlimits of the step's processes; as for containers, a hard limit above the
+    /// engine's own fails the step unless the engine may raise it.
+    pub ulimits: Vec<Ulimit>,
+}
+
 /// One RUN step to execute.
 pub struct RunStep<'a> {
     pub file: &'a str,
@@ -41,6 +53,7 @@ pub struct RunStep<'a> {
     /// The image's /etc/passwd and /etc/group (for USER).
     pub passwd: String,
     pub group: String,
+    pub limits: &'a RunLimits,
 }
 
 fn io_err(
@@ -112,13 +125,16 @@ pub fn execute(
         security: Security::default(),
         tty: false,
         init: false,
-        ulimits: Vec::new(),
+        ulimits: step.limits.ulimits.clone(),
         sysctls: Default::default(),
         // RUN steps use the host's network, as BuildKit's default worker does, so
         // package installs can reach their mirrors.
         netns: NetNs::Host,
         userns: None,
-        tuning: Default::default(),
+        tuning: Tuning {
+            shm_size: step.limits.shm_size,
+            ..Tuning::default()
+        },
     };
     let spec_path = tmp.0.join("init.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap_or_default())
